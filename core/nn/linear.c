@@ -1,0 +1,29 @@
+/* Fully connected layer on cblas_sgemm. */
+#include "nn/linear.h"
+
+#include <cblas.h>
+#include <string.h>
+
+void linear_forward(float *out, const float *in, const float *w, const float *b, int B, int IN,
+                    int OUT) {
+  if (b) {
+    for (int i = 0; i < B; i++) memcpy(out + (size_t)i * OUT, b, (size_t)OUT * sizeof(float));
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, in, IN, w, IN,
+              b ? 1.0f : 0.0f, out, OUT);
+}
+
+void linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                     const float *w, int B, int IN, int OUT) {
+  if (din) /* (B, IN) += (B, OUT) @ (OUT, IN) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, 1.0f, dout, OUT, w, IN,
+                1.0f, din, IN);
+  if (dw) /* (OUT, IN) += (B, OUT)^T @ (B, IN) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, 1.0f, dout, OUT, in, IN,
+                1.0f, dw, IN);
+  if (db)
+    for (int i = 0; i < B; i++) {
+      const float *d = dout + (size_t)i * OUT;
+      for (int o = 0; o < OUT; o++) db[o] += d[o];
+    }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian package the project needs (build, tests, fuzzing, load
+# balancer, browser tests, benchmarks). Idempotent: packages already present are
+# skipped, so a second run costs a dpkg query and nothing else.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake pkg-config git ca-certificates
+  libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev libpng-dev
+  # tests, sanitizers, fuzzing
+  clang libclang-rt-14-dev python3 python3-skimage-lib curl sqlite3
+  # service, deployment, benchmarks
+  haproxy wrk
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all ${#PACKAGES[@]} packages present"
+fi

@@ -1,0 +1,60 @@
+/* Test helpers: checks that count failures, and a central finite-difference
+ * gradient checker in double precision. Every test exits with test_finish(). */
+#ifndef GTMSM_TESTLIB_H
+#define GTMSM_TESTLIB_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+extern int test_failures;
+
+#define CHECK(cond, ...)                                                     \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      test_failures++;                                                       \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);        \
+      fprintf(stderr, __VA_ARGS__);                                          \
+      fprintf(stderr, "\n");                                                 \
+    }                                                                        \
+  } while (0)
+
+/* |a - b| <= atol + rtol * |b|, printing both on failure. */
+#define CHECK_NEAR(a, b, atol, rtol, what)                                               \
+  CHECK(fabs((double)(a) - (double)(b)) <= (atol) + (rtol) * fabs((double)(b)),          \
+        "%s: got %.9g expected %.9g", (what), (double)(a), (double)(b))
+
+/* Prints a summary line and returns the process exit status (0 iff no failure). */
+int test_finish(const char *name);
+
+/* A scalar loss evaluated in double from the current contents of the inputs. */
+typedef double (*gc_loss_fn)(void *ctx);
+/* Optional: return non-zero to skip element i (a kink within eps, say). */
+typedef int (*gc_skip_fn)(void *ctx, size_t i, double eps);
+
+typedef struct {
+  double eps;      /* perturbation (per op: 1e-2 for float ops of order 1) */
+  double tol;      /* max allowed relative error */
+  double floor;    /* relative error denominator is max(|a|, |n|, floor) */
+  size_t max_checks; /* cap on elements checked (random subset beyond it) */
+  uint64_t seed;   /* picks the subset */
+  gc_skip_fn skip;
+} gc_opts;
+
+gc_opts gc_default(void);
+
+/* Compares analytic (n) to central differences of f over x (n), perturbing x
+ * in place and restoring it. Prints "gradcheck <label>: max rel err E over N
+ * elements (S skipped)" and returns the largest relative error seen; counts a
+ * test failure if it exceeds opts.tol. */
+double gradcheck(const char *label, float *x, const float *analytic, size_t n, gc_loss_fn f,
+                 void *ctx, const gc_opts *opts);
+
+/* Fills x (n) with uniform values in [lo, hi) from a seeded stream. */
+void test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
+/* sum_i out[i] * r[i] in double: the projection used to turn a vector output
+ * into a scalar loss whose gradient with respect to out is r. */
+double test_dot(const float *out, const float *r, size_t n);
+
+#endif

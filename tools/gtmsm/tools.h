@@ -1,0 +1,12 @@
+/* The gtmsm subcommands: each takes argv starting at its own name. */
+#ifndef GTMSM_TOOLS_H
+#define GTMSM_TOOLS_H
+
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+} tool_command;
+
+extern const tool_command TOOL_COMMANDS[]; /* NULL-terminated */
+
+#endif
