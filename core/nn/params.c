@@ -31,6 +31,7 @@ int params_init(param_block *pb, const param_spec *specs, size_t n, uint64_t see
     strcpy(pb->entries[i].name, specs[i].name);
     pb->entries[i].offset = total;
     pb->entries[i].size = specs[i].size;
+    pb->entries[i].lr_scale = 1.0f;
     total += specs[i].size;
   }
   pb->total = total;
@@ -150,13 +151,17 @@ double adam_update(param_block *pb, const adam_config *c) {
   pb->step++;
   float bc1 = 1.0f - powf(c->beta1, (float)pb->step);
   float bc2 = 1.0f - powf(c->beta2, (float)pb->step);
-  for (size_t i = 0; i < pb->total; i++) {
-    float g = pb->grad[i] * scale;
-    float m = c->beta1 * pb->m[i] + (1.0f - c->beta1) * g;
-    float v = c->beta2 * pb->v[i] + (1.0f - c->beta2) * g * g;
-    pb->m[i] = m;
-    pb->v[i] = v;
-    pb->data[i] -= lr * (m / bc1) / (sqrtf(v / bc2) + c->eps);
+  for (size_t e = 0; e < pb->n; e++) {
+    const param_entry *pe = &pb->entries[e];
+    float lre = lr * pe->lr_scale;
+    for (size_t i = pe->offset; i < pe->offset + pe->size; i++) {
+      float g = pb->grad[i] * scale;
+      float m = c->beta1 * pb->m[i] + (1.0f - c->beta1) * g;
+      float v = c->beta2 * pb->v[i] + (1.0f - c->beta2) * g * g;
+      pb->m[i] = m;
+      pb->v[i] = v;
+      pb->data[i] -= lre * (m / bc1) / (sqrtf(v / bc2) + c->eps);
+    }
   }
   return norm;
 }

@@ -20,6 +20,7 @@ typedef struct {
 typedef struct {
   char name[PARAMS_NAME_MAX];
   size_t offset, size;
+  float lr_scale; /* multiplies the learning rate of this tensor (1 after params_init) */
 } param_entry;
 
 typedef struct {

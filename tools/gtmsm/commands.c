@@ -4,5 +4,8 @@
 #include "tools.h"
 
 const tool_command TOOL_COMMANDS[] = {
+    {"gen", cmd_gen},
+    {"train", cmd_train},
+    {"eval", cmd_eval},
     {NULL, NULL},
 };

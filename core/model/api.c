@@ -1,0 +1,241 @@
+/* Per-session memory, observation and prediction on a trained model. */
+#include "model/api.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "nn/rng.h"
+
+static const char MEM_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'M', 'E', 'M'};
+#define MEM_VERSION 1u
+#define MEM_HEADER (8 + 4 + 4 + 8)
+
+gtmsm_memory *gtmsm_memory_new(const gtmsm_model *m) {
+  gtmsm_memory *mem = calloc(1, sizeof *mem);
+  if (!mem) return NULL;
+  mem->mem = dnd_new(m->cfg.S, 2 * m->cfg.Z, NULL, 0);
+  if (!mem->mem) {
+    free(mem);
+    return NULL;
+  }
+  return mem;
+}
+
+void gtmsm_memory_free(gtmsm_memory *mem) {
+  if (!mem) return;
+  dnd_free(mem->mem);
+  free(mem);
+}
+
+int gtmsm_action_index(const gtmsm_model *m, const char *name) {
+  for (int i = 0; i < m->cfg.A; i++)
+    if (strcmp(m->cfg.action_names[i], name) == 0) return i;
+  return -1;
+}
+
+int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames,
+                  int n, char *err, size_t errlen) {
+  const int S = m->cfg.S, Z = m->cfg.Z;
+  int rc = GTMSM_OK;
+  if (n <= 0) return GTMSM_OK;
+  for (int i = 0; i < n; i++)
+    if (actions[i] < 0 || actions[i] >= m->cfg.A)
+      return gtmsm_fail(err, errlen, GTMSM_EINVAL, "action %d at %d out of range 0..%d", actions[i], i,
+                        m->cfg.A - 1);
+  float *mu = malloc((size_t)n * Z * sizeof(float)), *lv = malloc((size_t)n * Z * sizeof(float));
+  float *val = malloc((size_t)2 * Z * sizeof(float));
+  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, n, 0);
+  size_t size0 = dnd_size(mem->mem);
+  float state0[GTMSM_MAX_S];
+  long steps0 = mem->steps;
+  memcpy(state0, mem->state, sizeof state0);
+  if (!mu || !lv || !val || !ws) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    goto done;
+  }
+  gtmsm_encode(m, ws, frames, n, mu, lv);
+  for (int i = 0; i < n; i++) {
+    if (mem->steps > 0) {
+      float next[GTMSM_MAX_S];
+      gtmsm_transition(m, mem->state, actions[i], next);
+      memcpy(mem->state, next, (size_t)S * sizeof(float));
+    }
+    memcpy(val, mu + (size_t)i * Z, (size_t)Z * sizeof(float));
+    memcpy(val + Z, lv + (size_t)i * Z, (size_t)Z * sizeof(float));
+    rc = dnd_insert(mem->mem, mem->state, val);
+    if (rc) {
+      rc = gtmsm_fail(err, errlen, rc, "memory insert failed at observation %d (%s)", i,
+                      rc == GTMSM_ENAN ? "non-finite encoding" : rc == GTMSM_ERANGE ? "memory full" : "out of memory");
+      goto done;
+    }
+    mem->steps++;
+  }
+done:
+  if (rc && dnd_size(mem->mem) != size0) {
+    /* roll back to the state before the call: rebuild from the first size0 entries */
+    dnd *d = dnd_new(S, 2 * Z, NULL, 0);
+    for (size_t i = 0; d && i < size0; i++)
+      if (dnd_insert(d, dnd_key(mem->mem, i), dnd_value(mem->mem, i))) {
+        dnd_free(d);
+        d = NULL;
+      }
+    if (d) {
+      dnd_free(mem->mem);
+      mem->mem = d;
+    }
+  }
+  if (rc) {
+    memcpy(mem->state, state0, sizeof state0);
+    mem->steps = steps0;
+  }
+  gtmsm_ws_free(ws);
+  free(mu);
+  free(lv);
+  free(val);
+  return rc;
+}
+
+int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *actions, int n,
+                  gtmsm_predict_mode mode, uint64_t seed, float *frames_out, float *states_out,
+                  char *err, size_t errlen) {
+  const int S = m->cfg.S, Z = m->cfg.Z, D = gtmsm_config_D(&m->cfg);
+  const int K = m->cfg.K;
+  int rc = GTMSM_OK;
+  if (n <= 0) return GTMSM_OK;
+  for (int i = 0; i < n; i++)
+    if (actions[i] < 0 || actions[i] >= m->cfg.A)
+      return gtmsm_fail(err, errlen, GTMSM_EINVAL, "action %d at %d out of range 0..%d", actions[i], i,
+                        m->cfg.A - 1);
+  float *z = calloc((size_t)n * Z, sizeof(float));
+  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, n, 0);
+  if (!z || !ws) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    goto done;
+  }
+  rng_t r;
+  rng_init(&r, seed, 0x5eed);
+  float s[GTMSM_MAX_S];
+  memcpy(s, mem->state, sizeof s);
+  int idx[GTMSM_MAX_K];
+  float d2[GTMSM_MAX_K], w[GTMSM_MAX_K];
+  for (int t = 0; t < n; t++) {
+    float next[GTMSM_MAX_S];
+    gtmsm_transition(m, s, actions[t], next);
+    memcpy(s, next, sizeof s);
+    if (mode == GTMSM_PREDICT_SAMPLE)
+      for (int k = 0; k < S; k++) s[k] += m->cfg.trans_std * rng_normal(&r);
+    if (states_out) memcpy(states_out + (size_t)t * S, s, (size_t)S * sizeof(float));
+    float *zt = z + (size_t)t * Z;
+    int found = dnd_query(mem->mem, s, K, idx, d2);
+    if (found <= 0) { /* empty memory: the standard normal prior */
+      if (mode == GTMSM_PREDICT_SAMPLE)
+        for (int k = 0; k < Z; k++) zt[k] = rng_normal(&r);
+      continue;
+    }
+    gtmsm_mixture_weights(d2, found, m->cfg.delta, w);
+    if (mode == GTMSM_PREDICT_MEAN) {
+      for (int j = 0; j < found; j++) {
+        const float *v = dnd_value(mem->mem, (size_t)idx[j]);
+        for (int k = 0; k < Z; k++) zt[k] += w[j] * v[k];
+      }
+    } else {
+      float u = rng_uniform(&r), c = 0;
+      int j = 0;
+      for (; j < found - 1; j++) {
+        c += w[j];
+        if (u < c) break;
+      }
+      const float *v = dnd_value(mem->mem, (size_t)idx[j]);
+      for (int k = 0; k < Z; k++) zt[k] = v[k] + expf(0.5f * v[Z + k]) * rng_normal(&r);
+    }
+  }
+  gtmsm_decode_mean(m, ws, z, n, frames_out);
+  for (size_t i = 0; i < (size_t)n * D; i++) {
+    float v = frames_out[i];
+    frames_out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+  }
+done:
+  gtmsm_ws_free(ws);
+  free(z);
+  return rc;
+}
+
+static void put_u32(uint8_t *p, uint32_t x) { memcpy(p, &x, 4); }
+static void put_u64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
+
+int gtmsm_memory_serialize(const gtmsm_memory *mem, int S, uint8_t **buf, size_t *len) {
+  uint8_t *db = NULL;
+  size_t dl = 0;
+  *buf = NULL;
+  *len = 0;
+  if (dnd_serialize(mem->mem, &db, &dl)) return GTMSM_ENOMEM;
+  size_t total = MEM_HEADER + (size_t)S * 4 + dl;
+  uint8_t *b = malloc(total);
+  if (!b) {
+    free(db);
+    return GTMSM_ENOMEM;
+  }
+  memcpy(b, MEM_MAGIC, 8);
+  put_u32(b + 8, MEM_VERSION);
+  put_u32(b + 12, (uint32_t)S);
+  put_u64(b + 16, (uint64_t)mem->steps);
+  memcpy(b + MEM_HEADER, mem->state, (size_t)S * 4);
+  memcpy(b + MEM_HEADER + (size_t)S * 4, db, dl);
+  free(db);
+  *buf = b;
+  *len = total;
+  return GTMSM_OK;
+}
+
+int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t len,
+                             gtmsm_memory **out, char *err, size_t errlen) {
+  *out = NULL;
+  const int S = m->cfg.S;
+  if (len < MEM_HEADER || memcmp(buf, MEM_MAGIC, 8) != 0)
+    return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "not a serialised GTMSM memory");
+  uint32_t version, s;
+  uint64_t steps;
+  memcpy(&version, buf + 8, 4);
+  memcpy(&s, buf + 12, 4);
+  memcpy(&steps, buf + 16, 8);
+  if (version != MEM_VERSION)
+    return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory format version %u, expected %u", version, MEM_VERSION);
+  if ((int)s != S || len < MEM_HEADER + (size_t)S * 4)
+    return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory state size %u does not match the model's %d", s, S);
+  gtmsm_memory *mem = calloc(1, sizeof *mem);
+  if (!mem) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+  memcpy(mem->state, buf + MEM_HEADER, (size_t)S * 4);
+  for (int k = 0; k < S; k++)
+    if (!isfinite(mem->state[k])) {
+      free(mem);
+      return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory state is not finite");
+    }
+  mem->steps = (long)steps;
+  int rc = dnd_deserialize(buf + MEM_HEADER + (size_t)S * 4, len - MEM_HEADER - (size_t)S * 4, &mem->mem,
+                           err, errlen);
+  if (rc) {
+    free(mem);
+    return rc;
+  }
+  if (dnd_key_size(mem->mem) != S || dnd_value_size(mem->mem) != 2 * m->cfg.Z ||
+      dnd_size(mem->mem) != (size_t)steps) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT,
+                    "memory shape (key %d, value %d, %zu entries for %llu steps) does not match the "
+                    "model (key %d, value %d)",
+                    dnd_key_size(mem->mem), dnd_value_size(mem->mem), dnd_size(mem->mem),
+                    (unsigned long long)steps, S, 2 * m->cfg.Z);
+    gtmsm_memory_free(mem);
+    return rc;
+  }
+  *out = mem;
+  return GTMSM_OK;
+}
+
+size_t gtmsm_memory_bytes(const gtmsm_memory *mem) {
+  size_t n = dnd_size(mem->mem);
+  int S = dnd_key_size(mem->mem), V = dnd_value_size(mem->mem);
+  /* entries plus the kd-tree's permutation and nodes, roughly */
+  return sizeof *mem + n * ((size_t)(S + V) * sizeof(float) * 2 + 16);
+}

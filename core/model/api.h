@@ -1,0 +1,64 @@
+/* The model API the service and the CLI call: per-session memory, observe,
+ * predict, and memory (de)serialisation. core/ knows nothing of HTTP or SQL;
+ * this is the whole surface the daemon needs (see docs/ARCHITECTURE.md).
+ *
+ * A memory is the DND of (state mean, frame latent mean and log-variance)
+ * pairs plus the current state belief (its mean: the transition noise is tiny
+ * and inference rolls the means). Thread safety: a model is read-only after
+ * loading and may be shared; a memory must not be used by two threads at
+ * once, except that concurrent gtmsm_predict calls on the same memory are
+ * safe (it only reads). */
+#ifndef GTMSM_MODEL_API_H
+#define GTMSM_MODEL_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/dnd.h"
+#include "model/gtmsm.h"
+
+typedef struct {
+  dnd *mem;                 /* keys (S), values (2Z): mu then logvar */
+  float state[GTMSM_MAX_S]; /* state mean after the last observation */
+  long steps;               /* observations so far */
+} gtmsm_memory;
+
+typedef enum { GTMSM_PREDICT_MEAN, GTMSM_PREDICT_SAMPLE } gtmsm_predict_mode;
+
+/* A new empty memory for m (caller frees with gtmsm_memory_free); NULL on OOM. */
+gtmsm_memory *gtmsm_memory_new(const gtmsm_model *m);
+void gtmsm_memory_free(gtmsm_memory *mem);
+
+/* Observes n steps: actions (n) and frames (n, D) in [0, 1] (borrowed). The
+ * first observation of a memory is at the origin state and its action is
+ * ignored; each later one first moves the state by its action. Frames are
+ * encoded in one batch. Returns 0, GTMSM_EINVAL (bad action), GTMSM_ENAN or
+ * GTMSM_ENOMEM (the memory is then unchanged). */
+int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames,
+                  int n, char *err, size_t errlen);
+
+/* Predicts the frames after each of n actions from the memory's current state,
+ * without changing the memory. frames_out (n, D) in [0, 1]; states_out (n, S)
+ * may be NULL. Mean mode rolls the state means and decodes the mixture-mean
+ * latent; sample mode adds transition noise, draws a mixture component by its
+ * weight and a latent from it, all from seed, and decodes the mean frame of
+ * that latent. With an empty memory the prior is N(0, I). Returns 0,
+ * GTMSM_EINVAL or GTMSM_ENOMEM. */
+int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *actions, int n,
+                  gtmsm_predict_mode mode, uint64_t seed, float *frames_out, float *states_out,
+                  char *err, size_t errlen);
+
+/* Serialised memory: "GTMSMMEM" u32 version u32 S i64 steps, S float32 state,
+ * then the DND's own serialisation. *buf is new (caller frees). */
+int gtmsm_memory_serialize(const gtmsm_memory *mem, int S, uint8_t **buf, size_t *len);
+/* Rebuilds a memory for m from buf (borrowed, untrusted), checking that its
+ * state and value sizes match m. */
+int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t len,
+                             gtmsm_memory **out, char *err, size_t errlen);
+/* Approximate bytes held by a memory (for cache accounting). */
+size_t gtmsm_memory_bytes(const gtmsm_memory *mem);
+
+/* Index of an action name in m's action list, or -1. */
+int gtmsm_action_index(const gtmsm_model *m, const char *name);
+
+#endif

@@ -1,0 +1,89 @@
+/* Evaluation figures: the per-step CSV, a PSNR plot and frame strips. */
+#include "figures.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "img/draw.h"
+#include "img/image.h"
+#include "img/plot.h"
+#include "img/png.h"
+
+#define STRIP_SCALE 4
+#define STRIP_COLUMNS 16
+#define STRIP_GAP 2
+#define STRIP_LABEL_W 64
+
+int figures_strip(const char *path, const float *rows[], const char *labels[], int nrows, int n,
+                  int H, int W, int C, const int *flags, char *err, size_t errlen) {
+  int cols = n < STRIP_COLUMNS ? n : STRIP_COLUMNS;
+  int fw = W * STRIP_SCALE, fh = H * STRIP_SCALE;
+  int width = STRIP_LABEL_W + cols * (fw + STRIP_GAP), height = 14 + nrows * (fh + STRIP_GAP) + 4;
+  image_t im = {0};
+  uint8_t *tmp = malloc((size_t)H * W * C);
+  int rc = tmp ? image_init(&im, height, width, 3, err, errlen) : GTMSM_ENOMEM;
+  if (rc) goto done;
+  draw_fill(&im, draw_color(255, 255, 255));
+  for (int c = 0; c < cols; c++) {
+    int step = cols == 1 ? 0 : (int)((long)c * (n - 1) / (cols - 1));
+    char lab[16];
+    snprintf(lab, sizeof lab, "%d", step + 1);
+    int x = STRIP_LABEL_W + c * (fw + STRIP_GAP);
+    draw_text(&im, x, 3, lab, flags && !flags[step] ? draw_color(200, 0, 0) : draw_color(0, 0, 0), 1);
+    for (int r = 0; r < nrows; r++) {
+      int y = 14 + r * (fh + STRIP_GAP);
+      if ((rc = image_u8_from_float(tmp, rows[r] + (size_t)step * H * W * C, (size_t)H * W * C, err, errlen)) ||
+          (rc = draw_blit(&im, x, y, tmp, H, W, C, STRIP_SCALE, err, errlen)))
+        goto done;
+    }
+  }
+  for (int r = 0; r < nrows; r++) draw_text(&im, 2, 14 + r * (fh + STRIP_GAP) + fh / 2 - 3, labels[r], draw_color(0, 0, 0), 1);
+  rc = pngio_write_file(path, im.pix, im.H, im.W, 3, err, errlen);
+done:
+  free(tmp);
+  image_free(&im);
+  return rc;
+}
+
+int figures_eval(const char *out, const eval_result *res, int H, int W, int C, char *err, size_t errlen) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/psnr.csv", out);
+  FILE *f = fopen(path, "w");
+  if (!f) return gtmsm_fail(err, errlen, GTMSM_EIO, "cannot write %s", path);
+  fprintf(f, "step,model,oracle,no_memory,visited_share\n");
+  int P = res->predict;
+  for (int p = 0; p < P; p++)
+    fprintf(f, "%d,%.4f,%.4f,%.4f,%.4f\n", p + 1, res->psnr[p], res->psnr[P + p], res->psnr[2 * P + p],
+            res->visited[p]);
+  if (fclose(f) != 0) return gtmsm_fail(err, errlen, GTMSM_EIO, "writing %s failed", path);
+
+  image_t im = {0};
+  int rc = image_init(&im, 360, 640, 3, err, errlen);
+  if (rc) return rc;
+  plot_series s[EVAL_METHODS];
+  for (int k = 0; k < EVAL_METHODS; k++)
+    s[k] = (plot_series){.y = res->psnr + (size_t)k * P, .n = (size_t)P, .color = plot_color((size_t)k),
+                         .label = EVAL_METHOD_NAMES[k]};
+  plot_opts po = plot_default();
+  po.title = "PSNR of predicted frames (mean over episodes)";
+  po.xlabel = "prediction step";
+  po.ylabel = "PSNR dB";
+  rc = plot_draw_lines(&im, s, EVAL_METHODS, &po, err, errlen);
+  snprintf(path, sizeof path, "%s/psnr.png", out);
+  if (!rc) rc = pngio_write_file(path, im.pix, im.H, im.W, 3, err, errlen);
+  image_free(&im);
+  if (rc) return rc;
+
+  size_t per = (size_t)P * H * W * C;
+  for (int e = 0; e < res->keep; e++) {
+    const float *rows[] = {res->truth + e * per, res->pred[EVAL_MODEL] + e * per,
+                           res->pred[EVAL_ORACLE] + e * per};
+    const char *labels[] = {"true", "model", "oracle"};
+    snprintf(path, sizeof path, "%s/strip_%d.png", out, e);
+    if ((rc = figures_strip(path, rows, labels, 3, P, H, W, C, res->visited_flags + (size_t)e * P, err, errlen)))
+      return rc;
+  }
+  return GTMSM_OK;
+}

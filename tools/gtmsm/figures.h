@@ -1,0 +1,19 @@
+/* Pictures of the CLI: evaluation plot and prediction strips. */
+#ifndef GTMSM_TOOLS_FIGURES_H
+#define GTMSM_TOOLS_FIGURES_H
+
+#include <stddef.h>
+
+#include "model/eval.h"
+
+/* A strip of nrows sequences (each (n, H, W, C) floats in [0, 1], borrowed)
+ * sampled at up to 16 evenly spaced steps, frames scaled x4, labels at the
+ * left; step numbers on top, in red where flags[step] == 0 (flags may be NULL). */
+int figures_strip(const char *path, const float *rows[], const char *labels[], int nrows, int n,
+                  int H, int W, int C, const int *flags, char *err, size_t errlen);
+
+/* Writes OUT/psnr.csv, OUT/psnr.png and OUT/strip_<e>.png for the kept
+ * episodes (frames H x W x C). */
+int figures_eval(const char *out, const eval_result *res, int H, int W, int C, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,412 @@
+/* gtmsm train: trains GTMSM on image-navigation episodes generated on the fly.
+ *
+ * Every sequence of every step is a pure function of (seed, step, index): its
+ * world, trajectory and noise draws. Sequences run on worker threads, each
+ * into its own gradient buffer, and the buffers are summed in index order, so a
+ * run is bit-reproducible for a seed whatever the thread count. Checkpoints
+ * (model + Adam state + trainer state) are written atomically every
+ * --ckpt-every seconds; --resume continues from one exactly. */
+#include <cblas.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model/gtmsm.h"
+#include "model/modelfile.h"
+#include "nn/rng.h"
+#include "opts.h"
+#include "sim/imagenav.h"
+#include "sim/worldset.h"
+#include "tools.h"
+
+typedef struct {
+  /* data */
+  int memorize, predict, batch, obstacles;
+  double rate, photo_frac;
+  const char *worlds;
+  /* model */
+  int latent, hidden, gate_hidden, k;
+  double delta, trans_std;
+  const char *decoder;
+  /* optimisation */
+  int steps, anneal, kl_warmup;
+  int curriculum, k_start;  /* retrieval curriculum: K and delta move to the model's over these updates */
+  double delta_start;
+  double lr, lr_final, clip, aux, kl_start, ssm_lr_mult;
+  uint64_t seed;
+  int threads;
+} train_opts;
+
+typedef struct {
+  const gtmsm_model *m;
+  const train_opts *o;
+  const worldset *ws_photos;
+  long step;
+  int tid, nthreads;
+  gtmsm_ws *ws;
+  float *frames, *eps_z, *eps_s, *world;
+  int *actions;
+  float *grads; /* (batch, total) */
+  gtmsm_seq_stats *stats; /* (batch) */
+  int *rcs;
+  float kl_weight;
+  int k_now;
+  float delta_now;
+} worker;
+
+static uint64_t seq_seed(uint64_t seed, long step, int b) {
+  return rng_mix(seed ^ rng_mix((uint64_t)step * 4096u + (uint64_t)b));
+}
+
+/* The world of a sequence: a bundled photo with probability photo_frac,
+ * otherwise a procedural world. */
+void train_pick_world(float *world, const worldset *photos, double photo_frac, uint64_t s);
+void train_pick_world(float *world, const worldset *photos, double photo_frac, uint64_t s) {
+  rng_t r;
+  rng_init(&r, s, 11);
+  if (photos && photos->n > 0 && rng_uniform_d(&r) < photo_frac) {
+    memcpy(world, worldset_get(photos, (int)rng_below(&r, (uint32_t)photos->n)),
+           sizeof(float) * WORLD_SIZE * WORLD_SIZE * 3);
+  } else {
+    world_generate(world, s);
+  }
+}
+
+static void *worker_run(void *arg) {
+  worker *w = arg;
+  const train_opts *o = w->o;
+  int N = o->memorize + o->predict, Z = w->m->cfg.Z, S = w->m->cfg.S;
+  imagenav_options eo = imagenav_default_options();
+  eo.rate = o->rate;
+  eo.obstacles = o->obstacles;
+  gtmsm_seq_spec spec = {.N = N, .T = o->memorize, .aux = (float)o->aux, .kl_weight = w->kl_weight,
+                         .K = w->k_now, .delta = w->delta_now};
+  for (int b = w->tid; b < o->batch; b += w->nthreads) {
+    uint64_t s = seq_seed(o->seed, w->step, b);
+    train_pick_world(w->world, w->ws_photos, o->photo_frac, s);
+    imagenav_episode(w->world, &eo, s, N, w->frames, w->actions, NULL);
+    rng_t r;
+    rng_init(&r, s, 3);
+    rng_normal_fill(&r, w->eps_z, (size_t)N * Z);
+    rng_normal_fill(&r, w->eps_s, (size_t)N * S);
+    float *g = w->grads + (size_t)b * w->m->p.total;
+    memset(g, 0, w->m->p.total * sizeof(float));
+    w->rcs[b] = gtmsm_seq_loss(w->m, w->ws, &spec, w->frames, w->actions, w->eps_z, w->eps_s, g,
+                               &w->stats[b]);
+  }
+  return NULL;
+}
+
+static json_t *opts_to_json(const train_opts *o, long step) {
+  return json_pack(
+      "{s:I, s:i, s:i, s:i, s:i, s:f, s:f, s:s?, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:i, s:i, s:i,"
+      " s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, s:f}",
+      "step", (json_int_t)step, "memorize", o->memorize, "predict", o->predict, "batch", o->batch,
+      "obstacles", o->obstacles, "rate", o->rate, "photo_frac", o->photo_frac, "worlds", o->worlds,
+      "latent", o->latent, "hidden", o->hidden, "gate_hidden", o->gate_hidden, "k", o->k, "delta",
+      o->delta, "trans_std", o->trans_std, "decoder", o->decoder, "steps", o->steps, "anneal",
+      o->anneal, "kl_warmup", o->kl_warmup, "lr", o->lr, "lr_final", o->lr_final, "clip", o->clip,
+      "aux", o->aux, "kl_start", o->kl_start, "seed", (json_int_t)o->seed, "curriculum",
+      o->curriculum, "k_start", o->k_start, "delta_start", o->delta_start, "ssm_lr_mult",
+      o->ssm_lr_mult);
+}
+
+/* Restores the options a checkpoint was trained with (all but steps/threads). */
+static int opts_from_json(train_opts *o, const json_t *j, long *step) {
+  json_int_t st, seed;
+  const char *worlds = NULL, *dec = NULL;
+  int steps_ignored;
+  if (json_unpack((json_t *)j,
+                  "{s:I, s:i, s:i, s:i, s:i, s:F, s:F, s?s, s:i, s:i, s:i, s:i, s:F, s:F, s:s, s:i,"
+                  " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F}",
+                  "step", &st, "memorize", &o->memorize, "predict", &o->predict, "batch", &o->batch,
+                  "obstacles", &o->obstacles, "rate", &o->rate, "photo_frac", &o->photo_frac,
+                  "worlds", &worlds, "latent", &o->latent, "hidden", &o->hidden, "gate_hidden",
+                  &o->gate_hidden, "k", &o->k, "delta", &o->delta, "trans_std", &o->trans_std,
+                  "decoder", &dec, "steps", &steps_ignored, "anneal", &o->anneal, "kl_warmup",
+                  &o->kl_warmup, "lr", &o->lr, "lr_final", &o->lr_final, "clip", &o->clip, "aux",
+                  &o->aux, "kl_start", &o->kl_start, "seed", &seed, "curriculum", &o->curriculum,
+                  "k_start", &o->k_start, "delta_start", &o->delta_start, "ssm_lr_mult",
+                  &o->ssm_lr_mult) != 0)
+    return -1;
+  /* strings borrowed from j: the caller keeps j alive for the run */
+  o->worlds = worlds;
+  o->decoder = dec;
+  o->seed = (uint64_t)seed;
+  *step = (long)st;
+  return 0;
+}
+
+static float kl_weight_at(const train_opts *o, long step) {
+  if (o->kl_warmup <= 0 || step >= o->kl_warmup) return 1.0f;
+  return (float)(o->kl_start + (1.0 - o->kl_start) * (double)step / o->kl_warmup);
+}
+
+/* Retrieval curriculum: K falls linearly and delta log-linearly from their
+ * start values to the model's over the first `curriculum` updates. A wide, soft
+ * neighbourhood early gives the transition parameters a gradient from many
+ * memory entries at once while the states are still far from right. */
+static void curriculum_at(const train_opts *o, long step, int *k, float *delta) {
+  double f = o->curriculum > 0 && step < o->curriculum ? 1.0 - (double)step / o->curriculum : 0.0;
+  *k = (int)lround(o->k + (o->k_start - o->k) * f);
+  *delta = (float)exp(log(o->delta) + (log(o->delta_start) - log(o->delta)) * f);
+}
+
+int cmd_train(int argc, char **argv) {
+  train_opts o = {.memorize = 256, .predict = 32, .batch = 16, .obstacles = 0, .rate = 2.0,
+                  .photo_frac = 0.5, .worlds = NULL, .latent = 16, .hidden = 256,
+                  .gate_hidden = 32, .k = 5, .delta = 1e-4, .trans_std = 1e-3,
+                  .decoder = "gaussian", .steps = 20000, .anneal = 20000, .kl_warmup = 0,
+                  .lr = 1e-3, .lr_final = 1e-4, .clip = 100.0, .aux = 0.5, .kl_start = 1.0,
+                  .curriculum = 5000, .k_start = 24, .delta_start = 1.0, .ssm_lr_mult = 5.0,
+                  .seed = 1, .threads = 2};
+  const char *out = "runs/imagenav", *model_out = NULL;
+  int resume = 0, log_every = 25;
+  double ckpt_every = 300;
+  opt_def defs[] = {
+      {"out", OPT_STRING, &out, 1, 0, "run folder: checkpoint.bin, train.csv"},
+      {"model-out", OPT_STRING, &model_out, 1, 0, "also write the model (.gtm) at each checkpoint"},
+      {"resume", OPT_FLAG, &resume, 1, 0, "continue from OUT/checkpoint.bin with its options"},
+      {"steps", OPT_INT, &o.steps, 1, 1e8, "total optimizer updates"},
+      {"batch", OPT_INT, &o.batch, 1, 1024, "sequences per update"},
+      {"memorize", OPT_INT, &o.memorize, 2, 100000, "memorized steps per sequence"},
+      {"predict", OPT_INT, &o.predict, 1, 100000, "predicted steps per sequence"},
+      {"rate", OPT_DOUBLE, &o.rate, 0, 100, "explorer Poisson repeat rate"},
+      {"obstacles", OPT_INT, &o.obstacles, 0, 80, "blocked cells per episode"},
+      {"worlds", OPT_STRING, &o.worlds, 1, 0, "folder of PNG worlds (e.g. data/worlds/train)"},
+      {"photo-frac", OPT_DOUBLE, &o.photo_frac, 0, 1, "share of sequences on --worlds images"},
+      {"latent", OPT_INT, &o.latent, 1, 1024, "latent size Z"},
+      {"hidden", OPT_INT, &o.hidden, 1, 8192, "VAE hidden width"},
+      {"gate-hidden", OPT_INT, &o.gate_hidden, 1, GTMSM_MAX_GATE, "wall gate MLP width"},
+      {"k", OPT_INT, &o.k, 1, GTMSM_MAX_K, "neighbours retrieved"},
+      {"delta", OPT_DOUBLE, &o.delta, 1e-12, 1e6, "mixture weight regulariser"},
+      {"trans-std", OPT_DOUBLE, &o.trans_std, 0, 10, "transition noise std"},
+      {"decoder", OPT_STRING, &o.decoder, 1, 0, "gaussian | bernoulli"},
+      {"lr", OPT_DOUBLE, &o.lr, 0, 1, "initial learning rate"},
+      {"lr-final", OPT_DOUBLE, &o.lr_final, 0, 1, "learning rate after --anneal updates"},
+      {"anneal", OPT_INT, &o.anneal, 0, 1e8, "updates of linear learning-rate annealing"},
+      {"clip", OPT_DOUBLE, &o.clip, 0, 1e9, "gradient-norm clip (0: off)"},
+      {"aux", OPT_DOUBLE, &o.aux, 0, 100, "weight of the leave-one-out term on memorized steps"},
+      {"kl-start", OPT_DOUBLE, &o.kl_start, 0, 1, "KL weight at step 0"},
+      {"kl-warmup", OPT_INT, &o.kl_warmup, 0, 1e8, "updates to raise the KL weight to 1"},
+      {"ssm-lr-mult", OPT_DOUBLE, &o.ssm_lr_mult, 0, 1000, "learning-rate factor of the transition parameters"},
+      {"curriculum", OPT_INT, &o.curriculum, 0, 1e8, "updates of the retrieval curriculum (0: off)"},
+      {"k-start", OPT_INT, &o.k_start, 1, GTMSM_MAX_K, "neighbours retrieved at step 0"},
+      {"delta-start", OPT_DOUBLE, &o.delta_start, 1e-12, 1e6, "mixture delta at step 0"},
+      {"seed", OPT_U64, &o.seed, 1, 0, "seed of data, noise and initialisation"},
+      {"threads", OPT_INT, &o.threads, 1, 256, "worker threads"},
+      {"log-every", OPT_INT, &log_every, 1, 1e6, "updates between progress lines"},
+      {"ckpt-every", OPT_DOUBLE, &ckpt_every, 1, 1e6, "seconds between checkpoints"},
+      {NULL, 0, NULL, 0, 0, NULL},
+  };
+  int prc = opts_parse("train", "Train GTMSM on image-navigation episodes generated on the fly.",
+                       defs, argc, argv);
+  if (prc) return prc == 1 ? 0 : 2;
+
+  int rc = 1;
+  char err[512], ckpt[4096], csvp[4096];
+  gtmsm_model m = {0};
+  json_t *state = NULL;
+  worldset photos = {0};
+  worker *ws = NULL;
+  pthread_t *tids = NULL;
+  float *grads = NULL;
+  gtmsm_seq_stats *stats = NULL;
+  int *rcs = NULL;
+  FILE *csv = NULL;
+  long step = 0;
+  int requested_steps = o.steps, requested_threads = o.threads;
+  mkdir(out, 0755);
+  snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", out);
+  snprintf(csvp, sizeof csvp, "%s/train.csv", out);
+
+  if (resume) {
+    if (gtmsm_checkpoint_load(&m, &state, ckpt, err, sizeof err)) {
+      fprintf(stderr, "gtmsm train: --resume: %s\n", err);
+      goto done;
+    }
+    if (opts_from_json(&o, state, &step)) {
+      fprintf(stderr, "gtmsm train: %s: trainer state incomplete\n", ckpt);
+      goto done;
+    }
+    o.steps = requested_steps;
+    o.threads = requested_threads;
+    fprintf(stderr, "resuming %s at step %ld of %d\n", ckpt, step, o.steps);
+  } else {
+    gtmsm_config cfg = gtmsm_default_config();
+    cfg.Z = o.latent;
+    cfg.hidden = o.hidden;
+    cfg.gate_hidden = o.gate_hidden;
+    cfg.K = o.k;
+    cfg.delta = (float)o.delta;
+    cfg.trans_std = (float)o.trans_std;
+    if (strcmp(o.decoder, "bernoulli") == 0) cfg.decoder = GTMSM_DEC_BERNOULLI;
+    else if (strcmp(o.decoder, "gaussian") != 0) {
+      fprintf(stderr, "gtmsm train: --decoder must be gaussian or bernoulli\n");
+      goto done;
+    }
+    if (gtmsm_model_init(&m, &cfg, o.seed, err, sizeof err)) {
+      fprintf(stderr, "gtmsm train: %s\n", err);
+      goto done;
+    }
+  }
+  if (o.worlds && worldset_load(&photos, o.worlds, err, sizeof err)) {
+    fprintf(stderr, "gtmsm train: %s\n", err);
+    goto done;
+  }
+  openblas_set_num_threads(1); /* parallel over sequences instead */
+  int N = o.memorize + o.predict, D = gtmsm_config_D(&m.cfg);
+  size_t total = m.p.total;
+  grads = malloc((size_t)o.batch * total * sizeof(float));
+  stats = calloc((size_t)o.batch, sizeof *stats);
+  rcs = calloc((size_t)o.batch, sizeof *rcs);
+  ws = calloc((size_t)o.threads, sizeof *ws);
+  tids = calloc((size_t)o.threads, sizeof *tids);
+  if (!grads || !stats || !rcs || !ws || !tids) {
+    fprintf(stderr, "gtmsm train: out of memory\n");
+    goto done;
+  }
+  for (int t = 0; t < o.threads; t++) {
+    worker *w = &ws[t];
+    *w = (worker){.m = &m, .o = &o, .ws_photos = o.worlds ? &photos : NULL, .tid = t,
+                  .nthreads = o.threads, .grads = grads, .stats = stats, .rcs = rcs};
+    w->ws = gtmsm_ws_new(&m.cfg, N, 1);
+    w->frames = malloc((size_t)N * D * sizeof(float));
+    w->eps_z = malloc((size_t)N * m.cfg.Z * sizeof(float));
+    w->eps_s = malloc((size_t)N * m.cfg.S * sizeof(float));
+    w->world = malloc(sizeof(float) * WORLD_SIZE * WORLD_SIZE * 3);
+    w->actions = malloc((size_t)N * sizeof(int));
+    if (!w->ws || !w->frames || !w->eps_z || !w->eps_s || !w->world || !w->actions) {
+      fprintf(stderr, "gtmsm train: out of memory\n");
+      goto done;
+    }
+  }
+  csv = fopen(csvp, resume ? "a" : "w");
+  if (!csv) {
+    fprintf(stderr, "gtmsm train: cannot write %s\n", csvp);
+    goto done;
+  }
+  if (!resume)
+    fprintf(csv, "step,loss,recon_pred,kl_pred,recon_mem,kl_mem,mse_pred,lr,grad_norm,seconds\n");
+  adam_config ac = adam_default();
+  ac.lr = (float)o.lr;
+  ac.lr_final = (float)o.lr_final;
+  ac.anneal_steps = o.anneal;
+  ac.clip_norm = (float)o.clip;
+  m.p.step = step;
+  for (size_t e = 0; e < m.p.n; e++)
+    if (strncmp(m.p.entries[e].name, "ssm.", 4) == 0 || strncmp(m.p.entries[e].name, "gate.", 5) == 0)
+      m.p.entries[e].lr_scale = (float)o.ssm_lr_mult;
+  fprintf(stderr,
+          "training %zu parameters: batch %d x (%d memorized + %d predicted), %d threads, "
+          "worlds: %s (%d photos, share %.2f)\n",
+          total, o.batch, o.memorize, o.predict, o.threads, o.worlds ? o.worlds : "procedural",
+          photos.n, o.worlds ? o.photo_frac : 0.0);
+  double t0 = opts_now(), t_last_ckpt = t0, t_log = t0;
+  long step0 = step, log_step = step;
+  double acc[7] = {0};
+  int acc_n = 0;
+  while (step < o.steps) {
+    float klw = kl_weight_at(&o, step), delta_now;
+    int k_now;
+    curriculum_at(&o, step, &k_now, &delta_now);
+    for (int t = 0; t < o.threads; t++) {
+      ws[t].step = step;
+      ws[t].kl_weight = klw;
+      ws[t].k_now = k_now;
+      ws[t].delta_now = delta_now;
+      pthread_create(&tids[t], NULL, worker_run, &ws[t]);
+    }
+    for (int t = 0; t < o.threads; t++) pthread_join(tids[t], NULL);
+    /* reduce in sequence order: identical sums for any thread count */
+    memset(m.p.grad, 0, total * sizeof(float));
+    int bad = 0;
+    for (int b = 0; b < o.batch; b++) {
+      if (rcs[b]) bad = 1;
+      const float *g = grads + (size_t)b * total;
+      for (size_t i = 0; i < total; i++) m.p.grad[i] += g[i];
+    }
+    for (size_t i = 0; i < total; i++) m.p.grad[i] /= (float)o.batch;
+    double gnorm = bad ? NAN : adam_update(&m.p, &ac);
+    if (!isfinite(gnorm)) {
+      fprintf(stderr, "gtmsm train: non-finite loss or gradient at step %ld; skipped the update\n", step);
+      m.p.step++;
+    }
+    step++;
+    double sums[7] = {0};
+    for (int b = 0; b < o.batch; b++) {
+      double P = o.predict;
+      sums[0] += stats[b].loss / o.batch;
+      sums[1] += stats[b].recon_pred / P / o.batch;
+      sums[2] += stats[b].kl_pred / P / o.batch;
+      sums[3] += stats[b].recon_mem / o.memorize / o.batch;
+      sums[4] += stats[b].kl_mem / o.memorize / o.batch;
+      sums[5] += stats[b].mse_pred / o.batch;
+    }
+    sums[6] = gnorm;
+    for (int i = 0; i < 7; i++) acc[i] += sums[i];
+    acc_n++;
+    double now = opts_now();
+    fprintf(csv, "%ld,%.6f,%.4f,%.4f,%.4f,%.4f,%.6f,%.3g,%.4g,%.1f\n", step, sums[0], sums[1],
+            sums[2], sums[3], sums[4], sums[5], adam_lr(&ac, step), gnorm, now - t0);
+    if (step % log_every == 0 || step == o.steps) {
+      double rate = (double)(step - log_step) / (now - t_log);
+      double overall = (double)(step - step0) / (now - t0);
+      char eta[32];
+      fprintf(stderr,
+              "step %ld/%d  loss %.3f  recon %.2f  kl %.3f  (mem: recon %.2f kl %.3f)  mse %.5f  "
+              "|g| %.3g  lr %.2g  K %d delta %.2g  %.2f steps/s %.1f seq/s  ETA %s\n",
+              step, o.steps, acc[0] / acc_n, acc[1] / acc_n, acc[2] / acc_n, acc[3] / acc_n,
+              acc[4] / acc_n, acc[5] / acc_n, acc[6] / acc_n, adam_lr(&ac, step), k_now,
+              (double)delta_now, rate,
+              rate * o.batch, opts_duration((o.steps - step) / overall, eta, sizeof eta));
+      memset(acc, 0, sizeof acc);
+      acc_n = 0;
+      t_log = now;
+      log_step = step;
+      fflush(csv);
+    }
+    if (now - t_last_ckpt >= ckpt_every || step == o.steps) {
+      json_t *st = opts_to_json(&o, step);
+      int crc = gtmsm_checkpoint_save(&m, st, ckpt, err, sizeof err);
+      if (!crc && model_out) {
+        json_t *extra = json_pack("{s:s, s:o}", "environment", "imagenav", "training", st);
+        crc = gtmsm_model_save(&m, model_out, extra, err, sizeof err);
+        json_decref(extra);
+      } else {
+        json_decref(st);
+      }
+      if (crc) {
+        fprintf(stderr, "gtmsm train: checkpoint: %s\n", err);
+        goto done;
+      }
+      fprintf(stderr, "checkpoint at step %ld -> %s%s%s\n", step, ckpt, model_out ? " and " : "",
+              model_out ? model_out : "");
+      t_last_ckpt = now;
+    }
+  }
+  rc = 0;
+done:
+  if (csv) fclose(csv);
+  for (int t = 0; ws && t < o.threads; t++) {
+    gtmsm_ws_free(ws[t].ws);
+    free(ws[t].frames);
+    free(ws[t].eps_z);
+    free(ws[t].eps_s);
+    free(ws[t].world);
+    free(ws[t].actions);
+  }
+  free(ws);
+  free(tids);
+  free(grads);
+  free(stats);
+  free(rcs);
+  worldset_free(&photos);
+  gtmsm_model_free(&m);
+  json_decref(state);
+  return rc;
+}
