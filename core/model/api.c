@@ -12,6 +12,37 @@ static const char MEM_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'M', 'E', 'M'};
 #define MEM_VERSION 1u
 #define MEM_HEADER (8 + 4 + 4 + 8)
 
+/* Inference runs the networks on blocks of a fixed number of rows, the last
+ * one zero-padded: BLAS kernels may round differently for different matrix
+ * heights, and a frame's encoding (stored in memory) or a predicted frame
+ * must not depend on how many others came in the same request. */
+#define ROW_BLOCK 64
+
+static void encode_blocked(const gtmsm_model *m, gtmsm_ws *ws, float *xpad, const float *x, int n,
+                           float *mu, float *lv, float *mu_b, float *lv_b) {
+  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
+  for (int b0 = 0; b0 < n; b0 += ROW_BLOCK) {
+    int rows = n - b0 < ROW_BLOCK ? n - b0 : ROW_BLOCK;
+    memset(xpad, 0, sizeof(float) * (size_t)ROW_BLOCK * D);
+    memcpy(xpad, x + (size_t)b0 * D, sizeof(float) * (size_t)rows * D);
+    gtmsm_encode(m, ws, xpad, ROW_BLOCK, mu_b, lv_b);
+    memcpy(mu + (size_t)b0 * Z, mu_b, sizeof(float) * (size_t)rows * Z);
+    memcpy(lv + (size_t)b0 * Z, lv_b, sizeof(float) * (size_t)rows * Z);
+  }
+}
+
+static void decode_blocked(const gtmsm_model *m, gtmsm_ws *ws, float *zpad, const float *z, int n,
+                           float *out, float *out_b) {
+  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
+  for (int b0 = 0; b0 < n; b0 += ROW_BLOCK) {
+    int rows = n - b0 < ROW_BLOCK ? n - b0 : ROW_BLOCK;
+    memset(zpad, 0, sizeof(float) * (size_t)ROW_BLOCK * Z);
+    memcpy(zpad, z + (size_t)b0 * Z, sizeof(float) * (size_t)rows * Z);
+    gtmsm_decode_mean(m, ws, zpad, ROW_BLOCK, out_b);
+    memcpy(out + (size_t)b0 * D, out_b, sizeof(float) * (size_t)rows * D);
+  }
+}
+
 gtmsm_memory *gtmsm_memory_new(const gtmsm_model *m) {
   gtmsm_memory *mem = calloc(1, sizeof *mem);
   if (!mem) return NULL;
@@ -46,16 +77,19 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
                         m->cfg.A - 1);
   float *mu = malloc((size_t)n * Z * sizeof(float)), *lv = malloc((size_t)n * Z * sizeof(float));
   float *val = malloc((size_t)2 * Z * sizeof(float));
-  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, n, 0);
+  const int D = gtmsm_config_D(&m->cfg);
+  float *xpad = malloc(sizeof(float) * (size_t)ROW_BLOCK * (D + 2 * Z));
+  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, ROW_BLOCK, 0);
   size_t size0 = dnd_size(mem->mem);
   float state0[GTMSM_MAX_S];
   long steps0 = mem->steps;
   memcpy(state0, mem->state, sizeof state0);
-  if (!mu || !lv || !val || !ws) {
+  if (!mu || !lv || !val || !ws || !xpad) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
-  gtmsm_encode(m, ws, frames, n, mu, lv);
+  float *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
+  encode_blocked(m, ws, xpad, frames, n, mu, lv, mu_b, lv_b);
   for (int i = 0; i < n; i++) {
     if (mem->steps > 0) {
       float next[GTMSM_MAX_S];
@@ -94,6 +128,7 @@ done:
   free(mu);
   free(lv);
   free(val);
+  free(xpad);
   return rc;
 }
 
@@ -109,8 +144,9 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
       return gtmsm_fail(err, errlen, GTMSM_EINVAL, "action %d at %d out of range 0..%d", actions[i], i,
                         m->cfg.A - 1);
   float *z = calloc((size_t)n * Z, sizeof(float));
-  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, n, 0);
-  if (!z || !ws) {
+  float *zpad = malloc(sizeof(float) * (size_t)ROW_BLOCK * (Z + D));
+  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, ROW_BLOCK, 0);
+  if (!z || !ws || !zpad) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
@@ -151,7 +187,7 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
       for (int k = 0; k < Z; k++) zt[k] = v[k] + expf(0.5f * v[Z + k]) * rng_normal(&r);
     }
   }
-  gtmsm_decode_mean(m, ws, z, n, frames_out);
+  decode_blocked(m, ws, zpad, z, n, frames_out, zpad + (size_t)ROW_BLOCK * Z);
   for (size_t i = 0; i < (size_t)n * D; i++) {
     float v = frames_out[i];
     frames_out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
@@ -159,6 +195,7 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
 done:
   gtmsm_ws_free(ws);
   free(z);
+  free(zpad);
   return rc;
 }
 

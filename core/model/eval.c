@@ -91,8 +91,8 @@ static int run_episode(const gtmsm_model *m, const eval_config *cfg, int e, epis
   float *mu = malloc(sizeof(float) * (size_t)T * Z), *lv = malloc(sizeof(float) * (size_t)T * Z);
   float *recon = malloc(sizeof(float) * (size_t)T * D), *zero = calloc((size_t)P * Z, sizeof(float));
   float *mean_frame = calloc((size_t)D, sizeof(float));
-  double *pos = malloc(sizeof(double) * (size_t)T * 2);
-  float *mstates = malloc(sizeof(float) * (size_t)T * S);
+  double *pos = calloc((size_t)T * 2, sizeof(double));
+  float *mstates = calloc((size_t)T * S, sizeof(float));
   gtmsm_memory *mem = gtmsm_memory_new(m);
   gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, T > P ? T : P, 0);
   if (!world || !frames || !actions || !truth || !pred || !pstates || !oracle || !nomem || !mu ||

@@ -34,7 +34,8 @@ typedef struct {
   const char *decoder;
   /* optimisation */
   int steps, anneal, kl_warmup;
-  int curriculum, k_start;  /* retrieval curriculum: K and delta move to the model's over these updates */
+  int curriculum, k_start;  /* curriculum: K, delta and the memorized length move to their */
+  int memorize_start;       /* final values over the first `curriculum` updates */
   double delta_start;
   double lr, lr_final, clip, aux, kl_start, ssm_lr_mult;
   uint64_t seed;
@@ -54,7 +55,7 @@ typedef struct {
   gtmsm_seq_stats *stats; /* (batch) */
   int *rcs;
   float kl_weight;
-  int k_now;
+  int k_now, memorize_now;
   float delta_now;
 } worker;
 
@@ -79,11 +80,11 @@ void train_pick_world(float *world, const worldset *photos, double photo_frac, u
 static void *worker_run(void *arg) {
   worker *w = arg;
   const train_opts *o = w->o;
-  int N = o->memorize + o->predict, Z = w->m->cfg.Z, S = w->m->cfg.S;
+  int N = w->memorize_now + o->predict, Z = w->m->cfg.Z, S = w->m->cfg.S;
   imagenav_options eo = imagenav_default_options();
   eo.rate = o->rate;
   eo.obstacles = o->obstacles;
-  gtmsm_seq_spec spec = {.N = N, .T = o->memorize, .aux = (float)o->aux, .kl_weight = w->kl_weight,
+  gtmsm_seq_spec spec = {.N = N, .T = w->memorize_now, .aux = (float)o->aux, .kl_weight = w->kl_weight,
                          .K = w->k_now, .delta = w->delta_now};
   for (int b = w->tid; b < o->batch; b += w->nthreads) {
     uint64_t s = seq_seed(o->seed, w->step, b);
@@ -104,7 +105,7 @@ static void *worker_run(void *arg) {
 static json_t *opts_to_json(const train_opts *o, long step) {
   return json_pack(
       "{s:I, s:i, s:i, s:i, s:i, s:f, s:f, s:s?, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:i, s:i, s:i,"
-      " s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, s:f}",
+      " s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, s:f, s:i}",
       "step", (json_int_t)step, "memorize", o->memorize, "predict", o->predict, "batch", o->batch,
       "obstacles", o->obstacles, "rate", o->rate, "photo_frac", o->photo_frac, "worlds", o->worlds,
       "latent", o->latent, "hidden", o->hidden, "gate_hidden", o->gate_hidden, "k", o->k, "delta",
@@ -112,7 +113,7 @@ static json_t *opts_to_json(const train_opts *o, long step) {
       o->anneal, "kl_warmup", o->kl_warmup, "lr", o->lr, "lr_final", o->lr_final, "clip", o->clip,
       "aux", o->aux, "kl_start", o->kl_start, "seed", (json_int_t)o->seed, "curriculum",
       o->curriculum, "k_start", o->k_start, "delta_start", o->delta_start, "ssm_lr_mult",
-      o->ssm_lr_mult);
+      o->ssm_lr_mult, "memorize_start", o->memorize_start);
 }
 
 /* Restores the options a checkpoint was trained with (all but steps/threads). */
@@ -122,7 +123,7 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   int steps_ignored;
   if (json_unpack((json_t *)j,
                   "{s:I, s:i, s:i, s:i, s:i, s:F, s:F, s?s, s:i, s:i, s:i, s:i, s:F, s:F, s:s, s:i,"
-                  " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F}",
+                  " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F, s:i}",
                   "step", &st, "memorize", &o->memorize, "predict", &o->predict, "batch", &o->batch,
                   "obstacles", &o->obstacles, "rate", &o->rate, "photo_frac", &o->photo_frac,
                   "worlds", &worlds, "latent", &o->latent, "hidden", &o->hidden, "gate_hidden",
@@ -131,7 +132,7 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
                   &o->kl_warmup, "lr", &o->lr, "lr_final", &o->lr_final, "clip", &o->clip, "aux",
                   &o->aux, "kl_start", &o->kl_start, "seed", &seed, "curriculum", &o->curriculum,
                   "k_start", &o->k_start, "delta_start", &o->delta_start, "ssm_lr_mult",
-                  &o->ssm_lr_mult) != 0)
+                  &o->ssm_lr_mult, "memorize_start", &o->memorize_start) != 0)
     return -1;
   /* strings borrowed from j: the caller keeps j alive for the run */
   o->worlds = worlds;
@@ -146,14 +147,20 @@ static float kl_weight_at(const train_opts *o, long step) {
   return (float)(o->kl_start + (1.0 - o->kl_start) * (double)step / o->kl_warmup);
 }
 
-/* Retrieval curriculum: K falls linearly and delta log-linearly from their
- * start values to the model's over the first `curriculum` updates. A wide, soft
- * neighbourhood early gives the transition parameters a gradient from many
- * memory entries at once while the states are still far from right. */
-static void curriculum_at(const train_opts *o, long step, int *k, float *delta) {
+/* Curriculum over the first `curriculum` updates (see docs/MODEL.md):
+ * - the memorized length grows linearly from memorize_start: the explorer
+ *   starts at the centre, so short episodes rarely reach a wall and the action
+ *   displacements B are learned from loop closures first; the wall gate then
+ *   learns from the bumps of longer episodes once B is right;
+ * - K falls linearly and delta log-linearly to the model's values: a wide,
+ *   soft neighbourhood gives the transition parameters a gradient from many
+ *   memory entries while the states are still far from right. */
+static void curriculum_at(const train_opts *o, long step, int *k, float *delta, int *memorize) {
   double f = o->curriculum > 0 && step < o->curriculum ? 1.0 - (double)step / o->curriculum : 0.0;
   *k = (int)lround(o->k + (o->k_start - o->k) * f);
   *delta = (float)exp(log(o->delta) + (log(o->delta_start) - log(o->delta)) * f);
+  int m0 = o->memorize_start > 0 && o->memorize_start < o->memorize ? o->memorize_start : o->memorize;
+  *memorize = (int)lround(o->memorize + (m0 - o->memorize) * f);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -162,7 +169,7 @@ int cmd_train(int argc, char **argv) {
                   .gate_hidden = 32, .k = 5, .delta = 1e-4, .trans_std = 1e-3,
                   .decoder = "gaussian", .steps = 20000, .anneal = 20000, .kl_warmup = 0,
                   .lr = 1e-3, .lr_final = 1e-4, .clip = 100.0, .aux = 0.5, .kl_start = 1.0,
-                  .curriculum = 5000, .k_start = 24, .delta_start = 1.0, .ssm_lr_mult = 5.0,
+                  .curriculum = 5000, .k_start = 24, .delta_start = 1.0, .memorize_start = 32, .ssm_lr_mult = 5.0,
                   .seed = 1, .threads = 2};
   const char *out = "runs/imagenav", *model_out = NULL;
   int resume = 0, log_every = 25;
@@ -195,6 +202,7 @@ int cmd_train(int argc, char **argv) {
       {"kl-warmup", OPT_INT, &o.kl_warmup, 0, 1e8, "updates to raise the KL weight to 1"},
       {"ssm-lr-mult", OPT_DOUBLE, &o.ssm_lr_mult, 0, 1000, "learning-rate factor of the transition parameters"},
       {"curriculum", OPT_INT, &o.curriculum, 0, 1e8, "updates of the retrieval curriculum (0: off)"},
+      {"memorize-start", OPT_INT, &o.memorize_start, 0, 100000, "memorized steps at step 0 (0: no growth)"},
       {"k-start", OPT_INT, &o.k_start, 1, GTMSM_MAX_K, "neighbours retrieved at step 0"},
       {"delta-start", OPT_DOUBLE, &o.delta_start, 1e-12, 1e6, "mixture delta at step 0"},
       {"seed", OPT_U64, &o.seed, 1, 0, "seed of data, noise and initialisation"},
@@ -312,13 +320,14 @@ int cmd_train(int argc, char **argv) {
   int acc_n = 0;
   while (step < o.steps) {
     float klw = kl_weight_at(&o, step), delta_now;
-    int k_now;
-    curriculum_at(&o, step, &k_now, &delta_now);
+    int k_now, mem_now;
+    curriculum_at(&o, step, &k_now, &delta_now, &mem_now);
     for (int t = 0; t < o.threads; t++) {
       ws[t].step = step;
       ws[t].kl_weight = klw;
       ws[t].k_now = k_now;
       ws[t].delta_now = delta_now;
+      ws[t].memorize_now = mem_now;
       pthread_create(&tids[t], NULL, worker_run, &ws[t]);
     }
     for (int t = 0; t < o.threads; t++) pthread_join(tids[t], NULL);
@@ -343,8 +352,8 @@ int cmd_train(int argc, char **argv) {
       sums[0] += stats[b].loss / o.batch;
       sums[1] += stats[b].recon_pred / P / o.batch;
       sums[2] += stats[b].kl_pred / P / o.batch;
-      sums[3] += stats[b].recon_mem / o.memorize / o.batch;
-      sums[4] += stats[b].kl_mem / o.memorize / o.batch;
+      sums[3] += stats[b].recon_mem / mem_now / o.batch;
+      sums[4] += stats[b].kl_mem / mem_now / o.batch;
       sums[5] += stats[b].mse_pred / o.batch;
     }
     sums[6] = gnorm;
@@ -359,10 +368,10 @@ int cmd_train(int argc, char **argv) {
       char eta[32];
       fprintf(stderr,
               "step %ld/%d  loss %.3f  recon %.2f  kl %.3f  (mem: recon %.2f kl %.3f)  mse %.5f  "
-              "|g| %.3g  lr %.2g  K %d delta %.2g  %.2f steps/s %.1f seq/s  ETA %s\n",
+              "|g| %.3g  lr %.2g  K %d delta %.2g T %d  %.2f steps/s %.1f seq/s  ETA %s\n",
               step, o.steps, acc[0] / acc_n, acc[1] / acc_n, acc[2] / acc_n, acc[3] / acc_n,
               acc[4] / acc_n, acc[5] / acc_n, acc[6] / acc_n, adam_lr(&ac, step), k_now,
-              (double)delta_now, rate,
+              (double)delta_now, mem_now, rate,
               rate * o.batch, opts_duration((o.steps - step) / overall, eta, sizeof eta));
       memset(acc, 0, sizeof acc);
       acc_n = 0;

@@ -1,0 +1,233 @@
+/* Throughput of the nn layers at the sizes GTMSM trains with: linear layers on
+ * a batch of 16 sequences x 288 steps = 4608 frames (8x8x3 = 192 inputs), and
+ * the conv / transposed-conv stack of the 32x32x3 model. Each layer's forward +
+ * backward (din, dw, db) is timed and set against raw cblas_sgemm calls of the
+ * same GEMM shapes timed in the same run, so `ratio = ours / sgemm` is the
+ * share of GEMM speed the layer keeps after bias, im2col/col2im and copies.
+ *
+ *   bench_nn [--threads N] [--conv-batch B]
+ *
+ * Prints a markdown table. Each measurement is one warm-up call, then repeats
+ * until at least 0.3 s have passed (CLOCK_MONOTONIC); ours and sgemm are
+ * measured alternately ROUNDS times and the fastest of each kept, so load from
+ * other processes during one round does not skew the ratio. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nn/conv.h"
+#include "nn/linear.h"
+#include "nn/rng.h"
+
+#define MIN_SECONDS 0.3
+#define ROUNDS 3
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef void (*bench_fn)(void *ctx);
+
+/* Seconds per call of fn(ctx), after one warm-up call (page faults, thread start). */
+static double seconds_per_call(bench_fn fn, void *ctx) {
+  fn(ctx);
+  int reps = 0;
+  double t0 = now(), t;
+  do {
+    fn(ctx);
+    reps++;
+    t = now() - t0;
+  } while (t < MIN_SECONDS);
+  return t / reps;
+}
+
+/* Fastest seconds per call of ours and of the reference, measured alternately. */
+static void time_pair(double *t_ours, double *t_ref, bench_fn ours, bench_fn ref, void *ctx) {
+  *t_ours = *t_ref = 1e30;
+  for (int r = 0; r < ROUNDS; r++) {
+    double a = seconds_per_call(ours, ctx), b = seconds_per_call(ref, ctx);
+    if (a < *t_ours) *t_ours = a;
+    if (b < *t_ref) *t_ref = b;
+  }
+}
+
+static float *alloc_random(size_t n, uint64_t seed) {
+  float *p = malloc(n * sizeof(float));
+  if (!p) {
+    fprintf(stderr, "bench_nn: out of memory (%zu floats)\n", n);
+    exit(1);
+  }
+  rng_t r;
+  rng_init(&r, seed, 0);
+  for (size_t i = 0; i < n; i++) p[i] = 0.1f * (2.0f * rng_uniform(&r) - 1.0f);
+  return p;
+}
+
+static void print_row(const char *layer, const char *shape, int B, double flops, double t_ours,
+                      double t_gemm) {
+  printf("| %-22s | %-26s | %5d | %8.2f | %7.1f | %7.1f | %5.2f |\n", layer, shape, B,
+         1e3 * t_ours, flops / t_ours * 1e-9, flops / t_gemm * 1e-9, t_gemm / t_ours);
+}
+
+/* ---- linear ---- */
+
+typedef struct {
+  int B, IN, OUT;
+  float *in, *w, *b, *out, *dout, *din, *dw, *db; // (B, IN) (OUT, IN) (OUT) (B, OUT) (B, OUT) ...
+} lin_bench;
+
+static void lin_ours(void *p) {
+  lin_bench *l = p;
+  linear_forward(l->out, l->in, l->w, l->b, l->B, l->IN, l->OUT);
+  linear_backward(l->din, l->dw, l->db, l->dout, l->in, l->w, l->B, l->IN, l->OUT);
+}
+
+/* The three GEMMs linear forward + backward issue, without bias or its gradient. */
+static void lin_gemm(void *p) {
+  lin_bench *l = p;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->B, l->OUT, l->IN, 1.0f, l->in, l->IN,
+              l->w, l->IN, 0.0f, l->out, l->OUT);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->B, l->IN, l->OUT, 1.0f, l->dout,
+              l->OUT, l->w, l->IN, 1.0f, l->din, l->IN);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->OUT, l->IN, l->B, 1.0f, l->dout, l->OUT,
+              l->in, l->IN, 1.0f, l->dw, l->IN);
+}
+
+static void bench_linear(int B, int IN, int OUT) {
+  lin_bench l = {.B = B, .IN = IN, .OUT = OUT};
+  size_t nin = (size_t)B * IN, nout = (size_t)B * OUT, nw = (size_t)OUT * IN;
+  l.in = alloc_random(nin, 1), l.w = alloc_random(nw, 2), l.b = alloc_random((size_t)OUT, 3);
+  l.out = alloc_random(nout, 4), l.dout = alloc_random(nout, 5), l.din = alloc_random(nin, 6);
+  l.dw = alloc_random(nw, 7), l.db = alloc_random((size_t)OUT, 8);
+  double t_ours, t_gemm;
+  time_pair(&t_ours, &t_gemm, lin_ours, lin_gemm, &l);
+  char shape[64];
+  snprintf(shape, sizeof shape, "%d -> %d", IN, OUT);
+  print_row("linear fwd+bwd", shape, B, 6.0 * B * IN * OUT, t_ours, t_gemm);
+  free(l.in), free(l.w), free(l.b), free(l.out), free(l.dout), free(l.din), free(l.dw), free(l.db);
+}
+
+/* ---- conv and transposed conv ---- */
+
+typedef struct {
+  int transposed, B, IC, H, W, OC, K, stride, pad;
+  int OH, OW;
+  float *in, *w, *b, *out, *dout, *din, *dw, *db, *ws;
+  /* reference GEMMs: per chunk of G images, the shapes conv.c issues */
+  int G, gm, gn, gk; // forward GEMM (gm, G*gn, gk); see conv_gemm
+  float *ga, *gb, *gc, *gd, *ge, *gf; // (gm, gk) (gk, G gn) (gm, G gn) (gm, G gn) (gm, gk) (gk, G gn)
+} conv_bench;
+
+static void conv_ours(void *p) {
+  conv_bench *c = p;
+  if (c->transposed) {
+    conv_transpose2d_forward(c->out, c->ws, c->in, c->w, c->b, c->B, c->IC, c->H, c->W, c->OC, c->K,
+                             c->stride, c->pad);
+    conv_transpose2d_backward(c->din, c->dw, c->db, c->ws, c->dout, c->in, c->w, c->B, c->IC, c->H,
+                              c->W, c->OC, c->K, c->stride, c->pad);
+  } else {
+    conv2d_forward(c->out, c->ws, c->in, c->w, c->b, c->B, c->IC, c->H, c->W, c->OC, c->K,
+                   c->stride, c->pad);
+    conv2d_backward(c->din, c->dw, c->db, c->ws, c->dout, c->in, c->w, c->B, c->IC, c->H, c->W,
+                    c->OC, c->K, c->stride, c->pad);
+  }
+}
+
+/* Per chunk of G images, conv.c runs three GEMMs whose shapes, as (rows, cols,
+ * inner), are with M x K the weight matrix seen by the GEMM (conv: OC x IC*K*K;
+ * transposed: OC*K*K x IC) and N = G * grid pixels:
+ *   forward (M, N, K),  weight gradient (M, K, N),  input-side gradient (K, N, M).
+ * The same shapes run here on plain buffers; inputs stay fixed and gradients
+ * accumulate, as in the layers, so no value grows from one repeat to the next. */
+static void conv_gemm(void *p) {
+  conv_bench *c = p;
+  int M = c->gm, K = c->gk;
+  for (int b0 = 0; b0 < c->B; b0 += c->G) {
+    int g = c->B - b0 < c->G ? c->B - b0 : c->G, N = g * c->gn;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, c->ga, K, c->gb, N, 0.0f,
+                c->gc, N); // forward: (M, K) @ (K, N)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, c->gd, N, c->gb, N, 1.0f,
+                c->ge, K); // weight gradient: (M, N) @ (N, K)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, c->ga, K, c->gd, N, 0.0f,
+                c->gf, N); // input-side gradient: (K, M) @ (M, N)
+  }
+}
+
+static void bench_conv(const char *layer, int transposed, int B, int IC, int H, int OC, int K,
+                       int stride, int pad) {
+  conv_bench c = {.transposed = transposed, .B = B, .IC = IC, .H = H, .W = H, .OC = OC, .K = K,
+                  .stride = stride, .pad = pad};
+  c.OH = transposed ? conv_transpose2d_out_size(H, K, stride, pad) : conv2d_out_size(H, K, stride, pad);
+  c.OW = c.OH;
+  size_t nin = (size_t)B * IC * H * H, nout = (size_t)B * OC * c.OH * c.OW;
+  size_t nw = (size_t)OC * IC * K * K;
+  size_t nws = transposed ? conv_transpose2d_workspace_floats(B, IC, H, H, OC, K, stride, pad)
+                          : conv2d_workspace_floats(B, IC, H, H, OC, K, stride, pad);
+  c.in = alloc_random(nin, 11), c.w = alloc_random(nw, 12), c.b = alloc_random((size_t)OC, 13);
+  c.out = alloc_random(nout, 14), c.dout = alloc_random(nout, 15), c.din = alloc_random(nin, 16);
+  c.dw = alloc_random(nw, 17), c.db = alloc_random((size_t)OC, 18), c.ws = alloc_random(nws, 19);
+  /* GEMM shapes as in conv.c. The chunk G is recovered from the workspace size,
+   * which conv.c documents as (weight columns + other operand rows) * G * N. */
+  if (transposed) { // grid = input (H, W); weight rows IC, columns OC*K*K
+    c.gn = H * H, c.gm = OC * K * K, c.gk = IC;
+    c.G = (int)(nws / ((size_t)(OC * K * K + IC) * c.gn));
+  } else { // grid = output (OH, OW); weight rows OC, columns IC*K*K
+    c.gn = c.OH * c.OW, c.gm = OC, c.gk = IC * K * K;
+    c.G = (int)(nws / ((size_t)(IC * K * K + OC) * c.gn));
+  }
+  c.ga = alloc_random((size_t)c.gm * c.gk, 21);
+  c.gb = alloc_random((size_t)c.gk * c.G * c.gn, 22);
+  c.gc = alloc_random((size_t)c.gm * c.G * c.gn, 23);
+  c.gd = alloc_random((size_t)c.gm * c.G * c.gn, 24);
+  c.ge = alloc_random((size_t)c.gm * c.gk, 25);
+  c.gf = alloc_random((size_t)c.gk * c.G * c.gn, 26);
+  double flops = 6.0 * B * c.gn * (double)c.gm * c.gk;
+  double t_ours, t_gemm;
+  time_pair(&t_ours, &t_gemm, conv_ours, conv_gemm, &c);
+  char shape[64];
+  snprintf(shape, sizeof shape, "%dx%dx%d -> %dx%dx%d k%d s%d", IC, H, H, OC, c.OH, c.OW, K, stride);
+  print_row(layer, shape, B, flops, t_ours, t_gemm);
+  free(c.in), free(c.w), free(c.b), free(c.out), free(c.dout), free(c.din), free(c.dw), free(c.db);
+  free(c.ws), free(c.ga), free(c.gb), free(c.gc), free(c.gd), free(c.ge), free(c.gf);
+}
+
+int main(int argc, char **argv) {
+  int threads = 0, conv_batch = 288;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+      threads = atoi(argv[++i]);
+    } else if (strcmp(argv[i], "--conv-batch") == 0 && i + 1 < argc) {
+      conv_batch = atoi(argv[++i]);
+    } else {
+      fprintf(stderr, "usage: %s [--threads N] [--conv-batch B]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (threads < 0 || conv_batch <= 0) {
+    fprintf(stderr, "bench_nn: --threads must be >= 0 and --conv-batch > 0\n");
+    return 2;
+  }
+  if (threads > 0) openblas_set_num_threads(threads);
+  const int B = 16 * 288; // frames per training batch
+  printf("bench_nn: OpenBLAS threads %d; linear batch %d frames, conv batch %d images%s\n",
+         openblas_get_num_threads(), B, conv_batch,
+         conv_batch == B ? "" : " (a slice of the training batch: conv time scales linearly)");
+  printf("GFLOP/s counts 2 flops per multiply-add of the forward and both backward GEMMs; "
+         "sgemm = the same GEMM shapes on plain buffers; ratio = ours / sgemm.\n\n");
+  printf("| %-22s | %-26s | %5s | %8s | %7s | %7s | %5s |\n", "layer", "shape", "batch",
+         "ms/iter", "GFLOP/s", "sgemm", "ratio");
+  printf("|%s|%s|%s|%s|%s|%s|%s|\n", "------------------------", "----------------------------",
+         "-------", "----------", "---------", "---------", "-------");
+  bench_linear(B, 192, 256);
+  bench_linear(B, 256, 256);
+  bench_linear(B, 256, 32);
+  bench_conv("conv fwd+bwd", 0, conv_batch, 3, 32, 32, 4, 2, 1);
+  bench_conv("conv fwd+bwd", 0, conv_batch, 32, 16, 64, 4, 2, 1);
+  bench_conv("convT fwd+bwd", 1, conv_batch, 64, 8, 32, 4, 2, 1);
+  bench_conv("convT fwd+bwd", 1, conv_batch, 32, 16, 3, 4, 2, 1);
+  return 0;
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every benchmark on a Release build and prints the tables recorded in
+# docs/BENCHMARKS.md. Usage: bench/run.sh [build-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${1:-build}
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$B" -j"$(nproc)" >/dev/null
+echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+for b in bench_nn bench_model bench_maze3d bench_dnd; do
+  echo
+  echo "## $b"
+  "$B/bench/$b"
+done

@@ -1,0 +1,216 @@
+/* Model files, the inference API and the evaluator:
+ * - .gtm round trip is exact and corrupt files are refused with a message;
+ * - observe/predict: predict has no side effect on memory, is deterministic
+ *   for a seed, mean mode decodes the mixture mean; the memory serialises and
+ *   deserialises to identical predictions; bad actions are refused;
+ * - a short training run lowers the loss;
+ * - the evaluator is deterministic and independent of the thread count. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "model/api.h"
+#include "model/eval.h"
+#include "model/modelfile.h"
+#include "nn/rng.h"
+#include "sim/imagenav.h"
+#include "testlib.h"
+
+static gtmsm_config small_config(void) {
+  gtmsm_config c = gtmsm_default_config();
+  c.hidden = 32;
+  c.Z = 4;
+  c.gate_hidden = 8;
+  return c;
+}
+
+static void test_file_round_trip(const char *dir) {
+  char err[512], path[512];
+  gtmsm_model m, l;
+  gtmsm_config c = small_config();
+  CHECK(gtmsm_model_init(&m, &c, 3, err, sizeof err) == 0, "%s", err);
+  snprintf(path, sizeof path, "%s/m.gtm", dir);
+  json_t *extra = json_pack("{s:s}", "environment", "imagenav");
+  CHECK(gtmsm_model_save(&m, path, extra, err, sizeof err) == 0, "save: %s", err);
+  json_decref(extra);
+  CHECK(gtmsm_model_load(&l, path, err, sizeof err) == 0, "load: %s", err);
+  CHECK(l.p.total == m.p.total && memcmp(l.p.data, m.p.data, m.p.total * sizeof(float)) == 0,
+        "parameters differ after the round trip");
+  CHECK(strstr(l.meta_json, "\"environment\": \"imagenav\"") != NULL, "metadata kept: %s", l.meta_json);
+  CHECK(l.cfg.Z == 4 && l.cfg.hidden == 32 && l.cfg.A == 5 && strcmp(l.cfg.action_names[2], "up") == 0,
+        "config restored");
+  gtmsm_model_free(&l);
+  /* corrupt one float of the data: the content hash must catch it */
+  FILE *f = fopen(path, "r+b");
+  fseek(f, -4, SEEK_END); /* the last float: gate.b3 */
+  float x = 12345.0f;
+  fwrite(&x, 4, 1, f);
+  fclose(f);
+  int rc = gtmsm_model_load(&l, path, err, sizeof err);
+  CHECK(rc == GTMSM_EFORMAT && strstr(err, "content hash"), "corrupt data refused (rc %d: %s)", rc, err);
+  /* truncated file */
+  CHECK(gtmsm_model_save(&m, path, NULL, err, sizeof err) == 0, "%s", err);
+  CHECK(truncate(path, 200) == 0, "truncate");
+  rc = gtmsm_model_load(&l, path, err, sizeof err);
+  CHECK(rc == GTMSM_EFORMAT, "truncated file refused (rc %d: %s)", rc, err);
+  printf("truncated file: %s\n", err);
+  /* not a model */
+  f = fopen(path, "wb");
+  fputs("hello world, not a model", f);
+  fclose(f);
+  rc = gtmsm_model_load(&l, path, err, sizeof err);
+  CHECK(rc == GTMSM_EFORMAT && strstr(err, "magic"), "garbage refused (%s)", err);
+  gtmsm_model_free(&m);
+}
+
+static void test_api(void) {
+  char err[512];
+  gtmsm_model m;
+  gtmsm_config c = small_config();
+  CHECK(gtmsm_model_init(&m, &c, 5, err, sizeof err) == 0, "%s", err);
+  enum { T = 60, P = 20 };
+  static float world[WORLD_SIZE * WORLD_SIZE * 3], frames[T * IMAGENAV_FRAME];
+  int actions[T];
+  world_generate(world, 1);
+  imagenav_options o = imagenav_default_options();
+  imagenav_episode(world, &o, 1, T, frames, actions, NULL);
+  gtmsm_memory *mem = gtmsm_memory_new(&m);
+  CHECK(gtmsm_observe(&m, mem, actions, frames, 30, err, sizeof err) == 0, "%s", err);
+  CHECK(gtmsm_observe(&m, mem, actions + 30, frames + 30 * IMAGENAV_FRAME, T - 30, err, sizeof err) == 0, "%s", err);
+  CHECK(mem->steps == T && dnd_size(mem->mem) == T, "steps %ld", mem->steps);
+  /* observing in two batches equals one batch */
+  gtmsm_memory *mem1 = gtmsm_memory_new(&m);
+  gtmsm_observe(&m, mem1, actions, frames, T, NULL, 0);
+  CHECK(memcmp(mem1->state, mem->state, sizeof mem->state) == 0, "state differs by batching");
+  int bad = 0;
+  for (int i = 0; i < T; i++) bad += memcmp(dnd_value(mem->mem, i), dnd_value(mem1->mem, i), 2 * c.Z * 4) != 0;
+  CHECK(bad == 0, "%d memory values differ by batching", bad);
+  gtmsm_memory_free(mem1);
+
+  int pa[P];
+  for (int i = 0; i < P; i++) pa[i] = i % 5;
+  static float f1[P * IMAGENAV_FRAME], f2[P * IMAGENAV_FRAME], st[P * 2];
+  uint8_t *before = NULL, *after = NULL;
+  size_t lb, la;
+  gtmsm_memory_serialize(mem, c.S, &before, &lb);
+  CHECK(gtmsm_predict(&m, mem, pa, P, GTMSM_PREDICT_MEAN, 0, f1, st, err, sizeof err) == 0, "%s", err);
+  CHECK(gtmsm_predict(&m, mem, pa, P, GTMSM_PREDICT_SAMPLE, 7, f2, NULL, err, sizeof err) == 0, "%s", err);
+  gtmsm_memory_serialize(mem, c.S, &after, &la);
+  CHECK(lb == la && memcmp(before, after, lb) == 0, "predict changed the memory");
+  static float g[P * IMAGENAV_FRAME];
+  gtmsm_predict(&m, mem, pa, P, GTMSM_PREDICT_SAMPLE, 7, g, NULL, NULL, 0);
+  CHECK(memcmp(f2, g, sizeof g) == 0, "sample mode not deterministic for a seed");
+  gtmsm_predict(&m, mem, pa, P, GTMSM_PREDICT_SAMPLE, 8, g, NULL, NULL, 0);
+  CHECK(memcmp(f2, g, sizeof g) != 0, "sample mode ignores the seed");
+  /* a prefix of the actions predicts a prefix of the frames, bit for bit */
+  gtmsm_predict(&m, mem, pa, 7, GTMSM_PREDICT_MEAN, 0, g, NULL, NULL, 0);
+  CHECK(memcmp(f1, g, sizeof(float) * 7 * IMAGENAV_FRAME) == 0, "prediction depends on the request length");
+  for (int i = 0; i < P * IMAGENAV_FRAME; i++) CHECK(f1[i] >= 0 && f1[i] <= 1, "frame value %g", f1[i]);
+  /* the first predicted state is one transition from the memory's state */
+  float s1[2];
+  gtmsm_transition(&m, mem->state, pa[0], s1);
+  CHECK(s1[0] == st[0] && s1[1] == st[1], "first state");
+  /* deserialise: identical predictions */
+  gtmsm_memory *back = NULL;
+  CHECK(gtmsm_memory_deserialize(&m, after, la, &back, err, sizeof err) == 0, "%s", err);
+  gtmsm_predict(&m, back, pa, P, GTMSM_PREDICT_MEAN, 0, g, NULL, NULL, 0);
+  CHECK(memcmp(f1, g, sizeof g) == 0, "predictions differ after deserialising");
+  for (size_t cut = 0; cut < la; cut += la / 37 + 1) {
+    gtmsm_memory *x = NULL;
+    CHECK(gtmsm_memory_deserialize(&m, after, cut, &x, NULL, 0) != 0 && !x, "prefix %zu accepted", cut);
+  }
+  int badact[2] = {0, 9};
+  CHECK(gtmsm_predict(&m, mem, badact, 2, GTMSM_PREDICT_MEAN, 0, g, NULL, err, sizeof err) == GTMSM_EINVAL,
+        "bad action accepted");
+  CHECK(gtmsm_observe(&m, back, badact, frames, 2, err, sizeof err) == GTMSM_EINVAL && back->steps == T,
+        "bad observation accepted or changed the memory");
+  gtmsm_memory_free(back);
+  free(before);
+  free(after);
+  gtmsm_memory_free(mem);
+  gtmsm_model_free(&m);
+}
+
+static void test_training_lowers_loss(void) {
+  char err[256];
+  gtmsm_model m;
+  gtmsm_config c = small_config();
+  gtmsm_model_init(&m, &c, 9, err, sizeof err);
+  enum { N = 48, T = 40, STEPS = 150 };
+  gtmsm_ws *ws = gtmsm_ws_new(&c, N, 1);
+  static float world[WORLD_SIZE * WORLD_SIZE * 3], frames[N * IMAGENAV_FRAME], ez[N * 4], es[N * 2];
+  int actions[N];
+  world_generate(world, 2);
+  imagenav_options o = imagenav_default_options();
+  imagenav_episode(world, &o, 2, N, frames, actions, NULL);
+  rng_t r;
+  rng_init(&r, 1, 1);
+  gtmsm_seq_spec spec = {.N = N, .T = T, .aux = 0.5f, .kl_weight = 1.0f};
+  adam_config ac = adam_default();
+  double first = 0, last = 0;
+  for (int s = 0; s < STEPS; s++) {
+    rng_normal_fill(&r, ez, N * 4);
+    rng_normal_fill(&r, es, N * 2);
+    params_zero_grad(&m.p);
+    gtmsm_seq_stats st;
+    int rc = gtmsm_seq_loss(&m, ws, &spec, frames, actions, ez, es, m.p.grad, &st);
+    CHECK(rc == 0, "loss rc %d at %d", rc, s);
+    adam_update(&m.p, &ac);
+    if (s < 10) first += st.loss / 10;
+    if (s >= STEPS - 10) last += st.loss / 10;
+  }
+  printf("training on one episode: loss %.2f -> %.2f\n", first, last);
+  CHECK(last < first - 50, "loss did not fall enough: %.2f -> %.2f", first, last);
+  gtmsm_ws_free(ws);
+  gtmsm_model_free(&m);
+}
+
+static void test_eval_determinism(void) {
+  char err[256];
+  gtmsm_model m;
+  gtmsm_config c = small_config();
+  gtmsm_model_init(&m, &c, 4, err, sizeof err);
+  eval_config ec = {.episodes = 6, .memorize = 64, .predict = 40, .seed = 3,
+                    .env = imagenav_default_options(), .keep = 2, .threads = 1};
+  eval_result a, b;
+  CHECK(gtmsm_eval_imagenav(&m, &ec, &a, err, sizeof err) == 0, "%s", err);
+  ec.threads = 3;
+  CHECK(gtmsm_eval_imagenav(&m, &ec, &b, err, sizeof err) == 0, "%s", err);
+  CHECK(memcmp(a.psnr, b.psnr, sizeof(double) * EVAL_METHODS * 40) == 0, "PSNR depends on threads");
+  CHECK(memcmp(a.summary, b.summary, sizeof a.summary) == 0 && a.pos_mean == b.pos_mean, "summary differs");
+  CHECK(memcmp(a.truth, b.truth, sizeof(float) * 2 * 40 * 192) == 0, "kept frames differ");
+  /* the oracle on visited steps beats an untrained model's memory */
+  CHECK(a.summary[EVAL_ORACLE].visited > a.summary[EVAL_NO_MEMORY].visited - 5, "oracle sanity");
+  /* the affine fit recovers an exact affine map */
+  float st[20];
+  double pos[20], coef[6];
+  for (int i = 0; i < 10; i++) {
+    st[2 * i] = (float)(i % 3);
+    st[2 * i + 1] = (float)(i / 3);
+    pos[2 * i] = 2 * st[2 * i] - st[2 * i + 1] + 1;
+    pos[2 * i + 1] = 0.5 * st[2 * i + 1] + 3;
+  }
+  eval_affine_fit(st, pos, 10, 2, coef);
+  CHECK_NEAR(coef[0], 2, 1e-6, 0, "a11");
+  CHECK_NEAR(coef[2], -1, 1e-6, 0, "a12");
+  CHECK_NEAR(coef[4], 1, 1e-6, 0, "b1");
+  CHECK_NEAR(coef[3], 0.5, 1e-6, 0, "a22");
+  CHECK_NEAR(coef[5], 3, 1e-6, 0, "b2");
+  eval_result_free(&a);
+  eval_result_free(&b);
+  gtmsm_model_free(&m);
+}
+
+int main(void) {
+  char dir[] = "/tmp/gtmsm_test_XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  test_file_round_trip(dir);
+  test_api();
+  test_training_lowers_loss();
+  test_eval_determinism();
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  return test_finish("test_model_api");
+}

@@ -1,0 +1,368 @@
+/* Tests of core/nn/conv: conv2d and transposed conv2d forward against direct
+ * nested-loop references in double (random shapes over stride 1..3, padding
+ * 0..2, several GEMM chunks) and against hand-worked tiny cases; the
+ * transposed conv as the adjoint of the conv; finite-difference gradchecks of
+ * din, dw and db for both, with gradients pre-filled so that accumulation (+=)
+ * and the NULL-gradient paths are what gets checked. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/conv.h"
+#include "testlib.h"
+
+typedef struct {
+  int B, IC, H, W, OC, K, stride, pad;
+} conv_cfg;
+
+static float *alloc_floats(size_t n) {
+  float *p = malloc((n ? n : 1) * sizeof(float));
+  if (!p) {
+    fprintf(stderr, "out of memory\n");
+    exit(2);
+  }
+  return p;
+}
+
+static float *alloc_nan(size_t n) { // so a forward that fails to overwrite shows up
+  float *p = alloc_floats(n);
+  for (size_t i = 0; i < n; i++) p[i] = NAN;
+  return p;
+}
+
+/* out (B, OC, OH, OW) = b + direct conv of in (B, IC, H, W) with w (OC, IC, K, K), in double. */
+static void ref_conv(double *out, const float *in, const float *w, const float *b, conv_cfg c) {
+  int OH = conv2d_out_size(c.H, c.K, c.stride, c.pad), OW = conv2d_out_size(c.W, c.K, c.stride, c.pad);
+  for (int n = 0; n < c.B; n++)
+    for (int o = 0; o < c.OC; o++)
+      for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+          double s = b ? b[o] : 0.0;
+          for (int i = 0; i < c.IC; i++)
+            for (int ki = 0; ki < c.K; ki++)
+              for (int kj = 0; kj < c.K; kj++) {
+                int ih = oh * c.stride - c.pad + ki, iw = ow * c.stride - c.pad + kj;
+                if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+                s += (double)in[((size_t)(n * c.IC + i) * c.H + ih) * c.W + iw] *
+                     w[((size_t)(o * c.IC + i) * c.K + ki) * c.K + kj];
+              }
+          out[((size_t)(n * c.OC + o) * OH + oh) * OW + ow] = s;
+        }
+}
+
+/* out (B, OC, OH, OW) = b + transposed conv of in (B, IC, H, W) with w (IC, OC, K, K):
+ * every input pixel scatters a weighted kernel onto the output, in double. */
+static void ref_convT(double *out, const float *in, const float *w, const float *b, conv_cfg c) {
+  int OH = conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad);
+  int OW = conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad);
+  for (int n = 0; n < c.B; n++)
+    for (int o = 0; o < c.OC; o++)
+      for (int p = 0; p < OH * OW; p++) out[(size_t)(n * c.OC + o) * OH * OW + p] = b ? b[o] : 0.0;
+  for (int n = 0; n < c.B; n++)
+    for (int i = 0; i < c.IC; i++)
+      for (int ih = 0; ih < c.H; ih++)
+        for (int iw = 0; iw < c.W; iw++) {
+          double x = in[((size_t)(n * c.IC + i) * c.H + ih) * c.W + iw];
+          for (int o = 0; o < c.OC; o++)
+            for (int ki = 0; ki < c.K; ki++)
+              for (int kj = 0; kj < c.K; kj++) {
+                int oh = ih * c.stride - c.pad + ki, ow = iw * c.stride - c.pad + kj;
+                if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
+                out[((size_t)(n * c.OC + o) * OH + oh) * OW + ow] +=
+                    x * w[((size_t)(i * c.OC + o) * c.K + ki) * c.K + kj];
+              }
+        }
+}
+
+/* ---- hand-worked cases ---- */
+
+static void test_hand_worked(void) {
+  /* in (1,1,3,3) = 1..9 row-major, kernel (1,1,2,2) = [[1,2],[3,4]].
+   * stride 1, pad 0, bias 0.5: each output is the 2x2 window dotted with the kernel,
+   *   (0,0): 1*1 + 2*2 + 4*3 + 5*4 = 37,  (0,1): 2 + 6 + 15 + 24 = 47,
+   *   (1,0): 4 + 10 + 21 + 32 = 67,       (1,1): 5 + 12 + 24 + 36 = 77;  plus 0.5.
+   * stride 2, pad 1, no bias: windows of the zero-padded 5x5 at rows/cols {0, 2},
+   *   (0,0): [[0,0],[0,1]] -> 1*4 = 4,     (0,1): [[0,0],[2,3]] -> 2*3 + 3*4 = 18,
+   *   (1,0): [[0,4],[0,7]] -> 4*2 + 7*4 = 36, (1,1): [[5,6],[8,9]] -> 77. */
+  float in[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[4] = {1, 2, 3, 4}, b[1] = {0.5f}, out[4];
+  float ws[64];
+  CHECK(conv2d_out_size(3, 2, 1, 0) == 2 && conv2d_out_size(3, 2, 2, 1) == 2, "out sizes");
+  CHECK(conv2d_workspace_floats(1, 1, 3, 3, 1, 2, 1, 0) <= 64, "workspace too big for the test");
+  conv2d_forward(out, ws, in, w, b, 1, 1, 3, 3, 1, 2, 1, 0);
+  const float e1[4] = {37.5f, 47.5f, 67.5f, 77.5f};
+  for (int i = 0; i < 4; i++) CHECK_NEAR(out[i], e1[i], 0, 0, "hand conv s1 p0");
+  conv2d_forward(out, ws, in, w, NULL, 1, 1, 3, 3, 1, 2, 2, 1);
+  const float e2[4] = {4, 18, 36, 77};
+  for (int i = 0; i < 4; i++) CHECK_NEAR(out[i], e2[i], 0, 0, "hand conv s2 p1");
+
+  /* Transposed, in (1,1,2,2) = [[1,2],[3,4]], same kernel, stride 1, pad 0 -> 3x3:
+   * out[i+ki][j+kj] += in[i][j] * k[ki][kj], the full 2-D convolution,
+   *   [[1*1, 1*2 + 2*1, 2*2],            [[1,  4,  4],
+   *    [1*3 + 3*1, 1*4+2*3+3*2+4*1, 2*4 + 4*2],  = [6, 20, 16],
+   *    [3*3, 3*4 + 4*3, 4*4]]             [9, 24, 16]].
+   * stride 2, pad 0, kernel of ones -> 4x4: every input pixel becomes a 2x2 block. */
+  float x[4] = {1, 2, 3, 4}, t[16];
+  CHECK(conv_transpose2d_out_size(2, 2, 1, 0) == 3 && conv_transpose2d_out_size(2, 2, 2, 0) == 4,
+        "transposed out sizes");
+  conv_transpose2d_forward(t, ws, x, w, NULL, 1, 1, 2, 2, 1, 2, 1, 0);
+  const float e3[9] = {1, 4, 4, 6, 20, 16, 9, 24, 16};
+  for (int i = 0; i < 9; i++) CHECK_NEAR(t[i], e3[i], 0, 0, "hand convT s1 p0");
+  float ones[4] = {1, 1, 1, 1};
+  conv_transpose2d_forward(t, ws, x, ones, b, 1, 1, 2, 2, 1, 2, 2, 0);
+  const float e4[16] = {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4};
+  for (int i = 0; i < 16; i++) CHECK_NEAR(t[i], e4[i] + 0.5f, 0, 0, "hand convT s2 p0 + bias");
+  printf("hand-worked conv and transposed conv cases compared exactly\n");
+}
+
+/* ---- forward against the direct loops ---- */
+
+/* Shapes: strides 1..3, padding 0..2, K from 1 to larger than the padded image's
+ * leftover, non-square images, the GTMSM k4 s2 p1 layers, and batches large enough
+ * to need several GEMM chunks (B * OH * OW well above any sensible chunk width). */
+static const conv_cfg FWD_CASES[] = {
+    {2, 3, 5, 5, 4, 3, 1, 0},  {2, 3, 5, 5, 4, 3, 1, 1},   {2, 3, 6, 6, 4, 3, 2, 0},
+    {2, 3, 6, 6, 4, 3, 2, 1},  {3, 2, 7, 5, 3, 2, 2, 1},   {1, 4, 8, 8, 5, 4, 2, 1},
+    {2, 3, 3, 3, 2, 4, 1, 1},  {2, 2, 9, 7, 3, 3, 3, 2},   {2, 5, 4, 4, 3, 1, 1, 0},
+    {40, 3, 16, 16, 4, 3, 1, 1}, {70, 3, 32, 32, 8, 4, 2, 1},
+};
+
+static void test_forward_vs_direct(void) {
+  double worst_conv = 0, worst_convT = 0;
+  for (size_t t = 0; t < sizeof FWD_CASES / sizeof *FWD_CASES; t++) {
+    conv_cfg c = FWD_CASES[t];
+    char what[96];
+    /* conv2d */
+    int OH = conv2d_out_size(c.H, c.K, c.stride, c.pad), OW = conv2d_out_size(c.W, c.K, c.stride, c.pad);
+    size_t nin = (size_t)c.B * c.IC * c.H * c.W, nw = (size_t)c.OC * c.IC * c.K * c.K;
+    size_t nout = (size_t)c.B * c.OC * OH * OW;
+    float *in = alloc_floats(nin), *w = alloc_floats(nw), *b = alloc_floats((size_t)c.OC);
+    float *out = alloc_nan(nout);
+    float *ws = alloc_floats(conv2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad));
+    double *ref = malloc(nout * sizeof(double));
+    test_fill_uniform(in, nin, -1, 1, 100 + t);
+    test_fill_uniform(w, nw, -1, 1, 200 + t);
+    test_fill_uniform(b, (size_t)c.OC, -1, 1, 300 + t);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+      const float *bb = with_bias ? b : NULL;
+      conv2d_forward(out, ws, in, w, bb, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+      ref_conv(ref, in, w, bb, c);
+      snprintf(what, sizeof what, "conv case %zu (B%d IC%d %dx%d OC%d K%d s%d p%d) bias %d", t, c.B,
+               c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad, with_bias);
+      double e = 0;
+      for (size_t i = 0; i < nout; i++) e = fmax(e, fabs(out[i] - ref[i]));
+      if (!(e <= 2e-5)) e = INFINITY; // NaN (an element not written) counts as a failure
+      CHECK(e <= 2e-5, "%s: max abs err %.3g", what, e);
+      worst_conv = fmax(worst_conv, e);
+    }
+    free(out), free(ws), free(ref);
+
+    /* transposed conv with the same shape numbers: IC in, OC out, w (IC, OC, K, K) */
+    int TH = conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad);
+    int TW = conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad);
+    if (TH > 0 && TW > 0) {
+      size_t ntout = (size_t)c.B * c.OC * TH * TW;
+      float *tout = alloc_nan(ntout);
+      float *tws = alloc_floats(
+          conv_transpose2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad));
+      double *tref = malloc(ntout * sizeof(double));
+      for (int with_bias = 0; with_bias < 2; with_bias++) {
+        const float *bb = with_bias ? b : NULL;
+        conv_transpose2d_forward(tout, tws, in, w, bb, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride,
+                                 c.pad);
+        ref_convT(tref, in, w, bb, c);
+        double e = 0;
+        for (size_t i = 0; i < ntout; i++) e = fmax(e, fabs(tout[i] - tref[i]));
+        if (!(e <= 2e-5)) e = INFINITY;
+        CHECK(e <= 2e-5, "convT case %zu bias %d: max abs err %.3g", t, with_bias, e);
+        worst_convT = fmax(worst_convT, e);
+      }
+      free(tout), free(tws), free(tref);
+    }
+    free(in), free(w), free(b);
+  }
+  /* Inputs and weights are in [-1, 1] with at most IC*K*K = 48 terms per output, so
+   * float rounding stays near 1e-6; 2e-5 leaves room without hiding a wrong tap. */
+  printf("forward vs direct loops: conv max abs err %.3g, convT max abs err %.3g (tol 2e-5)\n",
+         worst_conv, worst_convT);
+}
+
+/* ---- workspace: sized once for the largest batch, enough for every smaller one ---- */
+
+static void test_workspace_any_batch(void) {
+  const conv_cfg c = {64, 3, 16, 16, 8, 4, 2, 1};
+  int monotone = 1;
+  for (int b = 1; b < 300; b++) {
+    monotone &= conv2d_workspace_floats(b, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad) <=
+                conv2d_workspace_floats(b + 1, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+    monotone &= conv_transpose2d_workspace_floats(b, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad) <=
+                conv_transpose2d_workspace_floats(b + 1, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+  }
+  CHECK(monotone, "workspace size decreases with a larger batch");
+  /* The workspace of B = 64, exactly sized (ASan sees any overrun), used for B = 13. */
+  int OH = conv2d_out_size(c.H, c.K, c.stride, c.pad), b = 13;
+  size_t nin = (size_t)c.B * c.IC * c.H * c.W, nw = (size_t)c.OC * c.IC * c.K * c.K;
+  float *in = alloc_floats(nin), *w = alloc_floats(nw), *out = alloc_nan((size_t)b * c.OC * OH * OH);
+  float *ws = alloc_floats(conv2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad));
+  double *ref = malloc((size_t)b * c.OC * OH * OH * sizeof(double));
+  test_fill_uniform(in, nin, -1, 1, 700);
+  test_fill_uniform(w, nw, -1, 1, 701);
+  conv2d_forward(out, ws, in, w, NULL, b, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+  conv_cfg cb = c;
+  cb.B = b;
+  ref_conv(ref, in, w, NULL, cb);
+  double e = 0;
+  for (size_t i = 0; i < (size_t)b * c.OC * OH * OH; i++) e = fmax(e, fabs(out[i] - ref[i]));
+  CHECK(e <= 2e-5, "batch 13 in a batch-64 workspace: max abs err %g", e);
+  free(in), free(w), free(out), free(ws), free(ref);
+}
+
+/* ---- adjointness: <conv(x), y> == <x, convT(y)> with the same weights ---- */
+
+static void test_adjoint(void) {
+  /* x (B, C1, HH, WW) -> conv with w (C2, C1, K, K) -> (B, C2, H, W); the transposed conv
+   * of y (B, C2, H, W) with w read as (IC=C2, OC=C1, K, K) is (B, C1, HH, WW) again when
+   * (HH + 2 pad - K) is a multiple of the stride. */
+  static const conv_cfg cases[] = {
+      {2, 3, 7, 5, 4, 3, 1, 1}, {2, 3, 8, 8, 4, 4, 2, 1}, {3, 2, 9, 7, 3, 3, 2, 0},
+      {1, 4, 11, 8, 2, 2, 3, 0}, {20, 3, 32, 32, 6, 4, 2, 1},
+  };
+  for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+    conv_cfg c = cases[t];
+    int H = conv2d_out_size(c.H, c.K, c.stride, c.pad), W = conv2d_out_size(c.W, c.K, c.stride, c.pad);
+    CHECK(conv_transpose2d_out_size(H, c.K, c.stride, c.pad) == c.H &&
+              conv_transpose2d_out_size(W, c.K, c.stride, c.pad) == c.W,
+          "adjoint case %zu shapes do not round-trip", t);
+    size_t nx = (size_t)c.B * c.IC * c.H * c.W, ny = (size_t)c.B * c.OC * H * W;
+    size_t nw = (size_t)c.OC * c.IC * c.K * c.K;
+    float *x = alloc_floats(nx), *y = alloc_floats(ny), *w = alloc_floats(nw);
+    float *cx = alloc_nan(ny), *ty = alloc_nan(nx);
+    float *ws1 = alloc_floats(conv2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad));
+    float *ws2 = alloc_floats(conv_transpose2d_workspace_floats(c.B, c.OC, H, W, c.IC, c.K, c.stride, c.pad));
+    test_fill_uniform(x, nx, -1, 1, 400 + t);
+    test_fill_uniform(y, ny, -1, 1, 500 + t);
+    test_fill_uniform(w, nw, -1, 1, 600 + t);
+    conv2d_forward(cx, ws1, x, w, NULL, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+    conv_transpose2d_forward(ty, ws2, y, w, NULL, c.B, c.OC, H, W, c.IC, c.K, c.stride, c.pad);
+    double lhs = test_dot(cx, y, ny), rhs = test_dot(ty, x, nx);
+    double scale = 0; // sum of |terms|: the size of the float rounding in either side
+    for (size_t i = 0; i < ny; i++) scale += fabs((double)cx[i] * y[i]);
+    printf("adjoint case %zu: <conv(x), y> = %.9g, <x, convT(y)> = %.9g, diff/scale %.2e\n", t, lhs,
+           rhs, fabs(lhs - rhs) / scale);
+    CHECK(fabs(lhs - rhs) <= 1e-5 * scale, "adjoint case %zu: %.9g vs %.9g", t, lhs, rhs);
+    free(x), free(y), free(w), free(cx), free(ty), free(ws1), free(ws2);
+  }
+}
+
+/* ---- gradchecks ---- */
+
+typedef struct {
+  conv_cfg c;
+  int transposed;
+  float *in, *w, *b, *out, *r, *ws; // r (out shape): the loss is <op(in, w, b), r>
+  size_t nout;
+} gc_ctx;
+
+static double conv_loss(void *p) {
+  gc_ctx *g = p;
+  conv_cfg c = g->c;
+  if (g->transposed)
+    conv_transpose2d_forward(g->out, g->ws, g->in, g->w, g->b, c.B, c.IC, c.H, c.W, c.OC, c.K,
+                             c.stride, c.pad);
+  else
+    conv2d_forward(g->out, g->ws, g->in, g->w, g->b, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride,
+                   c.pad);
+  return test_dot(g->out, g->r, g->nout);
+}
+
+static void backward(gc_ctx *g, float *din, float *dw, float *db) {
+  conv_cfg c = g->c;
+  if (g->transposed)
+    conv_transpose2d_backward(din, dw, db, g->ws, g->r, g->in, g->w, c.B, c.IC, c.H, c.W, c.OC,
+                              c.K, c.stride, c.pad);
+  else
+    conv2d_backward(din, dw, db, g->ws, g->r, g->in, g->w, c.B, c.IC, c.H, c.W, c.OC, c.K,
+                    c.stride, c.pad);
+}
+
+/* Gradient buffers start from g0 (random) and the analytic gradient is what the
+ * backward added, so a backward that overwrites instead of accumulating fails. */
+static float *accumulated(float *g, const float *g0, size_t n) {
+  for (size_t i = 0; i < n; i++) g[i] -= g0[i];
+  return g;
+}
+
+static void gradcheck_case(conv_cfg c, int transposed, uint64_t seed) {
+  int OH = transposed ? conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad)
+                      : conv2d_out_size(c.H, c.K, c.stride, c.pad);
+  int OW = transposed ? conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad)
+                      : conv2d_out_size(c.W, c.K, c.stride, c.pad);
+  size_t nin = (size_t)c.B * c.IC * c.H * c.W, nw = (size_t)c.OC * c.IC * c.K * c.K;
+  size_t nb = (size_t)c.OC, nout = (size_t)c.B * c.OC * OH * OW;
+  size_t nws = transposed ? conv_transpose2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad)
+                          : conv2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+  gc_ctx g = {.c = c, .transposed = transposed, .nout = nout};
+  g.in = alloc_floats(nin), g.w = alloc_floats(nw), g.b = alloc_floats(nb);
+  g.out = alloc_floats(nout), g.r = alloc_floats(nout), g.ws = alloc_floats(nws);
+  test_fill_uniform(g.in, nin, -1, 1, seed);
+  test_fill_uniform(g.w, nw, -1, 1, seed + 1);
+  test_fill_uniform(g.b, nb, -1, 1, seed + 2);
+  test_fill_uniform(g.r, nout, -1, 1, seed + 3);
+  float *din0 = alloc_floats(nin), *dw0 = alloc_floats(nw), *db0 = alloc_floats(nb);
+  test_fill_uniform(din0, nin, -1, 1, seed + 4);
+  test_fill_uniform(dw0, nw, -1, 1, seed + 5);
+  test_fill_uniform(db0, nb, -1, 1, seed + 6);
+  /* One backward per gradient with the other two NULL, and one with all three. */
+  float *din = alloc_floats(nin), *dw = alloc_floats(nw), *db = alloc_floats(nb);
+  float *din_all = alloc_floats(nin), *dw_all = alloc_floats(nw), *db_all = alloc_floats(nb);
+  memcpy(din, din0, nin * sizeof(float)), memcpy(din_all, din0, nin * sizeof(float));
+  memcpy(dw, dw0, nw * sizeof(float)), memcpy(dw_all, dw0, nw * sizeof(float));
+  memcpy(db, db0, nb * sizeof(float)), memcpy(db_all, db0, nb * sizeof(float));
+  backward(&g, din, NULL, NULL);
+  backward(&g, NULL, dw, NULL);
+  backward(&g, NULL, NULL, db);
+  backward(&g, din_all, dw_all, db_all);
+  int same = memcmp(din, din_all, nin * sizeof(float)) == 0 &&
+             memcmp(dw, dw_all, nw * sizeof(float)) == 0 && memcmp(db, db_all, nb * sizeof(float)) == 0;
+  CHECK(same, "backward with all gradients differs from one gradient at a time");
+
+  /* The loss is linear in each of in, w, b, so central differences are exact up to
+   * float rounding of the forward whatever eps is; a large eps (0.25) makes that
+   * rounding small against the difference. A wrong tap or index gives O(1) errors,
+   * so tol 1e-3 is loose enough for rounding and far too tight for a bug. The floor
+   * 1e-2 keeps near-zero gradients (border pixels) from dividing rounding noise by ~0. */
+  gc_opts o = gc_default();
+  o.eps = 0.25, o.tol = 1e-3, o.floor = 1e-2, o.max_checks = 150, o.seed = seed;
+  char label[96];
+  const char *op = transposed ? "convT" : "conv";
+  snprintf(label, sizeof label, "%s K%d s%d p%d din", op, c.K, c.stride, c.pad);
+  gradcheck(label, g.in, accumulated(din, din0, nin), nin, conv_loss, &g, &o);
+  snprintf(label, sizeof label, "%s K%d s%d p%d dw", op, c.K, c.stride, c.pad);
+  gradcheck(label, g.w, accumulated(dw, dw0, nw), nw, conv_loss, &g, &o);
+  snprintf(label, sizeof label, "%s K%d s%d p%d db", op, c.K, c.stride, c.pad);
+  gradcheck(label, g.b, accumulated(db, db0, nb), nb, conv_loss, &g, &o);
+
+  free(g.in), free(g.w), free(g.b), free(g.out), free(g.r), free(g.ws);
+  free(din0), free(dw0), free(db0), free(din), free(dw), free(db);
+  free(din_all), free(dw_all), free(db_all);
+}
+
+static void test_gradients(void) {
+  static const conv_cfg cases[] = {
+      {2, 3, 5, 5, 4, 3, 1, 0}, {2, 3, 5, 6, 4, 3, 1, 1}, {2, 3, 8, 8, 4, 4, 2, 1},
+      {2, 2, 7, 7, 3, 3, 2, 0}, {3, 2, 6, 5, 2, 2, 3, 1},
+  };
+  for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+    gradcheck_case(cases[t], 0, 1000 + 10 * t);
+    gradcheck_case(cases[t], 1, 2000 + 10 * t);
+  }
+}
+
+int main(void) {
+  test_hand_worked();
+  test_forward_vs_direct();
+  test_workspace_any_batch();
+  test_adjoint();
+  test_gradients();
+  return test_finish("test_conv");
+}
