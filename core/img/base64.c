@@ -99,6 +99,7 @@ int base64_decode(uint8_t **out, size_t *out_len, const char *s, size_t len, cha
                       "base64: length %zu is not a multiple of 4 (offset %zu starts an incomplete "
                       "group)",
                       len, len - len % 4);
+  int rc = GTMSM_OK;
   size_t n = len / 4 * 3 - pad;
   uint8_t *b = malloc(n ? n : 1);
   if (!b) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "base64: out of memory for %zu bytes", n);
@@ -116,14 +117,17 @@ int base64_decode(uint8_t **out, size_t *out_len, const char *s, size_t len, cha
     if (q[3] == '=') {
       uint32_t dropped = q[2] == '=' ? (v >> 12) & 0xf : (v >> 6) & 0x3;
       if (dropped) {
-        free(b);
-        return gtmsm_fail(err, errlen, GTMSM_EFORMAT,
-                          "base64: non-zero padding bits in '%c' at offset %zu",
-                          q[2] == '=' ? q[1] : q[2], q[2] == '=' ? i + 1 : i + 2);
+        rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT,
+                        "base64: non-zero padding bits in '%c' at offset %zu",
+                        q[2] == '=' ? q[1] : q[2], q[2] == '=' ? i + 1 : i + 2);
+        goto done;
       }
     }
   }
   *out = b;
   *out_len = n;
-  return GTMSM_OK;
+  b = NULL;
+done:
+  free(b);
+  return rc;
 }

@@ -4,9 +4,9 @@
  *
  * Every primitive clips to the canvas, so callers may pass coordinates
  * anywhere in the int range; nothing is ever written outside im->pix.
- * Colours are RGB; on a 1-channel canvas they become their Rec. 601 luma
- * (round((299 r + 587 g + 114 b) / 1000)), on a 4-channel canvas they are
- * opaque. x is the column, y the row, (0, 0) the top-left pixel. */
+ * Colours are RGB; on a 1- or 2-channel (gray, gray+alpha) canvas they
+ * become their Rec. 601 luma, round((299 r + 587 g + 114 b) / 1000); any
+ * alpha channel is set opaque. x is the column, y the row, (0, 0) the top-left pixel. */
 #ifndef GTMSM_IMG_DRAW_H
 #define GTMSM_IMG_DRAW_H
 
@@ -48,7 +48,8 @@ void draw_polyline(image_t *im, const int *xy, size_t n, draw_rgb c);
 /* Copies src (H, W, C), borrowed, C in 1..4, with its top-left corner at
  * (x, y), each source pixel becoming a scale x scale block (nearest
  * neighbour); clipped. Channels convert as for colours: gray is replicated,
- * RGB onto a gray canvas becomes luma, source alpha is ignored. Returns 0 or
+ * RGB onto a gray canvas becomes luma, source alpha is ignored (copied
+ * opaque, not blended). Returns 0 or
  * GTMSM_EINVAL (bad shape or scale < 1). */
 int draw_blit(image_t *im, int x, int y, const uint8_t *src, int H, int W, int C, int scale,
               char *err, size_t errlen);

@@ -42,7 +42,8 @@ draw_rgb plot_color(size_t i);
  * options (borrowed; NULL for plot_default()). Returns 0, or GTMSM_EINVAL
  * for a bad argument (dx <= 0, non-finite x0/dx/y range, a series with
  * y == NULL and n > 0) or a canvas too small for the axes and their labels
- * (about 100 x 60 pixels at text scale 1), GTMSM_ERANGE when the finite
+ * (at text scale 1 about 60 x 50 pixels, 60 x 80 with title and axis labels;
+ * proportionally more at larger scales), GTMSM_ERANGE when the finite
  * values span more than a double can hold. */
 int plot_draw_lines(image_t *im, const plot_series *series, size_t ns, const plot_opts *opts,
                     char *err, size_t errlen);

@@ -241,10 +241,12 @@ static int pngio_decode_run(pngio_ctx *ctx) {
   png_infop info = ctx->info;
   if (setjmp(png_jmpbuf(png))) return -1;
   png_set_read_fn(png, ctx, pngio_on_read);
-  /* Per-dimension limits make libpng itself reject absurd IHDRs; the product
-   * is checked below, before anything proportional to it is allocated. */
-  png_uint_32 dim_max = ctx->limit < 0x7fffffffu ? (png_uint_32)ctx->limit : 0x7fffffffu;
-  png_set_user_limits(png, dim_max, dim_max);
+  /* libpng's default per-dimension cap (10^6) would reject some images our
+   * pixel bound allows, and with a less useful message; lift it to PNG's own
+   * 2^31 - 1. The real bound, on width * height, is checked below, after the
+   * IHDR and before libpng or we allocate anything proportional to it (row
+   * buffers come with png_read_update_info). */
+  png_set_user_limits(png, 0x7fffffffu, 0x7fffffffu);
   png_set_chunk_malloc_max(png, PNGIO_CHUNK_MALLOC_MAX);
   png_set_chunk_cache_max(png, PNGIO_CHUNK_CACHE_MAX);
   png_read_info(png, info);
@@ -302,6 +304,8 @@ int pngio_decode(uint8_t **pix, int *H, int *W, int *C, const uint8_t *data, siz
   ctx->in = data;
   ctx->in_len = len;
   ctx->limit = max_pixels ? max_pixels : PNGIO_MAX_PIXELS_DEFAULT;
+  /* So that width * height * 4 bytes cannot wrap whatever the caller asks. */
+  if (ctx->limit > SIZE_MAX / 4) ctx->limit = SIZE_MAX / 4;
   ctx->want_C = want_C;
   ctx->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, ctx, pngio_on_error,
                                     pngio_on_warning);

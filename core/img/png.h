@@ -48,7 +48,8 @@ int pngio_write_file(const char *path, const uint8_t *pix, int H, int W, int C, 
  * interlacing is undone, and gamma/colour-space chunks are ignored (values are
  * passed through as stored).
  *
- * max_pixels bounds width * height (0: PNGIO_MAX_PIXELS_DEFAULT); larger
+ * max_pixels bounds width * height (0: PNGIO_MAX_PIXELS_DEFAULT; at most
+ * SIZE_MAX / 4 whatever is passed, so the byte count cannot wrap); larger
  * images fail with GTMSM_ERANGE before their pixels are allocated. The whole
  * stream through IEND must be present: truncation anywhere is GTMSM_EFORMAT
  * with the offset in the message. Trailing bytes after IEND are ignored.

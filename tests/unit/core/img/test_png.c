@@ -269,6 +269,7 @@ static void expect_fail(const char *what, const uint8_t *data, size_t len, size_
   CHECK(rc != 0 && (want_rc == 0 || rc == want_rc), "%s: rc %d (wanted %d)", what, rc, want_rc);
   CHECK(out == NULL && h == 0 && w == 0 && c == 0, "%s: outputs not cleared on failure", what);
   CHECK(err[0] != '\0', "%s: no error message", what);
+  printf("reject %s: %s\n", what, err);
   if (rc == 0) free(out);
 }
 
@@ -347,12 +348,14 @@ static void test_rejects(void) {
   expect_fail("100000x100000 header", hdr, n, 0, GTMSM_ERANGE);
   n = make_header_only(hdr, 5000, 5000, 1); /* 25M pixels: over the 2^24 default */
   expect_fail("5000x5000 header", hdr, n, 0, GTMSM_ERANGE);
-  n = make_header_only(hdr, 0x7fffffffu, 1, 1); /* libpng's per-dimension limit */
-  expect_fail("2^31-1 wide header", hdr, n, 0, 0);
+  n = make_header_only(hdr, 0x7fffffffu, 1, 1); /* the largest width PNG allows */
+  expect_fail("2^31-1 wide header", hdr, n, 0, GTMSM_ERANGE);
+  n = make_header_only(hdr, 0x80000000u, 1, 1); /* not a valid PNG dimension */
+  expect_fail("2^31 wide header", hdr, n, 0, GTMSM_EFORMAT);
   n = make_header_only(hdr, 0xffffffffu, 0xffffffffu, 1);
-  expect_fail("2^32-1 square header", hdr, n, 0, 0);
+  expect_fail("2^32-1 square header", hdr, n, 0, GTMSM_EFORMAT);
   n = make_header_only(hdr, 0, 5, 1);
-  expect_fail("zero-width header", hdr, n, 0, 0);
+  expect_fail("zero-width header", hdr, n, 0, GTMSM_EFORMAT);
   n = make_header_only(hdr, 4, 4, 0); /* valid header, but no IDAT at all */
   expect_fail("no IDAT", hdr, n, 0, GTMSM_EFORMAT);
   n = make_header_only(hdr, 4, 4, 1); /* IDAT far too short for 4x4 */
@@ -396,6 +399,10 @@ static void test_rejects(void) {
         err);
   free(out);
   expect_fail("7x5 over a 34-pixel limit", png, len, 34, GTMSM_ERANGE);
+  out = NULL;
+  CHECK(pngio_decode(&out, &h, &w, &c, png, len, 4, SIZE_MAX, err, sizeof err) == 0,
+        "limit SIZE_MAX: %s", err);
+  free(out);
 
   /* A flipped bit in IHDR breaks its CRC: a critical chunk, so an error. */
   uint8_t *bad = malloc(len);
