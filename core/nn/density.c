@@ -49,6 +49,7 @@ void bernoulli_logpmf_forward(float *out, const float *x, const float *logits, i
 
 void bernoulli_logpmf_backward(float *dlogits, const float *dout, const float *x,
                                const float *logits, int B, int D) {
+  if (!dlogits) return;
   for (int b = 0; b < B; b++)
     for (int d = 0; d < D; d++) {
       size_t i = (size_t)b * D + d;

@@ -122,10 +122,17 @@ int params_load(param_block *pb, FILE *f, char *err, size_t errlen) {
                         "parameter %zu is '%s' (%llu floats), expected '%s' (%zu floats)", i, name,
                         (unsigned long long)size, pb->entries[i].name, pb->entries[i].size);
   }
-  if (fread(pb->data, sizeof(float), pb->total, f) != pb->total ||
-      fread(pb->m, sizeof(float), pb->total, f) != pb->total ||
-      fread(pb->v, sizeof(float), pb->total, f) != pb->total)
+  /* Read into a scratch block first: a failed load leaves pb untouched. */
+  float *tmp = malloc(3 * (pb->total ? pb->total : 1) * sizeof(float));
+  if (!tmp) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+  if (fread(tmp, sizeof(float), 3 * pb->total, f) != 3 * pb->total) {
+    free(tmp);
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "truncated parameter data");
+  }
+  memcpy(pb->data, tmp, pb->total * sizeof(float));
+  memcpy(pb->m, tmp + pb->total, pb->total * sizeof(float));
+  memcpy(pb->v, tmp + 2 * pb->total, pb->total * sizeof(float));
+  free(tmp);
   pb->step = (long)step;
   return GTMSM_OK;
 }

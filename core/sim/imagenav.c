@@ -39,6 +39,13 @@ void imagenav_add_obstacles(imagenav *env, rng_t *r, int n) {
   }
 }
 
+int imagenav_blocked(const imagenav *env, int action) {
+  if (action < 0 || action >= IMAGENAV_ACTIONS) return 1;
+  if (action == IMAGENAV_STAY) return 0;
+  int nc = env->col + DCOL[action], nr = env->row + DROW[action];
+  return nc < 0 || nc >= IMAGENAV_GRID || nr < 0 || nr >= IMAGENAV_GRID || env->blocked[nr][nc];
+}
+
 void imagenav_step(imagenav *env, int action, imagenav_truth *truth) {
   int col = env->col, row = env->row;
   if (action >= 0 && action < IMAGENAV_ACTIONS) {
@@ -87,7 +94,7 @@ int imagenav_explorer_next(imagenav_explorer *ex) {
 }
 
 imagenav_options imagenav_default_options(void) {
-  imagenav_options o = {.rate = 2.0, .obstacles = 0, .random_start = 0};
+  imagenav_options o = {.rate = 2.0, .obstacles = 0, .random_start = 0, .avoid_walls = 0};
   return o;
 }
 
@@ -110,6 +117,10 @@ void imagenav_episode(const float *world, const imagenav_options *opt, uint64_t 
     imagenav_truth tr = {env.col, env.row, 0, 0};
     if (t > 0) {
       a = imagenav_explorer_next(&ex);
+      for (int tries = 0; opt->avoid_walls && a != IMAGENAV_STAY && imagenav_blocked(&env, a); tries++) {
+        ex.remaining = 0; /* cut the run, draw another */
+        a = tries < 64 ? imagenav_explorer_next(&ex) : IMAGENAV_STAY;
+      }
       imagenav_step(&env, a, &tr);
     }
     actions[t] = a;

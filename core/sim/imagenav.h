@@ -42,6 +42,8 @@ typedef struct {
 void imagenav_init(imagenav *env, const float *world, int col, int row);
 /* Blocks n random cells other than the agent's. */
 void imagenav_add_obstacles(imagenav *env, rng_t *r, int n);
+/* 1 if a move action would be stopped by a wall or an obstacle (0 for stay). */
+int imagenav_blocked(const imagenav *env, int action);
 /* Applies action; fills truth (may be NULL). */
 void imagenav_step(imagenav *env, int action, imagenav_truth *truth);
 /* frame (8, 8, 3) = the crop at the agent's position. */
@@ -68,6 +70,9 @@ typedef struct {
   double rate;        /* Poisson rate of the explorer (default 2) */
   int obstacles;      /* blocked cells (default 0) */
   int random_start;   /* 0: start at the centre cell (default), 1: anywhere */
+  int avoid_walls;    /* 1: the explorer never pushes into a wall or obstacle: a run
+                         that would is cut short and a new direction drawn (a
+                         data curriculum for training; the default walks into walls) */
 } imagenav_options;
 
 imagenav_options imagenav_default_options(void);

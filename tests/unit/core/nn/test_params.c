@@ -178,6 +178,30 @@ static void test_save_load(void) {
   params_free(&a), params_free(&b);
 }
 
+/* A load that fails (here: a file truncated inside the moments) leaves the
+ * block untouched, so a caller can fall back to its fresh parameters. */
+static void test_failed_load_leaves_block(void) {
+  const param_spec spec[] = {{"x", 1000, 0, 0}};
+  param_block a, b;
+  params_init(&a, spec, 1, 1, NULL, 0);
+  params_init(&b, spec, 1, 2, NULL, 0);
+  for (size_t i = 0; i < 1000; i++) a.data[i] = 1.0f, b.data[i] = 2.0f;
+  FILE *f = tmpfile(), *g = tmpfile();
+  params_save(&a, f, NULL, 0);
+  size_t n;
+  unsigned char *bytes = file_bytes(f, &n);
+  fwrite(bytes, 1, n - 8000, g); // cut inside m: data complete, m and v missing
+  rewind(g);
+  char err[128] = "";
+  int rc = params_load(&b, g, err, sizeof err);
+  int untouched = 1;
+  for (size_t i = 0; i < 1000; i++) untouched &= b.data[i] == 2.0f;
+  CHECK(rc == GTMSM_EFORMAT, "truncated data accepted: rc %d", rc);
+  CHECK(untouched, "failed load (%s) modified the parameter block", err);
+  free(bytes), fclose(f), fclose(g);
+  params_free(&a), params_free(&b);
+}
+
 /* One tensor "x" (2) on the quadratic f = 0.5 (x0^2 + 4 x1^2), gradient (x0, 4 x1). */
 static void quad_grad(param_block *pb) {
   pb->grad[0] = pb->data[0];
@@ -325,6 +349,7 @@ static void test_adam_minimises(void) {
 int main(void) {
   test_layout();
   test_save_load();
+  test_failed_load_leaves_block();
   test_adam_hand();
   test_adam_clip();
   test_adam_nonfinite();
