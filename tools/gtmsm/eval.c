@@ -26,7 +26,8 @@ static json_t *summary_json(const eval_summary *s) {
 
 int cmd_eval(int argc, char **argv) {
   const char *model_path = NULL, *env = "imagenav", *images = NULL, *out = NULL;
-  int episodes = 100, memorize = 256, predict = 256, json = 0, strips = 4, threads = 2, obstacles = 0;
+  int episodes = 100, memorize = 256, predict = 256, json = 0, strips = 4, threads = 2, obstacles = 0,
+      avoid_walls = 0;
   uint64_t seed = 1000;
   double rate = 2.0;
   opt_def defs[] = {
@@ -39,6 +40,7 @@ int cmd_eval(int argc, char **argv) {
       {"predict", OPT_INT, &predict, 1, 1e6, "predicted steps"},
       {"rate", OPT_DOUBLE, &rate, 0, 100, "explorer Poisson repeat rate"},
       {"obstacles", OPT_INT, &obstacles, 0, 80, "blocked cells per episode"},
+      {"avoid-walls", OPT_FLAG, &avoid_walls, 1, 0, "explorer never pushes into walls (diagnostic)"},
       {"out", OPT_STRING, &out, 1, 0, "output folder (csv, plot, strips)"},
       {"strips", OPT_INT, &strips, 0, 1000, "episodes drawn as strips"},
       {"threads", OPT_INT, &threads, 1, 256, "worker threads"},
@@ -74,6 +76,7 @@ int cmd_eval(int argc, char **argv) {
                      .keep = out ? strips : 0, .threads = threads};
   cfg.env.rate = rate;
   cfg.env.obstacles = obstacles;
+  cfg.env.avoid_walls = avoid_walls;
   double t0 = opts_now();
   if (gtmsm_eval_imagenav(&m, &cfg, &res, err, sizeof err)) {
     fprintf(stderr, "gtmsm eval: %s\n", err);

@@ -36,6 +36,7 @@ typedef struct {
   int steps, anneal, kl_warmup;
   int curriculum, k_start;  /* curriculum: K, delta and the memorized length move to their */
   int memorize_start;       /* final values over the first `curriculum` updates */
+  int wallfree;             /* wall-free episodes: all for wallfree updates, none after 2 * wallfree */
   double delta_start;
   double lr, lr_final, clip, aux, kl_start, ssm_lr_mult;
   uint64_t seed;
@@ -56,6 +57,7 @@ typedef struct {
   int *rcs;
   float kl_weight;
   int k_now, memorize_now;
+  double wallfree_share;
   float delta_now;
 } worker;
 
@@ -89,6 +91,9 @@ static void *worker_run(void *arg) {
   for (int b = w->tid; b < o->batch; b += w->nthreads) {
     uint64_t s = seq_seed(o->seed, w->step, b);
     train_pick_world(w->world, w->ws_photos, o->photo_frac, s);
+    rng_t wr;
+    rng_init(&wr, s, 12);
+    eo.avoid_walls = rng_uniform_d(&wr) < w->wallfree_share;
     imagenav_episode(w->world, &eo, s, N, w->frames, w->actions, NULL);
     rng_t r;
     rng_init(&r, s, 3);
@@ -105,7 +110,7 @@ static void *worker_run(void *arg) {
 static json_t *opts_to_json(const train_opts *o, long step) {
   return json_pack(
       "{s:I, s:i, s:i, s:i, s:i, s:f, s:f, s:s?, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:i, s:i, s:i,"
-      " s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, s:f, s:i}",
+      " s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, s:f, s:i, s:i}",
       "step", (json_int_t)step, "memorize", o->memorize, "predict", o->predict, "batch", o->batch,
       "obstacles", o->obstacles, "rate", o->rate, "photo_frac", o->photo_frac, "worlds", o->worlds,
       "latent", o->latent, "hidden", o->hidden, "gate_hidden", o->gate_hidden, "k", o->k, "delta",
@@ -113,7 +118,7 @@ static json_t *opts_to_json(const train_opts *o, long step) {
       o->anneal, "kl_warmup", o->kl_warmup, "lr", o->lr, "lr_final", o->lr_final, "clip", o->clip,
       "aux", o->aux, "kl_start", o->kl_start, "seed", (json_int_t)o->seed, "curriculum",
       o->curriculum, "k_start", o->k_start, "delta_start", o->delta_start, "ssm_lr_mult",
-      o->ssm_lr_mult, "memorize_start", o->memorize_start);
+      o->ssm_lr_mult, "memorize_start", o->memorize_start, "wallfree", o->wallfree);
 }
 
 /* Restores the options a checkpoint was trained with (all but steps/threads). */
@@ -123,7 +128,7 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   int steps_ignored;
   if (json_unpack((json_t *)j,
                   "{s:I, s:i, s:i, s:i, s:i, s:F, s:F, s?s, s:i, s:i, s:i, s:i, s:F, s:F, s:s, s:i,"
-                  " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F, s:i}",
+                  " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F, s:i, s:i}",
                   "step", &st, "memorize", &o->memorize, "predict", &o->predict, "batch", &o->batch,
                   "obstacles", &o->obstacles, "rate", &o->rate, "photo_frac", &o->photo_frac,
                   "worlds", &worlds, "latent", &o->latent, "hidden", &o->hidden, "gate_hidden",
@@ -132,7 +137,7 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
                   &o->kl_warmup, "lr", &o->lr, "lr_final", &o->lr_final, "clip", &o->clip, "aux",
                   &o->aux, "kl_start", &o->kl_start, "seed", &seed, "curriculum", &o->curriculum,
                   "k_start", &o->k_start, "delta_start", &o->delta_start, "ssm_lr_mult",
-                  &o->ssm_lr_mult, "memorize_start", &o->memorize_start) != 0)
+                  &o->ssm_lr_mult, "memorize_start", &o->memorize_start, "wallfree", &o->wallfree) != 0)
     return -1;
   /* strings borrowed from j: the caller keeps j alive for the run */
   o->worlds = worlds;
@@ -155,6 +160,16 @@ static float kl_weight_at(const train_opts *o, long step) {
  * - K falls linearly and delta log-linearly to the model's values: a wide,
  *   soft neighbourhood gives the transition parameters a gradient from many
  *   memory entries while the states are still far from right. */
+/* Data curriculum: the share of episodes whose explorer never pushes into a
+ * wall. Without bumps the state is a plain sum of displacements, so B can be
+ * learned from loop closures alone; the wall gate then learns from the bumps
+ * of ordinary episodes once B is right. */
+static double wallfree_share_at(const train_opts *o, long step) {
+  if (o->wallfree <= 0 || step >= 2L * o->wallfree) return 0.0;
+  if (step < o->wallfree) return 1.0;
+  return 1.0 - (double)(step - o->wallfree) / o->wallfree;
+}
+
 static void curriculum_at(const train_opts *o, long step, int *k, float *delta, int *memorize) {
   double f = o->curriculum > 0 && step < o->curriculum ? 1.0 - (double)step / o->curriculum : 0.0;
   *k = (int)lround(o->k + (o->k_start - o->k) * f);
@@ -169,7 +184,7 @@ int cmd_train(int argc, char **argv) {
                   .gate_hidden = 32, .k = 5, .delta = 1e-4, .trans_std = 1e-3,
                   .decoder = "gaussian", .steps = 20000, .anneal = 20000, .kl_warmup = 0,
                   .lr = 1e-3, .lr_final = 1e-4, .clip = 100.0, .aux = 0.5, .kl_start = 1.0,
-                  .curriculum = 5000, .k_start = 24, .delta_start = 1.0, .memorize_start = 32, .ssm_lr_mult = 5.0,
+                  .curriculum = 5000, .k_start = 24, .delta_start = 1.0, .memorize_start = 0, .wallfree = 3000, .ssm_lr_mult = 5.0,
                   .seed = 1, .threads = 2};
   const char *out = "runs/imagenav", *model_out = NULL;
   int resume = 0, log_every = 25;
@@ -203,6 +218,7 @@ int cmd_train(int argc, char **argv) {
       {"ssm-lr-mult", OPT_DOUBLE, &o.ssm_lr_mult, 0, 1000, "learning-rate factor of the transition parameters"},
       {"curriculum", OPT_INT, &o.curriculum, 0, 1e8, "updates of the retrieval curriculum (0: off)"},
       {"memorize-start", OPT_INT, &o.memorize_start, 0, 100000, "memorized steps at step 0 (0: no growth)"},
+      {"wallfree", OPT_INT, &o.wallfree, 0, 1e8, "updates on wall-free episodes (then a ramp of as many to none)"},
       {"k-start", OPT_INT, &o.k_start, 1, GTMSM_MAX_K, "neighbours retrieved at step 0"},
       {"delta-start", OPT_DOUBLE, &o.delta_start, 1e-12, 1e6, "mixture delta at step 0"},
       {"seed", OPT_U64, &o.seed, 1, 0, "seed of data, noise and initialisation"},
@@ -328,6 +344,7 @@ int cmd_train(int argc, char **argv) {
       ws[t].k_now = k_now;
       ws[t].delta_now = delta_now;
       ws[t].memorize_now = mem_now;
+      ws[t].wallfree_share = wallfree_share_at(&o, step);
       pthread_create(&tids[t], NULL, worker_run, &ws[t]);
     }
     for (int t = 0; t < o.threads; t++) pthread_join(tids[t], NULL);
@@ -368,10 +385,10 @@ int cmd_train(int argc, char **argv) {
       char eta[32];
       fprintf(stderr,
               "step %ld/%d  loss %.3f  recon %.2f  kl %.3f  (mem: recon %.2f kl %.3f)  mse %.5f  "
-              "|g| %.3g  lr %.2g  K %d delta %.2g T %d  %.2f steps/s %.1f seq/s  ETA %s\n",
+              "|g| %.3g  lr %.2g  K %d delta %.2g T %d wallfree %.2f  %.2f steps/s %.1f seq/s  ETA %s\n",
               step, o.steps, acc[0] / acc_n, acc[1] / acc_n, acc[2] / acc_n, acc[3] / acc_n,
               acc[4] / acc_n, acc[5] / acc_n, acc[6] / acc_n, adam_lr(&ac, step), k_now,
-              (double)delta_now, mem_now, rate,
+              (double)delta_now, mem_now, wallfree_share_at(&o, step), rate,
               rate * o.batch, opts_duration((o.steps - step) / overall, eta, sizeof eta));
       memset(acc, 0, sizeof acc);
       acc_n = 0;

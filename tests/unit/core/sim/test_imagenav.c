@@ -124,7 +124,28 @@ static void test_world_places_differ(void) {
   CHECK(similar < total / 100, "%d of %d crop pairs nearly identical", similar, total);
 }
 
+static void test_avoid_walls(void) {
+  /* the wall-free explorer never issues a move that does not move */
+  static float w[WORLD_SIZE * WORLD_SIZE * 3], f[T * IMAGENAV_FRAME];
+  int a[T], bumps = 0, bumps_default = 0;
+  imagenav_truth tr[T];
+  world_generate(w, 1);
+  imagenav_options o = imagenav_default_options();
+  for (uint64_t seed = 0; seed < 20; seed++) {
+    o.avoid_walls = 1;
+    imagenav_episode(w, &o, seed, T, f, a, tr);
+    for (int t = 1; t < T; t++) bumps += a[t] != IMAGENAV_STAY && !tr[t].moved;
+    o.avoid_walls = 0;
+    imagenav_episode(w, &o, seed, T, f, a, tr);
+    for (int t = 1; t < T; t++) bumps_default += a[t] != IMAGENAV_STAY && !tr[t].moved;
+  }
+  printf("wall bumps in 20 episodes: %d wall-free, %d default\n", bumps, bumps_default);
+  CHECK(bumps == 0, "%d bumps with avoid_walls", bumps);
+  CHECK(bumps_default > 100, "default explorer bumps into walls (%d)", bumps_default);
+}
+
 int main(void) {
+  test_avoid_walls();
   test_determinism();
   test_walls_and_crop();
   test_explorer_stats();
