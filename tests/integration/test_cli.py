@@ -106,6 +106,27 @@ def test_train_eval(tmp):
     check(len(csv) == 41 and csv[0] == "step,model,oracle,no_memory,visited_share", "psnr.csv")
     check(png_shape(open(f"{tmp}/eval/psnr.png", "rb").read())[:2] == (640, 360), "psnr plot PNG")
     check(os.path.exists(f"{tmp}/eval/strip_0.png"), "strip written")
+    # offline prediction from an episode file
+    ep = run("gen", "--env", "imagenav", "--seed", "3", "--steps", "40").stdout
+    with open(f"{tmp}/ep.ndjson", "wb") as f:
+        f.write(ep)
+    p = run("predict", "--model", f"{tmp}/a.gtm", "--episode", f"{tmp}/ep.ndjson", "--memorize", "30",
+            "--out", f"{tmp}/pred.png", "--ndjson").stdout.decode().splitlines()
+    check(len(p) == 10, "predict: one line per remaining action")
+    first = json.loads(p[0])
+    check(first["action"] == json.loads(ep.splitlines()[30])["action"] and len(first["state"]) == 2,
+          "predict: actions of the episode, 2-D state")
+    check(png_shape(base64.b64decode(first["png"])) == (8, 8, 8, 2), "predict: PNG frames")
+    check(os.path.exists(f"{tmp}/pred.png"), "predict: strip written")
+    p2 = run("predict", "--model", f"{tmp}/a.gtm", "--episode", f"{tmp}/ep.ndjson", "--actions",
+             "left,left,up", "--ndjson").stdout.decode().splitlines()
+    check([json.loads(l)["action"] for l in p2] == ["left", "left", "up"], "predict --actions")
+    again = run("predict", "--model", f"{tmp}/a.gtm", "--episode", f"{tmp}/ep.ndjson", "--actions",
+                "left,left,up", "--ndjson").stdout.decode().splitlines()
+    check(again == p2, "predict is deterministic")
+    bad = subprocess.run([BIN, "predict", "--model", f"{tmp}/a.gtm", "--episode", f"{tmp}/ep.ndjson",
+                          "--actions", "jump"], capture_output=True)
+    check(bad.returncode == 1 and b"unknown action 'jump'" in bad.stderr, "predict: unknown action refused")
     bad = subprocess.run([BIN, "eval", "--model", f"{tmp}/nope.gtm"], capture_output=True)
     check(bad.returncode == 1 and b"cannot open" in bad.stderr, "missing model: clear message")
 

@@ -7,5 +7,6 @@ const tool_command TOOL_COMMANDS[] = {
     {"gen", cmd_gen},
     {"train", cmd_train},
     {"eval", cmd_eval},
+    {"predict", cmd_predict},
     {NULL, NULL},
 };

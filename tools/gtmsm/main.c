@@ -8,7 +8,11 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: gtmsm <command> [options]\n"
           "commands:\n"
-          "  gen       generate an episode as NDJSON (gtmsm gen --help)\n"
+          "  gen       generate an episode as NDJSON\n"
+          "  train     train a model on generated episodes\n"
+          "  eval      evaluate a model (PSNR curves, strips, JSON summary)\n"
+          "  predict   predict frames offline from an episode file\n"
+          "  (gtmsm <command> --help for options)\n"
           "  --version print the version\n");
 }
 

@@ -12,5 +12,6 @@ extern const tool_command TOOL_COMMANDS[]; /* NULL-terminated */
 int cmd_gen(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

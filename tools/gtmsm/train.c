@@ -152,14 +152,6 @@ static float kl_weight_at(const train_opts *o, long step) {
   return (float)(o->kl_start + (1.0 - o->kl_start) * (double)step / o->kl_warmup);
 }
 
-/* Curriculum over the first `curriculum` updates (see docs/MODEL.md):
- * - the memorized length grows linearly from memorize_start: the explorer
- *   starts at the centre, so short episodes rarely reach a wall and the action
- *   displacements B are learned from loop closures first; the wall gate then
- *   learns from the bumps of longer episodes once B is right;
- * - K falls linearly and delta log-linearly to the model's values: a wide,
- *   soft neighbourhood gives the transition parameters a gradient from many
- *   memory entries while the states are still far from right. */
 /* Data curriculum: the share of episodes whose explorer never pushes into a
  * wall. Without bumps the state is a plain sum of displacements, so B can be
  * learned from loop closures alone; the wall gate then learns from the bumps
@@ -170,12 +162,22 @@ static double wallfree_share_at(const train_opts *o, long step) {
   return 1.0 - (double)(step - o->wallfree) / o->wallfree;
 }
 
+/* Retrieval curriculum (see docs/MODEL.md): K falls linearly and delta
+ * log-linearly from their start values to the model's over `curriculum`
+ * updates. A wide, soft neighbourhood gives the transition parameters a
+ * gradient from many memory entries while the states are still wrong, so both
+ * hold their soft start values until the walls are fully in (2 * wallfree
+ * updates): the gate learns from bumps only while a state one cell off still
+ * retrieves its true neighbours with some weight. Optionally the memorized
+ * length grows from memorize_start over the first `curriculum` updates. */
 static void curriculum_at(const train_opts *o, long step, int *k, float *delta, int *memorize) {
-  double f = o->curriculum > 0 && step < o->curriculum ? 1.0 - (double)step / o->curriculum : 0.0;
+  long s = step - 2L * (o->wallfree > 0 ? o->wallfree : 0);
+  double f = o->curriculum <= 0 || s >= o->curriculum ? 0.0 : s <= 0 ? 1.0 : 1.0 - (double)s / o->curriculum;
+  double fm = o->curriculum > 0 && step < o->curriculum ? 1.0 - (double)step / o->curriculum : 0.0;
   *k = (int)lround(o->k + (o->k_start - o->k) * f);
   *delta = (float)exp(log(o->delta) + (log(o->delta_start) - log(o->delta)) * f);
   int m0 = o->memorize_start > 0 && o->memorize_start < o->memorize ? o->memorize_start : o->memorize;
-  *memorize = (int)lround(o->memorize + (m0 - o->memorize) * f);
+  *memorize = (int)lround(o->memorize + (m0 - o->memorize) * fm);
 }
 
 int cmd_train(int argc, char **argv) {
