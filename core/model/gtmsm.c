@@ -20,6 +20,7 @@
 #include "nn/density.h"
 #include "nn/linear.h"
 #include "nn/rng.h"
+#include "model/vae_conv.h"
 
 #define LV_RANGE 8.0f   /* encoder log-variance = LV_RANGE * tanh(raw / LV_RANGE) */
 #define VAE_ACT ACT_ELU
@@ -27,7 +28,8 @@
 #define LOG_2PIE 2.8378770664093453f
 
 gtmsm_config gtmsm_default_config(void) {
-  gtmsm_config c = {.H = 8, .W = 8, .C = 3, .A = 5, .Z = 16, .hidden = 256, .S = 2,
+  gtmsm_config c = {.H = 8, .W = 8, .C = 3, .A = 5, .Z = 16, .vae = GTMSM_VAE_FC, .hidden = 256,
+                    .channels = 32, .S = 2,
                     .gate_hidden = 32, .K = 5, .delta = 1e-4f, .trans_std = 1e-3f,
                     .decoder = GTMSM_DEC_GAUSS, .dec_logvar_init = -4.6f};
   const char *names[] = {"right", "left", "up", "down", "stay"};
@@ -44,6 +46,12 @@ int gtmsm_config_check(const gtmsm_config *c, char *err, size_t errlen) {
       c->gate_hidden > GTMSM_MAX_GATE)
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "layer sizes out of range (Z %d, hidden %d, gate %d)",
                       c->Z, c->hidden, c->gate_hidden);
+  if (c->vae != GTMSM_VAE_FC && c->vae != GTMSM_VAE_CONV)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "unknown VAE kind %d", (int)c->vae);
+  if (c->vae == GTMSM_VAE_CONV && (c->H % 2 || c->W % 2 || c->channels < 1 || c->channels > 512))
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL,
+                      "the convolutional VAE needs an even frame size and 1..512 channels (got %dx%d, %d)",
+                      c->H, c->W, c->channels);
   if (c->S < 1 || c->S > GTMSM_MAX_S)
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "state size %d not in 1..%d", c->S, GTMSM_MAX_S);
   if (c->K < 1 || c->K > GTMSM_MAX_K)
@@ -57,32 +65,59 @@ int gtmsm_config_check(const gtmsm_config *c, char *err, size_t errlen) {
 
 int gtmsm_param_specs(const gtmsm_config *c, param_spec *specs, int cap) {
   int D = gtmsm_config_D(c), Hd = c->hidden, Z = c->Z, G = c->gate_hidden, S = c->S;
-  param_spec all[] = {
+  int c1 = c->channels, c2 = 2 * c1, F = c2 * (c->H / 2) * (c->W / 2), C = c->C;
+  param_spec fc[] = {
       {"enc.w1", (size_t)Hd * D, D, 0},       {"enc.b1", (size_t)Hd, 0, 0},
       {"enc.w2", (size_t)Hd * Hd, Hd, 0},     {"enc.b2", (size_t)Hd, 0, 0},
       {"enc.w3", (size_t)2 * Z * Hd, Hd, 0},  {"enc.b3", (size_t)2 * Z, 0, 0},
       {"dec.w1", (size_t)Hd * Z, Z, 0},       {"dec.b1", (size_t)Hd, 0, 0},
       {"dec.w2", (size_t)Hd * Hd, Hd, 0},     {"dec.b2", (size_t)Hd, 0, 0},
       {"dec.w3", (size_t)D * Hd, Hd, 0},      {"dec.b3", (size_t)D, -1, 0.5f},
+  };
+  param_spec conv[] = {
+      {"enc.c1w", (size_t)c1 * C * 9, C * 9, 0},     {"enc.c1b", (size_t)c1, 0, 0},
+      {"enc.c2w", (size_t)c2 * c1 * 16, c1 * 16, 0}, {"enc.c2b", (size_t)c2, 0, 0},
+      {"enc.fw", (size_t)2 * Z * F, F, 0},           {"enc.fb", (size_t)2 * Z, 0, 0},
+      {"dec.fw", (size_t)F * Z, Z, 0},               {"dec.fb", (size_t)F, 0, 0},
+      {"dec.t1w", (size_t)c2 * c1 * 16, c2 * 4, 0},  {"dec.t1b", (size_t)c1, 0, 0},
+      {"dec.c2w", (size_t)C * c1 * 9, c1 * 9, 0},    {"dec.c2b", (size_t)C, -1, 0.5f},
+  };
+  param_spec rest[] = {
       {"dec.logvar", (size_t)D, -1, c->dec_logvar_init},
       {"ssm.B", (size_t)c->A * S, 1, 0},
       {"gate.w1", (size_t)G * S, S, 0},       {"gate.b1", (size_t)G, 0, 0},
       {"gate.w2", (size_t)G * G, G, 0},       {"gate.b2", (size_t)G, 0, 0},
       {"gate.w3", (size_t)G, G, 0},           {"gate.b3", 1, -1, GATE_BIAS_INIT},
   };
-  int n = (int)(sizeof all / sizeof *all);
-  if (c->decoder == GTMSM_DEC_BERNOULLI) all[11].init_value = 0.0f;
-  for (int i = 0; i < n && i < cap; i++) specs[i] = all[i];
+  param_spec *vae = c->vae == GTMSM_VAE_CONV ? conv : fc;
+  if (c->decoder == GTMSM_DEC_BERNOULLI) vae[11].init_value = 0.0f; /* output bias: logits 0 */
+  int n = 0;
+  for (int i = 0; i < 12; i++, n++)
+    if (n < cap) specs[n] = vae[i];
+  for (size_t i = 0; i < sizeof rest / sizeof *rest; i++, n++)
+    if (n < cap) specs[n] = rest[i];
   return n;
 }
 
+/* Resolves the named views; tensors of the other VAE kind stay NULL. */
 static void model_bind(gtmsm_model *m) {
-  float **views[] = {&m->enc_w1, &m->enc_b1, &m->enc_w2, &m->enc_b2, &m->enc_w3, &m->enc_b3,
-                     &m->dec_w1, &m->dec_b1, &m->dec_w2, &m->dec_b2, &m->dec_w3, &m->dec_b3,
-                     &m->dec_logvar, &m->ssm_B, &m->gate_w1, &m->gate_b1, &m->gate_w2,
-                     &m->gate_b2, &m->gate_w3, &m->gate_b3};
-  for (size_t i = 0; i < sizeof views / sizeof *views; i++)
-    *views[i] = m->p.data + m->p.entries[i].offset;
+  struct {
+    float **view;
+    const char *name;
+  } views[] = {
+      {&m->enc_w1, "enc.w1"},   {&m->enc_b1, "enc.b1"},   {&m->enc_w2, "enc.w2"},
+      {&m->enc_b2, "enc.b2"},   {&m->enc_w3, "enc.w3"},   {&m->enc_b3, "enc.b3"},
+      {&m->dec_w1, "dec.w1"},   {&m->dec_b1, "dec.b1"},   {&m->dec_w2, "dec.w2"},
+      {&m->dec_b2, "dec.b2"},   {&m->dec_w3, "dec.w3"},   {&m->dec_b3, "dec.b3"},
+      {&m->enc_c1w, "enc.c1w"}, {&m->enc_c1b, "enc.c1b"}, {&m->enc_c2w, "enc.c2w"},
+      {&m->enc_c2b, "enc.c2b"}, {&m->enc_fw, "enc.fw"},   {&m->enc_fb, "enc.fb"},
+      {&m->dec_fw, "dec.fw"},   {&m->dec_fb, "dec.fb"},   {&m->dec_t1w, "dec.t1w"},
+      {&m->dec_t1b, "dec.t1b"}, {&m->dec_c2w, "dec.c2w"}, {&m->dec_c2b, "dec.c2b"},
+      {&m->dec_logvar, "dec.logvar"}, {&m->ssm_B, "ssm.B"}, {&m->gate_w1, "gate.w1"},
+      {&m->gate_b1, "gate.b1"}, {&m->gate_w2, "gate.w2"}, {&m->gate_b2, "gate.b2"},
+      {&m->gate_w3, "gate.w3"}, {&m->gate_b3, "gate.b3"},
+  };
+  for (size_t i = 0; i < sizeof views / sizeof *views; i++) *views[i].view = params_get(&m->p, views[i].name);
 }
 
 int gtmsm_model_init(gtmsm_model *m, const gtmsm_config *cfg, uint64_t seed, char *err,
@@ -114,6 +149,7 @@ void gtmsm_model_free(gtmsm_model *m) {
 
 struct gtmsm_ws {
   int N_max;
+  vae_conv_ws *conv; /* the convolutional VAE's buffers (conv models only) */
   /* encoder (N, .) */
   float *eh1_pre, *eh1, *eh2_pre, *eh2, *eo, *mu, *lv;
   /* decoder (N, .) */
@@ -165,7 +201,8 @@ gtmsm_ws *gtmsm_ws_new(const gtmsm_config *c, int N, int train) {
     }
   }
   ws->idx = calloc(n * K, sizeof(int));
-  if (!ws->idx) {
+  if (c->vae == GTMSM_VAE_CONV) ws->conv = vae_conv_ws_new(c, N, train);
+  if (!ws->idx || (c->vae == GTMSM_VAE_CONV && !ws->conv)) {
     gtmsm_ws_free(ws);
     return NULL;
   }
@@ -183,6 +220,7 @@ void gtmsm_ws_free(gtmsm_ws *ws) {
                   ws->d_gh1, ws->d_gh2, ws->rowc};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
   free(ws->idx);
+  vae_conv_ws_free(ws->conv);
   free(ws);
 }
 
@@ -193,11 +231,15 @@ const int *gtmsm_ws_idx(const gtmsm_ws *ws) { return ws->idx; }
 void gtmsm_encode(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, float *mu, float *lv) {
   const gtmsm_config *c = &m->cfg;
   int D = gtmsm_config_D(c), Hd = c->hidden, Z = c->Z;
-  linear_forward(ws->eh1_pre, x, m->enc_w1, m->enc_b1, N, D, Hd);          /* (N, Hd) */
-  act_forward(ws->eh1, ws->eh1_pre, (size_t)N * Hd, VAE_ACT, 1.0f);
-  linear_forward(ws->eh2_pre, ws->eh1, m->enc_w2, m->enc_b2, N, Hd, Hd);   /* (N, Hd) */
-  act_forward(ws->eh2, ws->eh2_pre, (size_t)N * Hd, VAE_ACT, 1.0f);
-  linear_forward(ws->eo, ws->eh2, m->enc_w3, m->enc_b3, N, Hd, 2 * Z);     /* (N, 2Z) */
+  if (c->vae == GTMSM_VAE_CONV) {
+    vae_conv_encode(m, ws->conv, x, N, ws->eo);
+  } else {
+    linear_forward(ws->eh1_pre, x, m->enc_w1, m->enc_b1, N, D, Hd);          /* (N, Hd) */
+    act_forward(ws->eh1, ws->eh1_pre, (size_t)N * Hd, VAE_ACT, 1.0f);
+    linear_forward(ws->eh2_pre, ws->eh1, m->enc_w2, m->enc_b2, N, Hd, Hd);   /* (N, Hd) */
+    act_forward(ws->eh2, ws->eh2_pre, (size_t)N * Hd, VAE_ACT, 1.0f);
+    linear_forward(ws->eo, ws->eh2, m->enc_w3, m->enc_b3, N, Hd, 2 * Z);     /* (N, 2Z) */
+  }
   for (int n = 0; n < N; n++)
     for (int k = 0; k < Z; k++) {
       mu[(size_t)n * Z + k] = ws->eo[(size_t)n * 2 * Z + k];
@@ -217,6 +259,10 @@ static void encode_backward(const gtmsm_model *m, gtmsm_ws *ws, const float *x, 
       ws->d_eo[(size_t)n * 2 * Z + k] = ws->d_mu[(size_t)n * Z + k];
       ws->d_eo[(size_t)n * 2 * Z + Z + k] = ws->d_lv[(size_t)n * Z + k] * (1.0f - l * l);
     }
+  if (c->vae == GTMSM_VAE_CONV) {
+    vae_conv_encode_backward(m, ws->conv, N, ws->d_eo, grad);
+    return;
+  }
   memset(ws->d_eh2, 0, (size_t)N * Hd * sizeof(float));
   linear_backward(ws->d_eh2, grad + (m->enc_w3 - base), grad + (m->enc_b3 - base), ws->d_eo, ws->eh2,
                   m->enc_w3, N, Hd, 2 * Z);
@@ -235,6 +281,10 @@ static void encode_backward(const gtmsm_model *m, gtmsm_ws *ws, const float *x, 
 static void decode_forward(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N) {
   const gtmsm_config *c = &m->cfg;
   int D = gtmsm_config_D(c), Hd = c->hidden, Z = c->Z;
+  if (c->vae == GTMSM_VAE_CONV) {
+    vae_conv_decode(m, ws->conv, z, N, ws->xm);
+    return;
+  }
   linear_forward(ws->dh1_pre, z, m->dec_w1, m->dec_b1, N, Z, Hd);
   act_forward(ws->dh1, ws->dh1_pre, (size_t)N * Hd, VAE_ACT, 1.0f);
   linear_forward(ws->dh2_pre, ws->dh1, m->dec_w2, m->dec_b2, N, Hd, Hd);
@@ -248,6 +298,10 @@ static void decode_backward(const gtmsm_model *m, gtmsm_ws *ws, const float *z, 
   const gtmsm_config *c = &m->cfg;
   int D = gtmsm_config_D(c), Hd = c->hidden, Z = c->Z;
   const float *base = m->p.data;
+  if (c->vae == GTMSM_VAE_CONV) {
+    vae_conv_decode_backward(m, ws->conv, z, N, ws->d_xm, dz, grad);
+    return;
+  }
   memset(ws->d_dh2, 0, (size_t)N * Hd * sizeof(float));
   linear_backward(ws->d_dh2, grad + (m->dec_w3 - base), grad + (m->dec_b3 - base), ws->d_xm, ws->dh2,
                   m->dec_w3, N, Hd, D);

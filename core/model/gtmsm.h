@@ -20,13 +20,16 @@
 #define GTMSM_MAX_GATE 256
 
 typedef enum { GTMSM_DEC_GAUSS, GTMSM_DEC_BERNOULLI } gtmsm_decoder;
+typedef enum { GTMSM_VAE_FC, GTMSM_VAE_CONV } gtmsm_vae;
 
 typedef struct {
   int H, W, C;         /* frame shape; D = H * W * C */
   int A;               /* actions */
   char action_names[GTMSM_MAX_ACTIONS][16];
   int Z;               /* latent size */
-  int hidden;          /* VAE hidden width (two hidden layers each way) */
+  gtmsm_vae vae;       /* fully connected or convolutional encoder/decoder */
+  int hidden;          /* FC: hidden width (two hidden layers each way) */
+  int channels;        /* conv: channels of the first conv layer (the second has twice) */
   int S;               /* state size (2) */
   int gate_hidden;     /* wall gate MLP width */
   int K;               /* neighbours retrieved */
@@ -49,8 +52,11 @@ typedef struct {
   gtmsm_config cfg;
   param_block p;
   /* Borrowed views into p.data, resolved once by gtmsm_model_bind. */
-  float *enc_w1, *enc_b1, *enc_w2, *enc_b2, *enc_w3, *enc_b3;
-  float *dec_w1, *dec_b1, *dec_w2, *dec_b2, *dec_w3, *dec_b3, *dec_logvar;
+  float *enc_w1, *enc_b1, *enc_w2, *enc_b2, *enc_w3, *enc_b3;      /* FC */
+  float *dec_w1, *dec_b1, *dec_w2, *dec_b2, *dec_w3, *dec_b3;      /* FC */
+  float *enc_c1w, *enc_c1b, *enc_c2w, *enc_c2b, *enc_fw, *enc_fb;  /* conv */
+  float *dec_fw, *dec_fb, *dec_t1w, *dec_t1b, *dec_c2w, *dec_c2b;  /* conv */
+  float *dec_logvar;
   float *ssm_B;  /* (A, S): displacement per action */
   float *gate_w1, *gate_b1, *gate_w2, *gate_b2, *gate_w3, *gate_b3;
   char meta_json[4096]; /* training provenance written into model files */

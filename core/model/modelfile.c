@@ -17,9 +17,10 @@ static const char CKPT_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'C', 'K', 'P'};
 json_t *gtmsm_config_to_json(const gtmsm_config *c) {
   json_t *names = json_array();
   for (int i = 0; i < c->A; i++) json_array_append_new(names, json_string(c->action_names[i]));
-  return json_pack("{s:i, s:i, s:i, s:o, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:f}", "frame_height",
+  return json_pack("{s:i, s:i, s:i, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:f}", "frame_height",
                    c->H, "frame_width", c->W, "frame_channels", c->C, "actions", names, "latent",
-                   c->Z, "hidden", c->hidden, "state", c->S, "gate_hidden", c->gate_hidden, "k",
+                   c->Z, "vae", c->vae == GTMSM_VAE_CONV ? "conv" : "fc", "channels", c->channels,
+                   "hidden", c->hidden, "state", c->S, "gate_hidden", c->gate_hidden, "k",
                    c->K, "delta", (double)c->delta, "transition_std", (double)c->trans_std,
                    "decoder", c->decoder == GTMSM_DEC_BERNOULLI ? "bernoulli" : "gaussian",
                    "decoder_logvar_init", (double)c->dec_logvar_init);
@@ -47,7 +48,8 @@ static int get_float(const json_t *j, const char *key, float *out, char *err, si
 int gtmsm_config_from_json(const json_t *j, gtmsm_config *c, char *err, size_t errlen) {
   static const char *const keys[] = {"frame_height", "frame_width", "frame_channels", "actions",
                                      "latent", "hidden", "state", "gate_hidden", "k", "delta",
-                                     "transition_std", "decoder", "decoder_logvar_init"};
+                                     "transition_std", "decoder", "decoder_logvar_init", "vae",
+                                     "channels"};
   if (!json_is_object(j)) return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "config is not an object");
   const char *key;
   json_t *val;
@@ -70,6 +72,17 @@ int gtmsm_config_from_json(const json_t *j, gtmsm_config *c, char *err, size_t e
       (rc = get_float(j, "transition_std", &c->trans_std, err, errlen)) ||
       (rc = get_float(j, "decoder_logvar_init", &c->dec_logvar_init, err, errlen)))
     return rc;
+  /* "vae" and "channels" came with the convolutional variant; files without
+   * them are fully connected models. */
+  c->vae = GTMSM_VAE_FC;
+  c->channels = 32;
+  const char *vae = json_string_value(json_object_get(j, "vae"));
+  if (json_object_get(j, "vae")) {
+    if (vae && strcmp(vae, "conv") == 0) c->vae = GTMSM_VAE_CONV;
+    else if (!vae || strcmp(vae, "fc") != 0)
+      return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "config: 'vae' must be fc or conv");
+  }
+  if (json_object_get(j, "channels") && (rc = get_int(j, "channels", &c->channels, err, errlen))) return rc;
   json_t *names = json_object_get(j, "actions");
   if (!json_is_array(names) || json_array_size(names) < 1 || json_array_size(names) > GTMSM_MAX_ACTIONS)
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "config: 'actions' must be an array of 1..%d names",

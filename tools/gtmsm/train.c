@@ -29,7 +29,8 @@ typedef struct {
   double rate, photo_frac;
   const char *worlds;
   /* model */
-  int latent, hidden, gate_hidden, k;
+  int latent, hidden, gate_hidden, k, channels;
+  const char *vae;
   double delta, trans_std;
   const char *decoder;
   /* optimisation */
@@ -110,7 +111,7 @@ static void *worker_run(void *arg) {
 static json_t *opts_to_json(const train_opts *o, long step) {
   return json_pack(
       "{s:I, s:i, s:i, s:i, s:i, s:f, s:f, s:s?, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:i, s:i, s:i,"
-      " s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, s:f, s:i, s:i}",
+      " s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, s:f, s:i, s:i, s:s, s:i}",
       "step", (json_int_t)step, "memorize", o->memorize, "predict", o->predict, "batch", o->batch,
       "obstacles", o->obstacles, "rate", o->rate, "photo_frac", o->photo_frac, "worlds", o->worlds,
       "latent", o->latent, "hidden", o->hidden, "gate_hidden", o->gate_hidden, "k", o->k, "delta",
@@ -118,17 +119,18 @@ static json_t *opts_to_json(const train_opts *o, long step) {
       o->anneal, "kl_warmup", o->kl_warmup, "lr", o->lr, "lr_final", o->lr_final, "clip", o->clip,
       "aux", o->aux, "kl_start", o->kl_start, "seed", (json_int_t)o->seed, "curriculum",
       o->curriculum, "k_start", o->k_start, "delta_start", o->delta_start, "ssm_lr_mult",
-      o->ssm_lr_mult, "memorize_start", o->memorize_start, "wallfree", o->wallfree);
+      o->ssm_lr_mult, "memorize_start", o->memorize_start, "wallfree", o->wallfree, "vae", o->vae, "channels",
+      o->channels);
 }
 
 /* Restores the options a checkpoint was trained with (all but steps/threads). */
 static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   json_int_t st, seed;
-  const char *worlds = NULL, *dec = NULL;
+  const char *worlds = NULL, *dec = NULL, *vae = NULL;
   int steps_ignored;
   if (json_unpack((json_t *)j,
                   "{s:I, s:i, s:i, s:i, s:i, s:F, s:F, s?s, s:i, s:i, s:i, s:i, s:F, s:F, s:s, s:i,"
-                  " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F, s:i, s:i}",
+                  " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F, s:i, s:i, s?s, s?i}",
                   "step", &st, "memorize", &o->memorize, "predict", &o->predict, "batch", &o->batch,
                   "obstacles", &o->obstacles, "rate", &o->rate, "photo_frac", &o->photo_frac,
                   "worlds", &worlds, "latent", &o->latent, "hidden", &o->hidden, "gate_hidden",
@@ -137,11 +139,13 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
                   &o->kl_warmup, "lr", &o->lr, "lr_final", &o->lr_final, "clip", &o->clip, "aux",
                   &o->aux, "kl_start", &o->kl_start, "seed", &seed, "curriculum", &o->curriculum,
                   "k_start", &o->k_start, "delta_start", &o->delta_start, "ssm_lr_mult",
-                  &o->ssm_lr_mult, "memorize_start", &o->memorize_start, "wallfree", &o->wallfree) != 0)
+                  &o->ssm_lr_mult, "memorize_start", &o->memorize_start, "wallfree", &o->wallfree, "vae", &vae,
+                  "channels", &o->channels) != 0)
     return -1;
   /* strings borrowed from j: the caller keeps j alive for the run */
   o->worlds = worlds;
   o->decoder = dec;
+  o->vae = vae ? vae : "fc";
   o->seed = (uint64_t)seed;
   *step = (long)st;
   return 0;
@@ -182,7 +186,7 @@ static void curriculum_at(const train_opts *o, long step, int *k, float *delta, 
 
 int cmd_train(int argc, char **argv) {
   train_opts o = {.memorize = 256, .predict = 32, .batch = 16, .obstacles = 0, .rate = 2.0,
-                  .photo_frac = 0.5, .worlds = NULL, .latent = 16, .hidden = 256,
+                  .photo_frac = 0.5, .worlds = NULL, .latent = 16, .hidden = 256, .channels = 32, .vae = "fc",
                   .gate_hidden = 32, .k = 5, .delta = 1e-4, .trans_std = 1e-3,
                   .decoder = "gaussian", .steps = 20000, .anneal = 20000, .kl_warmup = 0,
                   .lr = 1e-3, .lr_final = 1e-4, .clip = 100.0, .aux = 0.5, .kl_start = 1.0,
@@ -204,7 +208,9 @@ int cmd_train(int argc, char **argv) {
       {"worlds", OPT_STRING, &o.worlds, 1, 0, "folder of PNG worlds (e.g. data/worlds/train)"},
       {"photo-frac", OPT_DOUBLE, &o.photo_frac, 0, 1, "share of sequences on --worlds images"},
       {"latent", OPT_INT, &o.latent, 1, 1024, "latent size Z"},
-      {"hidden", OPT_INT, &o.hidden, 1, 8192, "VAE hidden width"},
+      {"vae", OPT_STRING, &o.vae, 1, 0, "fc | conv"},
+      {"hidden", OPT_INT, &o.hidden, 1, 8192, "fc VAE hidden width"},
+      {"channels", OPT_INT, &o.channels, 1, 512, "conv VAE channels of the first layer"},
       {"gate-hidden", OPT_INT, &o.gate_hidden, 1, GTMSM_MAX_GATE, "wall gate MLP width"},
       {"k", OPT_INT, &o.k, 1, GTMSM_MAX_K, "neighbours retrieved"},
       {"delta", OPT_DOUBLE, &o.delta, 1e-12, 1e6, "mixture weight regulariser"},
@@ -266,6 +272,12 @@ int cmd_train(int argc, char **argv) {
     gtmsm_config cfg = gtmsm_default_config();
     cfg.Z = o.latent;
     cfg.hidden = o.hidden;
+    cfg.channels = o.channels;
+    if (strcmp(o.vae, "conv") == 0) cfg.vae = GTMSM_VAE_CONV;
+    else if (strcmp(o.vae, "fc") != 0) {
+      fprintf(stderr, "gtmsm train: --vae must be fc or conv\n");
+      goto done;
+    }
     cfg.gate_hidden = o.gate_hidden;
     cfg.K = o.k;
     cfg.delta = (float)o.delta;

@@ -1,0 +1,156 @@
+/* Convolutional encoder and decoder of the VAE, on core/nn/conv. */
+#include "model/vae_conv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/activation.h"
+#include "nn/conv.h"
+#include "nn/linear.h"
+
+#define ACT ACT_ELU
+
+struct vae_conv_ws {
+  int N;
+  float *x_chw;             /* (N, C, H, W) */
+  float *a1_pre, *a1;       /* (N, c1, H, W) */
+  float *a2_pre, *a2;       /* (N, c2, H2, W2) */
+  float *b1_pre, *b1;       /* (N, c2, H2, W2) */
+  float *b2_pre, *b2;       /* (N, c1, H, W) */
+  float *out_chw;           /* (N, C, H, W) */
+  float *col;               /* im2col scratch, the largest of the four layers */
+  float *g1, *g2;           /* gradient scratch, (N, max(c1 H W, C H W)) each */
+};
+
+/* Activation sizes per row: (c1, H, W) and (c2, H/2, W/2). */
+static void layer_sizes(const gtmsm_config *c, size_t *hw1, size_t *hw2) {
+  *hw1 = (size_t)c->channels * c->H * c->W;
+  *hw2 = (size_t)2 * c->channels * (c->H / 2) * (c->W / 2);
+}
+
+vae_conv_ws *vae_conv_ws_new(const gtmsm_config *c, int N, int train) {
+  vae_conv_ws *ws = calloc(1, sizeof *ws);
+  if (!ws) return NULL;
+  size_t hw1, hw2, n = (size_t)N, D = (size_t)gtmsm_config_D(c);
+  layer_sizes(c, &hw1, &hw2);
+  size_t col = conv2d_workspace_floats(N, c->C, c->H, c->W, c->channels, 3, 1, 1);
+  size_t t2 = conv2d_workspace_floats(N, c->channels, c->H, c->W, 2 * c->channels, 4, 2, 1);
+  size_t t3 = conv_transpose2d_workspace_floats(N, 2 * c->channels, c->H / 2, c->W / 2, c->channels, 4, 2, 1);
+  size_t t4 = conv2d_workspace_floats(N, c->channels, c->H, c->W, c->C, 3, 1, 1);
+  if (t2 > col) col = t2;
+  if (t3 > col) col = t3;
+  if (t4 > col) col = t4;
+  size_t g = hw1 > D ? hw1 : D;
+  if (hw2 > g) g = hw2;
+  struct {
+    float **p;
+    size_t n;
+  } bufs[] = {{&ws->x_chw, n * D},   {&ws->a1_pre, n * hw1}, {&ws->a1, n * hw1}, {&ws->a2_pre, n * hw2},
+              {&ws->a2, n * hw2},    {&ws->b1_pre, n * hw2}, {&ws->b1, n * hw2}, {&ws->b2_pre, n * hw1},
+              {&ws->b2, n * hw1},    {&ws->out_chw, n * D},  {&ws->col, col},    {&ws->g1, train ? n * g : 1},
+              {&ws->g2, train ? n * g : 1}};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
+    *bufs[i].p = malloc(sizeof(float) * (bufs[i].n ? bufs[i].n : 1));
+    if (!*bufs[i].p) {
+      vae_conv_ws_free(ws);
+      return NULL;
+    }
+  }
+  ws->N = N;
+  return ws;
+}
+
+void vae_conv_ws_free(vae_conv_ws *ws) {
+  if (!ws) return;
+  float *all[] = {ws->x_chw, ws->a1_pre, ws->a1, ws->a2_pre, ws->a2, ws->b1_pre, ws->b1,
+                  ws->b2_pre, ws->b2, ws->out_chw, ws->col, ws->g1, ws->g2};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+  free(ws);
+}
+
+/* (N, H, W, C) <-> (N, C, H, W) */
+static void hwc_to_chw(float *out, const float *in, int N, int H, int W, int C) {
+  for (int n = 0; n < N; n++)
+    for (int y = 0; y < H; y++)
+      for (int x = 0; x < W; x++)
+        for (int c = 0; c < C; c++)
+          out[(((size_t)n * C + c) * H + y) * W + x] = in[(((size_t)n * H + y) * W + x) * C + c];
+}
+
+static void chw_to_hwc(float *out, const float *in, int N, int H, int W, int C) {
+  for (int n = 0; n < N; n++)
+    for (int c = 0; c < C; c++)
+      for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+          out[(((size_t)n * H + y) * W + x) * C + c] = in[(((size_t)n * C + c) * H + y) * W + x];
+}
+
+void vae_conv_encode(const gtmsm_model *m, vae_conv_ws *ws, const float *x, int N, float *eo) {
+  const gtmsm_config *c = &m->cfg;
+  int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
+  size_t hw1, hw2;
+  layer_sizes(c, &hw1, &hw2);
+  hwc_to_chw(ws->x_chw, x, N, H, W, c->C);
+  conv2d_forward(ws->a1_pre, ws->col, ws->x_chw, m->enc_c1w, m->enc_c1b, N, c->C, H, W, c1, 3, 1, 1);
+  act_forward(ws->a1, ws->a1_pre, (size_t)N * hw1, ACT, 1.0f);
+  conv2d_forward(ws->a2_pre, ws->col, ws->a1, m->enc_c2w, m->enc_c2b, N, c1, H, W, c2, 4, 2, 1);
+  act_forward(ws->a2, ws->a2_pre, (size_t)N * hw2, ACT, 1.0f);
+  linear_forward(eo, ws->a2, m->enc_fw, m->enc_fb, N, (int)hw2, 2 * Z);
+}
+
+void vae_conv_encode_backward(const gtmsm_model *m, vae_conv_ws *ws, int N, const float *d_eo,
+                              float *grad) {
+  const gtmsm_config *c = &m->cfg;
+  const float *base = m->p.data;
+  int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
+  size_t hw1, hw2;
+  layer_sizes(c, &hw1, &hw2);
+  memset(ws->g1, 0, sizeof(float) * (size_t)N * hw2);
+  linear_backward(ws->g1, grad + (m->enc_fw - base), grad + (m->enc_fb - base), d_eo, ws->a2, m->enc_fw,
+                  N, (int)hw2, 2 * Z);
+  memset(ws->g2, 0, sizeof(float) * (size_t)N * hw2);
+  act_backward(ws->g2, ws->g1, ws->a2_pre, ws->a2, (size_t)N * hw2, ACT, 1.0f);
+  memset(ws->g1, 0, sizeof(float) * (size_t)N * hw1);
+  conv2d_backward(ws->g1, grad + (m->enc_c2w - base), grad + (m->enc_c2b - base), ws->col, ws->g2, ws->a1,
+                  m->enc_c2w, N, c1, H, W, c2, 4, 2, 1);
+  memset(ws->g2, 0, sizeof(float) * (size_t)N * hw1);
+  act_backward(ws->g2, ws->g1, ws->a1_pre, ws->a1, (size_t)N * hw1, ACT, 1.0f);
+  conv2d_backward(NULL, grad + (m->enc_c1w - base), grad + (m->enc_c1b - base), ws->col, ws->g2,
+                  ws->x_chw, m->enc_c1w, N, c->C, H, W, c1, 3, 1, 1);
+}
+
+void vae_conv_decode(const gtmsm_model *m, vae_conv_ws *ws, const float *z, int N, float *xm) {
+  const gtmsm_config *c = &m->cfg;
+  int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
+  size_t hw1, hw2;
+  layer_sizes(c, &hw1, &hw2);
+  linear_forward(ws->b1_pre, z, m->dec_fw, m->dec_fb, N, Z, (int)hw2);
+  act_forward(ws->b1, ws->b1_pre, (size_t)N * hw2, ACT, 1.0f);
+  conv_transpose2d_forward(ws->b2_pre, ws->col, ws->b1, m->dec_t1w, m->dec_t1b, N, c2, H / 2, W / 2, c1,
+                           4, 2, 1);
+  act_forward(ws->b2, ws->b2_pre, (size_t)N * hw1, ACT, 1.0f);
+  conv2d_forward(ws->out_chw, ws->col, ws->b2, m->dec_c2w, m->dec_c2b, N, c1, H, W, c->C, 3, 1, 1);
+  chw_to_hwc(xm, ws->out_chw, N, H, W, c->C);
+}
+
+void vae_conv_decode_backward(const gtmsm_model *m, vae_conv_ws *ws, const float *z, int N,
+                              const float *d_xm, float *dz, float *grad) {
+  const gtmsm_config *c = &m->cfg;
+  const float *base = m->p.data;
+  int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
+  size_t hw1, hw2;
+  layer_sizes(c, &hw1, &hw2);
+  hwc_to_chw(ws->g2, d_xm, N, H, W, c->C); /* d out_chw */
+  memset(ws->g1, 0, sizeof(float) * (size_t)N * hw1);
+  conv2d_backward(ws->g1, grad + (m->dec_c2w - base), grad + (m->dec_c2b - base), ws->col, ws->g2, ws->b2,
+                  m->dec_c2w, N, c1, H, W, c->C, 3, 1, 1);
+  memset(ws->g2, 0, sizeof(float) * (size_t)N * hw1);
+  act_backward(ws->g2, ws->g1, ws->b2_pre, ws->b2, (size_t)N * hw1, ACT, 1.0f);
+  memset(ws->g1, 0, sizeof(float) * (size_t)N * hw2);
+  conv_transpose2d_backward(ws->g1, grad + (m->dec_t1w - base), grad + (m->dec_t1b - base), ws->col, ws->g2,
+                            ws->b1, m->dec_t1w, N, c2, H / 2, W / 2, c1, 4, 2, 1);
+  memset(ws->g2, 0, sizeof(float) * (size_t)N * hw2);
+  act_backward(ws->g2, ws->g1, ws->b1_pre, ws->b1, (size_t)N * hw2, ACT, 1.0f);
+  linear_backward(dz, grad + (m->dec_fw - base), grad + (m->dec_fb - base), ws->g2, z, m->dec_fw, N, Z,
+                  (int)hw2);
+}
