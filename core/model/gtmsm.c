@@ -26,6 +26,7 @@
 #define VAE_ACT ACT_ELU
 #define GATE_BIAS_INIT 4.0f /* gate starts open: sigmoid(4) = 0.98 */
 #define LOG_2PIE 2.8378770664093453f
+#define STILL_TAU 1e-4f /* frames closer than 40 dB PSNR count as unchanged */
 
 gtmsm_config gtmsm_default_config(void) {
   gtmsm_config c = {.H = 8, .W = 8, .C = 3, .A = 5, .Z = 16, .vae = GTMSM_VAE_FC, .hidden = 256,
@@ -155,11 +156,11 @@ struct gtmsm_ws {
   /* decoder (N, .) */
   float *dh1_pre, *dh1, *dh2_pre, *dh2, *xm, *lvtile, *recon;
   /* latents and states */
-  float *z, *eps_z_dummy;
+  float *z;
   float *s, *p, *g, *gh1_pre, *gh1, *gh2_pre, *gh2, *gjac; /* (N, S), (N, G), (N, S) */
   /* retrieval (N, K, .) */
   int *idx;
-  float *d2, *w, *mix_mu, *mix_lv, *mix_scratch, *logp;
+  float *d2, *w, *mix_mu, *mix_lv, *mix_scratch, *logp, *still_w;
   /* gradients */
   float *d_eo, *d_mu, *d_lv, *d_z, *d_eh1, *d_eh2, *d_dh1, *d_dh2, *d_xm, *d_lvtile, *d_s,
       *d_w, *d_mixmu, *d_mixlv, *d_go, *d_gh1, *d_gh2, *rowc;
@@ -179,11 +180,11 @@ gtmsm_ws *gtmsm_ws_new(const gtmsm_config *c, int N, int train) {
       {&ws->eh1_pre, n * Hd}, {&ws->eh1, n * Hd},   {&ws->eh2_pre, n * Hd},  {&ws->eh2, n * Hd},
       {&ws->eo, n * 2 * Z},   {&ws->mu, n * Z},     {&ws->lv, n * Z},        {&ws->dh1_pre, n * Hd},
       {&ws->dh1, n * Hd},     {&ws->dh2_pre, n * Hd}, {&ws->dh2, n * Hd},    {&ws->xm, n * D},
-      {&ws->lvtile, n * D},   {&ws->recon, n},      {&ws->z, n * Z},         {&ws->eps_z_dummy, 1},
+      {&ws->lvtile, n * D},   {&ws->recon, n},      {&ws->z, n * Z},
       {&ws->s, n * S},        {&ws->p, n * S},      {&ws->g, n},             {&ws->gh1_pre, n * G},
       {&ws->gh1, n * G},      {&ws->gh2_pre, n * G}, {&ws->gh2, n * G},      {&ws->gjac, n * S},
       {&ws->d2, n * K},       {&ws->w, n * K},      {&ws->mix_mu, n * K * Z}, {&ws->mix_lv, n * K * Z},
-      {&ws->mix_scratch, n * K}, {&ws->logp, n},
+      {&ws->mix_scratch, n * K}, {&ws->logp, n},   {&ws->still_w, n},
       /* gradients: training only */
       {&ws->d_eo, n * 2 * Z},  {&ws->d_mu, n * Z},
       {&ws->d_lv, n * Z},     {&ws->d_z, n * Z},    {&ws->d_eh1, n * Hd},    {&ws->d_eh2, n * Hd},
@@ -213,8 +214,8 @@ void gtmsm_ws_free(gtmsm_ws *ws) {
   if (!ws) return;
   float *all[] = {ws->eh1_pre, ws->eh1, ws->eh2_pre, ws->eh2, ws->eo, ws->mu, ws->lv, ws->dh1_pre,
                   ws->dh1, ws->dh2_pre, ws->dh2, ws->xm, ws->lvtile, ws->recon, ws->z,
-                  ws->eps_z_dummy, ws->s, ws->p, ws->g, ws->gh1_pre, ws->gh1, ws->gh2_pre, ws->gh2,
-                  ws->gjac, ws->d2, ws->w, ws->mix_mu, ws->mix_lv, ws->mix_scratch, ws->logp,
+                  ws->s, ws->p, ws->g, ws->gh1_pre, ws->gh1, ws->gh2_pre, ws->gh2,
+                  ws->gjac, ws->d2, ws->w, ws->mix_mu, ws->mix_lv, ws->mix_scratch, ws->logp, ws->still_w,
                   ws->d_eo, ws->d_mu, ws->d_lv, ws->d_z, ws->d_eh1, ws->d_eh2, ws->d_dh1, ws->d_dh2,
                   ws->d_xm, ws->d_lvtile, ws->d_s, ws->d_w, ws->d_mixmu, ws->d_mixlv, ws->d_go,
                   ws->d_gh1, ws->d_gh2, ws->rowc};
@@ -540,6 +541,24 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
       stats->mse_pred += se / D / (N - T);
     }
   }
+  /* 7. still-frame term over consecutive steps */
+  if (spec->still > 0) {
+    for (int t = 1; t < N; t++) {
+      double mse = 0, d2 = 0;
+      const float *a = frames + (size_t)t * D, *b = a - D;
+      for (int d = 0; d < D; d++) mse += (double)(a[d] - b[d]) * (a[d] - b[d]);
+      mse /= D;
+      float w = expf(-(float)mse / STILL_TAU);
+      ws->still_w[t] = w;
+      if (w < 1e-6f) continue;
+      for (int k = 0; k < S; k++) {
+        double r = (double)ws->s[(size_t)t * S + k] - ws->s[(size_t)(t - 1) * S + k];
+        d2 += r * r;
+      }
+      stats->still += w * d2;
+      loss += spec->still * w * d2 / (N - T);
+    }
+  }
   stats->loss = loss;
   if (!isfinite(loss)) return GTMSM_ENAN;
   if (!grad) return GTMSM_OK;
@@ -604,6 +623,17 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
       }
     }
   }
+  if (spec->still > 0)
+    for (int t = 1; t < N; t++) {
+      float w = ws->still_w[t];
+      if (w < 1e-6f) continue;
+      float c2 = 2.0f * spec->still * w / (float)(N - T);
+      for (int k = 0; k < S; k++) {
+        float r = ws->s[(size_t)t * S + k] - ws->s[(size_t)(t - 1) * S + k];
+        ws->d_s[(size_t)t * S + k] += c2 * r;
+        ws->d_s[(size_t)(t - 1) * S + k] -= c2 * r;
+      }
+    }
   /* reparameterisation of the loss rows */
   for (int t = r0; t < N; t++)
     for (int k = 0; k < Z; k++) {

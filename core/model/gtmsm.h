@@ -77,6 +77,7 @@ typedef struct {
   float kl_weight;/* KL annealing factor (1 = the ELBO) */
   int K;          /* neighbours retrieved (0: the model's K); a training curriculum may start wider */
   float delta;    /* mixture weight regulariser (0: the model's delta) */
+  float still;    /* weight of the still-frame term (see gtmsm.c); 0 = off */
 } gtmsm_seq_spec;
 
 typedef struct {
@@ -85,6 +86,7 @@ typedef struct {
   double kl_pred;    /* sum over prediction steps of the KL estimate */
   double recon_mem, kl_mem; /* the same over memorized steps (leave-one-out) */
   double mse_pred;   /* mean squared error of the decoded sample, prediction steps */
+  double still;      /* the still-frame term (unweighted sum) */
 } gtmsm_seq_stats;
 
 typedef struct gtmsm_ws gtmsm_ws; /* per-thread workspace (opaque) */

@@ -101,11 +101,13 @@ int main(void) {
   CHECK(rc == 0, "init: %s", err);
   if (rc) return test_finish("test_gtmsm_grad");
   c.ws = gtmsm_ws_new(&cfg, N, 1);
-  c.spec = (gtmsm_seq_spec){.N = N, .T = T, .aux = 0.5f, .kl_weight = 1.0f};
+  c.spec = (gtmsm_seq_spec){.N = N, .T = T, .aux = 0.5f, .kl_weight = 1.0f, .still = 2.0f};
   rng_t r;
   rng_init(&r, 5, 1);
   for (int i = 0; i < N * 12; i++) c.frames[i] = rng_uniform(&r);
   for (int t = 0; t < N; t++) c.actions[t] = (int)rng_below(&r, 5);
+  /* a few unchanged views, so the still-frame term is active */
+  for (int t = 3; t < N; t += 4) memcpy(c.frames + t * 12, c.frames + (t - 1) * 12, 12 * sizeof(float));
   rng_normal_fill(&r, c.eps_z, N * 3);
   rng_normal_fill(&r, c.eps_s, N * 2);
   /* A gate that is neither fully open nor closed, so its gradient matters. */

@@ -1,0 +1,276 @@
+/* The SQLite store and the session cache on a temporary file:
+ * - migrations to the current user_version, idempotent on reopen, and a
+ *   database from a newer gtmsmd refused;
+ * - create/get/delete, appends with and without snapshots, frames read back
+ *   in order, an import in one transaction, an existing id refused;
+ * - sessions: observe through the cache, then a cold reload (snapshot plus
+ *   replay, for several snapshot intervals) predicts bit-identical frames;
+ *   the LRU evicts unheld sessions beyond the byte and count bounds and never
+ *   a held one; a deleted session is gone for later acquires. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "img/image.h"
+#include "model/modelfile.h"
+#include "sessions.h"
+#include "store.h"
+#include "testlib.h"
+
+static char DIR_[64];
+
+static void path_of(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", DIR_, name); }
+
+static void test_migrations(void) {
+  char db[128], err[256] = "";
+  path_of(db, sizeof db, "m.db");
+  store *s = NULL;
+  CHECK(store_open(&s, db, 0, err, sizeof err) == 0, "open: %s", err);
+  CHECK(s && store_schema_version(s) == STORE_SCHEMA_VERSION, "migrated to %d", STORE_SCHEMA_VERSION);
+  store_close(s);
+  CHECK(store_open(&s, db, 1, err, sizeof err) == 0 && store_schema_version(s) == STORE_SCHEMA_VERSION,
+        "reopen keeps the version");
+  store_close(s);
+  sqlite3 *raw = NULL;
+  sqlite3_open(db, &raw);
+  sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL);
+  sqlite3_close(raw);
+  int rc = store_open(&s, db, 0, err, sizeof err);
+  CHECK(rc == GTMSM_EFORMAT && strstr(err, "newer"), "a newer schema is refused: %s", err);
+  printf("migrations: 0 -> %d, idempotent, newer refused (%s)\n", STORE_SCHEMA_VERSION, err);
+}
+
+typedef struct {
+  int n;
+  int64_t next;
+  int ok;
+} frames_seen;
+
+static int see_frame(void *ctx, int64_t t, int action, const uint8_t *frame, size_t len) {
+  frames_seen *f = ctx;
+  if (t != f->next || len != 4 || action != (int)(t % 5) || frame[0] != (uint8_t)t) f->ok = 0;
+  f->next++;
+  f->n++;
+  return 0;
+}
+
+static void test_rows(void) {
+  char db[128], err[256] = "";
+  path_of(db, sizeof db, "rows.db");
+  store *s = NULL;
+  CHECK(store_open(&s, db, 0, err, sizeof err) == 0, "open: %s", err);
+  store_session row, again;
+  int created = 0;
+  CHECK(store_session_create(s, "s1", "m", "0123456789abcdef", 1000, &row, &created, err, sizeof err) == 0 &&
+            created && row.steps == 0 && row.created_ms == 1000, "create");
+  CHECK(store_session_create(s, "s1", "other", "x", 2000, &again, &created, err, sizeof err) == 0 && !created &&
+            strcmp(again.model, "m") == 0 && again.sid == row.sid, "create again returns the existing row");
+  int actions[10];
+  uint8_t frames[10 * 4];
+  for (int i = 0; i < 10; i++) {
+    actions[i] = i % 5;
+    memset(frames + 4 * i, i, 4);
+  }
+  store_append_req a = {.sid = row.sid, .t0 = 0, .n = 6, .actions = actions, .frames = frames,
+                        .frame_bytes = 4, .steps = 6, .now_ms = 3000};
+  double commit = -1;
+  CHECK(store_append(s, &a, &commit, err, sizeof err) == 0 && commit >= 0, "append 6: %s", err);
+  uint8_t snap[5] = {1, 2, 3, 4, 5};
+  a = (store_append_req){.sid = row.sid, .t0 = 6, .n = 4, .actions = actions + 6, .frames = frames + 24,
+                         .frame_bytes = 4, .steps = 10, .now_ms = 4000, .snap = snap, .snap_len = 5,
+                         .snap_steps = 10};
+  CHECK(store_append(s, &a, NULL, err, sizeof err) == 0, "append 4 with a snapshot");
+  a.t0 = 8; /* overlapping rows violate the primary key: the whole transaction rolls back */
+  a.steps = 12;
+  CHECK(store_append(s, &a, NULL, err, sizeof err) == GTMSM_EIO, "an overlapping append fails");
+  CHECK(store_session_get(s, "s1", &again, err, sizeof err) == 0 && again.steps == 10 &&
+            again.snap_steps == 10 && again.updated_ms == 4000, "steps 10 after the failed append (rolled back)");
+  frames_seen f = {0, 3, 1};
+  CHECK(store_frames_each(s, row.sid, 3, see_frame, &f, err, sizeof err) == 0 && f.n == 7 && f.ok,
+        "frames from t=3 in order (%d)", f.n);
+  int act = -1;
+  uint8_t fr[4];
+  CHECK(store_frame_get(s, row.sid, 7, &act, fr, 4, err, sizeof err) == 0 && act == 2 && fr[3] == 7, "frame 7");
+  CHECK(store_frame_get(s, row.sid, 10, &act, fr, 4, err, sizeof err) == STORE_NOTFOUND, "no frame 10");
+  CHECK(store_frame_get(s, row.sid, 7, &act, fr, 3, err, sizeof err) == GTMSM_EFORMAT, "size mismatch caught");
+  uint8_t *blob = NULL;
+  size_t len = 0;
+  CHECK(store_snapshot_get(s, row.sid, &blob, &len, err, sizeof err) == 0 && len == 5 && blob[4] == 5, "snapshot");
+  free(blob);
+  store_session meta = {0};
+  snprintf(meta.id, sizeof meta.id, "s1");
+  int64_t sid = 0;
+  CHECK(store_import(s, &meta, snap, 5, actions, frames, 4, 10, &sid, err, sizeof err) == STORE_EXISTS,
+        "import over an existing id refused");
+  snprintf(meta.id, sizeof meta.id, "s2");
+  snprintf(meta.model, sizeof meta.model, "m");
+  meta.steps = 10;
+  CHECK(store_import(s, &meta, snap, 5, actions, frames, 4, 10, &sid, err, sizeof err) == 0, "import s2");
+  int64_t count = 0;
+  CHECK(store_session_count(s, &count) == 0 && count == 2, "two sessions");
+  CHECK(store_session_delete(s, row.sid, err, sizeof err) == 0, "delete s1");
+  CHECK(store_session_get(s, "s1", &again, err, sizeof err) == STORE_NOTFOUND, "s1 gone");
+  f = (frames_seen){0, 0, 1};
+  store_frames_each(s, row.sid, 0, see_frame, &f, err, sizeof err);
+  CHECK(f.n == 0, "its observations are gone too");
+  store_close(s);
+  printf("rows: create (idempotent), appends in transactions, snapshot, frames, import, delete\n");
+}
+
+/* ---- sessions over a real model ------------------------------------------ */
+
+static gtmsm_model M;
+static model_registry REG;
+
+static void frames_for(uint8_t *pix, int n, int seed) {
+  const int D = gtmsm_config_D(&M.cfg);
+  for (int i = 0; i < n * D; i++) pix[i] = (uint8_t)((i * 131 + seed * 17 + (i / D) * 7) % 256);
+}
+
+static int predict_bytes(session *s, uint8_t *out, int n) {
+  const int D = gtmsm_config_D(&M.cfg);
+  int acts[16];
+  for (int i = 0; i < n; i++) acts[i] = i % 5;
+  float *f = malloc(sizeof(float) * (size_t)n * D);
+  int rc = gtmsm_predict(&M, s->mem, acts, n, GTMSM_PREDICT_MEAN, 0, f, NULL, NULL, 0);
+  image_u8_from_float(out, f, (size_t)n * D, NULL, 0);
+  free(f);
+  return rc;
+}
+
+static void test_cold_reload(long long snapshot_every) {
+  char db[128], err[256] = "";
+  snprintf(db, sizeof db, "%s/cold%lld.db", DIR_, snapshot_every);
+  server_config cfg;
+  config_defaults(&cfg);
+  cfg.snapshot_every = snapshot_every;
+  store *st = NULL;
+  sessions *c = NULL;
+  CHECK(store_open(&st, db, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "open");
+  store_session row;
+  int created;
+  sessions_create(c, "hot", &REG.v[0], &row, &created, err, sizeof err);
+  session *s = NULL;
+  CHECK(sessions_acquire(c, "hot", &s, err, sizeof err) == SESSIONS_OK, "acquire");
+  CHECK(sessions_lock(c, s, 1, 1, err, sizeof err) == SESSIONS_OK, "lock and load: %s", err);
+  const int D = gtmsm_config_D(&M.cfg);
+  uint8_t *pix = malloc((size_t)D * 300);
+  int actions[300];
+  for (int i = 0; i < 300; i++) actions[i] = (i * 7) % 5;
+  frames_for(pix, 300, 1);
+  int done = 0, chunk[] = {1, 2, 61, 100, 7, 129};
+  for (int k = 0; k < 6; k++) {
+    CHECK(sessions_observe(c, s, chunk[k], actions + done, pix + (size_t)done * D, NULL, err, sizeof err) == 0,
+          "observe %d: %s", chunk[k], err);
+    done += chunk[k];
+  }
+  CHECK(s->steps == 300 && dnd_size(s->mem->mem) == 300, "300 steps observed");
+  uint8_t hot[16 * 192], cold[16 * 192];
+  predict_bytes(s, hot, 16);
+  sessions_unlock(c, s);
+  sessions_release(c, s);
+  sessions_free(c); /* drop every hot memory */
+  CHECK(sessions_new(&c, st, &REG, &cfg) == 0, "a new cache");
+  CHECK(sessions_acquire(c, "hot", &s, err, sizeof err) == SESSIONS_OK && s->mem == NULL && s->steps == 300,
+        "acquired cold with 300 steps");
+  CHECK(sessions_lock(c, s, 0, 1, err, sizeof err) == SESSIONS_OK && s->mem, "loaded: %s", err);
+  predict_bytes(s, cold, 16);
+  CHECK(memcmp(hot, cold, sizeof hot) == 0, "snapshot every %lld: the reloaded memory predicts identical frames",
+        snapshot_every);
+  CHECK(s->mem->steps == 300, "the reloaded memory has 300 steps");
+  sessions_unlock(c, s);
+  sessions_release(c, s);
+  sessions_free(c);
+  store_close(st);
+  free(pix);
+  printf("cold reload with --snapshot-every %lld: identical predictions\n", snapshot_every);
+}
+
+static void test_lru(void) {
+  char db[128], err[256] = "";
+  path_of(db, sizeof db, "lru.db");
+  server_config cfg;
+  config_defaults(&cfg);
+  cfg.max_sessions = 3;
+  cfg.cache_bytes = 1 << 30;
+  store *st = NULL;
+  sessions *c = NULL;
+  CHECK(store_open(&st, db, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "open");
+  store_session row;
+  int created;
+  char id[8];
+  for (int i = 0; i < 5; i++) {
+    snprintf(id, sizeof id, "s%d", i);
+    sessions_create(c, id, &REG.v[0], &row, &created, err, sizeof err);
+  }
+  session *held[3];
+  for (int i = 0; i < 3; i++) {
+    snprintf(id, sizeof id, "s%d", i);
+    CHECK(sessions_acquire(c, id, &held[i], err, sizeof err) == SESSIONS_OK, "acquire %s", id);
+    sessions_lock(c, held[i], 0, 1, err, sizeof err);
+    sessions_unlock(c, held[i]);
+  }
+  session *x = NULL;
+  CHECK(sessions_acquire(c, "s3", &x, err, sizeof err) == SESSIONS_BUSY, "all 3 slots held: busy");
+  sessions_release(c, held[1]);
+  CHECK(sessions_acquire(c, "s3", &x, err, sizeof err) == SESSIONS_OK, "a released slot is reused");
+  sessions_stats stt;
+  sessions_get_stats(c, &stt);
+  CHECK(stt.entries == 3 && stt.evictions == 1, "s1 evicted (entries %lld, evictions %lld)", stt.entries,
+        stt.evictions);
+  session *again = NULL;
+  CHECK(sessions_acquire(c, "s0", &again, err, sizeof err) == SESSIONS_OK && again == held[0],
+        "a held session stays cached");
+  sessions_release(c, again);
+  /* deleting: later acquires miss */
+  CHECK(sessions_lock(c, x, 1, 0, err, sizeof err) == SESSIONS_OK && sessions_delete(c, x, err, sizeof err) == 0,
+        "delete s3");
+  sessions_unlock(c, x);
+  sessions_release(c, x);
+  CHECK(sessions_acquire(c, "s3", &x, err, sizeof err) == SESSIONS_NOTFOUND, "s3 is gone");
+  sessions_release(c, held[0]);
+  sessions_release(c, held[2]);
+  /* a byte bound of 0 keeps nothing hot once released */
+  sessions_free(c);
+  cfg.cache_bytes = 0;
+  CHECK(sessions_new(&c, st, &REG, &cfg) == 0, "byte-bounded cache");
+  CHECK(sessions_acquire(c, "s0", &x, err, sizeof err) == SESSIONS_OK, "acquire s0");
+  sessions_lock(c, x, 0, 1, err, sizeof err);
+  CHECK(x->mem != NULL, "loaded while held, even over the byte bound");
+  sessions_unlock(c, x);
+  sessions_release(c, x);
+  sessions_get_stats(c, &stt);
+  CHECK(stt.entries == 0 && stt.hot == 0, "released over the bound: evicted (entries %lld)", stt.entries);
+  sessions_free(c);
+  store_close(st);
+  printf("LRU: count bound (busy when all held), byte bound, held sessions never evicted, delete\n");
+}
+
+int main(void) {
+  snprintf(DIR_, sizeof DIR_, "/tmp/gtmsm_store_XXXXXX");
+  if (!mkdtemp(DIR_)) return 1;
+  char err[256];
+  gtmsm_config c = gtmsm_default_config();
+  c.hidden = 16;
+  c.Z = 4;
+  c.gate_hidden = 8;
+  if (gtmsm_model_init(&M, &c, 7, err, sizeof err)) return 1;
+  gtmsm_model_hash(&M, M.content_hash);
+  model_entry e = {.name = "m", .m = &M};
+  REG.v = &e;
+  REG.n = 1;
+  test_migrations();
+  test_rows();
+  test_cold_reload(1);
+  test_cold_reload(64);
+  test_cold_reload(1000);
+  test_lru();
+  gtmsm_model_free(&M);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);
+  if (system(cmd)) fprintf(stderr, "could not remove %s\n", DIR_);
+  return test_finish("test_store");
+}
