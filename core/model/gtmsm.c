@@ -24,7 +24,10 @@
 
 #define LV_RANGE 8.0f   /* encoder log-variance = LV_RANGE * tanh(raw / LV_RANGE) */
 #define VAE_ACT ACT_ELU
-#define GATE_BIAS_INIT 4.0f /* gate starts open: sigmoid(4) = 0.98 */
+#define GATE_BIAS_INIT 3.0f /* gate starts open: sigmoid(3) = 0.95 */
+/* The gate sees the projected position times this: learned states span about
+ * +-10 units, and unscaled inputs would saturate its tanh units from the start. */
+#define GATE_IN 0.25f
 #define LOG_2PIE 2.8378770664093453f
 #define STILL_TAU 1e-4f /* frames closer than 40 dB PSNR count as unchanged */
 
@@ -328,8 +331,9 @@ void gtmsm_decode_mean(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N
 
 /* ---- state-space model ----------------------------------------------------- */
 
-/* Gate at position p (S): fills hidden activations h1_pre, h1, h2_pre, h2 (G)
- * and, when jac is given, d gate / d p (S). Returns the gate in (0, 1). */
+/* Gate at input x = GATE_IN * (projected position) (S): fills hidden
+ * activations h1_pre, h1, h2_pre, h2 (G) and, when jac is given, d gate / d x
+ * (S). Returns the gate in (0, 1). */
 static float gate_forward(const gtmsm_model *m, const float *p, float *h1_pre, float *h1,
                           float *h2_pre, float *h2, float *jac) {
   int S = m->cfg.S, G = m->cfg.gate_hidden;
@@ -367,10 +371,10 @@ static float gate_forward(const gtmsm_model *m, const float *p, float *h1_pre, f
 
 void gtmsm_transition(const gtmsm_model *m, const float *s, int a, float *s_next) {
   int S = m->cfg.S;
-  float p[GTMSM_MAX_S] = {0}, h[4][GTMSM_MAX_GATE];
+  float x[GTMSM_MAX_S] = {0}, h[4][GTMSM_MAX_GATE];
   const float *u = m->ssm_B + (size_t)a * S;
-  for (int k = 0; k < S; k++) p[k] = s[k] + u[k];
-  float g = gate_forward(m, p, h[0], h[1], h[2], h[3], NULL);
+  for (int k = 0; k < S; k++) x[k] = GATE_IN * (s[k] + u[k]);
+  float g = gate_forward(m, x, h[0], h[1], h[2], h[3], NULL);
   for (int k = 0; k < S; k++) s_next[k] = s[k] + g * u[k];
 }
 
@@ -413,11 +417,12 @@ void gtmsm_ssm_forward(const gtmsm_model *m, gtmsm_ws *ws, const int *actions, c
   memset(ws->s, 0, (size_t)S * sizeof(float));
   for (int t = 1; t < N; t++) {
     const float *u = m->ssm_B + (size_t)actions[t] * S;
-    float *p = ws->p + (size_t)t * S, *s = ws->s + (size_t)t * S, *sp = s - S;
-    for (int k = 0; k < S; k++) p[k] = sp[k] + u[k];
-    float g = gate_forward(m, p, ws->gh1_pre + (size_t)t * G, ws->gh1 + (size_t)t * G,
-                           ws->gh2_pre + (size_t)t * G, ws->gh2 + (size_t)t * G,
-                           ws->gjac + (size_t)t * S);
+    float *x = ws->p + (size_t)t * S, *s = ws->s + (size_t)t * S, *sp = s - S;
+    float *jac = ws->gjac + (size_t)t * S;
+    for (int k = 0; k < S; k++) x[k] = GATE_IN * (sp[k] + u[k]);
+    float g = gate_forward(m, x, ws->gh1_pre + (size_t)t * G, ws->gh1 + (size_t)t * G,
+                           ws->gh2_pre + (size_t)t * G, ws->gh2 + (size_t)t * G, jac);
+    for (int k = 0; k < S; k++) jac[k] *= GATE_IN; /* d gate / d (s_{t-1} + u_t) */
     ws->g[t] = g;
     for (int k = 0; k < S; k++) s[k] = sp[k] + g * u[k] + c->trans_std * eps_s[(size_t)t * S + k];
   }

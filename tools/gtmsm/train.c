@@ -39,7 +39,7 @@ typedef struct {
   int memorize_start;       /* final values over the first `curriculum` updates */
   int wallfree;             /* wall-free episodes: all for wallfree updates, none after 2 * wallfree */
   double delta_start;
-  double lr, lr_final, clip, aux, kl_start, ssm_lr_mult, still;
+  double lr, lr_final, clip, aux, kl_start, ssm_lr_mult, still, b_lr_after;
   uint64_t seed;
   int threads;
 } train_opts;
@@ -111,7 +111,7 @@ static void *worker_run(void *arg) {
 static json_t *opts_to_json(const train_opts *o, long step) {
   return json_pack(
       "{s:I, s:i, s:i, s:i, s:i, s:f, s:f, s:s?, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:i, s:i, s:i,"
-      " s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, s:f, s:i, s:i, s:s, s:i, s:f}",
+      " s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, s:f, s:i, s:i, s:s, s:i, s:f, s:f}",
       "step", (json_int_t)step, "memorize", o->memorize, "predict", o->predict, "batch", o->batch,
       "obstacles", o->obstacles, "rate", o->rate, "photo_frac", o->photo_frac, "worlds", o->worlds,
       "latent", o->latent, "hidden", o->hidden, "gate_hidden", o->gate_hidden, "k", o->k, "delta",
@@ -120,7 +120,7 @@ static json_t *opts_to_json(const train_opts *o, long step) {
       "aux", o->aux, "kl_start", o->kl_start, "seed", (json_int_t)o->seed, "curriculum",
       o->curriculum, "k_start", o->k_start, "delta_start", o->delta_start, "ssm_lr_mult",
       o->ssm_lr_mult, "memorize_start", o->memorize_start, "wallfree", o->wallfree, "vae", o->vae, "channels",
-      o->channels, "still", o->still);
+      o->channels, "still", o->still, "b_lr_after", o->b_lr_after);
 }
 
 /* Restores the options a checkpoint was trained with (all but steps/threads). */
@@ -130,7 +130,7 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   int steps_ignored;
   if (json_unpack((json_t *)j,
                   "{s:I, s:i, s:i, s:i, s:i, s:F, s:F, s?s, s:i, s:i, s:i, s:i, s:F, s:F, s:s, s:i,"
-                  " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F, s:i, s:i, s?s, s?i, s?F}",
+                  " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F, s:i, s:i, s?s, s?i, s?F, s?F}",
                   "step", &st, "memorize", &o->memorize, "predict", &o->predict, "batch", &o->batch,
                   "obstacles", &o->obstacles, "rate", &o->rate, "photo_frac", &o->photo_frac,
                   "worlds", &worlds, "latent", &o->latent, "hidden", &o->hidden, "gate_hidden",
@@ -140,7 +140,7 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
                   &o->aux, "kl_start", &o->kl_start, "seed", &seed, "curriculum", &o->curriculum,
                   "k_start", &o->k_start, "delta_start", &o->delta_start, "ssm_lr_mult",
                   &o->ssm_lr_mult, "memorize_start", &o->memorize_start, "wallfree", &o->wallfree, "vae", &vae,
-                  "channels", &o->channels, "still", &o->still) != 0)
+                  "channels", &o->channels, "still", &o->still, "b_lr_after", &o->b_lr_after) != 0)
     return -1;
   /* strings borrowed from j: the caller keeps j alive for the run */
   o->worlds = worlds;
@@ -190,7 +190,7 @@ int cmd_train(int argc, char **argv) {
                   .gate_hidden = 32, .k = 5, .delta = 1e-4, .trans_std = 1e-3,
                   .decoder = "gaussian", .steps = 20000, .anneal = 20000, .kl_warmup = 0,
                   .lr = 1e-3, .lr_final = 1e-4, .clip = 100.0, .aux = 0.5, .kl_start = 1.0,
-                  .curriculum = 5000, .k_start = 24, .delta_start = 1.0, .memorize_start = 0, .wallfree = 1500, .ssm_lr_mult = 5.0, .still = 1.0,
+                  .curriculum = 5000, .k_start = 24, .delta_start = 1.0, .memorize_start = 0, .wallfree = 1500, .ssm_lr_mult = 5.0, .still = 1.0, .b_lr_after = 0.1,
                   .seed = 1, .threads = 2};
   const char *out = "runs/imagenav", *model_out = NULL;
   int resume = 0, log_every = 25;
@@ -220,6 +220,7 @@ int cmd_train(int argc, char **argv) {
       {"lr-final", OPT_DOUBLE, &o.lr_final, 0, 1, "learning rate after --anneal updates"},
       {"anneal", OPT_INT, &o.anneal, 0, 1e8, "updates of linear learning-rate annealing"},
       {"clip", OPT_DOUBLE, &o.clip, 0, 1e9, "gradient-norm clip (0: off)"},
+      {"b-lr-after", OPT_DOUBLE, &o.b_lr_after, 0, 1000, "learning-rate factor of B once walls appear (after --wallfree)"},
       {"still", OPT_DOUBLE, &o.still, 0, 1000, "weight of the still-frame term (unchanged view: no move)"},
       {"aux", OPT_DOUBLE, &o.aux, 0, 100, "weight of the leave-one-out term on memorized steps"},
       {"kl-start", OPT_DOUBLE, &o.kl_start, 0, 1, "KL weight at step 0"},
@@ -350,6 +351,10 @@ int cmd_train(int argc, char **argv) {
   double acc[7] = {0};
   int acc_n = 0;
   while (step < o.steps) {
+    /* B is learned on wall-free episodes; once walls appear it slows down so
+     * that the gate, not a distorted B, absorbs the bumps */
+    m.p.entries[params_find(&m.p, "ssm.B")].lr_scale =
+        (float)(step < o.wallfree ? o.ssm_lr_mult : o.b_lr_after);
     float klw = kl_weight_at(&o, step), delta_now;
     int k_now, mem_now;
     curriculum_at(&o, step, &k_now, &delta_now, &mem_now);

@@ -71,8 +71,8 @@ static void check_ssm(ctx_t *c) {
   for (int e = 0; e < 7; e++) {
     const param_entry *pe = &c->m.p.entries[params_find(&c->m.p, names[e])];
     gc_opts o = gc_default();
-    o.eps = 1e-2;
-    o.tol = 1e-2;
+    o.eps = 2e-2; /* smooth (tanh, sigmoid): a wider step divides the float rounding noise */
+    o.tol = 2e-2;
     o.floor = 1e-4;
     char label[80];
     snprintf(label, sizeof label, "rollout/%s", pe->name);
