@@ -188,9 +188,10 @@ int cmd_train(int argc, char **argv) {
   train_opts o = {.memorize = 256, .predict = 32, .batch = 16, .obstacles = 0, .rate = 2.0,
                   .photo_frac = 0.5, .worlds = NULL, .latent = 16, .hidden = 256, .channels = 32, .vae = "fc",
                   .gate_hidden = 32, .k = 5, .delta = 1e-4, .trans_std = 1e-3,
-                  .decoder = "gaussian", .steps = 20000, .anneal = 20000, .kl_warmup = 0,
+                  .decoder = "gaussian", .steps = 15000, .anneal = 15000, .kl_warmup = 0,
                   .lr = 1e-3, .lr_final = 1e-4, .clip = 100.0, .aux = 0.5, .kl_start = 1.0,
-                  .curriculum = 5000, .k_start = 24, .delta_start = 1.0, .memorize_start = 0, .wallfree = 1500, .ssm_lr_mult = 5.0, .still = 1.0, .b_lr_after = 0.1,
+                  .curriculum = 4000, .k_start = 24, .delta_start = 1.0, .memorize_start = 0,
+                  .wallfree = 1500, .ssm_lr_mult = 5.0, .still = 1.0, .b_lr_after = 0.1,
                   .seed = 1, .threads = 2};
   const char *out = "runs/imagenav", *model_out = NULL;
   int resume = 0, log_every = 25;
