@@ -66,15 +66,20 @@ int gtmsm_action_index(const gtmsm_model *m, const char *name) {
   return -1;
 }
 
+static int check_actions(const gtmsm_model *m, const int *actions, int n, char *err, size_t errlen) {
+  for (int i = 0; i < n; i++)
+    if (actions[i] < 0 || actions[i] >= m->cfg.A)
+      return gtmsm_fail(err, errlen, GTMSM_EINVAL, "action %d at %d out of range 0..%d", actions[i], i,
+                        m->cfg.A - 1);
+  return GTMSM_OK;
+}
+
 int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames,
                   int n, char *err, size_t errlen) {
   const int S = m->cfg.S, Z = m->cfg.Z;
   int rc = GTMSM_OK;
   if (n <= 0) return GTMSM_OK;
-  for (int i = 0; i < n; i++)
-    if (actions[i] < 0 || actions[i] >= m->cfg.A)
-      return gtmsm_fail(err, errlen, GTMSM_EINVAL, "action %d at %d out of range 0..%d", actions[i], i,
-                        m->cfg.A - 1);
+  if ((rc = check_actions(m, actions, n, err, errlen))) return rc;
   float *mu = malloc((size_t)n * Z * sizeof(float)), *lv = malloc((size_t)n * Z * sizeof(float));
   float *val = malloc((size_t)2 * Z * sizeof(float));
   const int D = gtmsm_config_D(&m->cfg);
@@ -139,10 +144,7 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
   const int K = m->cfg.K;
   int rc = GTMSM_OK;
   if (n <= 0) return GTMSM_OK;
-  for (int i = 0; i < n; i++)
-    if (actions[i] < 0 || actions[i] >= m->cfg.A)
-      return gtmsm_fail(err, errlen, GTMSM_EINVAL, "action %d at %d out of range 0..%d", actions[i], i,
-                        m->cfg.A - 1);
+  if ((rc = check_actions(m, actions, n, err, errlen))) return rc;
   float *z = calloc((size_t)n * Z, sizeof(float));
   float *zpad = malloc(sizeof(float) * (size_t)ROW_BLOCK * (Z + D));
   gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, ROW_BLOCK, 0);

@@ -1,10 +1,12 @@
 /* The SQLite store and the session cache on a temporary file:
  * - migrations to the current user_version, idempotent on reopen, and a
  *   database from a newer gtmsmd refused;
- * - create/get/delete, appends with and without snapshots, frames read back
- *   in order, an import in one transaction, an existing id refused;
- * - sessions: observe through the cache, then a cold reload (snapshot plus
- *   replay, for several snapshot intervals) predicts bit-identical frames;
+ * - create/get/delete, appends of frames, entries and state in one
+ *   transaction (a failing one rolled back whole), frames and entries read
+ *   back in order, an import in one transaction, an existing id refused;
+ * - sessions: observe through the cache in uneven batches, then a cold
+ *   reload (entries re-inserted) has the same state and predicts
+ *   bit-identical frames;
  *   the LRU evicts unheld sessions beyond the byte and count bounds and never
  *   a held one; a deleted session is gone for later acquires. */
 #include <sqlite3.h>
@@ -57,6 +59,18 @@ static int see_frame(void *ctx, int64_t t, int action, const uint8_t *frame, siz
   return 0;
 }
 
+typedef struct {
+  int n;
+  int ok;
+} entries_seen;
+
+static int see_entry(void *ctx, int64_t t, const uint8_t *entry, size_t len) {
+  entries_seen *e = ctx;
+  if (t != e->n || len != 3 || entry[2] != (uint8_t)(100 + t)) e->ok = 0;
+  e->n++;
+  return 0;
+}
+
 static void test_rows(void) {
   char db[128], err[256] = "";
   path_of(db, sizeof db, "rows.db");
@@ -69,46 +83,59 @@ static void test_rows(void) {
   CHECK(store_session_create(s, "s1", "other", "x", 2000, &again, &created, err, sizeof err) == 0 && !created &&
             strcmp(again.model, "m") == 0 && again.sid == row.sid, "create again returns the existing row");
   int actions[10];
-  uint8_t frames[10 * 4];
+  uint8_t frames[10 * 4], entries[10 * 3], state[2] = {7, 8};
   for (int i = 0; i < 10; i++) {
     actions[i] = i % 5;
     memset(frames + 4 * i, i, 4);
+    memset(entries + 3 * i, 100 + i, 3);
   }
   store_append_req a = {.sid = row.sid, .t0 = 0, .n = 6, .actions = actions, .frames = frames,
-                        .frame_bytes = 4, .steps = 6, .now_ms = 3000};
+                        .frame_bytes = 4, .entries = entries, .entry_bytes = 3, .state = state,
+                        .state_bytes = 2, .steps = 6, .now_ms = 3000};
   double commit = -1;
+  uint8_t got[2] = {1, 1};
+  CHECK(store_state_get(s, row.sid, got, 2, err, sizeof err) == 0 && got[0] == 0 && got[1] == 0,
+        "no state before the first observation: zeros");
   CHECK(store_append(s, &a, &commit, err, sizeof err) == 0 && commit >= 0, "append 6: %s", err);
-  uint8_t snap[5] = {1, 2, 3, 4, 5};
+  state[1] = 9;
   a = (store_append_req){.sid = row.sid, .t0 = 6, .n = 4, .actions = actions + 6, .frames = frames + 24,
-                         .frame_bytes = 4, .steps = 10, .now_ms = 4000, .snap = snap, .snap_len = 5,
-                         .snap_steps = 10};
-  CHECK(store_append(s, &a, NULL, err, sizeof err) == 0, "append 4 with a snapshot");
+                         .frame_bytes = 4, .entries = entries + 18, .entry_bytes = 3, .state = state,
+                         .state_bytes = 2, .steps = 10, .now_ms = 4000};
+  CHECK(store_append(s, &a, NULL, err, sizeof err) == 0, "append 4");
   a.t0 = 8; /* overlapping rows violate the primary key: the whole transaction rolls back */
   a.steps = 12;
+  state[1] = 66;
   CHECK(store_append(s, &a, NULL, err, sizeof err) == GTMSM_EIO, "an overlapping append fails");
   CHECK(store_session_get(s, "s1", &again, err, sizeof err) == 0 && again.steps == 10 &&
-            again.snap_steps == 10 && again.updated_ms == 4000, "steps 10 after the failed append (rolled back)");
+            again.updated_ms == 4000, "steps 10 after the failed append (rolled back)");
+  CHECK(store_state_get(s, row.sid, got, 2, err, sizeof err) == 0 && got[0] == 7 && got[1] == 9,
+        "the state of the last committed append (%d %d)", got[0], got[1]);
+  CHECK(store_state_get(s, row.sid, got, 3, err, sizeof err) == GTMSM_EFORMAT, "state size mismatch caught");
   frames_seen f = {0, 3, 1};
   CHECK(store_frames_each(s, row.sid, 3, see_frame, &f, err, sizeof err) == 0 && f.n == 7 && f.ok,
         "frames from t=3 in order (%d)", f.n);
+  entries_seen es = {0, 1};
+  CHECK(store_entries_each(s, row.sid, see_entry, &es, err, sizeof err) == 0 && es.n == 10 && es.ok,
+        "10 entries in order (%d)", es.n);
   int act = -1;
   uint8_t fr[4];
   CHECK(store_frame_get(s, row.sid, 7, &act, fr, 4, err, sizeof err) == 0 && act == 2 && fr[3] == 7, "frame 7");
   CHECK(store_frame_get(s, row.sid, 10, &act, fr, 4, err, sizeof err) == STORE_NOTFOUND, "no frame 10");
   CHECK(store_frame_get(s, row.sid, 7, &act, fr, 3, err, sizeof err) == GTMSM_EFORMAT, "size mismatch caught");
-  uint8_t *blob = NULL;
-  size_t len = 0;
-  CHECK(store_snapshot_get(s, row.sid, &blob, &len, err, sizeof err) == 0 && len == 5 && blob[4] == 5, "snapshot");
-  free(blob);
   store_session meta = {0};
   snprintf(meta.id, sizeof meta.id, "s1");
   int64_t sid = 0;
-  CHECK(store_import(s, &meta, snap, 5, actions, frames, 4, 10, &sid, err, sizeof err) == STORE_EXISTS,
-        "import over an existing id refused");
+  a = (store_append_req){.n = 10, .actions = actions, .frames = frames, .frame_bytes = 4,
+                         .entries = entries, .entry_bytes = 3, .state = state, .state_bytes = 2,
+                         .steps = 10};
+  CHECK(store_import(s, &meta, &a, &sid, err, sizeof err) == STORE_EXISTS, "import over an existing id refused");
   snprintf(meta.id, sizeof meta.id, "s2");
   snprintf(meta.model, sizeof meta.model, "m");
   meta.steps = 10;
-  CHECK(store_import(s, &meta, snap, 5, actions, frames, 4, 10, &sid, err, sizeof err) == 0, "import s2");
+  CHECK(store_import(s, &meta, &a, &sid, err, sizeof err) == 0, "import s2");
+  es = (entries_seen){0, 1};
+  CHECK(store_entries_each(s, sid, see_entry, &es, err, sizeof err) == 0 && es.n == 10 && es.ok,
+        "the import's entries");
   int64_t count = 0;
   CHECK(store_session_count(s, &count) == 0 && count == 2, "two sessions");
   CHECK(store_session_delete(s, row.sid, err, sizeof err) == 0, "delete s1");
@@ -117,7 +144,7 @@ static void test_rows(void) {
   store_frames_each(s, row.sid, 0, see_frame, &f, err, sizeof err);
   CHECK(f.n == 0, "its observations are gone too");
   store_close(s);
-  printf("rows: create (idempotent), appends in transactions, snapshot, frames, import, delete\n");
+  printf("rows: create (idempotent), appends in transactions, state, frames, entries, import, delete\n");
 }
 
 /* ---- sessions over a real model ------------------------------------------ */
@@ -141,12 +168,11 @@ static int predict_bytes(session *s, uint8_t *out, int n) {
   return rc;
 }
 
-static void test_cold_reload(long long snapshot_every) {
+static void test_cold_reload(void) {
   char db[128], err[256] = "";
-  snprintf(db, sizeof db, "%s/cold%lld.db", DIR_, snapshot_every);
+  path_of(db, sizeof db, "cold.db");
   server_config cfg;
   config_defaults(&cfg);
-  cfg.snapshot_every = snapshot_every;
   store *st = NULL;
   sessions *c = NULL;
   CHECK(store_open(&st, db, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "open");
@@ -169,6 +195,8 @@ static void test_cold_reload(long long snapshot_every) {
   }
   CHECK(s->steps == 300 && dnd_size(s->mem->mem) == 300, "300 steps observed");
   uint8_t hot[16 * 192], cold[16 * 192];
+  float hot_state[GTMSM_MAX_S];
+  memcpy(hot_state, s->mem->state, sizeof hot_state);
   predict_bytes(s, hot, 16);
   sessions_unlock(c, s);
   sessions_release(c, s);
@@ -178,15 +206,15 @@ static void test_cold_reload(long long snapshot_every) {
         "acquired cold with 300 steps");
   CHECK(sessions_lock(c, s, 0, 1, err, sizeof err) == SESSIONS_OK && s->mem, "loaded: %s", err);
   predict_bytes(s, cold, 16);
-  CHECK(memcmp(hot, cold, sizeof hot) == 0, "snapshot every %lld: the reloaded memory predicts identical frames",
-        snapshot_every);
+  CHECK(memcmp(hot, cold, sizeof hot) == 0, "the reloaded memory predicts identical frames");
+  CHECK(memcmp(hot_state, s->mem->state, sizeof hot_state) == 0, "the reloaded state is identical");
   CHECK(s->mem->steps == 300, "the reloaded memory has 300 steps");
   sessions_unlock(c, s);
   sessions_release(c, s);
   sessions_free(c);
   store_close(st);
   free(pix);
-  printf("cold reload with --snapshot-every %lld: identical predictions\n", snapshot_every);
+  printf("cold reload: same state, identical predictions\n");
 }
 
 static void test_lru(void) {
@@ -264,9 +292,7 @@ int main(void) {
   REG.n = 1;
   test_migrations();
   test_rows();
-  test_cold_reload(1);
-  test_cold_reload(64);
-  test_cold_reload(1000);
+  test_cold_reload();
   test_lru();
   gtmsm_model_free(&M);
   char cmd[128];

@@ -82,7 +82,7 @@ static void check_ssm(ctx_t *c) {
 }
 
 /* The whole loss for one VAE kind: every parameter tensor against finite differences. */
-static void check_loss(ctx_t *pc, const char *kind);
+static void check_loss(ctx_t *pc, const char *kind, int vae_only);
 
 int main(void) {
   static ctx_t c;
@@ -117,31 +117,7 @@ int main(void) {
   check_ssm(&c);
   for (int dec = 0; dec < 2; dec++) {
     c.m.cfg.decoder = dec ? GTMSM_DEC_BERNOULLI : GTMSM_DEC_GAUSS;
-    float *grad = calloc(c.m.p.total, sizeof(float));
-    gtmsm_seq_stats st;
-    rc = gtmsm_seq_loss(&c.m, c.ws, &c.spec, c.frames, c.actions, c.eps_z, c.eps_s, grad, &st);
-    CHECK(rc == 0, "loss rc %d", rc);
-    memcpy(c.base_idx, gtmsm_ws_idx(c.ws), sizeof c.base_idx);
-    printf("decoder %s: loss %.6f recon_pred %.4f kl_pred %.4f recon_mem %.4f kl_mem %.4f\n",
-           dec ? "bernoulli" : "gauss", st.loss, st.recon_pred, st.kl_pred, st.recon_mem, st.kl_mem);
-    for (size_t e = 0; e < c.m.p.n; e++) {
-      const param_entry *pe = &c.m.p.entries[e];
-      if (dec && strcmp(pe->name, "dec.logvar") == 0) continue; /* unused by Bernoulli */
-      c.x = c.m.p.data + pe->offset;
-      gc_opts o = gc_default();
-      /* The floor keeps float rounding of the loss (~1e-5 absolute) from
-       * dominating tiny gradients; the transition parameters, whose gradients
-       * are that small here, are checked tightly by check_ssm() below. */
-      o.eps = 1e-2;
-      o.tol = 2e-2;
-      o.floor = 2e-2;
-      o.max_checks = 60;
-      o.skip = skip_fn;
-      char label[80];
-      snprintf(label, sizeof label, "%s/%s", dec ? "bern" : "gauss", pe->name);
-      gradcheck(label, c.x, grad + pe->offset, pe->size, loss_fn, &c, &o);
-    }
-    free(grad);
+    check_loss(&c, dec ? "bern" : "gauss", 0);
   }
   gtmsm_ws_free(c.ws);
   gtmsm_model_free(&c.m);
@@ -165,25 +141,30 @@ int main(void) {
   rng_normal_fill(&r, v.eps_z, N * 3);
   rng_normal_fill(&r, v.eps_s, N * 2);
   v.m.gate_b3[0] = 0.3f;
-  check_loss(&v, "conv");
+  check_loss(&v, "conv", 1);
   gtmsm_ws_free(v.ws);
   gtmsm_model_free(&v.m);
   return test_finish("test_gtmsm_grad");
 }
 
-static void check_loss(ctx_t *pc, const char *kind) {
+static void check_loss(ctx_t *pc, const char *kind, int vae_only) {
   float *grad = calloc(pc->m.p.total, sizeof(float));
   gtmsm_seq_stats st;
   int rc = gtmsm_seq_loss(&pc->m, pc->ws, &pc->spec, pc->frames, pc->actions, pc->eps_z, pc->eps_s, grad, &st);
   CHECK(rc == 0, "loss rc %d", rc);
   memcpy(pc->base_idx, gtmsm_ws_idx(pc->ws), sizeof pc->base_idx);
-  printf("%s: loss %.6f recon_pred %.4f kl_pred %.4f\n", kind, st.loss, st.recon_pred, st.kl_pred);
+  printf("%s: loss %.6f recon_pred %.4f kl_pred %.4f recon_mem %.4f kl_mem %.4f still %.4f\n", kind,
+         st.loss, st.recon_pred, st.kl_pred, st.recon_mem, st.kl_mem, st.still);
   for (size_t e = 0; e < pc->m.p.n; e++) {
     const param_entry *pe = &pc->m.p.entries[e];
-    /* the transition parameters are the same code as above and checked there */
-    if (strncmp(pe->name, "enc.", 4) != 0 && strncmp(pe->name, "dec.", 4) != 0) continue;
+    int is_vae = strncmp(pe->name, "enc.", 4) == 0 || strncmp(pe->name, "dec.", 4) == 0;
+    if (vae_only && !is_vae) continue; /* the transition is the same code, checked in the FC passes */
+    if (pc->m.cfg.decoder == GTMSM_DEC_BERNOULLI && strcmp(pe->name, "dec.logvar") == 0) continue;
     pc->x = pc->m.p.data + pe->offset;
     gc_opts o = gc_default();
+    /* The floor keeps float rounding of the loss (~1e-5 absolute) from
+     * dominating tiny gradients; the transition parameters, whose gradients
+     * are that small here, are checked tightly by check_ssm(). */
     o.eps = 1e-2;
     o.tol = 2e-2;
     o.floor = 2e-2;
