@@ -12,6 +12,8 @@ PACKAGES=(
   clang libclang-rt-14-dev python3 python3-skimage-lib curl sqlite3
   # service, deployment, benchmarks
   haproxy wrk
+  # gtmsmd tests: parse proto/openapi.yaml
+  python3-yaml
 )
 
 missing=()

@@ -16,3 +16,6 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGTMSM_WERROR=ON \
 cmake --build build-asan -j"$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$JOBS" -L unit
+
+# libFuzzer: the daemon's NDJSON/JSON request parsing and PNG decoding, 20 s per target
+./tests/fuzz/run.sh build-fuzz 20

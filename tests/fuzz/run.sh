@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-fuzz}
 SECONDS_EACH=${2:-20}
-CC=clang cmake -S . -B "$BUILD" -DGTMSM_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+CC=clang cmake -S . -B "$BUILD" -DGTMSM_FUZZ=ON -DGTMSM_SANITIZE=address,undefined \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target fuzz_ndjson fuzz_json fuzz_png
 mkdir -p "$BUILD/fuzz-findings"
 for t in fuzz_ndjson fuzz_json fuzz_png; do

@@ -4,8 +4,9 @@ a restart keeps sessions and gives byte-identical predictions (also with an
 empty cache so every request reloads the session from SQLite, and after
 export/import into another replica's database); kill -9 in
 the middle of an NDJSON stream loses no acknowledged observation and leaves a
-consistent database (PRAGMA integrity_check, rows = steps); SIGTERM stops
-accepting, lets an in-flight stream finish and exits 0; concurrent clients on
+consistent database (PRAGMA integrity_check, rows = steps); a client that
+vanishes mid-stream leaves its complete lines committed and nothing locked;
+SIGTERM stops accepting, lets an in-flight stream finish and exits 0; concurrent clients on
 many sessions, and many clients predicting on one session while it is fed."""
 import os
 import signal
@@ -139,6 +140,25 @@ def test_kill9(tmp, models):
     ref.stop()
 
 
+def test_client_gone(tmp, models):
+    """A client that vanishes mid-stream: what was committed stays, nothing stays locked."""
+    d = Daemon(models, tmp + "/gone.db")
+    ep = episode(12, 80)
+    d.json("PUT", "/v1/sessions/g", {"model": "imagenav"})
+    rs = RawStream(d.port, "/v1/sessions/g/observations")
+    rs.send(ndjson(ep[:40]) + ndjson(ep[40:41])[:100])  # 40 lines and a half
+    time.sleep(0.3)
+    rs.close()
+    time.sleep(0.2)
+    s, h, j = d.json("GET", "/v1/sessions/g")
+    check(s == 200 and j["steps"] == 40, f"a vanished client: its 40 complete lines are committed ({j and j['steps']})")
+    s, h, j = d.json("POST", "/v1/sessions/g/observations", ndjson(ep), {"Content-Type": "application/x-ndjson"})
+    check(s == 200 and j == {"accepted": 40, "duplicates": 40, "steps": 80}, "the session is not left locked")
+    aborted = [l for l in d.lines() if l.get("event") == "access" and l.get("complete") is False]
+    check(len(aborted) == 1 and aborted[0]["status"] == 499, "the access log marks the aborted request (499)")
+    check(d.stop() == 0, "exit 0")
+
+
 def test_sigterm_inflight(tmp, models):
     db = tmp + "/term.db"
     ep = episode(9, 60)
@@ -146,9 +166,20 @@ def test_sigterm_inflight(tmp, models):
     d.json("PUT", "/v1/sessions/t", {"model": "imagenav"})
     rs = RawStream(d.port, "/v1/sessions/t/observations")
     rs.send(ndjson(ep[:30]))
+    keep = [d.conn() for _ in range(3)]  # keep-alive connections opened before the signal
+    for c in keep:
+        d.request("GET", "/v2/health/live", conn=c)
     time.sleep(0.2)
     d.proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
+    s, h, b = d.request("GET", "/v2/health/live", conn=keep[0])
+    check(s == 200 and h.get("connection") == "close", "while stopping: live is 200 (and closes the connection)")
+    s, h, b = d.request("GET", "/v2/health/ready", conn=keep[1])
+    check(s == 503 and b"not-ready" in b, "while stopping: ready is 503 not-ready")
+    s, h, b = d.request("GET", "/v1/sessions/t", conn=keep[2])
+    check(s == 503 and b"shutting down" in b and "retry-after" in h, "while stopping: other requests get 503")
+    for c in keep:
+        c.close()
     refused = False
     try:
         socket.create_connection(("127.0.0.1", d.port), timeout=2).close()
@@ -260,6 +291,7 @@ def main():
         train_model(models + "/imagenav.gtm")
         test_restart(tmp, models)
         test_kill9(tmp, models)
+        test_client_gone(tmp, models)
         test_sigterm_inflight(tmp, models)
         test_concurrency(tmp, models)
     finish("test_server_durability")

@@ -164,7 +164,18 @@ class Daemon:
             self.proc.kill()
             code = self.proc.wait()
         self.logf.close()
+        self.check_sanitizers()
         return code
+
+    def check_sanitizers(self):
+        """Fails the test when a sanitizer build of the daemon reported anything."""
+        text = self.log_text()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: ThreadSanitizer"):
+            if marker in text:
+                i = text.index(marker)
+                check(False, "sanitizer report from gtmsmd:\n" + text[max(0, i - 200):i + 3000])
+                break
 
 
 class RawStream:

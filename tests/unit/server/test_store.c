@@ -259,7 +259,19 @@ static void test_lru(void) {
   sessions_unlock(c, x);
   sessions_release(c, x);
   CHECK(sessions_acquire(c, "s3", &x, err, sizeof err) == SESSIONS_NOTFOUND, "s3 is gone");
+  /* a row deleted behind the cache's back (a cold entry): the load says not
+   * found, and a session recreated with that id is found afresh */
   sessions_release(c, held[0]);
+  session *cold = NULL;
+  CHECK(sessions_acquire(c, "s4", &cold, err, sizeof err) == SESSIONS_OK && cold->mem == NULL, "s4 cold");
+  CHECK(store_session_delete(st, cold->sid, err, sizeof err) == 0, "delete s4's row directly");
+  CHECK(sessions_lock(c, cold, 0, 1, err, sizeof err) == SESSIONS_NOTFOUND, "loading s4: not found");
+  CHECK(sessions_create(c, "s4", &REG.v[0], &row, &created, err, sizeof err) == 0 && created, "recreate s4");
+  session *fresh = NULL;
+  CHECK(sessions_acquire(c, "s4", &fresh, err, sizeof err) == SESSIONS_OK && fresh != cold &&
+            fresh->sid == row.sid, "the recreated s4 is a new entry");
+  sessions_release(c, cold);
+  sessions_release(c, fresh);
   sessions_release(c, held[2]);
   /* a byte bound of 0 keeps nothing hot once released */
   sessions_free(c);

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Benchmarks of gtmsmd on loopback, printed as Markdown tables (docs/SERVER.md):
+
+1. N-step predictions (default 256, one PNG film strip per request) per
+   second with p50/p99 latency at 1, 8 and 64 concurrent clients (wrk with
+   bench/bench_server_predict.lua), over K sessions that each observed N steps;
+2. durable observations per second (wrk with bench/bench_server_observe.lua):
+   NDJSON requests of 1, 16 and 256 observations, 1 and 8 clients, with
+   --synchronous full (every acknowledged commit fsynced) and normal;
+3. RAM per hot session: the daemon's RSS growth per session loaded, against the
+   cache's own accounting (gtmsm_session_cache_bytes), at two memory sizes.
+
+Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
+       [--sessions 64] [--steps 256] [--json OUT]
+Without --model it uses models/imagenav.gtm, or trains a one-update model of
+the default architecture (the weights do not change the cost)."""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, **kw)
+
+
+class Daemon:
+    def __init__(self, gtmsmd, models, db, *args):
+        self.log_path = db + ".log"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([gtmsmd, "--models", models, "--db", db, "--listen", "127.0.0.1:0",
+                                      "--max-inflight", "4096", *args],
+                                     stderr=self.log, stdout=subprocess.DEVNULL)
+        self.port = None
+        for _ in range(500):
+            with open(self.log_path, "rb") as f:
+                for raw in f:
+                    line = json.loads(raw)
+                    if line.get("event") == "listening":
+                        self.port = line["port"]
+            if self.port:
+                break
+            time.sleep(0.02)
+        if not self.port:
+            raise SystemExit("gtmsmd did not start; see " + self.log_path)
+
+    def request(self, method, path, body=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, data
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def metric(self, name):
+        s, text = self.request("GET", "/metrics")
+        for line in text.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(60)
+        self.log.close()
+
+
+def put_session(d, sid):
+    s, b = d.request("PUT", f"/v1/sessions/{sid}", json.dumps({"model": "imagenav"}),
+                     {"Content-Type": "application/json"})
+    assert s in (200, 201), (s, b)
+
+
+def observe(d, sid, body):
+    s, b = d.request("POST", f"/v1/sessions/{sid}/observations", body,
+                     {"Content-Type": "application/x-ndjson"})
+    assert s == 200, (s, b[:300])
+    return json.loads(b)
+
+
+def gen(gtmsm, seed, steps):
+    return sh(gtmsm, "gen", "--env", "imagenav", "--seed", str(seed), "--steps", str(steps)).stdout
+
+
+def ms(text):
+    """wrk latency text (e.g. 812.00us, 1.20ms, 2.01s) in milliseconds."""
+    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v if unit == "ms" else v * 1000 if unit == "s" else v * 60000
+
+
+def wrk(port, script, threads, conns, seconds, args):
+    out = sh("wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency", "--timeout", "60s",
+             "-s", script, f"http://127.0.0.1:{port}", "--", *map(str, args)).stdout.decode()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50_ms": ms(lat["50"]), "p99_ms": ms(lat["99"]),
+            "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errs.group(1) if errs else ""}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", default=os.environ.get("GTMSM_BIN", os.path.join(ROOT, "build")))
+    ap.add_argument("--model")
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--sessions", type=int, default=64, help="at least 2")
+    ap.add_argument("--steps", type=int, default=256)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    gtmsmd = os.path.join(a.bin, "server", "gtmsmd")
+    gtmsm = os.path.join(a.bin, "tools", "gtmsm")
+    results = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "seconds": a.seconds,
+               "sessions": a.sessions, "steps": a.steps}
+    with tempfile.TemporaryDirectory() as tmp:
+        models = tmp + "/models"
+        os.makedirs(models)
+        model = a.model or os.path.join(ROOT, "models", "imagenav.gtm")
+        if os.path.exists(model):
+            shutil.copy(model, models + "/imagenav.gtm")
+            results["model"] = model
+        else:
+            sh(gtmsm, "train", "--out", tmp + "/run", "--steps", "1", "--batch", "1", "--memorize", "32",
+               "--predict", "8", "--model-out", models + "/imagenav.gtm")
+            results["model"] = "default architecture, 1 update (gtmsm train --steps 1)"
+        d = Daemon(gtmsmd, models, tmp + "/bench.db")
+        s, info = d.request("GET", "/v1/models/imagenav")
+        info = json.loads(info)
+        results["model_info"] = {k: info[k] for k in ("frame_width", "frame_height", "latent_size", "memory_k")}
+        # sessions that each observed --steps steps (one NDJSON request each)
+        eps = [gen(gtmsm, 1000 + i, a.steps) for i in range(a.sessions)]
+        t0 = time.time()
+        for i in range(a.sessions):
+            put_session(d, f"bench-{i}")
+            observe(d, f"bench-{i}", eps[i])
+        results["bulk_observe_per_s"] = a.sessions * a.steps / (time.time() - t0)
+
+        # predictions
+        script = os.path.join(HERE, "bench_server_predict.lua")
+        rows = []
+        for c in (1, 8, 64):
+            r = wrk(d.port, script, min(c, 2), c, a.seconds, ["bench", a.sessions, a.steps, "image/png"])
+            r["clients"] = c
+            r["accept"] = "image/png"
+            rows.append(r)
+        r = wrk(d.port, script, 2, 8, a.seconds, ["bench", a.sessions, a.steps, "application/json"])
+        r["clients"] = 8
+        r["accept"] = "application/json"
+        rows.append(r)
+        results["predict"] = rows
+
+        # a big session: prediction cost against a large memory
+        big_steps = 20000
+        put_session(d, "big-0")
+        t0 = time.time()
+        observe(d, "big-0", gen(gtmsm, 7, big_steps))
+        results["big_observe_s"] = time.time() - t0
+        r = wrk(d.port, script, 1, 1, a.seconds, ["big", 1, a.steps, "image/png"])
+        r["clients"] = 1
+        r["accept"] = "image/png"
+        r["memory"] = big_steps
+        results["predict_big"] = r
+        d.stop()
+
+        # RAM per hot session: a fresh daemon on the same database, sessions
+        # loaded from SQLite by a one-step prediction each (no large bodies)
+        one = json.dumps({"actions": [0]})
+        hdr = {"Content-Type": "application/json"}
+        d = Daemon(gtmsmd, models, tmp + "/bench.db", "--threads", "1")
+        # the first load also pays one-off costs (BLAS buffers, the thread's arena): baseline after it
+        assert d.request("POST", "/v1/sessions/bench-0/predictions", one, hdr)[0] == 200
+        rss0, cache0 = d.rss_kib(), d.metric("gtmsm_session_cache_bytes")
+        for i in range(1, a.sessions):
+            assert d.request("POST", f"/v1/sessions/bench-{i}/predictions", one, hdr)[0] == 200
+        rss1, cache1 = d.rss_kib(), d.metric("gtmsm_session_cache_bytes")
+        assert d.request("POST", "/v1/sessions/big-0/predictions", one, hdr)[0] == 200
+        rss2, cache2 = d.rss_kib(), d.metric("gtmsm_session_cache_bytes")
+        results["ram_small"] = {"sessions": a.sessions, "steps": a.steps,
+                                "rss_kib_per_session": (rss1 - rss0) / (a.sessions - 1),
+                                "cache_bytes_per_session": (cache1 - cache0) / (a.sessions - 1)}
+        results["ram_big"] = {"steps": big_steps, "rss_kib": rss2 - rss1, "cache_bytes": cache2 - cache1}
+        d.stop()
+
+        # durable observations
+        frames = tmp + "/frames.ndjson"
+        with open(frames, "wb") as f:
+            f.write(gen(gtmsm, 3, 512))
+        script = os.path.join(HERE, "bench_server_observe.lua")
+        obs = []
+        for sync in ("full", "normal"):
+            d = Daemon(gtmsmd, models, f"{tmp}/obs-{sync}.db", "--synchronous", sync)
+            run = 0
+            for clients in (1, 8):
+                for batch in (1, 16, 256):
+                    prefix = f"o{run}"
+                    run += 1
+                    for i in range(clients):
+                        put_session(d, f"{prefix}-{i}")
+                    r = wrk(d.port, script, clients, clients, a.seconds, [prefix, batch, frames])
+                    r.update(sync=sync, clients=clients, batch=batch, obs_per_s=r["rps"] * batch)
+                    obs.append(r)
+            d.stop()
+        results["observe"] = obs
+
+    print(f"# gtmsmd benchmarks, {results['date']}, {results['cpus']} CPUs, model: {results['model']}")
+    mi = results["model_info"]
+    print(f"frames {mi['frame_width']}x{mi['frame_height']}, latent {mi['latent_size']}, k {mi['memory_k']}; "
+          f"{a.sessions} sessions of {a.steps} observed steps; wrk {a.seconds} s per row\n")
+    print(f"## {a.steps}-step predictions (one request = {a.steps} frames)\n")
+    print("| clients | reply | predictions/s | frames/s | p50 ms | p99 ms | non-2xx |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for r in results["predict"]:
+        print(f"| {r['clients']} | {r['accept']} | {r['rps']:.1f} | {r['rps'] * a.steps:.0f} | "
+              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['non2xx']} |")
+    r = results["predict_big"]
+    print(f"| 1 | image/png, memory of {r['memory']} entries | {r['rps']:.1f} | {r['rps'] * a.steps:.0f} | "
+          f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['non2xx']} |")
+    print("\n## Durable observations (NDJSON, replies after COMMIT)\n")
+    print("| synchronous | clients | observations/request | observations/s | requests/s | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results["observe"]:
+        print(f"| {r['sync']} | {r['clients']} | {r['batch']} | {r['obs_per_s']:.0f} | {r['rps']:.1f} | "
+              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['non2xx']} |")
+    print(f"\nBulk set-up: {results['bulk_observe_per_s']:.0f} observations/s "
+          f"({a.sessions} NDJSON requests of {a.steps} lines, sequential).")
+    print("\n## RAM per hot session\n")
+    print("| memory entries | RSS growth per session | cache accounting per session |")
+    print("|---:|---:|---:|")
+    rs = results["ram_small"]
+    print(f"| {rs['steps']} | {rs['rss_kib_per_session']:.0f} KiB | {rs['cache_bytes_per_session'] / 1024:.0f} KiB |")
+    rb = results["ram_big"]
+    print(f"| {rb['steps']} | {rb['rss_kib']:.0f} KiB | {rb['cache_bytes'] / 1024:.0f} KiB |")
+    print(f"\n(sessions loaded cold from SQLite into a fresh daemon; the {rb['steps']}-step session was observed "
+          f"in one NDJSON request in {results['big_observe_s']:.1f} s)")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

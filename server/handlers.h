@@ -1,0 +1,49 @@
+/* Request handlers, one group per file (handlers_*.c), wired in routes.c.
+ * Each follows the lifecycle in http.h and replies through http.h only; they
+ * reach sessions and the store through sessions.h, models through models.h
+ * and parsing through codec.h. */
+#ifndef GTMSMD_HANDLERS_H
+#define GTMSMD_HANDLERS_H
+
+#include <jansson.h>
+
+#include "http.h"
+
+/* handlers_misc.c: health, metrics, models */
+void handle_live(http_req *r);
+void handle_ready(http_req *r);
+void handle_metrics(http_req *r);
+void handle_models(http_req *r);
+void handle_model(http_req *r);
+
+/* handlers_sessions.c: create, put, get, delete, export, import */
+void handle_session_create(http_req *r);
+void handle_session_put(http_req *r);
+void handle_session_get(http_req *r);
+void handle_session_delete(http_req *r);
+void handle_export(http_req *r);
+void handle_import(http_req *r);
+
+/* handlers_observe.c: streamed, JSON and PNG observations */
+void observe_start(http_req *r);
+void observe_data(http_req *r, const char *d, size_t n);
+void observe_end(http_req *r);
+json_t *observe_progress(http_req *r);
+
+/* handlers_predict.c: predictions as JSON, a PNG film strip or NDJSON */
+void handle_predict(http_req *r);
+
+/* handlers_common.c */
+/* Validates the {id} parameter, acquires the session into *out and returns 0;
+ * otherwise replies (400 bad-id, 404, 503) and returns non-zero. */
+int handler_session(http_req *r, session **out);
+/* Locks s (shared or exclusive, loading its memory); otherwise replies (404,
+ * 409 model-version, 500) and returns non-zero. */
+int handler_lock(http_req *r, session *s, int write);
+/* The session object of the API (lock held or a fresh row). New reference. */
+json_t *handler_session_json(const session *s);
+json_t *handler_row_json(const store_session *row);
+/* Non-zero (after replying 415) unless the request's Content-Type is JSON or absent. */
+int handler_require_json(http_req *r);
+
+#endif

@@ -1,0 +1,74 @@
+/* Helpers shared by the session handlers: the {id} parameter, locking with
+ * the right problem replies, and the session object of the API. */
+#include <string.h>
+
+#include "handlers.h"
+#include "log.h"
+
+int handler_session(http_req *r, session **out) {
+  const char *id = http_param(r, 0);
+  *out = NULL;
+  if (!codec_valid_id(id)) {
+    http_problem(r, 400, "bad-id", NULL, "session id '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", id);
+    return 1;
+  }
+  char err[256] = "";
+  int rc = sessions_acquire(http_app(r)->cache, id, out, err, sizeof err);
+  if (rc == SESSIONS_OK) return 0;
+  if (rc == SESSIONS_NOTFOUND)
+    http_problem(r, 404, "session-not-found", NULL, "no session '%s'", id);
+  else if (rc == SESSIONS_BUSY)
+    http_problem(r, 503, "overloaded", NULL, "every session slot is in use (--max-sessions %lld); "
+                 "retry later", http_app(r)->cfg.max_sessions);
+  else
+    http_problem(r, 500, "internal", NULL, "loading session '%s': %s", id, err);
+  return 1;
+}
+
+int handler_lock(http_req *r, session *s, int write) {
+  char err[256] = "";
+  int rc = sessions_lock(http_app(r)->cache, s, write, 1, err, sizeof err);
+  if (rc == SESSIONS_OK) return 0;
+  if (rc == SESSIONS_NOTFOUND) {
+    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
+  } else if (rc == SESSIONS_VERSION) {
+    const model_entry *me = models_find(&http_app(r)->models, s->model_name);
+    http_problem(r, 409, "model-version", NULL,
+                 "session '%s' was made with model %s version %s, but %s; import it on a replica "
+                 "serving that version or create a new session", s->id, s->model_name,
+                 s->model_version, me ? "another version is loaded" : "that model is not loaded");
+    if (me) http_header_add(r, "X-Model-Version", me->m->content_hash);
+  } else {
+    http_problem(r, 500, "internal", NULL, "session '%s': %s", s->id, err);
+  }
+  return 1;
+}
+
+static json_t *session_object(const char *id, const char *model, const char *version,
+                              long long steps, long long entries, long long created,
+                              long long updated) {
+  char c[32], u[32];
+  log_format_time(c, created);
+  log_format_time(u, updated);
+  return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "id", id, "model", model, "model_version",
+                   version, "steps", (json_int_t)steps, "memory_entries", (json_int_t)entries,
+                   "created_at", c, "updated_at", u);
+}
+
+json_t *handler_session_json(const session *s) {
+  return session_object(s->id, s->model_name, s->model_version, s->steps, sessions_entries(s),
+                        s->created_ms, s->updated_ms);
+}
+
+json_t *handler_row_json(const store_session *row) {
+  return session_object(row->id, row->model, row->model_version, row->steps, row->steps,
+                        row->created_ms, row->updated_ms);
+}
+
+int handler_require_json(http_req *r) {
+  const char *ct = http_content_type(r);
+  if (!*ct || strcmp(ct, "application/json") == 0) return 0;
+  http_problem(r, 415, "unsupported-media-type", NULL, "Content-Type %.64s; expected application/json",
+               ct);
+  return 1;
+}

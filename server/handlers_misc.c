@@ -1,0 +1,61 @@
+/* Health (Open Inference Protocol paths), Prometheus metrics and models. */
+#include <string.h>
+
+#include "handlers.h"
+
+void handle_live(http_req *r) { http_reply_json(r, 200, json_pack("{s:s}", "status", "live")); }
+
+void handle_ready(http_req *r) {
+  app *a = http_app(r);
+  if (atomic_load(&a->ready)) {
+    http_reply_json(r, 200, json_pack("{s:s, s:i}", "status", "ready", "models", a->models.n));
+    return;
+  }
+  if (atomic_load(&a->stopping))
+    http_problem(r, 503, "not-ready", NULL, "the server is shutting down");
+  else
+    http_problem(r, 503, "not-ready", NULL, "no model loaded from %.200s: put a *.gtm file there and "
+                 "restart", a->cfg.models);
+}
+
+void handle_metrics(http_req *r) {
+  app *a = http_app(r);
+  sessions_stats st;
+  sessions_get_stats(a->cache, &st);
+  int64_t stored = 0;
+  sessions_stored(a->cache, &stored);
+  metrics_gauges g = {.sessions_hot = st.hot, .sessions_cached = st.entries,
+                      .sessions_stored = stored, .cache_bytes = st.bytes,
+                      .session_loads = st.loads, .session_evictions = st.evictions,
+                      .inflight = atomic_load(&a->inflight), .models = a->models.n,
+                      .ready = atomic_load(&a->ready)};
+  size_t len = 0;
+  char *text = metrics_render(a->metrics, &g, &len);
+  if (!text) {
+    http_problem(r, 500, "internal", NULL, "out of memory rendering metrics");
+    return;
+  }
+  http_reply_bytes(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+void handle_models(http_req *r) {
+  app *a = http_app(r);
+  json_t *list = json_array();
+  for (int i = 0; i < a->models.n; i++) json_array_append_new(list, models_to_json(&a->models.v[i]));
+  http_reply_json(r, 200, json_pack("{s:o}", "models", list));
+}
+
+void handle_model(http_req *r) {
+  app *a = http_app(r);
+  const char *name = http_param(r, 0);
+  if (!codec_valid_id(name)) {
+    http_problem(r, 400, "bad-id", NULL, "model name '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", name);
+    return;
+  }
+  const model_entry *me = models_find(&a->models, name);
+  if (!me) {
+    http_problem(r, 404, "model-not-found", NULL, "no model '%s' (GET /v1/models lists them)", name);
+    return;
+  }
+  http_reply_json(r, 200, models_to_json(me));
+}

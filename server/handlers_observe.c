@@ -1,0 +1,314 @@
+/* POST /v1/sessions/{id}/observations: NDJSON streamed and committed batch by
+ * batch as lines arrive, a JSON array, or one PNG with ?t=&action=.
+ *
+ * Lines are parsed and validated as they arrive into a pending batch; the
+ * batch is flushed at the end of every received chunk (and when it is full):
+ * under the session's exclusive lock each observation is classified as new
+ * (t == next), duplicate (stored with the same action and pixels) or a
+ * conflict (other content, or a gap), the new ones are observed and
+ * committed in one transaction, and the lock is released before more bytes
+ * are read. The reply comes after the last commit. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "handlers.h"
+#include "log.h"
+#include "ndjson.h"
+
+#define BATCH 256
+
+typedef enum { OBS_NDJSON, OBS_JSON, OBS_PNG } obs_kind;
+
+typedef struct {
+  http_req *r;
+  obs_kind kind;
+  session *s;
+  const gtmsm_model *m;
+  size_t D;
+  ndjson_splitter split;
+  int n;            /* pending observations */
+  int64_t *t;       /* (BATCH) */
+  int *actions;     /* (BATCH) */
+  uint8_t *frames;  /* (BATCH, D) */
+  uint8_t *stored;  /* (D) scratch for duplicate checks */
+  long long accepted, duplicates, seen;
+  int64_t steps;    /* the session's steps after our last commit */
+  int failed;       /* a problem was replied */
+  int64_t png_t;
+  int png_action;
+} obs_state;
+
+static void obs_free(void *p) {
+  obs_state *st = p;
+  if (!st) return;
+  ndjson_free(&st->split);
+  free(st->t);
+  free(st->actions);
+  free(st->frames);
+  free(st->stored);
+  sessions_release(http_app(st->r)->cache, st->s);
+  free(st);
+}
+
+json_t *observe_progress(http_req *r) {
+  obs_state *st = http_state(r);
+  if (!st) return json_object();
+  return json_pack("{s:I, s:I, s:I}", "accepted", (json_int_t)st->accepted, "duplicates",
+                   (json_int_t)st->duplicates, "steps", (json_int_t)st->steps);
+}
+
+/* A problem that carries the request's progress so the client can resume. */
+static void fail(obs_state *st, const codec_error *e, long long expected_t) {
+  json_t *ext = observe_progress(st->r);
+  if (expected_t >= 0) json_object_set_new(ext, "expected_t", json_integer(expected_t));
+  http_problem_codec(st->r, e, ext);
+  st->failed = 1;
+}
+
+/* Classifies, observes and commits the pending batch (see the file comment).
+ * Returns 0, or non-zero after replying a problem. */
+static int flush(obs_state *st) {
+  if (st->n == 0 || st->failed) return st->failed;
+  app *a = http_app(st->r);
+  session *s = st->s;
+  if (handler_lock(st->r, s, 1)) {
+    st->failed = 1;
+    return 1;
+  }
+  const int64_t steps0 = s->steps;
+  const size_t D = st->D;
+  int nnew = 0;
+  long long dups = 0, expected = -1;
+  codec_error e = {0};
+  char err[256] = "";
+  for (int i = 0; i < st->n && !e.status; i++) {
+    const int64_t t = st->t[i], next = steps0 + nnew;
+    const uint8_t *pix = st->frames + (size_t)i * D;
+    if (t == next) {
+      if (next >= a->cfg.max_entries) {
+        codec_fail(&e, 422, "memory-full", "session '%s' holds %lld observations, the limit "
+                   "(--max-entries)", s->id, (long long)next);
+        e.limit = a->cfg.max_entries;
+        break;
+      }
+      /* compact the new ones to the front: slot nnew <= i is already classified */
+      if (nnew != i) {
+        st->actions[nnew] = st->actions[i];
+        memcpy(st->frames + (size_t)nnew * D, pix, D);
+      }
+      nnew++;
+      continue;
+    }
+    int same = 0;
+    if (t < steps0) {
+      int action = -1;
+      if (sessions_stored_frame(a->cache, s, t, &action, st->stored, err, sizeof err)) {
+        codec_fail(&e, 500, "internal", "reading t=%lld: %s", (long long)t, err);
+        break;
+      }
+      same = action == st->actions[i] && memcmp(st->stored, pix, D) == 0;
+    } else if (t < next) {
+      const size_t k = (size_t)(t - steps0);
+      same = st->actions[k] == st->actions[i] && memcmp(st->frames + k * D, pix, D) == 0;
+    }
+    if (same) {
+      dups++;
+    } else {
+      expected = next;
+      if (t < next)
+        codec_fail(&e, 409, "content-mismatch", "t=%lld is already stored with another action or "
+                   "frame; the next t is %lld", (long long)t, (long long)next);
+      else
+        codec_fail(&e, 409, "gap", "t=%lld leaves a gap; the next t is %lld", (long long)t,
+                   (long long)next);
+    }
+  }
+  int committed = 0;
+  if (nnew > 0) {
+    double commit_s = 0;
+    int rc = sessions_observe(a->cache, s, nnew, st->actions, st->frames, &commit_s, err, sizeof err);
+    if (rc) {
+      codec_fail(&e, 500, "internal", "observing %d frames: %s", nnew, err);
+      expected = -1;
+    } else {
+      metrics_commit(a->metrics, commit_s);
+      committed = nnew;
+      st->accepted += nnew;
+    }
+  }
+  st->duplicates += dups;
+  metrics_observations(a->metrics, committed, dups);
+  st->steps = s->steps;
+  sessions_unlock(a->cache, s);
+  st->n = 0;
+  if (e.status) {
+    fail(st, &e, expected);
+    return 1;
+  }
+  return 0;
+}
+
+/* Room for one more pending observation; flushes a full batch first. */
+static int make_room(obs_state *st) {
+  if (st->n == BATCH && flush(st)) return 1;
+  app *a = http_app(st->r);
+  if (st->seen >= a->cfg.max_frames) {
+    codec_error e;
+    flush(st);
+    if (st->failed) return 1;
+    codec_fail(&e, 422, "too-many-frames", "more than %lld observations in one request; send the "
+               "rest in another", a->cfg.max_frames);
+    e.limit = a->cfg.max_frames;
+    fail(st, &e, -1);
+    return 1;
+  }
+  st->seen++;
+  return 0;
+}
+
+static int on_line(void *ctx, const char *line, size_t len, int64_t line_no) {
+  obs_state *st = ctx;
+  if (make_room(st)) return 1;
+  codec_error e;
+  const int i = st->n;
+  if (codec_parse_observation_line(st->m, line, len, line_no, &st->t[i], &st->actions[i],
+                                   st->frames + (size_t)i * st->D, &e)) {
+    if (!flush(st)) fail(st, &e, -1); /* the lines before it are committed */
+    return 1;
+  }
+  st->n++;
+  return 0;
+}
+
+void observe_start(http_req *r) {
+  app *a = http_app(r);
+  const char *ct = http_content_type(r);
+  obs_kind kind;
+  if (strcmp(ct, "application/x-ndjson") == 0) kind = OBS_NDJSON;
+  else if (strcmp(ct, "application/json") == 0) kind = OBS_JSON;
+  else if (strcmp(ct, "image/png") == 0) kind = OBS_PNG;
+  else {
+    http_problem(r, 415, "unsupported-media-type", NULL, "Content-Type '%.64s'; expected "
+                 "application/x-ndjson, application/json or image/png", *ct ? ct : "(none)");
+    return;
+  }
+  session *s = NULL;
+  if (handler_session(r, &s)) return;
+  obs_state *st = calloc(1, sizeof *st);
+  if (!st) {
+    sessions_release(a->cache, s);
+    http_problem(r, 503, "overloaded", NULL, "out of memory");
+    return;
+  }
+  st->r = r;
+  st->s = s;
+  st->kind = kind;
+  http_set_state(r, st, obs_free);
+  if (handler_lock(r, s, 0)) return; /* checks existence and model version, loads the memory */
+  st->m = s->model->m;
+  st->steps = s->steps;
+  sessions_unlock(a->cache, s);
+  st->D = (size_t)gtmsm_config_D(&st->m->cfg);
+  st->t = malloc(sizeof *st->t * BATCH);
+  st->actions = malloc(sizeof *st->actions * BATCH);
+  st->frames = malloc(st->D * BATCH);
+  st->stored = malloc(st->D);
+  if (!st->t || !st->actions || !st->frames || !st->stored) {
+    http_problem(r, 503, "overloaded", NULL, "out of memory");
+    return;
+  }
+  ndjson_init(&st->split, (size_t)a->cfg.max_body);
+  if (kind == OBS_PNG) {
+    codec_error e;
+    const char *qt = http_query(r, "t");
+    if (!qt || !*qt || strspn(qt, "0123456789") != strlen(qt) || strlen(qt) > 15) {
+      http_problem(r, 400, "invalid-request", NULL, "image/png observations need ?t=<step index "
+                   ">= 0>&action=<name or index>; got t='%.20s'", qt ? qt : "");
+      return;
+    }
+    st->png_t = strtoll(qt, NULL, 10);
+    if (codec_action_text(st->m, http_query(r, "action"), &st->png_action, &e))
+      http_problem_codec(r, &e, NULL);
+  }
+}
+
+void observe_data(http_req *r, const char *d, size_t n) {
+  obs_state *st = http_state(r);
+  if (st->kind != OBS_NDJSON) {
+    http_body_append(r, d, n);
+    return;
+  }
+  int rc = ndjson_feed(&st->split, d, n, on_line, st);
+  if (rc == GTMSM_ENOMEM) http_problem(r, 503, "overloaded", NULL, "out of memory");
+  if (rc == NDJSON_ETOOLONG)
+    http_problem(r, 413, "body-too-large", observe_progress(r), "a line is longer than the body "
+                 "limit of %lld bytes", http_app(r)->cfg.max_body);
+  if (rc || st->failed) return;
+  flush(st); /* process what arrived before reading more */
+}
+
+static void reply_ok(obs_state *st) {
+  if (st->failed || http_replied(st->r)) return;
+  if (st->accepted || st->duplicates)
+    log_at(LOG_LEVEL_DEBUG, http_rid(st->r), "observed", "{s:s, s:I, s:I, s:I}", "id", st->s->id,
+           "accepted", (json_int_t)st->accepted, "duplicates", (json_int_t)st->duplicates, "steps",
+           (json_int_t)st->steps);
+  http_reply_json(st->r, 200, observe_progress(st->r));
+}
+
+static void end_json(obs_state *st) {
+  size_t len = 0;
+  const char *body = http_body(st->r, &len);
+  codec_error e;
+  json_t *j = NULL;
+  if (codec_parse_json(body, len, &j, &e)) {
+    fail(st, &e, -1);
+    return;
+  }
+  const json_t *list = json_is_object(j) ? json_object_get(j, "observations") : NULL;
+  if (!json_is_array(list)) {
+    codec_fail(&e, 400, "invalid-request", "expected {\"observations\": [{\"t\", \"action\", "
+               "\"frame\"}, ...]}");
+    fail(st, &e, -1);
+  }
+  for (size_t i = 0; list && i < json_array_size(list) && !st->failed; i++) {
+    if (make_room(st)) break;
+    char where[48];
+    snprintf(where, sizeof where, "observations[%zu]", i);
+    const int k = st->n;
+    if (codec_parse_observation(st->m, json_array_get(list, i), where, &st->t[k], &st->actions[k],
+                                st->frames + (size_t)k * st->D, &e)) {
+      if (!flush(st)) fail(st, &e, -1);
+      break;
+    }
+    st->n++;
+  }
+  json_decref(j);
+  flush(st);
+}
+
+void observe_end(http_req *r) {
+  obs_state *st = http_state(r);
+  if (st->kind == OBS_NDJSON) {
+    int rc = ndjson_finish(&st->split, on_line, st);
+    if (rc == GTMSM_ENOMEM) http_problem(r, 503, "overloaded", NULL, "out of memory");
+    flush(st);
+  } else if (st->kind == OBS_JSON) {
+    end_json(st);
+  } else {
+    size_t len = 0;
+    const uint8_t *png = (const uint8_t *)http_body(r, &len);
+    codec_error e;
+    if (codec_decode_frame(st->m, png, len, st->frames, &e)) {
+      fail(st, &e, -1);
+      return;
+    }
+    st->t[0] = st->png_t;
+    st->actions[0] = st->png_action;
+    st->n = 1;
+    st->seen = 1;
+    flush(st);
+  }
+  reply_ok(st);
+}

@@ -1,0 +1,310 @@
+/* Session handlers: create (POST, server id), put (client id, idempotent),
+ * get, delete, and the portable dump (export / import). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "handlers.h"
+#include "img/base64.h"
+#include "log.h"
+#include "util.h"
+
+#define DUMP_FORMAT "gtmsm-session"
+#define DUMP_VERSION 1
+
+/* Parses {"model": name} and finds the model; replies and returns NULL on failure. */
+static const model_entry *requested_model(http_req *r) {
+  if (handler_require_json(r)) return NULL;
+  size_t len = 0;
+  const char *body = http_body(r, &len);
+  char name[CODEC_ID_MAX + 1];
+  codec_error e;
+  if (codec_parse_model_request(body, len, name, &e)) {
+    http_problem_codec(r, &e, NULL);
+    return NULL;
+  }
+  const model_entry *me = models_find(&http_app(r)->models, name);
+  if (!me) http_problem(r, 404, "model-not-found", NULL, "no model '%s' (GET /v1/models lists them)", name);
+  return me;
+}
+
+static void reply_created(http_req *r, const store_session *row, int status) {
+  char loc[96];
+  snprintf(loc, sizeof loc, "/v1/sessions/%s", row->id);
+  http_reply_json(r, status, handler_row_json(row));
+  if (status == 201) http_header_add(r, "Location", loc);
+}
+
+void handle_session_create(http_req *r) {
+  const model_entry *me = requested_model(r);
+  if (!me) return;
+  char id[33], err[256] = "";
+  store_session row;
+  int created = 0;
+  for (int attempt = 0; attempt < 3 && !created; attempt++) {
+    if (util_random_hex(id, 16)) {
+      http_problem(r, 500, "internal", NULL, "no randomness for a session id");
+      return;
+    }
+    if (sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err)) {
+      http_problem(r, 500, "internal", NULL, "creating a session: %s", err);
+      return;
+    }
+  }
+  if (!created) {
+    http_problem(r, 500, "internal", NULL, "could not pick an unused session id");
+    return;
+  }
+  reply_created(r, &row, 201);
+}
+
+void handle_session_put(http_req *r) {
+  const char *id = http_param(r, 0);
+  if (!codec_valid_id(id)) {
+    http_problem(r, 400, "bad-id", NULL, "session id '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", id);
+    return;
+  }
+  const model_entry *me = requested_model(r);
+  if (!me) return;
+  char err[256] = "";
+  store_session row;
+  int created = 0;
+  if (sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err)) {
+    http_problem(r, 500, "internal", NULL, "creating session '%s': %s", id, err);
+    return;
+  }
+  if (!created && (strcmp(row.model, me->name) != 0 ||
+                   strcmp(row.model_version, me->m->content_hash) != 0)) {
+    http_problem(r, 409, "model-mismatch", NULL,
+                 "session '%s' exists with model %s version %s; asked for %s version %s", id,
+                 row.model, row.model_version, me->name, me->m->content_hash);
+    return;
+  }
+  if (created) {
+    reply_created(r, &row, 201);
+    return;
+  }
+  /* Existing: report the live row (steps may be ahead of what was just read
+   * if a stream is committing; the cache has the latest). */
+  session *s = NULL;
+  if (handler_session(r, &s)) return;
+  if (sessions_lock(http_app(r)->cache, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
+    http_reply_json(r, 200, handler_session_json(s));
+    sessions_unlock(http_app(r)->cache, s);
+  } else {
+    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", id);
+  }
+  sessions_release(http_app(r)->cache, s);
+}
+
+void handle_session_get(http_req *r) {
+  session *s = NULL;
+  if (handler_session(r, &s)) return;
+  sessions *c = http_app(r)->cache;
+  char err[256] = "";
+  if (sessions_lock(c, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
+    http_reply_json(r, 200, handler_session_json(s));
+    sessions_unlock(c, s);
+  } else {
+    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
+  }
+  sessions_release(c, s);
+}
+
+void handle_session_delete(http_req *r) {
+  session *s = NULL;
+  if (handler_session(r, &s)) return;
+  sessions *c = http_app(r)->cache;
+  char err[256] = "";
+  int rc = sessions_lock(c, s, 1, 0, err, sizeof err);
+  if (rc == SESSIONS_OK) {
+    rc = sessions_delete(c, s, err, sizeof err);
+    sessions_unlock(c, s);
+    if (rc) http_problem(r, 500, "internal", NULL, "deleting session '%s': %s", s->id, err);
+    else http_reply_empty(r, 204);
+    log_at(LOG_LEVEL_INFO, http_rid(r), "session_deleted", "{s:s}", "id", s->id);
+  } else {
+    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
+  }
+  sessions_release(c, s);
+}
+
+/* ---- export --------------------------------------------------------------- */
+
+typedef struct {
+  const gtmsm_model *m;
+  json_t *list;
+  int failed;
+} export_ctx;
+
+static int export_frame(void *ctx, int64_t t, int action, const uint8_t *frame, size_t len) {
+  export_ctx *x = ctx;
+  const gtmsm_config *c = &x->m->cfg;
+  char *b64 = NULL;
+  if (len != (size_t)gtmsm_config_D(c) || action < 0 || action >= c->A ||
+      codec_png_base64(frame, c->H, c->W, c->C, &b64)) {
+    x->failed = 1;
+    return GTMSM_EFORMAT;
+  }
+  json_array_append_new(x->list, json_pack("{s:I, s:s, s:s}", "t", (json_int_t)t, "action",
+                                           c->action_names[action], "frame", b64));
+  free(b64);
+  return 0;
+}
+
+void handle_export(http_req *r) {
+  session *s = NULL;
+  if (handler_session(r, &s)) return;
+  sessions *c = http_app(r)->cache;
+  if (handler_lock(r, s, 0)) {
+    sessions_release(c, s);
+    return;
+  }
+  const gtmsm_model *m = s->model->m;
+  char err[256] = "", created[32], updated[32];
+  uint8_t *mem = NULL;
+  size_t mem_len = 0;
+  char *mem_b64 = NULL;
+  export_ctx x = {m, json_array(), 0};
+  json_t *state = json_array();
+  for (int k = 0; k < m->cfg.S; k++) json_array_append_new(state, json_real(s->mem->state[k]));
+  int rc = gtmsm_memory_serialize(s->mem, m->cfg.S, &mem, &mem_len);
+  if (!rc) rc = base64_encode(&mem_b64, NULL, mem, mem_len, err, sizeof err);
+  if (!rc) rc = sessions_each_frame(c, s, export_frame, &x, err, sizeof err);
+  log_format_time(created, s->created_ms);
+  log_format_time(updated, s->updated_ms);
+  json_t *dump = rc ? NULL
+                    : json_pack("{s:s, s:i, s:s, s:s, s:s, s:I, s:s, s:s, s:i, s:i, s:i, s:O, s:s, s:O}",
+                                "format", DUMP_FORMAT, "format_version", DUMP_VERSION, "id", s->id,
+                                "model", s->model_name, "model_version", s->model_version, "steps",
+                                (json_int_t)s->steps, "created_at", created, "updated_at", updated,
+                                "frame_width", m->cfg.W, "frame_height", m->cfg.H, "frame_channels",
+                                m->cfg.C, "state", state, "memory", mem_b64, "observations", x.list);
+  sessions_unlock(c, s);
+  if (dump) http_reply_json(r, 200, dump);
+  else http_problem(r, 500, "internal", NULL, "exporting session '%s': %s", s->id,
+                    x.failed ? "a stored frame does not match the model" : err);
+  sessions_release(c, s);
+  json_decref(state);
+  json_decref(x.list);
+  free(mem);
+  free(mem_b64);
+}
+
+/* ---- import --------------------------------------------------------------- */
+
+void handle_import(http_req *r) {
+  if (handler_require_json(r)) return;
+  app *a = http_app(r);
+  size_t len = 0;
+  const char *body = http_body(r, &len);
+  codec_error e;
+  json_t *j = NULL;
+  gtmsm_memory *mem = NULL;
+  uint8_t *mem_bytes = NULL, *frames = NULL;
+  int *actions = NULL;
+  char err[256] = "";
+  if (codec_parse_json(body, len, &j, &e)) {
+    http_problem_codec(r, &e, NULL);
+    goto done;
+  }
+  const json_t *jf = json_object_get(j, "format"), *jv = json_object_get(j, "format_version");
+  if (!json_is_object(j) || !json_is_string(jf) || strcmp(json_string_value(jf), DUMP_FORMAT) != 0 ||
+      !json_is_integer(jv) || json_integer_value(jv) != DUMP_VERSION) {
+    http_problem(r, 400, "invalid-request", NULL,
+                 "expected a session dump {\"format\": \"%s\", \"format_version\": %d, ...} as GET "
+                 "/v1/sessions/{id}/export writes it", DUMP_FORMAT, DUMP_VERSION);
+    goto done;
+  }
+  const char *id = http_query(r, "id");
+  if (!id) id = json_string_value(json_object_get(j, "id"));
+  if (!id || !codec_valid_id(id)) {
+    http_problem(r, 400, "bad-id", NULL, "session id '%.64s' is not 1..64 of A-Z a-z 0-9 _ -",
+                 id ? id : "(missing)");
+    goto done;
+  }
+  const char *model = json_string_value(json_object_get(j, "model"));
+  const char *version = json_string_value(json_object_get(j, "model_version"));
+  const char *mem_b64 = json_string_value(json_object_get(j, "memory"));
+  const json_t *jsteps = json_object_get(j, "steps"), *jobs = json_object_get(j, "observations");
+  if (!model || !version || !mem_b64 || !json_is_integer(jsteps) || !json_is_array(jobs)) {
+    http_problem(r, 400, "invalid-request", NULL, "a dump needs string \"model\", "
+                 "\"model_version\", \"memory\", integer \"steps\" and array \"observations\"");
+    goto done;
+  }
+  const model_entry *me = models_find(&a->models, model);
+  if (!me) {
+    http_problem(r, 404, "model-not-found", NULL, "no model '%.64s' on this replica", model);
+    goto done;
+  }
+  const gtmsm_model *m = me->m;
+  if (strcmp(version, m->content_hash) != 0) {
+    http_problem(r, 409, "model-version", NULL, "the dump is for %s version %.20s; this replica "
+                 "serves version %s", me->name, version, m->content_hash);
+    goto done;
+  }
+  size_t mlen = 0;
+  if (base64_decode(&mem_bytes, &mlen, mem_b64, strlen(mem_b64), err, sizeof err)) {
+    http_problem(r, 400, "bad-base64", NULL, "\"memory\" is not valid base64: %s", err);
+    goto done;
+  }
+  if (gtmsm_memory_deserialize(m, mem_bytes, mlen, &mem, err, sizeof err)) {
+    http_problem(r, 422, "bad-dump", NULL, "\"memory\" does not fit the model: %s", err);
+    goto done;
+  }
+  const size_t n = json_array_size(jobs), D = (size_t)gtmsm_config_D(&m->cfg);
+  const long long steps = json_integer_value(jsteps);
+  if ((long long)n != steps || mem->steps != steps || steps > a->cfg.max_entries) {
+    http_problem(r, 422, "bad-dump", NULL, "steps %lld, %zu observations and a memory of %ld steps "
+                 "must agree (and stay within --max-entries %lld)", steps, n, mem->steps,
+                 a->cfg.max_entries);
+    goto done;
+  }
+  frames = malloc(D * (n ? n : 1));
+  actions = malloc(sizeof(int) * (n ? n : 1));
+  if (!frames || !actions) {
+    http_problem(r, 503, "overloaded", NULL, "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char where[48];
+    int64_t t = 0;
+    snprintf(where, sizeof where, "observations[%zu]", i);
+    if (codec_parse_observation(m, json_array_get(jobs, i), where, &t, &actions[i], frames + i * D, &e)) {
+      http_problem_codec(r, &e, NULL);
+      goto done;
+    }
+    if (t != (int64_t)i) {
+      http_problem(r, 422, "bad-dump", NULL, "%s has t=%lld; a dump lists t = 0, 1, 2, ... in order",
+                   where, (long long)t);
+      goto done;
+    }
+  }
+  store_session meta = {0};
+  snprintf(meta.id, sizeof meta.id, "%s", id);
+  snprintf(meta.model, sizeof meta.model, "%s", me->name);
+  snprintf(meta.model_version, sizeof meta.model_version, "%s", m->content_hash);
+  meta.steps = steps;
+  long long now = util_now_ms();
+  if (codec_parse_time(json_string_value(json_object_get(j, "created_at")), &meta.created_ms))
+    meta.created_ms = now;
+  if (codec_parse_time(json_string_value(json_object_get(j, "updated_at")), &meta.updated_ms))
+    meta.updated_ms = now;
+  int rc = sessions_import(a->cache, &meta, mem, actions, frames, (int64_t)n, err, sizeof err);
+  if (rc == SESSIONS_EXISTS) {
+    http_problem(r, 409, "session-exists", NULL, "session '%s' already exists here; delete it first "
+                 "or import with ?id=<another id>", id);
+  } else if (rc) {
+    http_problem(r, 500, "internal", NULL, "importing session '%s': %s", id, err);
+  } else {
+    log_at(LOG_LEVEL_INFO, http_rid(r), "session_imported", "{s:s, s:I}", "id", id, "steps",
+           (json_int_t)steps);
+    reply_created(r, &meta, 201);
+  }
+done:
+  gtmsm_memory_free(mem);
+  free(mem_bytes);
+  free(frames);
+  free(actions);
+  json_decref(j);
+}

@@ -1,0 +1,507 @@
+/* libmicrohttpd glue: daemon start/stop, the access handler driving each
+ * request's lifecycle, the completion callback (access log, metrics, freeing
+ * the per-request state), replies and the problem+json writer (see http.h). */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "log.h"
+#include "routes.h"
+#include "util.h"
+
+#define RID_MAX 128
+#define PATH_LOG_MAX 256
+
+struct http_req {
+  app *app;
+  struct MHD_Connection *conn;
+  const char *method; /* MHD's, valid for the request */
+  char path[PATH_LOG_MAX + 1];
+  char rid[RID_MAX + 1];
+  int route;          /* index, or routes_count() when unmatched */
+  char params[ROUTES_MAX_PARAMS][ROUTES_PARAM_MAX + 1];
+  char ctype[128];
+  double t0;
+  unsigned long long bytes_in, bytes_out;
+  /* body buffer */
+  char *body;
+  size_t body_len, body_cap;
+  /* reply */
+  struct MHD_Response *resp;
+  int status;
+  int queued;
+  /* handler state */
+  void *state;
+  void (*state_free)(void *);
+};
+
+struct http_server {
+  struct MHD_Daemon *d;
+  app *app;
+};
+
+/* ---- accessors ----------------------------------------------------------- */
+
+app *http_app(const http_req *r) { return r->app; }
+const char *http_rid(const http_req *r) { return r->rid; }
+const char *http_path(const http_req *r) { return r->path; }
+const char *http_param(const http_req *r, int i) {
+  return i >= 0 && i < ROUTES_MAX_PARAMS ? r->params[i] : "";
+}
+const char *http_header(const http_req *r, const char *name) {
+  return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+const char *http_query(const http_req *r, const char *name) {
+  return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+const char *http_content_type(const http_req *r) { return r->ctype; }
+const char *http_body(const http_req *r, size_t *len) {
+  if (len) *len = r->body_len;
+  return r->body ? r->body : "";
+}
+void http_set_state(http_req *r, void *state, void (*free_fn)(void *)) {
+  r->state = state;
+  r->state_free = free_fn;
+}
+void *http_state(const http_req *r) { return r->state; }
+int http_replied(const http_req *r) { return r->resp != NULL || r->queued; }
+
+/* ---- replies ------------------------------------------------------------- */
+
+static void set_reply(http_req *r, int status, struct MHD_Response *resp, const char *ctype,
+                      size_t len) {
+  if (!resp) { /* out of memory: the connection is closed without a reply */
+    r->status = 500;
+    return;
+  }
+  if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  r->resp = resp;
+  r->status = status;
+  r->bytes_out = len;
+}
+
+void http_reply_bytes(http_req *r, int status, const char *ctype, void *buf, size_t len) {
+  if (http_replied(r)) {
+    free(buf);
+    return;
+  }
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(len, buf ? buf : (void *)"", buf ? MHD_RESPMEM_MUST_FREE
+                                                                       : MHD_RESPMEM_PERSISTENT);
+  if (!resp) free(buf);
+  set_reply(r, status, resp, ctype, len);
+}
+
+static void reply_json_type(http_req *r, int status, json_t *body, const char *ctype) {
+  if (http_replied(r)) {
+    json_decref(body);
+    return;
+  }
+  char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(body);
+  if (!s) {
+    static const char OOM[] = "{\"type\":\"urn:gtmsm:problem:internal\",\"title\":\"Internal "
+                              "Server Error\",\"status\":500,\"detail\":\"out of memory\"}";
+    set_reply(r, 500,
+              MHD_create_response_from_buffer(sizeof OOM - 1, (void *)OOM, MHD_RESPMEM_PERSISTENT),
+              "application/problem+json", sizeof OOM - 1);
+    return;
+  }
+  http_reply_bytes(r, status, ctype, s, strlen(s));
+}
+
+void http_reply_json(http_req *r, int status, json_t *body) {
+  reply_json_type(r, status, body, "application/json");
+}
+
+void http_reply_empty(http_req *r, int status) {
+  if (http_replied(r)) return;
+  set_reply(r, status, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT), NULL,
+            0);
+}
+
+typedef struct {
+  http_req *r; /* alive while the reply is being sent: completion comes after */
+  http_stream_fn fn;
+  void *cls;
+  void (*free_fn)(void *);
+} stream_ctx;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  stream_ctx *s = cls;
+  long n = s->fn(s->cls, buf, max);
+  if (n < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+  if (n == 0) return MHD_CONTENT_READER_END_OF_STREAM;
+  s->r->bytes_out += (unsigned long long)n;
+  return (ssize_t)n;
+}
+
+static void stream_free(void *cls) {
+  stream_ctx *s = cls;
+  if (s->free_fn) s->free_fn(s->cls);
+  free(s);
+}
+
+void http_reply_stream(http_req *r, int status, const char *ctype, http_stream_fn fn, void *cls,
+                       void (*free_fn)(void *)) {
+  stream_ctx *s = http_replied(r) ? NULL : calloc(1, sizeof *s);
+  if (!s) {
+    if (free_fn) free_fn(cls);
+    return;
+  }
+  s->r = r;
+  s->fn = fn;
+  s->cls = cls;
+  s->free_fn = free_fn;
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, s, stream_free);
+  if (!resp) stream_free(s);
+  set_reply(r, status, resp, ctype, 0);
+}
+
+void http_header_add(http_req *r, const char *name, const char *value) {
+  if (r->resp) MHD_add_response_header(r->resp, name, value);
+}
+
+static const char *reason(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
+}
+
+void http_problem(http_req *r, int status, const char *slug, json_t *ext, const char *fmt, ...) {
+  if (http_replied(r)) {
+    json_decref(ext);
+    return;
+  }
+  char detail[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  /* Client text may be quoted in the detail: keep printable ASCII only and
+   * cap the length, so it is valid UTF-8 and cannot smuggle anything. */
+  size_t n = 0;
+  for (; detail[n]; n++)
+    if ((unsigned char)detail[n] < 0x20 || (unsigned char)detail[n] > 0x7e) detail[n] = '?';
+  if (n > 500) memcpy(detail + 497, "...", 4);
+  char type[96];
+  snprintf(type, sizeof type, "urn:gtmsm:problem:%s", slug);
+  json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "type", type, "title", reason(status),
+                        "status", status, "detail", detail, "instance", r->path, "request_id",
+                        r->rid);
+  if (j && ext) json_object_update(j, ext);
+  json_decref(ext);
+  if (status >= 500)
+    log_at(LOG_LEVEL_ERROR, r->rid, "problem", "{s:i, s:s, s:s}", "status", status, "type", slug,
+           "detail", detail);
+  else
+    log_at(LOG_LEVEL_DEBUG, r->rid, "problem", "{s:i, s:s, s:s}", "status", status, "type", slug,
+           "detail", detail);
+  reply_json_type(r, status, j, "application/problem+json");
+  if (status == 401) http_header_add(r, "WWW-Authenticate", "Bearer realm=\"gtmsmd\"");
+  if (status == 503) http_header_add(r, "Retry-After", "1");
+}
+
+void http_problem_codec(http_req *r, const codec_error *e, json_t *ext) {
+  if (e->limit >= 0) {
+    if (!ext) ext = json_object();
+    json_object_set_new(ext, "limit", json_integer(e->limit));
+  }
+  http_problem(r, e->status, e->slug ? e->slug : "invalid-request", ext, "%s", e->detail);
+}
+
+int http_body_append(http_req *r, const char *data, size_t len) {
+  if (r->body_len + len > r->body_cap) {
+    size_t cap = r->body_cap ? r->body_cap : 4096;
+    while (cap < r->body_len + len) cap *= 2;
+    char *b = realloc(r->body, cap + 1);
+    if (!b) {
+      http_problem(r, 503, "overloaded", NULL, "out of memory buffering the body");
+      return 1;
+    }
+    r->body = b;
+    r->body_cap = cap;
+  }
+  memcpy(r->body + r->body_len, data, len);
+  r->body_len += len;
+  r->body[r->body_len] = '\0';
+  return 0;
+}
+
+/* ---- the request lifecycle --------------------------------------------- */
+
+static int valid_rid(const char *s) {
+  size_t n = 0;
+  for (; s[n]; n++) {
+    char c = s[n];
+    if (!(isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.') || n >= RID_MAX) return 0;
+  }
+  return n > 0;
+}
+
+static void set_content_type(http_req *r) {
+  const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+  size_t n = 0;
+  if (ct) {
+    while (*ct == ' ') ct++;
+    for (; ct[n] && ct[n] != ';' && ct[n] != ' ' && n + 1 < sizeof r->ctype; n++)
+      r->ctype[n] = (char)tolower((unsigned char)ct[n]);
+  }
+  r->ctype[n] = '\0';
+}
+
+/* The checks every request passes before its handler: route, stop, auth,
+ * load, size. Leaves a reply on failure. */
+static void begin(http_req *r) {
+  app *a = r->app;
+  char allow[64];
+  int i = routes_match(r->method, r->path, r->params, allow, sizeof allow);
+  if (i == -1) {
+    http_problem(r, 404, "not-found", NULL, "no resource at %.80s; see proto/openapi.yaml", r->path);
+    return;
+  }
+  if (i == -2) {
+    http_problem(r, 405, "method-not-allowed", NULL, "%.10s is not allowed here; allowed: %s",
+                 r->method, allow);
+    http_header_add(r, MHD_HTTP_HEADER_ALLOW, allow);
+    return;
+  }
+  r->route = i;
+  const route *rt = routes_get(i);
+  if (!rt->open && atomic_load(&a->stopping)) { /* health stays answered: ready says 503 itself */
+    http_problem(r, 503, "not-ready", NULL, "the server is shutting down");
+    return;
+  }
+  if (!rt->open && !auth_check(&a->auth, http_header(r, MHD_HTTP_HEADER_AUTHORIZATION))) {
+    http_problem(r, 401, "unauthorized", NULL, "missing or unknown API key; send "
+                 "'Authorization: Bearer <key>'");
+    return;
+  }
+  if (!rt->open && atomic_load(&a->inflight) > a->cfg.max_inflight) {
+    http_problem(r, 503, "overloaded", NULL, "more than %lld requests in progress; retry later",
+                 a->cfg.max_inflight);
+    return;
+  }
+  const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (cl && strtoull(cl, NULL, 10) > (unsigned long long)a->cfg.max_body) {
+    json_t *ext = json_pack("{s:I}", "limit", (json_int_t)a->cfg.max_body);
+    http_problem(r, 413, "body-too-large", ext, "body of %.20s bytes is over the limit of %lld",
+                 cl, a->cfg.max_body);
+    return;
+  }
+  if (rt->start) rt->start(r);
+}
+
+static enum MHD_Result queue(http_req *r) {
+  if (r->queued) return MHD_YES;
+  if (!r->resp) return MHD_NO;
+  MHD_add_response_header(r->resp, "X-Request-Id", r->rid);
+  MHD_add_response_header(r->resp, "X-Served-By", r->app->served_by);
+  if (atomic_load(&r->app->stopping))
+    MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
+  MHD_destroy_response(r->resp);
+  r->resp = NULL;
+  r->queued = 1;
+  return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+  (void)version;
+  app *a = cls;
+  http_req *r = *con_cls;
+  if (!r) { /* first callback: headers are in */
+    r = calloc(1, sizeof *r);
+    if (!r) return MHD_NO;
+    *con_cls = r;
+    atomic_fetch_add(&a->inflight, 1);
+    r->app = a;
+    r->conn = conn;
+    r->method = method;
+    r->t0 = util_mono_seconds();
+    r->route = routes_count();
+    snprintf(r->path, sizeof r->path, "%s", url);
+    const char *rid = http_header(r, "X-Request-Id");
+    if (rid && valid_rid(rid)) snprintf(r->rid, sizeof r->rid, "%s", rid);
+    else if (util_random_hex(r->rid, 8)) snprintf(r->rid, sizeof r->rid, "%p", (void *)r);
+    set_content_type(r);
+    begin(r);
+    if (http_replied(r)) return queue(r);
+    return MHD_YES;
+  }
+  const route *rt = routes_get(r->route);
+  if (*upload_size) { /* a body chunk */
+    size_t n = *upload_size;
+    *upload_size = 0;
+    r->bytes_in += n;
+    if (http_replied(r)) { /* discarding after an error; cut a client that keeps sending */
+      return r->bytes_in > 2ULL * (unsigned long long)a->cfg.max_body + (1u << 20) ? MHD_NO : MHD_YES;
+    }
+    if (r->bytes_in > (unsigned long long)a->cfg.max_body) {
+      json_t *ext = rt->progress ? rt->progress(r) : json_object();
+      json_object_set_new(ext, "limit", json_integer(a->cfg.max_body));
+      http_problem(r, 413, "body-too-large", ext, "body is over the limit of %lld bytes",
+                   a->cfg.max_body);
+      return MHD_YES;
+    }
+    if (rt->body == ROUTE_BODY_BUFFER) http_body_append(r, upload, n);
+    else if (rt->body == ROUTE_BODY_STREAM) rt->data(r, upload, n);
+    return MHD_YES;
+  }
+  /* final callback: the body is complete */
+  if (!http_replied(r)) rt->end(r);
+  if (!http_replied(r)) http_problem(r, 500, "internal", NULL, "the handler did not reply");
+  return queue(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)conn;
+  app *a = cls;
+  http_req *r = *con_cls;
+  if (!r) return;
+  *con_cls = NULL;
+  double secs = util_mono_seconds() - r->t0;
+  int status = r->queued ? r->status : 499; /* 499: closed before a reply (nginx's convention) */
+  metrics_request(a->metrics, r->route, status, secs);
+  if (log_enabled(LOG_LEVEL_INFO)) {
+    char addr[64] = "";
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+      const struct sockaddr *sa = ci->client_addr;
+      if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr, sizeof addr);
+      else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof addr);
+    }
+    log_at(LOG_LEVEL_INFO, r->rid, "access", "{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:s, s:b}",
+           "method", r->method ? r->method : "", "path", r->path, "route",
+           routes_names()[r->route], "status", status, "bytes_in", (json_int_t)r->bytes_in,
+           "bytes_out", (json_int_t)r->bytes_out, "us", (json_int_t)(secs * 1e6), "remote", addr,
+           "complete", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+  }
+  if (r->resp) MHD_destroy_response(r->resp);
+  if (r->state_free) r->state_free(r->state);
+  free(r->body);
+  free(r);
+  atomic_fetch_sub(&a->inflight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+  log_at(LOG_LEVEL_WARN, NULL, "mhd", "{s:s}", "msg", msg);
+}
+
+/* ---- start / stop ------------------------------------------------------- */
+
+/* Parses HOST:PORT, [V6]:PORT or :PORT into a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                        char *err, size_t errlen) {
+  char host[256] = "", port[16] = "";
+  const char *colon;
+  if (listen[0] == '[') {
+    const char *close = strchr(listen, ']');
+    if (!close || close[1] != ':') goto bad;
+    snprintf(host, sizeof host, "%.*s", (int)(close - listen - 1), listen + 1);
+    colon = close + 1;
+  } else {
+    colon = strrchr(listen, ':');
+    if (!colon) goto bad;
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+  }
+  snprintf(port, sizeof port, "%s", colon + 1);
+  if (!port[0] || strspn(port, "0123456789") != strlen(port) || atoi(port) > 65535) goto bad;
+  struct addrinfo hints = {0}, *res = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+  if (g || !res)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "--listen %s: %s", listen, gai_strerror(g));
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *sslen = res->ai_addrlen;
+  freeaddrinfo(res);
+  return 0;
+bad:
+  return gtmsm_fail(err, errlen, GTMSM_EINVAL, "--listen '%s': expected HOST:PORT, [V6]:PORT or :PORT",
+                    listen);
+}
+
+int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
+  *out = NULL;
+  struct sockaddr_storage ss;
+  socklen_t sslen = 0;
+  int rc = parse_listen(a->cfg.listen, &ss, &sslen, err, errlen);
+  if (rc) return rc;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned threads = a->cfg.threads > 0 ? (unsigned)a->cfg.threads : (unsigned)(cpus > 0 ? 2 * cpus : 4);
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+  http_server *s = calloc(1, sizeof *s);
+  if (!s) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+  s->app = a;
+  s->d = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.timeout, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned)a->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+  if (!s->d) {
+    free(s);
+    return gtmsm_fail(err, errlen, GTMSM_EIO, "cannot listen on %s (address in use?)", a->cfg.listen);
+  }
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+  *port = di ? di->port : 0;
+  log_at(LOG_LEVEL_INFO, NULL, "listening", "{s:s, s:i, s:i}", "listen", a->cfg.listen, "port",
+         *port, "threads", (int)threads);
+  *out = s;
+  return 0;
+}
+
+void http_stop(http_server *s, double grace_seconds) {
+  if (!s) return;
+  MHD_socket fd = MHD_quiesce_daemon(s->d);
+  if (fd != MHD_INVALID_SOCKET) close(fd);
+  double deadline = util_mono_seconds() + grace_seconds;
+  while (atomic_load(&s->app->inflight) > 0 && util_mono_seconds() < deadline) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  long left = atomic_load(&s->app->inflight);
+  if (left > 0)
+    log_at(LOG_LEVEL_WARN, NULL, "shutdown", "{s:s, s:i}", "msg",
+           "grace period over: closing requests still in flight", "requests", (int)left);
+  MHD_stop_daemon(s->d);
+  free(s);
+}

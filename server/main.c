@@ -1,0 +1,115 @@
+/* gtmsmd: the GTMSM prediction service. Reads the configuration (config.c),
+ * opens the store, loads the models, serves HTTP until SIGTERM or SIGINT,
+ * then stops accepting, lets in-flight requests finish, closes SQLite and
+ * exits 0. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration. */
+#include <cblas.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "base/err.h"
+#include "http.h"
+#include "log.h"
+#include "routes.h"
+
+static const char *env_lookup(const char *name) { return getenv(name); }
+
+static void log_config(const server_config *c) {
+  json_t *j = json_object();
+  for (int i = 0; i < config_count(); i++) {
+    char v[CONFIG_STR_MAX];
+    config_value_text(c, i, v, sizeof v);
+    json_object_set_new(j, config_name(i), json_string(v));
+  }
+  log_at(LOG_LEVEL_INFO, NULL, "config", "{s:s, s:O}", "version", GTMSM_VERSION, "config", j);
+  json_decref(j);
+}
+
+int main(int argc, char **argv) {
+  static app a; /* static: large, and lives for the whole process */
+  char err[512] = "";
+  int help = 0, version = 0, code = 1;
+  http_server *srv = NULL;
+  if (config_load(&a.cfg, argc, argv, env_lookup, &help, &version, err, sizeof err)) {
+    fprintf(stderr, "gtmsmd: %s\n", err);
+    return 2;
+  }
+  if (help) {
+    config_print_help(stdout, "gtmsmd");
+    return 0;
+  }
+  if (version) {
+    printf("gtmsmd %s\n", GTMSM_VERSION);
+    return 0;
+  }
+  log_set_level((log_level)a.cfg.log_level);
+  /* Requests run in many threads; each prediction is small, so OpenBLAS's own
+   * threads would only fight them for the cores. */
+  openblas_set_num_threads(1);
+  if (a.cfg.served_by[0]) snprintf(a.served_by, sizeof a.served_by, "%.255s", a.cfg.served_by);
+  else if (gethostname(a.served_by, sizeof a.served_by - 1) != 0) snprintf(a.served_by, sizeof a.served_by, "gtmsmd");
+  log_config(&a.cfg);
+
+  /* SIGTERM/SIGINT are taken by sigwait below: block them before any thread
+   * starts so that every thread inherits the mask. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (auth_load(&a.auth, a.cfg.api_keys, err, sizeof err)) {
+    log_at(LOG_LEVEL_ERROR, NULL, "config", "{s:s}", "error", err);
+    code = 2;
+    goto done;
+  }
+  if (auth_enabled(&a.auth))
+    log_at(LOG_LEVEL_INFO, NULL, "auth", "{s:i}", "keys", a.auth.n);
+  if (store_open(&a.db, a.cfg.db, a.cfg.synchronous, err, sizeof err)) {
+    log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "db", a.cfg.db, "error", err);
+    goto done;
+  }
+  log_at(LOG_LEVEL_INFO, NULL, "store", "{s:s, s:i}", "db", a.cfg.db, "schema",
+         store_schema_version(a.db));
+  if (models_load_dir(&a.models, a.cfg.models)) {
+    log_at(LOG_LEVEL_ERROR, NULL, "models", "{s:s}", "error", "out of memory");
+    goto done;
+  }
+  if (sessions_new(&a.cache, a.db, &a.models, &a.cfg) ||
+      !(a.metrics = metrics_new(routes_count() + 1, routes_names()))) {
+    log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", "out of memory");
+    goto done;
+  }
+  int port = 0;
+  int rc = http_start(&srv, &a, &port, err, sizeof err);
+  if (rc) {
+    log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", err);
+    if (rc == GTMSM_EINVAL) code = 2;
+    goto done;
+  }
+  atomic_store(&a.ready, a.models.n > 0);
+  log_at(LOG_LEVEL_INFO, NULL, "ready", "{s:b, s:i}", "ready", a.models.n > 0, "models", a.models.n);
+
+  int sig = 0;
+  while (sigwait(&stop, &sig) != 0) {
+  }
+  log_at(LOG_LEVEL_INFO, NULL, "shutdown", "{s:s, s:i}", "msg", "stopping: finishing in-flight requests",
+         "signal", sig);
+  atomic_store(&a.stopping, 1);
+  atomic_store(&a.ready, 0);
+  http_stop(srv, (double)a.cfg.shutdown_grace);
+  srv = NULL;
+  code = 0;
+done:
+  http_stop(srv, 0);
+  sessions_free(a.cache);
+  store_close(a.db);
+  models_free(&a.models);
+  metrics_free(a.metrics);
+  auth_free(&a.auth);
+  log_at(LOG_LEVEL_INFO, NULL, "stopped", "{s:i}", "exit", code);
+  return code;
+}

@@ -1,0 +1,33 @@
+/* Prometheus metrics of gtmsmd: lock-free counters and histograms updated by
+ * request threads, rendered as text exposition format 0.0.4 on /metrics.
+ * Requests are counted by route and status, latencies by route; the model
+ * and store counters are plain totals. */
+#ifndef GTMSMD_METRICS_H
+#define GTMSMD_METRICS_H
+
+#include <stddef.h>
+
+typedef struct metrics metrics;
+
+/* Values read at scrape time from other modules (gauges). */
+typedef struct {
+  long long sessions_hot, sessions_cached, sessions_stored, cache_bytes;
+  long long session_loads, session_evictions;
+  long long inflight, models;
+  int ready;
+} metrics_gauges;
+
+/* A registry for n_routes routes named by names (borrowed, static). NULL on OOM. */
+metrics *metrics_new(int n_routes, const char *const *names);
+void metrics_free(metrics *m);
+
+/* One finished request: route index (0..n_routes-1), HTTP status, seconds. */
+void metrics_request(metrics *m, int route, int status, double seconds);
+void metrics_observations(metrics *m, long long accepted, long long duplicates);
+void metrics_frames_predicted(metrics *m, long long n);
+void metrics_commit(metrics *m, double seconds);
+
+/* The exposition text as a new string (caller frees) of *len bytes. */
+char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len);
+
+#endif

@@ -1,0 +1,82 @@
+/* The routing table and the path matcher (see routes.h). */
+#include "routes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "handlers.h"
+
+static const route ROUTES[] = {
+    {"GET", "/v2/health/live", "health_live", ROUTE_BODY_NONE, 1, NULL, NULL, handle_live, NULL},
+    {"GET", "/v2/health/ready", "health_ready", ROUTE_BODY_NONE, 1, NULL, NULL, handle_ready, NULL},
+    {"GET", "/metrics", "metrics", ROUTE_BODY_NONE, 0, NULL, NULL, handle_metrics, NULL},
+    {"GET", "/v1/models", "models_list", ROUTE_BODY_NONE, 0, NULL, NULL, handle_models, NULL},
+    {"GET", "/v1/models/{name}", "model_get", ROUTE_BODY_NONE, 0, NULL, NULL, handle_model, NULL},
+    {"POST", "/v1/sessions", "session_create", ROUTE_BODY_BUFFER, 0, NULL, NULL,
+     handle_session_create, NULL},
+    {"POST", "/v1/sessions/import", "session_import", ROUTE_BODY_BUFFER, 0, NULL, NULL,
+     handle_import, NULL},
+    {"PUT", "/v1/sessions/{id}", "session_put", ROUTE_BODY_BUFFER, 0, NULL, NULL,
+     handle_session_put, NULL},
+    {"GET", "/v1/sessions/{id}", "session_get", ROUTE_BODY_NONE, 0, NULL, NULL, handle_session_get,
+     NULL},
+    {"DELETE", "/v1/sessions/{id}", "session_delete", ROUTE_BODY_NONE, 0, NULL, NULL,
+     handle_session_delete, NULL},
+    {"POST", "/v1/sessions/{id}/observations", "observations", ROUTE_BODY_STREAM, 0, observe_start,
+     observe_data, observe_end, observe_progress},
+    {"POST", "/v1/sessions/{id}/predictions", "predictions", ROUTE_BODY_BUFFER, 0, NULL, NULL,
+     handle_predict, NULL},
+    {"GET", "/v1/sessions/{id}/export", "session_export", ROUTE_BODY_NONE, 0, NULL, NULL,
+     handle_export, NULL},
+};
+#define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
+
+static const char *const NAMES[N_ROUTES + 1] = {
+    "health_live",  "health_ready", "metrics",        "models_list",  "model_get",
+    "session_create", "session_import", "session_put", "session_get", "session_delete",
+    "observations", "predictions",  "session_export", "unmatched"};
+
+int routes_count(void) { return N_ROUTES; }
+const route *routes_get(int i) { return i >= 0 && i < N_ROUTES ? &ROUTES[i] : NULL; }
+const char *const *routes_names(void) { return NAMES; }
+
+/* Matches path against pattern segment by segment, capturing {params}. */
+static int match_path(const char *pattern, const char *path,
+                      char params[ROUTES_MAX_PARAMS][ROUTES_PARAM_MAX + 1]) {
+  int np = 0;
+  while (*pattern && *path) {
+    if (*pattern != '/' || *path != '/') return 0;
+    pattern++;
+    path++;
+    size_t plen = strcspn(pattern, "/"), slen = strcspn(path, "/");
+    if (pattern[0] == '{') {
+      if (slen == 0 || np >= ROUTES_MAX_PARAMS) return 0;
+      size_t n = slen > ROUTES_PARAM_MAX ? ROUTES_PARAM_MAX : slen;
+      memcpy(params[np], path, n);
+      params[np][n] = '\0';
+      np++;
+    } else if (plen != slen || strncmp(pattern, path, plen) != 0) {
+      return 0;
+    }
+    pattern += plen;
+    path += slen;
+  }
+  return *pattern == '\0' && *path == '\0';
+}
+
+int routes_match(const char *method, const char *path,
+                 char params[ROUTES_MAX_PARAMS][ROUTES_PARAM_MAX + 1], char *allow,
+                 size_t allowlen) {
+  int path_matched = 0;
+  size_t alen = 0;
+  if (allowlen) allow[0] = '\0';
+  for (int i = 0; i < N_ROUTES; i++) {
+    if (!match_path(ROUTES[i].pattern, path, params)) continue;
+    if (strcmp(ROUTES[i].method, method) == 0) return i;
+    path_matched = 1;
+    if (alen + 10 < allowlen)
+      alen += (size_t)snprintf(allow + alen, allowlen - alen, "%s%s", alen ? ", " : "",
+                               ROUTES[i].method);
+  }
+  return path_matched ? -2 : -1;
+}

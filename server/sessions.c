@@ -1,0 +1,435 @@
+/* The session cache: hash table + LRU list under one mutex, a rwlock per
+ * session, cold loads (stored entries re-inserted), observe-then-commit (see
+ * sessions.h). */
+#include "sessions.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "img/image.h"
+#include "log.h"
+#include "util.h"
+
+#define N_BUCKETS 4096
+
+struct sessions {
+  store *db;
+  const model_registry *models;
+  long long max_sessions, cache_bytes;
+  pthread_mutex_t mu; /* guards everything below and every entry's refs, bytes, links */
+  session *buckets[N_BUCKETS];
+  session *lru_head, *lru_tail; /* head = most recently used */
+  long long count, bytes;
+  atomic_llong hot, loads, evictions;
+};
+
+static uint32_t hash_id(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h % N_BUCKETS;
+}
+
+int sessions_new(sessions **out, store *db, const model_registry *models,
+                 const server_config *cfg) {
+  sessions *c = calloc(1, sizeof *c);
+  *out = NULL;
+  if (!c) return GTMSM_ENOMEM;
+  c->db = db;
+  c->models = models;
+  c->max_sessions = cfg->max_sessions;
+  c->cache_bytes = cfg->cache_bytes;
+  pthread_mutex_init(&c->mu, NULL);
+  *out = c;
+  return 0;
+}
+
+static void entry_free(sessions *c, session *s) {
+  if (s->mem) atomic_fetch_sub(&c->hot, 1);
+  gtmsm_memory_free(s->mem);
+  pthread_rwlock_destroy(&s->lock);
+  free(s);
+}
+
+void sessions_free(sessions *c) {
+  if (!c) return;
+  for (int b = 0; b < N_BUCKETS; b++)
+    for (session *s = c->buckets[b], *next; s; s = next) {
+      next = s->hash_next;
+      entry_free(c, s);
+    }
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+}
+
+/* ---- table and LRU (c->mu held) ----------------------------------------- */
+
+static session *find_locked(sessions *c, const char *id) {
+  for (session *s = c->buckets[hash_id(id)]; s; s = s->hash_next)
+    if (strcmp(s->id, id) == 0) return s;
+  return NULL;
+}
+
+static void lru_unlink(sessions *c, session *s) {
+  if (s->lru_prev) s->lru_prev->lru_next = s->lru_next;
+  else c->lru_head = s->lru_next;
+  if (s->lru_next) s->lru_next->lru_prev = s->lru_prev;
+  else c->lru_tail = s->lru_prev;
+  s->lru_prev = s->lru_next = NULL;
+}
+
+static void lru_push_front(sessions *c, session *s) {
+  s->lru_prev = NULL;
+  s->lru_next = c->lru_head;
+  if (c->lru_head) c->lru_head->lru_prev = s;
+  c->lru_head = s;
+  if (!c->lru_tail) c->lru_tail = s;
+}
+
+/* Removes s from the table and the LRU list (it stays allocated). */
+static void table_remove(sessions *c, session *s) {
+  session **pp = &c->buckets[hash_id(s->id)];
+  while (*pp && *pp != s) pp = &(*pp)->hash_next;
+  if (*pp) {
+    *pp = s->hash_next;
+    lru_unlink(c, s);
+    c->count--;
+    c->bytes -= (long long)s->bytes;
+  }
+  s->hash_next = NULL;
+}
+
+/* Evicts least recently used entries nobody holds until the cache is within
+ * its bounds, keeping room for `room` more entries. */
+static void evict_locked(sessions *c, int room) {
+  session *s = c->lru_tail;
+  while (s && (c->bytes > c->cache_bytes || c->count + room > c->max_sessions)) {
+    session *prev = s->lru_prev;
+    if (s->refs == 0) {
+      table_remove(c, s);
+      if (s->mem) atomic_fetch_add(&c->evictions, 1);
+      entry_free(c, s);
+    }
+    s = prev;
+  }
+}
+
+static size_t entry_bytes(const session *s) {
+  return sizeof *s + (s->mem ? gtmsm_memory_bytes(s->mem) : 0);
+}
+
+/* Re-accounts s's bytes after its memory changed, then evicts. */
+static void account(sessions *c, session *s) {
+  pthread_mutex_lock(&c->mu);
+  if (find_locked(c, s->id) == s) { /* still in the table (not deleted) */
+    c->bytes += (long long)entry_bytes(s) - (long long)s->bytes;
+    s->bytes = entry_bytes(s);
+  }
+  evict_locked(c, 0);
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- acquire / release --------------------------------------------------- */
+
+/* The live entry for id (c->mu held); an entry found deleted (its row
+ * vanished under a load) leaves the table, freed now if nobody holds it. */
+static session *find_live_locked(sessions *c, const char *id) {
+  session *s = find_locked(c, id);
+  if (s && s->deleted) {
+    table_remove(c, s);
+    if (s->refs == 0) entry_free(c, s);
+    s = NULL;
+  }
+  return s;
+}
+
+int sessions_acquire(sessions *c, const char *id, session **out, char *err, size_t errlen) {
+  *out = NULL;
+  pthread_mutex_lock(&c->mu);
+  session *s = find_live_locked(c, id);
+  if (s) {
+    s->refs++;
+    lru_unlink(c, s);
+    lru_push_front(c, s);
+    pthread_mutex_unlock(&c->mu);
+    *out = s;
+    return SESSIONS_OK;
+  }
+  pthread_mutex_unlock(&c->mu);
+
+  store_session row;
+  int rc = store_session_get(c->db, id, &row, err, errlen);
+  if (rc) return rc == STORE_NOTFOUND ? SESSIONS_NOTFOUND : rc;
+  session *n = calloc(1, sizeof *n);
+  if (!n) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+  memcpy(n->id, row.id, sizeof n->id);
+  n->sid = row.sid;
+  memcpy(n->model_name, row.model, sizeof n->model_name);
+  memcpy(n->model_version, row.model_version, sizeof n->model_version);
+  n->created_ms = row.created_ms;
+  n->updated_ms = row.updated_ms;
+  n->steps = row.steps;
+  const model_entry *me = models_find(c->models, row.model);
+  n->model = me && strcmp(me->m->content_hash, row.model_version) == 0 ? me : NULL;
+  pthread_rwlock_init(&n->lock, NULL);
+  n->refs = 1;
+  n->bytes = entry_bytes(n);
+
+  pthread_mutex_lock(&c->mu);
+  s = find_live_locked(c, id);
+  if (s) { /* another thread loaded it meanwhile */
+    s->refs++;
+    pthread_mutex_unlock(&c->mu);
+    entry_free(c, n);
+    *out = s;
+    return SESSIONS_OK;
+  }
+  evict_locked(c, 1);
+  if (c->count + 1 > c->max_sessions) {
+    pthread_mutex_unlock(&c->mu);
+    entry_free(c, n);
+    return SESSIONS_BUSY;
+  }
+  uint32_t b = hash_id(id);
+  n->hash_next = c->buckets[b];
+  c->buckets[b] = n;
+  lru_push_front(c, n);
+  c->count++;
+  c->bytes += (long long)n->bytes;
+  pthread_mutex_unlock(&c->mu);
+  *out = n;
+  return SESSIONS_OK;
+}
+
+void sessions_release(sessions *c, session *s) {
+  if (!s) return;
+  pthread_mutex_lock(&c->mu);
+  int gone = --s->refs == 0 && s->deleted;
+  if (gone && find_locked(c, s->id) == s) table_remove(c, s); /* deleted under a load */
+  if (!gone) evict_locked(c, 0);
+  pthread_mutex_unlock(&c->mu);
+  if (gone) entry_free(c, s);
+}
+
+/* ---- memory entries <-> bytes -------------------------------------------- */
+
+/* Bytes of one stored memory entry: key (S) then value (V) as float32. */
+static size_t entry_size(const gtmsm_memory *mem) {
+  return sizeof(float) * (size_t)(dnd_key_size(mem->mem) + dnd_value_size(mem->mem));
+}
+
+/* Copies entries from .. from + n - 1 of mem into out (n, entry_size). */
+static void pack_entries(const gtmsm_memory *mem, size_t from, size_t n, uint8_t *out) {
+  const size_t ks = sizeof(float) * (size_t)dnd_key_size(mem->mem), es = entry_size(mem);
+  for (size_t i = 0; i < n; i++) {
+    memcpy(out + i * es, dnd_key(mem->mem, from + i), ks);
+    memcpy(out + i * es + ks, dnd_value(mem->mem, from + i), es - ks);
+  }
+}
+
+/* ---- loading -------------------------------------------------------------- */
+
+typedef struct {
+  gtmsm_memory *mem;
+  int64_t next_t;
+  float *entry; /* (S + V) scratch: blobs need not be float-aligned */
+  char *err;
+  size_t errlen;
+} loader;
+
+static int load_entry(void *ctx, int64_t t, const uint8_t *entry, size_t len) {
+  loader *l = ctx;
+  const int S = dnd_key_size(l->mem->mem);
+  if (t != l->next_t || !entry || len != entry_size(l->mem))
+    return gtmsm_fail(l->err, l->errlen, GTMSM_EFORMAT,
+                      "stored memory entry at t=%lld is missing or has %zu bytes (expected %zu)",
+                      (long long)t, len, entry_size(l->mem));
+  memcpy(l->entry, entry, len);
+  int rc = dnd_insert(l->mem->mem, l->entry, l->entry + S);
+  if (rc) return gtmsm_fail(l->err, l->errlen, rc, "stored memory entry at t=%lld refused", (long long)t);
+  l->next_t++;
+  return 0;
+}
+
+/* Loads s->mem from the store (exclusive lock held): the entries in order,
+ * then the state; nothing is re-encoded. */
+static int load_memory(sessions *c, session *s, char *err, size_t errlen) {
+  const gtmsm_model *m = s->model->m;
+  gtmsm_memory *mem = gtmsm_memory_new(m);
+  loader l = {mem, 0, NULL, err, errlen};
+  int rc = 0;
+  if (!mem || !(l.entry = malloc(entry_size(mem)))) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    goto done;
+  }
+  if ((rc = store_entries_each(c->db, s->sid, load_entry, &l, err, errlen))) goto done;
+  rc = store_state_get(c->db, s->sid, (uint8_t *)mem->state, sizeof(float) * (size_t)m->cfg.S, err,
+                       errlen);
+  if (rc == STORE_NOTFOUND) { /* the row went away: deleted is written under both locks */
+    pthread_mutex_lock(&c->mu);
+    s->deleted = 1;
+    pthread_mutex_unlock(&c->mu);
+    rc = SESSIONS_NOTFOUND;
+    goto done;
+  }
+  if (rc) goto done;
+  if (l.next_t != s->steps) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "session %s: %lld memory entries stored for %lld steps",
+                    s->id, (long long)l.next_t, (long long)s->steps);
+    goto done;
+  }
+  mem->steps = (long)s->steps;
+  if (dnd_indexed_size(mem->mem) < dnd_size(mem->mem)) dnd_reindex(mem->mem); /* index it all */
+  s->mem = mem;
+  mem = NULL;
+  atomic_fetch_add(&c->hot, 1);
+  atomic_fetch_add(&c->loads, 1);
+  log_at(LOG_LEVEL_DEBUG, NULL, "session_load", "{s:s, s:I}", "id", s->id, "steps", (json_int_t)s->steps);
+done:
+  gtmsm_memory_free(mem);
+  free(l.entry);
+  return rc;
+}
+
+int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_t errlen) {
+  for (int attempt = 0;; attempt++) {
+    if (write) pthread_rwlock_wrlock(&s->lock);
+    else pthread_rwlock_rdlock(&s->lock);
+    if (s->deleted) {
+      pthread_rwlock_unlock(&s->lock);
+      return SESSIONS_NOTFOUND;
+    }
+    if (!load || s->mem) return SESSIONS_OK;
+    if (!s->model) {
+      pthread_rwlock_unlock(&s->lock);
+      return SESSIONS_VERSION;
+    }
+    if (!write) { /* loading needs the exclusive lock */
+      pthread_rwlock_unlock(&s->lock);
+      pthread_rwlock_wrlock(&s->lock);
+    }
+    int rc = s->mem ? 0 : load_memory(c, s, err, errlen);
+    if (!rc) account(c, s); /* under the exclusive lock: s->mem is stable */
+    if (rc || write) {
+      if (rc) pthread_rwlock_unlock(&s->lock);
+      return rc;
+    }
+    pthread_rwlock_unlock(&s->lock); /* and take it shared again */
+    if (attempt == 3) return gtmsm_fail(err, errlen, GTMSM_EIO, "session %s keeps unloading", s->id);
+  }
+}
+
+void sessions_unlock(sessions *c, session *s) {
+  (void)c;
+  pthread_rwlock_unlock(&s->lock);
+}
+
+/* ---- changes ------------------------------------------------------------- */
+
+int sessions_create(sessions *c, const char *id, const model_entry *me, store_session *row,
+                    int *created, char *err, size_t errlen) {
+  return store_session_create(c->db, id, me->name, me->m->content_hash, util_now_ms(), row,
+                              created, err, errlen);
+}
+
+int sessions_delete(sessions *c, session *s, char *err, size_t errlen) {
+  int rc = store_session_delete(c->db, s->sid, err, errlen);
+  if (rc) return rc;
+  pthread_mutex_lock(&c->mu);
+  table_remove(c, s);
+  s->deleted = 1;
+  pthread_mutex_unlock(&c->mu);
+  return 0;
+}
+
+int sessions_stored_frame(sessions *c, session *s, int64_t t, int *action, uint8_t *pix,
+                          char *err, size_t errlen) {
+  const gtmsm_config *cfg = &s->model->m->cfg;
+  int rc = store_frame_get(c->db, s->sid, t, action, pix, (size_t)gtmsm_config_D(cfg), err, errlen);
+  if (rc == STORE_NOTFOUND)
+    return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "observation t=%lld missing from the store",
+                      (long long)t);
+  return rc;
+}
+
+int sessions_each_frame(sessions *c, session *s, store_frame_fn fn, void *ctx, char *err,
+                        size_t errlen) {
+  return store_frames_each(c->db, s->sid, 0, fn, ctx, err, errlen);
+}
+
+int sessions_observe(sessions *c, session *s, int n, const int *actions, const uint8_t *frames,
+                     double *commit_seconds, char *err, size_t errlen) {
+  const gtmsm_model *m = s->model->m;
+  const size_t D = (size_t)gtmsm_config_D(&m->cfg), es = entry_size(s->mem);
+  const size_t size0 = dnd_size(s->mem->mem);
+  uint8_t *entries = malloc(es * (size_t)n);
+  float *x = malloc(sizeof(float) * D * (size_t)n);
+  int rc = 0;
+  if (!x || !entries) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    goto done;
+  }
+  image_float_from_u8(x, frames, D * (size_t)n);
+  if ((rc = gtmsm_observe(m, s->mem, actions, x, n, err, errlen))) goto done; /* memory unchanged */
+  pack_entries(s->mem, size0, (size_t)n, entries);
+  const long long now = util_now_ms();
+  store_append_req a = {.sid = s->sid, .t0 = s->steps, .n = n, .actions = actions,
+                        .frames = frames, .frame_bytes = D, .entries = entries, .entry_bytes = es,
+                        .state = (const uint8_t *)s->mem->state,
+                        .state_bytes = sizeof(float) * (size_t)m->cfg.S, .steps = s->steps + n,
+                        .now_ms = now};
+  if ((rc = store_append(c->db, &a, commit_seconds, err, errlen))) {
+    /* The memory is ahead of the store: drop it; the next use reloads it. */
+    gtmsm_memory_free(s->mem);
+    s->mem = NULL;
+    atomic_fetch_sub(&c->hot, 1);
+    goto done;
+  }
+  s->steps += n;
+  s->updated_ms = now;
+done:
+  free(entries);
+  free(x);
+  if (!rc) account(c, s);
+  return rc;
+}
+
+int sessions_import(sessions *c, const store_session *meta, const gtmsm_memory *mem,
+                    const int *actions, const uint8_t *frames, int64_t n, char *err,
+                    size_t errlen) {
+  const model_entry *me = models_find(c->models, meta->model);
+  if (!me) return gtmsm_fail(err, errlen, GTMSM_EINVAL, "model %s is not loaded", meta->model);
+  if ((size_t)n != dnd_size(mem->mem))
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "%lld observations for %zu memory entries",
+                      (long long)n, dnd_size(mem->mem));
+  const size_t es = entry_size(mem);
+  uint8_t *entries = malloc(es * (size_t)(n ? n : 1));
+  if (!entries) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+  pack_entries(mem, 0, (size_t)n, entries);
+  store_append_req a = {.n = (int)n, .actions = actions, .frames = frames,
+                        .frame_bytes = (size_t)gtmsm_config_D(&me->m->cfg), .entries = entries,
+                        .entry_bytes = es, .state = (const uint8_t *)mem->state,
+                        .state_bytes = sizeof(float) * (size_t)me->m->cfg.S, .steps = n};
+  int64_t sid = 0;
+  int rc = store_import(c->db, meta, &a, &sid, err, errlen);
+  free(entries);
+  if (rc == STORE_EXISTS) return SESSIONS_EXISTS;
+  return rc;
+}
+
+int64_t sessions_entries(const session *s) {
+  return s->mem ? (int64_t)dnd_size(s->mem->mem) : s->steps;
+}
+
+void sessions_get_stats(sessions *c, sessions_stats *st) {
+  pthread_mutex_lock(&c->mu);
+  st->entries = c->count;
+  st->bytes = c->bytes;
+  pthread_mutex_unlock(&c->mu);
+  st->hot = atomic_load(&c->hot);
+  st->loads = atomic_load(&c->loads);
+  st->evictions = atomic_load(&c->evictions);
+}
+
+int sessions_stored(sessions *c, int64_t *n) { return store_session_count(c->db, n); }

@@ -1,0 +1,127 @@
+/* Sessions: the hot-session cache, per-session locks, and the operations that
+ * keep a session's memory and its stored rows in step. Handlers reach the
+ * store only through here.
+ *
+ * A session in the cache is hot (its memory loaded) or cold (only its row);
+ * the cache holds at most max-sessions entries and cache-bytes of memory, and
+ * evicts the least recently used entries nobody holds. A cold session loads
+ * on demand: its stored memory entries re-inserted in order and its stored
+ * state, so a reload is bit-identical (see store.h).
+ *
+ * Use: sessions_acquire (a counted reference, the entry stays while held) ->
+ * sessions_lock (shared for predict/export/info, exclusive for
+ * observe/delete; optionally loading the memory) -> read or change ->
+ * sessions_unlock -> sessions_release. Different sessions never share a lock;
+ * no lock is held across HTTP callbacks. */
+#ifndef GTMSMD_SESSIONS_H
+#define GTMSMD_SESSIONS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "model/api.h"
+#include "models.h"
+#include "store.h"
+
+/* Outcomes (errors are negative GTMSM_E* codes). */
+enum {
+  SESSIONS_OK = 0,
+  SESSIONS_NOTFOUND = 1, /* no such session (or deleted meanwhile) */
+  SESSIONS_BUSY = 2,     /* every cache slot is held: retry later (503) */
+  SESSIONS_VERSION = 3,  /* its model (name and version) is not loaded (409) */
+  SESSIONS_EXISTS = 4,   /* import: the id is taken (409) */
+};
+
+typedef struct session session;
+struct session {
+  /* Fixed after acquire: */
+  char id[65];
+  int64_t sid;
+  const model_entry *model; /* NULL when the session's model version is not loaded */
+  char model_name[65];
+  char model_version[17];
+  long long created_ms;
+  /* Read under the session lock (shared or exclusive), written under the
+   * exclusive lock: */
+  gtmsm_memory *mem; /* NULL while cold */
+  int64_t steps;
+  long long updated_ms;
+  int deleted; /* written under the exclusive lock and the cache mutex */
+  /* Private to sessions.c: */
+  pthread_rwlock_t lock;
+  int refs;
+  size_t bytes;
+  session *lru_prev, *lru_next, *hash_next;
+};
+
+typedef struct sessions sessions;
+
+typedef struct {
+  long long hot;       /* entries with their memory loaded */
+  long long entries;   /* entries in the cache (hot or cold) */
+  long long bytes;     /* accounted bytes */
+  long long loads;     /* cold loads since start */
+  long long evictions; /* entries evicted since start */
+} sessions_stats;
+
+/* A cache over db and models (all borrowed, outliving it) with cfg's limits. */
+int sessions_new(sessions **out, store *db, const model_registry *models,
+                 const server_config *cfg);
+/* Frees every entry (none may be held) and the cache; c may be NULL. */
+void sessions_free(sessions *c);
+
+/* A counted reference to session id in *out: SESSIONS_OK, SESSIONS_NOTFOUND,
+ * SESSIONS_BUSY, or an error with a message. */
+int sessions_acquire(sessions *c, const char *id, session **out, char *err, size_t errlen);
+/* Drops the reference (s may be NULL). */
+void sessions_release(sessions *c, session *s);
+
+/* Locks s shared (write = 0) or exclusive (write = 1); with load = 1 its
+ * memory is loaded first. SESSIONS_OK (locked), SESSIONS_NOTFOUND (deleted:
+ * not locked), SESSIONS_VERSION (load needed but the model is not loaded:
+ * not locked) or an error (not locked). */
+int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_t errlen);
+void sessions_unlock(sessions *c, session *s);
+
+/* Creates session id on model me unless it exists; *created says which and
+ * *row gets the stored row (model name and version of the existing one). */
+int sessions_create(sessions *c, const char *id, const model_entry *me, store_session *row,
+                    int *created, char *err, size_t errlen);
+/* Deletes s (held with the exclusive lock) from the store and the cache. */
+int sessions_delete(sessions *c, session *s, char *err, size_t errlen);
+
+/* The stored observation at t < s->steps (exclusive or shared lock held):
+ * action and pixels (H * W * C bytes into pix). */
+int sessions_stored_frame(sessions *c, session *s, int64_t t, int *action, uint8_t *pix,
+                          char *err, size_t errlen);
+/* Calls fn for every stored observation of s in order (lock held). */
+int sessions_each_frame(sessions *c, session *s, store_frame_fn fn, void *ctx, char *err,
+                        size_t errlen);
+
+/* Observes n new steps t = s->steps .. s->steps + n - 1 (exclusive lock held,
+ * memory loaded): actions (n) and frames (n, H, W, C) bytes, borrowed. The
+ * memory advances, the rows with their new memory entries and the state are
+ * committed in one transaction, and only then does it return 0. On a store failure the memory is dropped (the
+ * session reloads from the store next time) and the error returned.
+ * *commit_seconds gets the COMMIT's duration. */
+int sessions_observe(sessions *c, session *s, int n, const int *actions, const uint8_t *frames,
+                     double *commit_seconds, char *err, size_t errlen);
+
+/* Creates a whole session from a dump: meta (id, model, version, steps,
+ * times), the memory mem (borrowed; its entries and state are stored) and n
+ * observations (n must equal the memory's entries). SESSIONS_EXISTS if the
+ * id is taken. */
+int sessions_import(sessions *c, const store_session *meta, const gtmsm_memory *mem,
+                    const int *actions, const uint8_t *frames, int64_t n, char *err,
+                    size_t errlen);
+
+/* Memory entries of s (lock held): the loaded memory's size, else its steps. */
+int64_t sessions_entries(const session *s);
+
+void sessions_get_stats(sessions *c, sessions_stats *st);
+/* Stored sessions (a COUNT in SQLite). */
+int sessions_stored(sessions *c, int64_t *n);
+
+#endif

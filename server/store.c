@@ -1,0 +1,471 @@
+/* SQLite store: schema migrations, prepared statements, transactions (see store.h). */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/err.h"
+#include "log.h"
+#include "util.h"
+
+/* Ordered migrations: MIGRATIONS[i] takes the schema from version i to i + 1.
+ * Never edit a released entry; append a new one. */
+static const char *const MIGRATIONS[STORE_SCHEMA_VERSION] = {
+    /* 1: sessions and their observations (raw frames as H*W*C bytes) */
+    "CREATE TABLE sessions ("
+    "  sid INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  model TEXT NOT NULL,"
+    "  model_version TEXT NOT NULL,"
+    "  steps INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE observations ("
+    "  sid INTEGER NOT NULL REFERENCES sessions(sid) ON DELETE CASCADE,"
+    "  t INTEGER NOT NULL,"
+    "  action INTEGER NOT NULL,"
+    "  frame BLOB NOT NULL,"
+    "  PRIMARY KEY (sid, t)) WITHOUT ROWID;",
+    /* 2: the memory: each observation's DND entry (key then value, float32)
+     * and the state after the session's last observation */
+    "ALTER TABLE observations ADD COLUMN entry BLOB;"
+    "ALTER TABLE sessions ADD COLUMN state BLOB;",
+};
+
+enum {
+  ST_GET,
+  ST_INSERT_SESSION,
+  ST_DELETE_OBS,
+  ST_DELETE_SESSION,
+  ST_COUNT,
+  ST_STATE,
+  ST_ENTRIES,
+  ST_FRAMES_FROM,
+  ST_FRAME_AT,
+  ST_INSERT_OBS,
+  ST_UPDATE_SESSION,
+  ST_BEGIN,
+  ST_COMMIT,
+  ST_ROLLBACK,
+  ST_N
+};
+
+static const char *const SQL[ST_N] = {
+    [ST_GET] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms "
+               "FROM sessions WHERE id = ?1",
+    [ST_INSERT_SESSION] = "INSERT INTO sessions (id, model, model_version, steps, created_ms, "
+                          "updated_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_DELETE_OBS] = "DELETE FROM observations WHERE sid = ?1",
+    [ST_DELETE_SESSION] = "DELETE FROM sessions WHERE sid = ?1",
+    [ST_COUNT] = "SELECT count(*) FROM sessions",
+    [ST_STATE] = "SELECT state FROM sessions WHERE sid = ?1",
+    [ST_ENTRIES] = "SELECT t, entry FROM observations WHERE sid = ?1 ORDER BY t",
+    [ST_FRAMES_FROM] = "SELECT t, action, frame FROM observations WHERE sid = ?1 AND t >= ?2 "
+                       "ORDER BY t",
+    [ST_FRAME_AT] = "SELECT action, frame FROM observations WHERE sid = ?1 AND t = ?2",
+    [ST_INSERT_OBS] = "INSERT INTO observations (sid, t, action, frame, entry) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_UPDATE_SESSION] = "UPDATE sessions SET steps = ?2, updated_ms = ?3, state = ?4 WHERE sid = ?1",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+};
+
+struct store {
+  sqlite3 *db;
+  sqlite3_stmt *st[ST_N];
+  pthread_mutex_t mu;
+  int version;
+};
+
+static int db_fail(store *s, char *err, size_t errlen, const char *what) {
+  return gtmsm_fail(err, errlen, GTMSM_EIO, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* Runs a statement that returns no rows; resets it. */
+static int step_done(store *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (rc != SQLITE_DONE) return db_fail(s, err, errlen, what);
+  return 0;
+}
+
+static int exec_sql(store *s, const char *sql, char *err, size_t errlen) {
+  char *msg = NULL;
+  if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    int rc = gtmsm_fail(err, errlen, GTMSM_EIO, "sqlite: %s", msg ? msg : "error");
+    sqlite3_free(msg);
+    return rc;
+  }
+  return 0;
+}
+
+static int pragma_int(store *s, const char *sql, int *out) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) *out = sqlite3_column_int(st, 0);
+  else rc = SQLITE_ERROR;
+  sqlite3_finalize(st);
+  return rc == SQLITE_OK ? 0 : GTMSM_EIO;
+}
+
+static int migrate(store *s, char *err, size_t errlen) {
+  int v = 0;
+  if (pragma_int(s, "PRAGMA user_version", &v)) return db_fail(s, err, errlen, "user_version");
+  if (v > STORE_SCHEMA_VERSION)
+    return gtmsm_fail(err, errlen, GTMSM_EFORMAT,
+                      "database schema version %d is newer than this gtmsmd's %d", v,
+                      STORE_SCHEMA_VERSION);
+  for (; v < STORE_SCHEMA_VERSION; v++) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+    int rc = exec_sql(s, "BEGIN IMMEDIATE", err, errlen);
+    if (!rc) rc = exec_sql(s, MIGRATIONS[v], err, errlen);
+    if (!rc) rc = exec_sql(s, sql, err, errlen);
+    if (!rc) rc = exec_sql(s, "COMMIT", err, errlen);
+    if (rc) {
+      exec_sql(s, "ROLLBACK", NULL, 0);
+      return rc;
+    }
+    log_at(LOG_LEVEL_INFO, NULL, "store", "{s:s, s:i}", "msg", "schema migrated", "version", v + 1);
+  }
+  s->version = v;
+  return 0;
+}
+
+/* mkdir of path's parent folder when missing (one level, like the default ./data). */
+static void make_parent(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash || slash == dir) return;
+  *slash = '\0';
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+    log_at(LOG_LEVEL_WARN, NULL, "store", "{s:s, s:s}", "dir", dir, "error", strerror(errno));
+}
+
+int store_open(store **out, const char *path, int synchronous, char *err, size_t errlen) {
+  static const char *const SYNC[] = {"PRAGMA synchronous = FULL", "PRAGMA synchronous = NORMAL",
+                                     "PRAGMA synchronous = OFF"};
+  *out = NULL;
+  store *s = calloc(1, sizeof *s);
+  if (!s) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+  pthread_mutex_init(&s->mu, NULL);
+  int rc = 0;
+  make_parent(path);
+  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EIO, "sqlite: cannot open %s: %s", path,
+                    s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    goto done;
+  }
+  sqlite3_busy_timeout(s->db, 5000);
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK ||
+      sqlite3_step(st) != SQLITE_ROW ||
+      strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+    sqlite3_finalize(st);
+    rc = gtmsm_fail(err, errlen, GTMSM_EIO, "sqlite: %s cannot use WAL mode: %s", path,
+                    sqlite3_errmsg(s->db));
+    goto done;
+  }
+  sqlite3_finalize(st);
+  if (synchronous < 0 || synchronous > 2) synchronous = 0;
+  if ((rc = exec_sql(s, SYNC[synchronous], err, errlen))) goto done;
+  if ((rc = exec_sql(s, "PRAGMA foreign_keys = ON", err, errlen))) goto done;
+  if ((rc = migrate(s, err, errlen))) goto done;
+  for (int i = 0; i < ST_N; i++)
+    if (sqlite3_prepare_v3(s->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
+        SQLITE_OK) {
+      rc = db_fail(s, err, errlen, SQL[i]);
+      goto done;
+    }
+done:
+  if (rc) {
+    store_close(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+void store_close(store *s) {
+  if (!s) return;
+  for (int i = 0; i < ST_N; i++) sqlite3_finalize(s->st[i]);
+  if (s->db) {
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_close(s->db);
+  }
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+int store_schema_version(store *s) { return s->version; }
+
+static void copy_text(char *out, size_t outlen, sqlite3_stmt *st, int col) {
+  const unsigned char *t = sqlite3_column_text(st, col);
+  snprintf(out, outlen, "%s", t ? (const char *)t : "");
+}
+
+/* Reads the session row by id; the caller holds the mutex. */
+static int get_locked(store *s, const char *id, store_session *out, char *err, size_t errlen) {
+  sqlite3_stmt *st = s->st[ST_GET];
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st), ret = STORE_OK;
+  if (rc == SQLITE_ROW) {
+    out->sid = sqlite3_column_int64(st, 0);
+    copy_text(out->id, sizeof out->id, st, 1);
+    copy_text(out->model, sizeof out->model, st, 2);
+    copy_text(out->model_version, sizeof out->model_version, st, 3);
+    out->steps = sqlite3_column_int64(st, 4);
+    out->created_ms = sqlite3_column_int64(st, 5);
+    out->updated_ms = sqlite3_column_int64(st, 6);
+  } else if (rc == SQLITE_DONE) {
+    ret = STORE_NOTFOUND;
+  } else {
+    ret = db_fail(s, err, errlen, "read session");
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return ret;
+}
+
+int store_session_get(store *s, const char *id, store_session *out, char *err, size_t errlen) {
+  pthread_mutex_lock(&s->mu);
+  int rc = get_locked(s, id, out, err, errlen);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int store_session_create(store *s, const char *id, const char *model, const char *version,
+                         long long now_ms, store_session *out, int *created, char *err,
+                         size_t errlen) {
+  pthread_mutex_lock(&s->mu);
+  *created = 0;
+  int rc = get_locked(s, id, out, err, errlen);
+  if (rc == STORE_NOTFOUND) {
+    sqlite3_stmt *st = s->st[ST_INSERT_SESSION];
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, version, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, 0);
+    sqlite3_bind_int64(st, 5, now_ms);
+    sqlite3_bind_int64(st, 6, now_ms);
+    sqlite3_bind_null(st, 7);
+    rc = step_done(s, st, err, errlen, "create session"); /* autocommit: durable on return */
+    if (!rc) rc = get_locked(s, id, out, err, errlen);
+    if (!rc) *created = 1;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+static int begin(store *s, char *err, size_t errlen) {
+  return step_done(s, s->st[ST_BEGIN], err, errlen, "begin");
+}
+
+static void rollback(store *s) {
+  sqlite3_step(s->st[ST_ROLLBACK]);
+  sqlite3_reset(s->st[ST_ROLLBACK]);
+}
+
+static int commit(store *s, double *seconds, char *err, size_t errlen) {
+  double t0 = util_mono_seconds();
+  int rc = step_done(s, s->st[ST_COMMIT], err, errlen, "commit");
+  if (seconds) *seconds = util_mono_seconds() - t0;
+  return rc;
+}
+
+int store_session_delete(store *s, int64_t sid, char *err, size_t errlen) {
+  pthread_mutex_lock(&s->mu);
+  int rc = begin(s, err, errlen);
+  if (rc) goto done;
+  sqlite3_bind_int64(s->st[ST_DELETE_OBS], 1, sid);
+  rc = step_done(s, s->st[ST_DELETE_OBS], err, errlen, "delete observations");
+  if (!rc) {
+    sqlite3_bind_int64(s->st[ST_DELETE_SESSION], 1, sid);
+    rc = step_done(s, s->st[ST_DELETE_SESSION], err, errlen, "delete session");
+  }
+  if (!rc) rc = commit(s, NULL, err, errlen);
+  if (rc) rollback(s);
+done:
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int store_session_count(store *s, int64_t *n) {
+  pthread_mutex_lock(&s->mu);
+  sqlite3_stmt *st = s->st[ST_COUNT];
+  int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : GTMSM_EIO;
+  *n = rc ? 0 : sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, char *err,
+                    size_t errlen) {
+  pthread_mutex_lock(&s->mu);
+  sqlite3_stmt *st = s->st[ST_STATE];
+  sqlite3_bind_int64(st, 1, sid);
+  int rc = sqlite3_step(st), ret = STORE_OK;
+  if (rc == SQLITE_ROW) {
+    const void *b = sqlite3_column_blob(st, 0);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    if (!b) memset(state, 0, state_len); /* no observation yet */
+    else if (n != state_len)
+      ret = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "stored state has %zu bytes, expected %zu", n,
+                       state_len);
+    else memcpy(state, b, n);
+  } else if (rc == SQLITE_DONE) {
+    ret = STORE_NOTFOUND;
+  } else {
+    ret = db_fail(s, err, errlen, "read state");
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  pthread_mutex_unlock(&s->mu);
+  return ret;
+}
+
+int store_entries_each(store *s, int64_t sid, store_entry_fn fn, void *ctx, char *err,
+                       size_t errlen) {
+  pthread_mutex_lock(&s->mu);
+  sqlite3_stmt *st = s->st[ST_ENTRIES];
+  sqlite3_bind_int64(st, 1, sid);
+  int rc, ret = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    ret = fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+             (size_t)sqlite3_column_bytes(st, 1));
+    if (ret) break;
+  }
+  if (!ret && rc != SQLITE_DONE) ret = db_fail(s, err, errlen, "read memory entries");
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  pthread_mutex_unlock(&s->mu);
+  return ret;
+}
+
+int store_frames_each(store *s, int64_t sid, int64_t from_t, store_frame_fn fn, void *ctx,
+                      char *err, size_t errlen) {
+  pthread_mutex_lock(&s->mu);
+  sqlite3_stmt *st = s->st[ST_FRAMES_FROM];
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int64(st, 2, from_t);
+  int rc, ret = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    ret = fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
+             sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+    if (ret) break;
+  }
+  if (!ret && rc != SQLITE_DONE) ret = db_fail(s, err, errlen, "read observations");
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  pthread_mutex_unlock(&s->mu);
+  return ret;
+}
+
+int store_frame_get(store *s, int64_t sid, int64_t t, int *action, uint8_t *frame,
+                    size_t frame_len, char *err, size_t errlen) {
+  pthread_mutex_lock(&s->mu);
+  sqlite3_stmt *st = s->st[ST_FRAME_AT];
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int64(st, 2, t);
+  int rc = sqlite3_step(st), ret = STORE_OK;
+  if (rc == SQLITE_ROW) {
+    *action = sqlite3_column_int(st, 0);
+    const void *b = sqlite3_column_blob(st, 1);
+    size_t n = (size_t)sqlite3_column_bytes(st, 1);
+    if (n != frame_len || !b)
+      ret = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "stored frame at t=%lld has %zu bytes, expected %zu",
+                       (long long)t, n, frame_len);
+    else
+      memcpy(frame, b, n);
+  } else if (rc == SQLITE_DONE) {
+    ret = STORE_NOTFOUND;
+  } else {
+    ret = db_fail(s, err, errlen, "read observation");
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  pthread_mutex_unlock(&s->mu);
+  return ret;
+}
+
+/* Inserts the observations of a (t0.. of session sid); the caller holds the
+ * mutex and a transaction. */
+static int insert_obs(store *s, int64_t sid, const store_append_req *a, char *err, size_t errlen) {
+  sqlite3_stmt *st = s->st[ST_INSERT_OBS];
+  for (int i = 0; i < a->n; i++) {
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, a->t0 + i);
+    sqlite3_bind_int(st, 3, a->actions[i]);
+    sqlite3_bind_blob64(st, 4, a->frames + (size_t)i * a->frame_bytes, a->frame_bytes, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 5, a->entries + (size_t)i * a->entry_bytes, a->entry_bytes, SQLITE_STATIC);
+    int rc = step_done(s, st, err, errlen, "insert observation");
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int update_session(store *s, int64_t sid, const store_append_req *a, char *err,
+                          size_t errlen) {
+  sqlite3_stmt *st = s->st[ST_UPDATE_SESSION];
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int64(st, 2, a->steps);
+  sqlite3_bind_int64(st, 3, a->now_ms);
+  sqlite3_bind_blob64(st, 4, a->state, a->state_bytes, SQLITE_STATIC);
+  return step_done(s, st, err, errlen, "update session");
+}
+
+int store_append(store *s, const store_append_req *a, double *commit_seconds, char *err,
+                 size_t errlen) {
+  pthread_mutex_lock(&s->mu);
+  int rc = begin(s, err, errlen);
+  if (rc) goto done;
+  rc = insert_obs(s, a->sid, a, err, errlen);
+  if (!rc) rc = update_session(s, a->sid, a, err, errlen);
+  if (!rc) rc = commit(s, commit_seconds, err, errlen);
+  if (rc) rollback(s);
+done:
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int store_import(store *s, const store_session *meta, const store_append_req *a, int64_t *sid_out,
+                 char *err, size_t errlen) {
+  pthread_mutex_lock(&s->mu);
+  store_session existing;
+  int rc = get_locked(s, meta->id, &existing, err, errlen);
+  if (rc == STORE_OK) {
+    rc = STORE_EXISTS;
+    goto done;
+  }
+  if (rc != STORE_NOTFOUND) goto done;
+  if ((rc = begin(s, err, errlen))) goto done;
+  sqlite3_stmt *st = s->st[ST_INSERT_SESSION];
+  sqlite3_bind_text(st, 1, meta->id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, meta->model, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, meta->model_version, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, meta->steps);
+  sqlite3_bind_int64(st, 5, meta->created_ms);
+  sqlite3_bind_int64(st, 6, meta->updated_ms);
+  sqlite3_bind_blob64(st, 7, a->state, a->state_bytes, SQLITE_STATIC);
+  rc = step_done(s, st, err, errlen, "import session");
+  int64_t sid = sqlite3_last_insert_rowid(s->db);
+  store_append_req rows = *a;
+  rows.t0 = 0;
+  if (!rc) rc = insert_obs(s, sid, &rows, err, errlen);
+  if (!rc) rc = commit(s, NULL, err, errlen);
+  if (rc) rollback(s);
+  else *sid_out = sid;
+done:
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}

@@ -1,0 +1,110 @@
+/* The durable store of gtmsmd: one SQLite file in WAL mode holding sessions
+ * (model, model version, steps, state) and every observation with its raw
+ * frame and memory entry. Schema versioned by PRAGMA user_version with ordered
+ * migrations; prepared statements only; every multi-row write is one
+ * transaction, and a function that writes returns only after COMMIT.
+ *
+ * Memory: with each observation its DND entry is stored (the key and value
+ * floats gtmsm_observe inserted, as float32 bytes), and with the session its
+ * state after the last observation. A session's memory is exactly its
+ * entries re-inserted in order plus that state, so a commit writes O(batch)
+ * bytes whatever the memory size, and a reload is bit-identical without
+ * re-encoding a frame. The raw frames stay, so a memory can be rebuilt (with
+ * another model version, say) from what was observed.
+ *
+ * Thread safety: one connection behind a mutex; every function may be called
+ * from any thread. */
+#ifndef GTMSMD_STORE_H
+#define GTMSMD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store;
+
+/* Positive outcomes that are not errors; errors are negative GTMSM_E* codes. */
+enum { STORE_OK = 0, STORE_NOTFOUND = 1, STORE_EXISTS = 2 };
+
+/* The schema version this build migrates to. */
+#define STORE_SCHEMA_VERSION 2
+
+typedef struct {
+  int64_t sid;            /* row id */
+  char id[65];
+  char model[65];
+  char model_version[17];
+  int64_t steps;          /* observations stored: the next t */
+  long long created_ms, updated_ms;
+} store_session;
+
+/* Opens (creating the file and its folder if needed) and migrates path;
+ * synchronous is config_sync (0 full, 1 normal, 2 off). *out is new (free
+ * with store_close). Returns 0 or GTMSM_EIO / GTMSM_EFORMAT (a schema newer
+ * than this build) with a message. */
+int store_open(store **out, const char *path, int synchronous, char *err, size_t errlen);
+/* Finalises statements, checkpoints the WAL and closes; s may be NULL. */
+void store_close(store *s);
+/* The schema version of the open database (PRAGMA user_version). */
+int store_schema_version(store *s);
+
+/* The session with this id into *out: STORE_OK or STORE_NOTFOUND. */
+int store_session_get(store *s, const char *id, store_session *out, char *err, size_t errlen);
+/* Creates the session unless it exists; either way *out is the stored row and
+ * *created says which (all strings borrowed). */
+int store_session_create(store *s, const char *id, const char *model, const char *version,
+                         long long now_ms, store_session *out, int *created, char *err,
+                         size_t errlen);
+/* Deletes the session and its observations in one transaction. */
+int store_session_delete(store *s, int64_t sid, char *err, size_t errlen);
+/* Number of stored sessions. */
+int store_session_count(store *s, int64_t *n);
+
+/* The stored state (state_len bytes copied into state; zeros while the
+ * session has no observation). */
+int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, char *err,
+                    size_t errlen);
+/* Calls fn with each memory entry (len bytes, borrowed) of the session in
+ * order of t; a non-zero return from fn stops and is returned. */
+typedef int (*store_entry_fn)(void *ctx, int64_t t, const uint8_t *entry, size_t len);
+int store_entries_each(store *s, int64_t sid, store_entry_fn fn, void *ctx, char *err,
+                       size_t errlen);
+
+/* Calls fn for each observation with t >= from_t in order of t; frame
+ * (len bytes) is borrowed for the call. A non-zero return from fn stops and
+ * is returned. */
+typedef int (*store_frame_fn)(void *ctx, int64_t t, int action, const uint8_t *frame, size_t len);
+int store_frames_each(store *s, int64_t sid, int64_t from_t, store_frame_fn fn, void *ctx,
+                      char *err, size_t errlen);
+/* The observation at t: its action and frame (frame_len bytes copied into
+ * frame). STORE_OK, STORE_NOTFOUND, or GTMSM_EFORMAT if its size differs. */
+int store_frame_get(store *s, int64_t sid, int64_t t, int *action, uint8_t *frame,
+                    size_t frame_len, char *err, size_t errlen);
+
+/* Appends n observations t0 .. t0 + n - 1 (actions (n), frames (n,
+ * frame_bytes), memory entries (n, entry_bytes), all borrowed) and sets the
+ * session's steps, state (state_bytes) and updated time, in one transaction.
+ * *commit_seconds (may be NULL) gets the COMMIT's duration. */
+typedef struct {
+  int64_t sid, t0;
+  int n;
+  const int *actions;
+  const uint8_t *frames;
+  size_t frame_bytes;
+  const uint8_t *entries;
+  size_t entry_bytes;
+  const uint8_t *state;
+  size_t state_bytes;
+  int64_t steps;
+  long long now_ms;
+} store_append_req;
+int store_append(store *s, const store_append_req *a, double *commit_seconds, char *err,
+                 size_t errlen);
+
+/* Creates a whole session in one transaction: meta's id, model, version,
+ * steps and times, and its observations 0 .. n - 1 as in store_append (a->sid
+ * and a->t0 are ignored; a->steps must be n). STORE_EXISTS if the id is
+ * taken. *sid_out gets the new row id. */
+int store_import(store *s, const store_session *meta, const store_append_req *a, int64_t *sid_out,
+                 char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,17 @@
+/* Small helpers shared by the daemon's modules: clocks and random ids. */
+#ifndef GTMSMD_UTIL_H
+#define GTMSMD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall-clock milliseconds since the epoch (timestamps stored and shown). */
+long long util_now_ms(void);
+/* Monotonic seconds (latencies). */
+double util_mono_seconds(void);
+/* Fills out with nbytes random bytes as 2 * nbytes lowercase hex digits and a
+ * NUL (out holds 2 * nbytes + 1). Reads /dev/urandom; thread-safe. Returns 0
+ * or GTMSM_EIO. */
+int util_random_hex(char *out, size_t nbytes);
+
+#endif
