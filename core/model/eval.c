@@ -193,8 +193,8 @@ static void *eval_thread(void *arg) {
 }
 
 static void summarise(const double *psnr, const int *visited_all, int E, int P, eval_summary *s) {
-  double sums[5] = {0};
-  long counts[5] = {0};
+  double sums[6] = {0};
+  long counts[6] = {0};
   for (int e = 0; e < E; e++)
     for (int p = 0; p < P; p++) {
       double v = psnr[(size_t)e * P + p];
@@ -204,9 +204,11 @@ static void summarise(const double *psnr, const int *visited_all, int E, int P, 
       if (step >= 200 && step <= 256) sums[2] += v, counts[2]++;
       if (visited_all[(size_t)e * P + p]) sums[3] += v, counts[3]++;
       else sums[4] += v, counts[4]++;
+      if (step >= 200 && step <= 256 && visited_all[(size_t)e * P + p]) sums[5] += v, counts[5]++;
     }
-  double *out[5] = {&s->all, &s->steps_1_32, &s->steps_200_256, &s->visited, &s->unvisited};
-  for (int i = 0; i < 5; i++) *out[i] = counts[i] ? sums[i] / (double)counts[i] : NAN;
+  double *out[6] = {&s->all, &s->steps_1_32, &s->steps_200_256, &s->visited, &s->unvisited,
+                    &s->visited_200_256};
+  for (int i = 0; i < 6; i++) *out[i] = counts[i] ? sums[i] / (double)counts[i] : NAN;
 }
 
 int gtmsm_eval_imagenav(const gtmsm_model *m, const eval_config *cfg, eval_result *res, char *err,

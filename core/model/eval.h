@@ -33,6 +33,7 @@ typedef struct {
 
 typedef struct {
   double all, steps_1_32, steps_200_256, visited, unvisited;
+  double visited_200_256; /* visited positions within steps 200-256 (the shipping target) */
 } eval_summary;
 
 typedef struct {

@@ -99,8 +99,9 @@ def test_train_eval(tmp):
     j = json.loads(e1)
     check(j["episodes"] == 4 and j["memorize"] == 64 and j["predict"] == 40, "eval header")
     for k in ("model", "oracle", "no_memory"):
-        check(set(j["psnr"][k]) == {"all", "steps_1_32", "steps_200_256", "visited", "unvisited"},
-              f"psnr keys of {k}")
+        check(set(j["psnr"][k]) == {"all", "steps_1_32", "steps_200_256", "visited", "unvisited",
+                                    "visited_200_256"}, f"psnr keys of {k}")
+        check(j["psnr"][k]["steps_200_256"] is None, f"{k}: steps 200-256 are null when predicting 40")
     check(set(j["position_error"]) == {"mean", "final"}, "position error keys")
     csv = open(f"{tmp}/eval/psnr.csv").read().splitlines()
     check(len(csv) == 41 and csv[0] == "step,model,oracle,no_memory,visited_share", "psnr.csv")

@@ -17,11 +17,15 @@
 #include "sim/worldset.h"
 #include "tools.h"
 
+/* A summary value, or null where no step fell in its range (e.g. steps
+ * 200-256 of a shorter prediction). */
+static json_t *num_or_null(double v) { return isnan(v) ? json_null() : json_real(v); }
+
 static json_t *summary_json(const eval_summary *s) {
-  return json_pack("{s:f, s:f, s:f, s:f, s:f}", "all", s->all, "steps_1_32", s->steps_1_32,
-                   "steps_200_256", isnan(s->steps_200_256) ? 0.0 : s->steps_200_256, "visited",
-                   isnan(s->visited) ? 0.0 : s->visited, "unvisited",
-                   isnan(s->unvisited) ? 0.0 : s->unvisited);
+  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "all", num_or_null(s->all), "steps_1_32",
+                   num_or_null(s->steps_1_32), "steps_200_256", num_or_null(s->steps_200_256),
+                   "visited", num_or_null(s->visited), "unvisited", num_or_null(s->unvisited),
+                   "visited_200_256", num_or_null(s->visited_200_256));
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -87,8 +91,11 @@ int cmd_eval(int argc, char **argv) {
           episodes, memorize, predict, dt, episodes * (double)(memorize + predict) / dt);
   for (int k = 0; k < EVAL_METHODS; k++) {
     const eval_summary *s = &res.summary[k];
-    fprintf(stderr, "  %-10s PSNR all %6.2f  1-32 %6.2f  200-256 %6.2f  visited %6.2f  unvisited %6.2f\n",
-            EVAL_METHOD_NAMES[k], s->all, s->steps_1_32, s->steps_200_256, s->visited, s->unvisited);
+    fprintf(stderr,
+            "  %-10s PSNR all %6.2f  1-32 %6.2f  200-256 %6.2f  visited %6.2f  unvisited %6.2f  "
+            "visited 200-256 %6.2f\n",
+            EVAL_METHOD_NAMES[k], s->all, s->steps_1_32, s->steps_200_256, s->visited, s->unvisited,
+            s->visited_200_256);
   }
   fprintf(stderr, "  position error: mean %.3f cells, final %.3f cells\n", res.pos_mean, res.pos_final);
   if (out) {
