@@ -10,5 +10,5 @@ echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | c
 for b in bench_nn bench_model bench_maze3d bench_dnd; do
   echo
   echo "## $b"
-  "$B/bench/$b"
+  if [ "$b" = bench_nn ]; then "$B/bench/$b" --threads 1; else "$B/bench/$b"; fi
 done
