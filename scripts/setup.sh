@@ -14,6 +14,12 @@ PACKAGES=(
   haproxy wrk
   # gtmsmd tests: parse proto/openapi.yaml
   python3-yaml
+  # container deployment test: podman (as root, runc), the base image made with debootstrap
+  podman runc debootstrap
+  # web viewer test (tests/browser): Debian's Chromium, driven by playwright-core from npm.
+  # Node.js >= 20 with npm is the machine's own (its nodejs package provides npm; Debian's
+  # npm package conflicts with it, so it is not listed here)
+  chromium
 )
 
 missing=()

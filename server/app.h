@@ -12,11 +12,13 @@
 #include "metrics.h"
 #include "models.h"
 #include "sessions.h"
+#include "sim/worldset.h"
 #include "store.h"
 
 typedef struct app {
   server_config cfg;
   model_registry models;
+  worldset demo_worlds; /* the photo worlds of the demo endpoint (n = 0 when unavailable) */
   store *db;
   sessions *cache;
   metrics *metrics;

@@ -35,6 +35,9 @@ static const config_entry TABLE[] = {
      "SQLite database file (created with its folder if missing)"},
     {"listen", CONFIG_TYPE_STR, "127.0.0.1:8080", 0, 0, NULL, OFF(listen),
      "HOST:PORT, [IPV6]:PORT or :PORT for all interfaces; port 0 picks a free port"},
+    {"demo-worlds", CONFIG_TYPE_STR, "./data/worlds/test", 0, 0, NULL, OFF(demo_worlds),
+     "folder of PNG photo worlds for the web viewer's demos (POST /v1/demo/episodes); "
+     "missing: procedural worlds only"},
     {"api-keys", CONFIG_TYPE_STR, "", 0, 0, NULL, OFF(api_keys),
      "file of API keys, one a line ('#' comments); empty: no auth. Health paths stay open"},
     {"served-by", CONFIG_TYPE_STR, "", 0, 0, NULL, OFF(served_by),

@@ -16,6 +16,7 @@ typedef struct {
   char models[CONFIG_STR_MAX];    /* folder of *.gtm files */
   char db[CONFIG_STR_MAX];        /* SQLite file */
   char listen[CONFIG_STR_MAX];    /* HOST:PORT, [V6]:PORT or :PORT (all interfaces); port 0 = any */
+  char demo_worlds[CONFIG_STR_MAX]; /* folder of PNG photo worlds for /v1/demo/episodes */
   char api_keys[CONFIG_STR_MAX];  /* file of bearer keys, one a line; empty: no auth */
   char served_by[CONFIG_STR_MAX]; /* X-Served-By value; empty: the host name */
   long long threads;              /* HTTP worker threads; 0: 2 x CPUs */

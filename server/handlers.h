@@ -33,6 +33,14 @@ json_t *observe_progress(http_req *r);
 /* handlers_predict.c: predictions as JSON, a PNG film strip or NDJSON */
 void handle_predict(http_req *r);
 
+/* handlers_web.c: the web viewer's page and files (embedded) */
+void handle_web_index(http_req *r);
+void handle_web_asset(http_req *r);
+
+/* handlers_demo.c: the simulator's worlds and episodes for the viewer */
+void handle_demo_worlds(http_req *r);
+void handle_demo_episode(http_req *r);
+
 /* handlers_common.c */
 /* Validates the {id} parameter, acquires the session into *out and returns 0;
  * otherwise replies (400 bad-id, 404, 503) and returns non-zero. */

@@ -132,6 +132,12 @@ void http_reply_empty(http_req *r, int status) {
             0);
 }
 
+void http_reply_static(http_req *r, int status, const char *ctype, const void *buf, size_t len) {
+  if (http_replied(r)) return;
+  set_reply(r, status, MHD_create_response_from_buffer(len, (void *)buf, MHD_RESPMEM_PERSISTENT),
+            ctype, len);
+}
+
 typedef struct {
   http_req *r; /* alive while the reply is being sent: completion comes after */
   http_stream_fn fn;

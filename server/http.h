@@ -64,6 +64,8 @@ void http_reply_json(http_req *r, int status, json_t *body);
 /* buf (len bytes, taken: freed with free()) as ctype. */
 void http_reply_bytes(http_req *r, int status, const char *ctype, void *buf, size_t len);
 void http_reply_empty(http_req *r, int status);
+/* buf (len bytes, borrowed: static data that outlives the daemon) as ctype. */
+void http_reply_static(http_req *r, int status, const char *ctype, const void *buf, size_t len);
 /* A chunked reply produced by fn: it fills buf (max bytes) and returns the
  * count, 0 at the end, or -1 on error (the connection is then cut). cls is
  * freed with free_fn (may be NULL) when the reply is done. */

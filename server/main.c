@@ -78,6 +78,14 @@ int main(int argc, char **argv) {
     log_at(LOG_LEVEL_ERROR, NULL, "models", "{s:s}", "error", "out of memory");
     goto done;
   }
+  /* The viewer's photo worlds are optional: without them the demo endpoint
+   * still generates procedural worlds. */
+  if (worldset_load(&a.demo_worlds, a.cfg.demo_worlds, err, sizeof err))
+    log_at(LOG_LEVEL_WARN, NULL, "demo", "{s:s, s:s, s:s}", "dir", a.cfg.demo_worlds, "error", err,
+           "msg", "no photo worlds for the demo endpoint: procedural worlds only");
+  else
+    log_at(LOG_LEVEL_INFO, NULL, "demo", "{s:s, s:i}", "dir", a.cfg.demo_worlds, "photo_worlds",
+           a.demo_worlds.n);
   if (sessions_new(&a.cache, a.db, &a.models, &a.cfg) ||
       !(a.metrics = metrics_new(routes_count() + 1, routes_names()))) {
     log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", "out of memory");
@@ -108,6 +116,7 @@ done:
   sessions_free(a.cache);
   store_close(a.db);
   models_free(&a.models);
+  worldset_free(&a.demo_worlds);
   metrics_free(a.metrics);
   auth_free(&a.auth);
   log_at(LOG_LEVEL_INFO, NULL, "stopped", "{s:i}", "exit", code);

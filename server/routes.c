@@ -7,6 +7,8 @@
 #include "handlers.h"
 
 static const route ROUTES[] = {
+    {"GET", "/", "web_index", ROUTE_BODY_NONE, 1, NULL, NULL, handle_web_index, NULL},
+    {"GET", "/web/{file}", "web_asset", ROUTE_BODY_NONE, 1, NULL, NULL, handle_web_asset, NULL},
     {"GET", "/v2/health/live", "health_live", ROUTE_BODY_NONE, 1, NULL, NULL, handle_live, NULL},
     {"GET", "/v2/health/ready", "health_ready", ROUTE_BODY_NONE, 1, NULL, NULL, handle_ready, NULL},
     {"GET", "/metrics", "metrics", ROUTE_BODY_NONE, 0, NULL, NULL, handle_metrics, NULL},
@@ -28,13 +30,18 @@ static const route ROUTES[] = {
      handle_predict, NULL},
     {"GET", "/v1/sessions/{id}/export", "session_export", ROUTE_BODY_NONE, 0, NULL, NULL,
      handle_export, NULL},
+    {"GET", "/v1/demo/worlds", "demo_worlds", ROUTE_BODY_NONE, 0, NULL, NULL, handle_demo_worlds,
+     NULL},
+    {"POST", "/v1/demo/episodes", "demo_episode", ROUTE_BODY_BUFFER, 0, NULL, NULL,
+     handle_demo_episode, NULL},
 };
 #define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
 
 static const char *const NAMES[N_ROUTES + 1] = {
-    "health_live",  "health_ready", "metrics",        "models_list",  "model_get",
-    "session_create", "session_import", "session_put", "session_get", "session_delete",
-    "observations", "predictions",  "session_export", "unmatched"};
+    "web_index",    "web_asset",    "health_live",    "health_ready", "metrics",
+    "models_list",  "model_get",    "session_create", "session_import", "session_put",
+    "session_get",  "session_delete", "observations", "predictions",  "session_export",
+    "demo_worlds",  "demo_episode", "unmatched"};
 
 int routes_count(void) { return N_ROUTES; }
 const route *routes_get(int i) { return i >= 0 && i < N_ROUTES ? &ROUTES[i] : NULL; }

@@ -60,7 +60,10 @@ def openapi_statuses():
     return out
 
 
-SPEC = openapi_statuses()
+# The web viewer's paths are exercised, and checked against openapi.yaml the
+# same way, by test_demo.py.
+VIEWER_PATHS = {"/", "/web/{file}", "/v1/demo/worlds", "/v1/demo/episodes"}
+SPEC = {x for x in openapi_statuses() if x[0] not in VIEWER_PATHS}
 SEEN = set()
 TEMPLATES = sorted({p for p, _, _ in SPEC}, key=lambda p: p.count("{"))  # literal paths first
 

@@ -35,6 +35,10 @@ static void test_routes(void) {
       {"POST", "/v1/sessions/a-b_c/observations", "observations", "a-b_c"},
       {"POST", "/v1/sessions/x/predictions", "predictions", "x"},
       {"GET", "/v1/sessions/x/export", "session_export", "x"},
+      {"GET", "/", "web_index", NULL},
+      {"GET", "/web/viewer.js", "web_asset", "viewer.js"},
+      {"GET", "/v1/demo/worlds", "demo_worlds", NULL},
+      {"POST", "/v1/demo/episodes", "demo_episode", NULL},
   };
   for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
     int r = match(ok[i].method, ok[i].path, p, allow);
@@ -46,8 +50,9 @@ static void test_routes(void) {
   CHECK(match("DELETE", "/v1/models", p, allow) == -2 && strcmp(allow, "GET") == 0, "405 with Allow GET");
   CHECK(match("POST", "/v1/sessions/abc", p, allow) == -2 && strcmp(allow, "PUT, GET, DELETE") == 0,
         "405 on a session: Allow '%s'", allow);
-  const char *none[] = {"/", "", "/v1", "/v1/models/", "/v1/sessions/a/b", "//v1/models", "/v1/sessions//export",
-                        "/metrics/x", "/v2/health"};
+  CHECK(match("POST", "/", p, allow) == -2 && strcmp(allow, "GET") == 0, "405 on / with Allow GET");
+  const char *none[] = {"", "/web", "/web/", "/web/a/b", "/v1/demo", "/v1", "/v1/models/", "/v1/sessions/a/b",
+                        "//v1/models", "/v1/sessions//export", "/metrics/x", "/v2/health"};
   for (size_t i = 0; i < sizeof none / sizeof *none; i++)
     CHECK(match("GET", none[i], p, allow) == -1, "'%s' matches nothing", none[i]);
   char longpath[1200];

@@ -1,0 +1,650 @@
+/* The GTMSM viewer: plain JavaScript against gtmsmd's HTTP API, no build step.
+ *
+ * 1. Setup: GET v1/models and GET v1/demo/worlds fill the pickers.
+ * 2. Memorization: POST v1/demo/episodes gives an episode of the built-in 2-D
+ *    simulator (the world as a PNG, every step as an observation with its true
+ *    grid position). The page opens a fresh session (PUT v1/sessions/{id})
+ *    and sends the observations as NDJSON in batches. Before each batch it
+ *    asks the session for the predicted states of the batch's actions: those
+ *    are exactly the states the memory stores the batch's frames under (the
+ *    session rolls the same transition when it observes), so the page draws
+ *    the learned state trajectory as the memory fills.
+ * 3. Driving: each key press appends an action to a list kept here and asks
+ *    for the predictions of the whole list (POST .../predictions), which
+ *    start from the state at the end of memorization and never change the
+ *    session. The last predicted frame is shown beside the true one, which
+ *    the page crops from the world at the true position it tracks with the
+ *    simulator's rules (9x9 grid, view corner at 3*col, 3*row, a move off the
+ *    grid does not move), with the PSNR of the pair.
+ *
+ * All paths are relative, so the page also works behind a proxy prefix. */
+'use strict';
+
+(() => {
+  const GRID = 9, STRIDE = 3, VIEW = 8;
+  const MOVES = { right: [1, 0], left: [-1, 0], up: [0, -1], down: [0, 1], stay: [0, 0] };
+  const KEYS = { ArrowRight: 'right', ArrowLeft: 'left', ArrowUp: 'up', ArrowDown: 'down', ' ': 'stay',
+                 s: 'stay', S: 'stay' };
+  const STRIP = 16; // driven steps in the strip
+  const SHEET = 256; // memorized frames in the contact sheet (the latest)
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    status: $('status'), error: $('error'), errorTitle: $('error-title'), errorDetail: $('error-detail'),
+    model: $('model'), modelInfo: $('model-info'), seed: $('seed'), photo: $('photo'),
+    worldProcedural: $('world-procedural'), worldPhoto: $('world-photo'), steps: $('steps'),
+    speed: $('speed'), run: $('run'), apikey: $('apikey'), auth: $('auth'),
+    world: $('world'), memFrame: $('mem-frame'), memCaption: $('mem-caption'),
+    memProgress: $('mem-progress'), memBar: $('mem-bar'), memSheet: $('mem-sheet'), states: $('states'),
+    drivePanel: $('drive-panel'), predFrame: $('pred-frame'), trueFrame: $('true-frame'), psnr: $('psnr'),
+    driveInfo: $('drive-info'), driveReset: $('drive-reset'), psnrPlot: $('psnr-plot'),
+    driveStrip: $('drive-strip'), pad: document.querySelectorAll('.pad button'),
+  };
+
+  // Everything the page knows; replaced as a whole by each memorization run.
+  let models = [];
+  let run = null; // {gen, model, episode, world (ImageData 32x32), frames [ImageData], truth, sessionId,
+  //                 memorized, memStates [[...]], seenCells Set, drive {...}}
+  let generation = 0; // bumps on every run: stale async work checks it and stops
+  let driveQueue = Promise.resolve();
+
+  // ---- HTTP ----------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, title, detail, problem) {
+      super(`${status} ${title}${detail ? ': ' + detail : ''}`);
+      this.status = status;
+      this.title = title;
+      this.detail = detail;
+      this.problem = problem || null;
+    }
+  }
+
+  /* One request to the daemon. json: a body to send as JSON; body + type: a
+   * raw body. Returns the parsed JSON reply; throws ApiError with the
+   * problem+json details on any failure. 503s are retried after Retry-After
+   * (observations are idempotent by t, the rest is read-only or idempotent). */
+  async function api(method, path, { json, body, type } = {}) {
+    const headers = {};
+    const key = ui.apikey.value.trim();
+    if (key) headers.Authorization = 'Bearer ' + key;
+    if (json !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(json);
+    } else if (type) {
+      headers['Content-Type'] = type;
+    }
+    for (let attempt = 0; ; attempt++) {
+      let res;
+      try {
+        res = await fetch(path, { method, headers, body, cache: 'no-store' });
+      } catch (e) {
+        throw new ApiError(0, 'Network error', `cannot reach gtmsmd (${e.message}); is it running?`);
+      }
+      const ctype = res.headers.get('Content-Type') || '';
+      let data = null;
+      if (ctype.includes('json')) {
+        try { data = await res.json(); } catch (e) { data = null; }
+      }
+      if (res.ok) return data;
+      if (res.status === 503 && attempt < 3) {
+        const wait = Math.min(5, Number(res.headers.get('Retry-After')) || 1);
+        await sleep(wait * 1000);
+        continue;
+      }
+      if (data && data.type) {
+        const slug = String(data.type).replace('urn:gtmsm:problem:', '');
+        throw new ApiError(res.status, `${data.title || res.statusText} (${slug})`, data.detail || '', data);
+      }
+      throw new ApiError(res.status, res.statusText || 'HTTP error', `${method} ${path}`);
+    }
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  function showError(context, e) {
+    const what = e instanceof ApiError ? e.title : (e && e.message) || String(e);
+    let detail = e instanceof ApiError ? e.detail : '';
+    if (e instanceof ApiError && e.status === 401) {
+      detail += ' Enter an API key below.';
+      ui.auth.open = true;
+    }
+    ui.errorTitle.textContent = `${context}: ${e instanceof ApiError && e.status ? e.status + ' ' : ''}${what}`;
+    ui.errorDetail.textContent = detail;
+    ui.error.hidden = false;
+    setStatus(`${context} failed.`);
+    console.error(context, e);
+  }
+
+  function clearError() { ui.error.hidden = true; }
+
+  function setStatus(text) { ui.status.textContent = text; }
+
+  function setPhase(phase) { document.body.dataset.phase = phase; }
+
+  // ---- images --------------------------------------------------------------
+
+  /* A base64 PNG to ImageData (RGBA), decoded without colour conversion so
+   * the pixel values are the PNG's own. */
+  async function decodePng(b64) {
+    const bin = atob(b64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/png' }),
+      { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    const c = document.createElement('canvas');
+    c.width = bitmap.width;
+    c.height = bitmap.height;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    g.drawImage(bitmap, 0, 0);
+    bitmap.close();
+    return g.getImageData(0, 0, c.width, c.height);
+  }
+
+  /* The 8x8 view at grid cell (col, row) of the world (ImageData 32x32). */
+  function crop(world, col, row) {
+    const out = new ImageData(VIEW, VIEW);
+    const x0 = col * STRIDE, y0 = row * STRIDE;
+    for (let y = 0; y < VIEW; y++)
+      for (let x = 0; x < VIEW; x++) {
+        const s = ((y0 + y) * world.width + (x0 + x)) * 4, d = (y * VIEW + x) * 4;
+        out.data[d] = world.data[s];
+        out.data[d + 1] = world.data[s + 1];
+        out.data[d + 2] = world.data[s + 2];
+        out.data[d + 3] = 255;
+      }
+    return out;
+  }
+
+  /* PSNR in dB over the RGB values (as the evaluator's image_psnr_u8);
+   * Infinity for identical frames. */
+  function psnr(a, b) {
+    let sse = 0, n = 0;
+    for (let i = 0; i < a.data.length; i += 4)
+      for (let k = 0; k < 3; k++) {
+        const d = a.data[i + k] - b.data[i + k];
+        sse += d * d;
+        n++;
+      }
+    return sse === 0 ? Infinity : 10 * Math.log10((255 * 255) / (sse / n));
+  }
+
+  const fmtPsnr = (p) => (p === Infinity ? '∞ dB' : `${p.toFixed(1)} dB`);
+
+  function sameFrame(a, b) {
+    for (let i = 0; i < a.data.length; i++) if (a.data[i] !== b.data[i]) return false;
+    return true;
+  }
+
+  function drawFrame(canvas, img) {
+    const g = canvas.getContext('2d');
+    if (!img) {
+      g.clearRect(0, 0, canvas.width, canvas.height);
+      return;
+    }
+    g.putImageData(img, 0, 0);
+  }
+
+  // ---- setup ---------------------------------------------------------------
+
+  async function loadSetup() {
+    setPhase('loading');
+    setStatus('Loading models…');
+    try {
+      const [m, w] = await Promise.all([api('GET', 'v1/models'), api('GET', 'v1/demo/worlds')]);
+      models = m.models || [];
+      ui.model.replaceChildren(...models.map((x) => {
+        const o = document.createElement('option');
+        o.value = x.name;
+        o.textContent = `${x.name} (${x.frame_width}×${x.frame_height}×${x.frame_channels}` +
+          `${x.environment ? ', ' + x.environment : ''})`;
+        return o;
+      }));
+      ui.photo.replaceChildren(...(w.photos || []).map((p) => {
+        const o = document.createElement('option');
+        o.value = String(p.index);
+        o.textContent = p.name;
+        return o;
+      }));
+      ui.worldPhoto.disabled = !(w.photos && w.photos.length);
+      ui.photo.disabled = ui.worldPhoto.disabled;
+      if (ui.worldPhoto.disabled) ui.worldProcedural.checked = true;
+      showModelInfo();
+      clearError();
+      if (!models.length) {
+        setStatus('The daemon serves no models: put a *.gtm file in its models folder and restart it.');
+        setPhase('idle');
+        return;
+      }
+      ui.run.disabled = false;
+      setStatus('Ready: choose a model and a world, then Memorize.');
+      setPhase('idle');
+    } catch (e) {
+      setPhase('error');
+      showError('Loading the models', e);
+    }
+  }
+
+  function showModelInfo() {
+    const m = models.find((x) => x.name === ui.model.value);
+    ui.modelInfo.textContent = m
+      ? `version ${m.version} · state ${m.state_size} · latent ${m.latent_size} · k ${m.memory_k} · ` +
+        `actions ${m.actions.join(', ')}`
+      : '';
+  }
+
+  // ---- memorization --------------------------------------------------------
+
+  function randomId() {
+    const b = new Uint8Array(8);
+    crypto.getRandomValues(b);
+    return 'viewer-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  }
+
+  function deleteSession(id, keepalive) {
+    if (!id) return;
+    const headers = {};
+    const key = ui.apikey.value.trim();
+    if (key) headers.Authorization = 'Bearer ' + key;
+    // best effort: the session is the viewer's own scratch space
+    fetch(`v1/sessions/${id}`, { method: 'DELETE', headers, keepalive }).catch(() => {});
+  }
+
+  function readSteps() {
+    const n = Number(ui.steps.value);
+    if (!Number.isInteger(n) || n < 2 || n > 4096) throw new Error('memorize 2..4096 steps');
+    return n;
+  }
+
+  async function memorize() {
+    clearError();
+    const gen = ++generation;
+    const model = models.find((x) => x.name === ui.model.value);
+    if (!model) return;
+    let request;
+    try {
+      request = { model: model.name, steps: readSteps() };
+      if (ui.worldPhoto.checked) {
+        request.world = 'photo';
+        request.photo = Number(ui.photo.value);
+      } else {
+        const seed = Number(ui.seed.value);
+        if (!Number.isSafeInteger(seed) || seed < 0) throw new Error('the seed is an integer >= 0');
+        request.world = 'procedural';
+        request.seed = seed;
+      }
+    } catch (e) {
+      showError('Memorize', e);
+      return;
+    }
+    const previous = run;
+    if (previous) deleteSession(previous.sessionId, false);
+    run = null;
+    setControls(false);
+    resetDriveView();
+    setPhase('memorizing');
+    try {
+      setStatus('Generating the demo episode…');
+      const episode = await api('POST', 'v1/demo/episodes', { json: request });
+      if (gen !== generation) return;
+      const world = await decodePng(episode.world.png);
+      const frames = await Promise.all(episode.observations.map((o) => decodePng(o.frame)));
+      if (gen !== generation) return;
+      run = {
+        gen, model, episode, world, frames, truth: episode.observations.map((o) => o.truth),
+        sessionId: randomId(), memorized: 0, memStates: [], seenCells: new Set(),
+        cropMismatches: 0, drive: null,
+      };
+      // The true frames while driving are crops of the world: check that the
+      // crops reproduce the simulator's own frames at the memorized positions.
+      run.truth.forEach((p, t) => { if (!sameFrame(crop(world, p.col, p.row), frames[t])) run.cropMismatches++; });
+      const name = episode.world.kind === 'photo' ? `photo ${episode.world.name}` : `procedural seed ${episode.world.seed}`;
+      ui.memSheet.height = Math.ceil(Math.min(frames.length, SHEET) / 16) * (VIEW + 1) - 1; // also clears
+      drawWorld();
+      drawStates();
+      setStatus(`Memorizing ${episode.steps} steps of ${name} in session ${run.sessionId}…`);
+      await api('PUT', `v1/sessions/${run.sessionId}`, { json: { model: model.name } });
+      const batch = ui.speed.value === 'fast' ? 64 : 8;
+      const T = episode.observations.length;
+      const S = model.state_size;
+      for (let t0 = 0; t0 < T; t0 += batch) {
+        const obs = episode.observations.slice(t0, t0 + batch);
+        // The states these observations will be stored under: the first
+        // observation of a session sits at the origin, every later one is
+        // one transition on from the session's current state.
+        const acts = (t0 === 0 ? obs.slice(1) : obs).map((o) => o.action);
+        let states = [];
+        if (acts.length) {
+          const p = await api('POST', `v1/sessions/${run.sessionId}/predictions`, { json: { actions: acts } });
+          states = p.frames.map((f) => f.state);
+        }
+        if (t0 === 0) states.unshift(new Array(S).fill(0));
+        const nd = obs.map((o) => JSON.stringify({ t: o.t, action: o.action, frame: o.frame })).join('\n') + '\n';
+        const ack = await api('POST', `v1/sessions/${run.sessionId}/observations`,
+          { body: nd, type: 'application/x-ndjson' });
+        if (gen !== generation) return;
+        if (ack.steps !== t0 + obs.length)
+          throw new Error(`the session has ${ack.steps} steps after observations ${t0}..${t0 + obs.length - 1}`);
+        for (let i = 0; i < obs.length; i++) {
+          run.memStates.push(states[i]);
+          const p = run.truth[t0 + i];
+          run.seenCells.add(p.row * GRID + p.col);
+          run.memorized = t0 + i + 1;
+          if (batch <= 8) { // watching: one frame at a time
+            showMemorized(run.memorized - 1);
+            await sleep(25);
+            if (gen !== generation) return;
+          }
+        }
+        showMemorized(run.memorized - 1);
+      }
+      startDriving();
+      const mism = run.cropMismatches ? ` (warning: ${run.cropMismatches} crops differ from the episode's frames)` : '';
+      setStatus(`Memorized ${T} frames of ${name}. Drive with the arrow keys or the buttons${mism}.`);
+    } catch (e) {
+      if (gen !== generation) return;
+      setPhase('error');
+      showError('Memorization', e);
+    } finally {
+      if (gen === generation) setControls(true);
+    }
+  }
+
+  function setControls(enabled) {
+    for (const el of [ui.run, ui.model, ui.seed, ui.photo, ui.steps, ui.speed, ui.worldProcedural, ui.worldPhoto])
+      el.disabled = !enabled || (el === ui.worldPhoto || el === ui.photo ? !ui.photo.options.length : false);
+    ui.run.textContent = enabled ? (run ? 'Memorize again' : 'Memorize') : 'Memorizing…';
+  }
+
+  function showMemorized(t) {
+    drawFrame(ui.memFrame, run.frames[t]);
+    const p = run.truth[t];
+    ui.memCaption.textContent = `t ${t} · ${run.episode.observations[t].action} · (${p.col}, ${p.row})`;
+    ui.memProgress.textContent = `${run.memorized} of ${run.frames.length} frames memorized ` +
+      `(${run.seenCells.size} of ${GRID * GRID} positions seen)`;
+    ui.memBar.max = run.frames.length;
+    ui.memBar.value = run.memorized;
+    drawSheet();
+    drawWorld();
+    drawStates();
+  }
+
+  /* The contact sheet: the latest SHEET memorized frames, 16 a row. */
+  function drawSheet() {
+    const cols = 16, cell = VIEW + 1;
+    const first = Math.max(0, run.memorized - SHEET);
+    const g = ui.memSheet.getContext('2d');
+    g.clearRect(0, 0, ui.memSheet.width, ui.memSheet.height);
+    for (let k = first; k < run.memorized; k++)
+      g.putImageData(run.frames[k], ((k - first) % cols) * cell, Math.floor((k - first) / cols) * cell);
+  }
+
+  // ---- the world map and the state plot ------------------------------------
+
+  function cellCentre(p, scale) {
+    return [(p.col * STRIDE + VIEW / 2) * scale, (p.row * STRIDE + VIEW / 2) * scale];
+  }
+
+  function drawPath(g, points, colour, scale) {
+    if (points.length < 1) return;
+    g.strokeStyle = colour;
+    g.lineWidth = 2;
+    g.lineJoin = 'round';
+    g.beginPath();
+    points.forEach((p, i) => {
+      const [x, y] = cellCentre(p, scale);
+      if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
+    });
+    g.stroke();
+  }
+
+  function drawWorld() {
+    const c = ui.world, g = c.getContext('2d');
+    const scale = c.width / 32;
+    g.clearRect(0, 0, c.width, c.height);
+    if (!run) return;
+    const tmp = document.createElement('canvas');
+    tmp.width = run.world.width;
+    tmp.height = run.world.height;
+    tmp.getContext('2d').putImageData(run.world, 0, 0);
+    g.imageSmoothingEnabled = false;
+    g.drawImage(tmp, 0, 0, c.width, c.height);
+    const mem = run.truth.slice(0, Math.max(1, run.memorized));
+    drawPath(g, mem, 'rgba(255, 204, 0, 0.9)', scale);
+    let here = mem[mem.length - 1];
+    if (run.drive && run.drive.steps.length) {
+      const drv = [run.drive.start, ...run.drive.steps.map((s) => s.pos)];
+      drawPath(g, drv, 'rgba(0, 200, 235, 0.95)', scale);
+      here = drv[drv.length - 1];
+    }
+    g.strokeStyle = '#e8322b';
+    g.lineWidth = 2;
+    g.strokeRect(here.col * STRIDE * scale + 1, here.row * STRIDE * scale + 1, VIEW * scale - 2, VIEW * scale - 2);
+  }
+
+  function drawStates() {
+    const c = ui.states, g = c.getContext('2d');
+    g.clearRect(0, 0, c.width, c.height);
+    if (!run || !run.memStates.length) return;
+    const drv = run.drive ? run.drive.steps.map((s) => s.state) : [];
+    const all = run.memStates.concat(drv);
+    const S = all[0].length;
+    // 2-D states are drawn as a path in the plane, 1-D ones against time
+    const xy = S >= 2 ? (s) => [s[0], s[1]] : (s, i) => [i, s[0]];
+    const pts = all.map(xy);
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+    for (const [x, y] of pts) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
+    const span = Math.max(x1 - x0, y1 - y0, 1e-6), pad = 16;
+    const k = (c.width - 2 * pad) / span;
+    const ox = pad + ((c.width - 2 * pad) - (x1 - x0) * k) / 2, oy = pad + ((c.height - 2 * pad) - (y1 - y0) * k) / 2;
+    const map = ([x, y]) => [ox + (x - x0) * k, oy + (y - y0) * k];
+    const line = (ps, colour, width) => {
+      g.strokeStyle = colour;
+      g.lineWidth = width;
+      g.beginPath();
+      ps.forEach((p, i) => { const [x, y] = map(p); if (i === 0) g.moveTo(x, y); else g.lineTo(x, y); });
+      g.stroke();
+    };
+    const n = run.memStates.length;
+    line(pts.slice(0, n), 'rgba(224, 168, 0, 0.55)', 1);
+    g.fillStyle = 'rgba(224, 168, 0, 0.9)';
+    for (const p of pts.slice(0, n)) { const [x, y] = map(p); g.fillRect(x - 1.5, y - 1.5, 3, 3); }
+    if (drv.length) line([pts[n - 1], ...pts.slice(n)], 'rgba(0, 163, 196, 0.95)', 2);
+    const [cx, cy] = map(pts[pts.length - 1]);
+    g.strokeStyle = '#e8322b';
+    g.lineWidth = 2;
+    g.beginPath();
+    g.arc(cx, cy, 5, 0, 2 * Math.PI);
+    g.stroke();
+    g.fillStyle = '#5d6676';
+    g.font = '11px system-ui, sans-serif';
+    g.fillText(S >= 2 ? `state[0] → , state[1] ↓ (S = ${S})` : 'state over time', 6, c.height - 6);
+  }
+
+  // ---- driving -------------------------------------------------------------
+
+  function resetDriveView() {
+    drawFrame(ui.predFrame, null);
+    drawFrame(ui.trueFrame, null);
+    ui.psnr.textContent = '—';
+    ui.driveInfo.textContent = 'Memorize first.';
+    ui.drivePanel.dataset.steps = '0';
+    for (const b of ui.pad) b.disabled = true;
+    ui.driveReset.disabled = true;
+    drawPsnrPlot();
+    drawStrip();
+  }
+
+  function startDriving() {
+    const last = run.truth[run.truth.length - 1];
+    run.drive = { start: { col: last.col, row: last.row }, actions: [], steps: [] };
+    drawFrame(ui.predFrame, null);
+    drawFrame(ui.trueFrame, crop(run.world, last.col, last.row));
+    ui.psnr.textContent = '—';
+    ui.driveInfo.textContent = `At (${last.col}, ${last.row}), where memorization ended: press an arrow key.`;
+    ui.drivePanel.dataset.steps = '0';
+    for (const b of ui.pad) b.disabled = false;
+    ui.driveReset.disabled = false;
+    drawWorld();
+    drawStates();
+    drawPsnrPlot();
+    drawStrip();
+    setPhase('driving');
+    if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
+    ui.drivePanel.focus({ preventScroll: true });
+  }
+
+  function move(pos, action) {
+    const [dc, dr] = MOVES[action];
+    const col = pos.col + dc, row = pos.row + dr;
+    return col < 0 || col >= GRID || row < 0 || row >= GRID ? { col: pos.col, row: pos.row } : { col, row };
+  }
+
+  function drive(action) {
+    if (!run || !run.drive || !(action in MOVES)) return;
+    const r = run;
+    driveQueue = driveQueue.then(() => driveStep(r, action)).catch(() => {});
+  }
+
+  async function driveStep(r, action) {
+    try {
+      await predictStep(r, action);
+    } catch (e) {
+      showError(`Driving (${action})`, e);
+    }
+  }
+
+  async function predictStep(r, action) {
+    if (r !== run || r.gen !== generation) return;
+    const d = r.drive;
+    const from = d.steps.length ? d.steps[d.steps.length - 1].pos : d.start;
+    const pos = move(from, action);
+    const actions = d.actions.concat([action]);
+    let reply;
+    try {
+      reply = await api('POST', `v1/sessions/${r.sessionId}/predictions`, { json: { actions } });
+    } catch (e) {
+      showError(`Predicting step ${actions.length}`, e);
+      return;
+    }
+    if (r !== run) return;
+    const frame = reply.frames[reply.frames.length - 1];
+    const pred = await decodePng(frame.png);
+    if (r !== run) return;
+    const truth = crop(r.world, pos.col, pos.row);
+    const step = { action, pos, pred, truth, psnr: psnr(pred, truth), state: frame.state,
+                   seen: r.seenCells.has(pos.row * GRID + pos.col) };
+    d.actions = actions;
+    d.steps.push(step);
+    clearError();
+    drawFrame(ui.predFrame, pred);
+    drawFrame(ui.trueFrame, truth);
+    ui.psnr.textContent = fmtPsnr(step.psnr);
+    const finite = d.steps.map((s) => s.psnr).filter(Number.isFinite);
+    const mean = finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : Infinity;
+    ui.driveInfo.textContent = `Step ${d.steps.length}: ${action} → (${pos.col}, ${pos.row}), ` +
+      `${step.seen ? 'seen' : 'not seen'} during memorization · mean PSNR ${fmtPsnr(mean)}`;
+    ui.drivePanel.dataset.steps = String(d.steps.length);
+    drawWorld();
+    drawStates();
+    drawPsnrPlot();
+    drawStrip();
+  }
+
+  function resetDrive() {
+    if (!run || !run.drive) return;
+    driveQueue = driveQueue.then(() => { if (run && run.drive) startDriving(); });
+  }
+
+  function drawPsnrPlot() {
+    const c = ui.psnrPlot, g = c.getContext('2d');
+    const W = c.width, H = c.height, L = 40, R = 10, T = 24, B = 22;
+    g.clearRect(0, 0, W, H);
+    const steps = run && run.drive ? run.drive.steps : [];
+    const finite = steps.map((s) => s.psnr).filter(Number.isFinite);
+    const top = Math.max(40, Math.ceil(Math.max(0, ...finite) / 10) * 10);
+    const n = Math.max(20, steps.length);
+    const x = (i) => L + ((W - L - R) * (i + 0.5)) / n;
+    const y = (p) => T + (H - T - B) * (1 - Math.min(p, top) / top);
+    g.font = '11px system-ui, sans-serif';
+    g.fillStyle = '#5d6676';
+    g.strokeStyle = '#e3e6eb';
+    g.lineWidth = 1;
+    for (let v = 0; v <= top; v += 10) {
+      g.beginPath();
+      g.moveTo(L, y(v));
+      g.lineTo(W - R, y(v));
+      g.stroke();
+      g.fillText(`${v}`, 8, y(v) + 4);
+    }
+    g.fillText('PSNR (dB)', 8, 12);
+    g.fillText(`driven step (${steps.length})`, W - R - 110, H - 6);
+    if (!steps.length) {
+      g.fillText('PSNR of each driven step appears here', L + 10, T + 20);
+      return;
+    }
+    g.strokeStyle = 'rgba(47, 111, 208, 0.6)';
+    g.lineWidth = 1.5;
+    g.beginPath();
+    steps.forEach((s, i) => { const py = y(Number.isFinite(s.psnr) ? s.psnr : top); if (i === 0) g.moveTo(x(i), py); else g.lineTo(x(i), py); });
+    g.stroke();
+    steps.forEach((s, i) => {
+      g.fillStyle = s.seen ? '#2e9e55' : '#d2512d';
+      g.beginPath();
+      g.arc(x(i), y(Number.isFinite(s.psnr) ? s.psnr : top), 3, 0, 2 * Math.PI);
+      g.fill();
+    });
+  }
+
+  /* The last STRIP driven steps: predicted frames above, true below. */
+  function drawStrip() {
+    const g = ui.driveStrip.getContext('2d');
+    g.clearRect(0, 0, ui.driveStrip.width, ui.driveStrip.height);
+    if (!run || !run.drive) return;
+    const steps = run.drive.steps.slice(-STRIP);
+    steps.forEach((s, i) => {
+      g.putImageData(s.pred, i * (VIEW + 1), 0);
+      g.putImageData(s.truth, i * (VIEW + 1), VIEW + 1);
+    });
+  }
+
+  // ---- events --------------------------------------------------------------
+
+  ui.run.addEventListener('click', memorize);
+  ui.model.addEventListener('change', showModelInfo);
+  ui.photo.addEventListener('change', () => { ui.worldPhoto.checked = true; });
+  ui.seed.addEventListener('input', () => { ui.worldProcedural.checked = true; });
+  $('error-close').addEventListener('click', clearError);
+  $('apikey-apply').addEventListener('click', loadSetup);
+  ui.driveReset.addEventListener('click', resetDrive);
+  for (const b of ui.pad) b.addEventListener('click', () => drive(b.dataset.action));
+  document.addEventListener('keydown', (ev) => {
+    const action = KEYS[ev.key];
+    if (!action || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    const tag = ev.target && ev.target.tagName;
+    if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA') return; // typing a seed, picking a photo
+    if (tag === 'BUTTON' && (ev.key === ' ')) return; // the button's own click handles it
+    if (!run || !run.drive) return;
+    ev.preventDefault();
+    drive(action);
+  });
+  window.addEventListener('pagehide', () => { if (run) deleteSession(run.sessionId, true); });
+
+  // For tests and the curious: a read-only summary of what the page shows.
+  window.gtmsmViewer = {
+    summary() {
+      const d = run && run.drive;
+      return {
+        phase: document.body.dataset.phase,
+        session: run ? run.sessionId : null,
+        memorized: run ? run.memorized : 0,
+        memStates: run ? run.memStates.length : 0,
+        cropMismatches: run ? run.cropMismatches : null,
+        steps: d ? d.steps.map((s) => ({ action: s.action, col: s.pos.col, row: s.pos.row, psnr: Number.isFinite(s.psnr) ? s.psnr : null,
+                                         seen: s.seen, pred: Array.from(s.pred.data) })) : [],
+      };
+    },
+  };
+
+  loadSetup();
+})();

@@ -1,0 +1,233 @@
+/* The demo endpoint's request, model check, world choice and reply (see demo.h). */
+#include "demo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "img/image.h"
+#include "nn/rng.h"
+#include "sim/imagenav.h"
+#include "sim/world.h"
+
+#define DEMO_SHAPE "{\"model\": \"<name>\", \"world\": \"procedural\"|\"photo\", \"seed\": N, " \
+                   "\"steps\": N, \"photo\": index or name}"
+
+int demo_parse_request(const char *body, size_t len, demo_request *out, codec_error *e) {
+  memset(out, 0, sizeof *out);
+  out->world = DEMO_WORLD_PROCEDURAL;
+  out->seed = DEMO_DEFAULT_SEED;
+  out->steps = DEMO_DEFAULT_STEPS;
+  out->photo = -1;
+  json_t *j = NULL;
+  int rc = codec_parse_json(body, len, &j, e);
+  if (rc) return rc;
+  if (!json_is_object(j)) {
+    rc = codec_fail(e, 400, "invalid-request", "expected an object " DEMO_SHAPE);
+    goto done;
+  }
+  const json_t *jm = json_object_get(j, "model"), *jw = json_object_get(j, "world");
+  const json_t *js = json_object_get(j, "seed"), *jt = json_object_get(j, "steps");
+  const json_t *jp = json_object_get(j, "photo");
+  if (!json_is_string(jm)) {
+    rc = codec_fail(e, 400, "invalid-request", "\"model\" (a model name) is required: " DEMO_SHAPE);
+    goto done;
+  }
+  if (!codec_valid_id(json_string_value(jm))) {
+    rc = codec_fail(e, 400, "invalid-request", "model name '%.64s' is not 1..64 of A-Z a-z 0-9 _ -",
+                    json_string_value(jm));
+    goto done;
+  }
+  snprintf(out->model, sizeof out->model, "%s", json_string_value(jm));
+  if (jw) {
+    const char *w = json_is_string(jw) ? json_string_value(jw) : "";
+    if (strcmp(w, "procedural") == 0) out->world = DEMO_WORLD_PROCEDURAL;
+    else if (strcmp(w, "photo") == 0) out->world = DEMO_WORLD_PHOTO;
+    else {
+      rc = codec_fail(e, 400, "invalid-request", "\"world\" must be \"procedural\" or \"photo\"");
+      goto done;
+    }
+  }
+  if (js) {
+    if (!json_is_integer(js) || json_integer_value(js) < 0) {
+      rc = codec_fail(e, 400, "invalid-request", "\"seed\" must be an integer >= 0");
+      goto done;
+    }
+    out->seed = (uint64_t)json_integer_value(js);
+  }
+  if (jt) {
+    if (!json_is_integer(jt) || json_integer_value(jt) < 1) {
+      rc = codec_fail(e, 400, "invalid-request", "\"steps\" must be an integer in 1..%d",
+                      DEMO_MAX_STEPS);
+      goto done;
+    }
+    if (json_integer_value(jt) > DEMO_MAX_STEPS) {
+      rc = codec_fail(e, 422, "too-many-frames", "%lld steps; a demo episode has 1..%d",
+                      (long long)json_integer_value(jt), DEMO_MAX_STEPS);
+      e->limit = DEMO_MAX_STEPS;
+      goto done;
+    }
+    out->steps = (int)json_integer_value(jt);
+  }
+  if (jp && !json_is_null(jp)) {
+    if (out->world != DEMO_WORLD_PHOTO) {
+      rc = codec_fail(e, 400, "invalid-request", "\"photo\" goes with \"world\": \"photo\"");
+      goto done;
+    }
+    if (json_is_integer(jp) && json_integer_value(jp) >= 0) {
+      out->photo = (long long)json_integer_value(jp);
+    } else if (json_is_string(jp) && json_string_length(jp) > 0 &&
+               json_string_length(jp) < sizeof out->photo_name) {
+      snprintf(out->photo_name, sizeof out->photo_name, "%s", json_string_value(jp));
+    } else {
+      rc = codec_fail(e, 400, "invalid-request", "\"photo\" must be an index >= 0 or a name "
+                      "(GET /v1/demo/worlds lists them)");
+      goto done;
+    }
+  }
+done:
+  json_decref(j);
+  return rc;
+}
+
+int demo_check_model(const gtmsm_model *m, codec_error *e) {
+  const gtmsm_config *c = &m->cfg;
+  json_t *meta = json_loads(m->meta_json, 0, NULL);
+  const json_t *env = meta ? json_object_get(meta, "environment") : NULL;
+  char envname[64] = "";
+  if (json_is_string(env)) snprintf(envname, sizeof envname, "%s", json_string_value(env));
+  json_decref(meta);
+  if (envname[0] && strcmp(envname, "imagenav") != 0)
+    return codec_fail(e, 422, "unsupported-environment", "the model was trained on '%s'; the demo "
+                      "simulator is imagenav (2-D image navigation)", envname);
+  if (c->H != IMAGENAV_VIEW || c->W != IMAGENAV_VIEW || c->C != 3)
+    return codec_fail(e, 422, "unsupported-environment", "the model's frames are %dx%dx%d; the "
+                      "demo simulator makes %dx%dx3 views", c->W, c->H, c->C, IMAGENAV_VIEW,
+                      IMAGENAV_VIEW);
+  for (int a = 0; a < IMAGENAV_ACTIONS; a++)
+    if (gtmsm_action_index(m, imagenav_action_name(a)) < 0)
+      return codec_fail(e, 422, "unsupported-environment", "the model has no action '%s'; the demo "
+                        "simulator needs right, left, up, down and stay", imagenav_action_name(a));
+  return 0;
+}
+
+/* Does file name (e.g. "grass_k2_r0_c1.png") match want, with or without ".png"? */
+static int photo_name_is(const char *name, const char *want) {
+  size_t n = strlen(want);
+  return strcmp(name, want) == 0 || (strncmp(name, want, n) == 0 && strcmp(name + n, ".png") == 0);
+}
+
+int demo_pick_world(const worldset *ws, const demo_request *rq, float *world, int *photo,
+                    codec_error *e) {
+  const size_t size = (size_t)WORLD_SIZE * WORLD_SIZE * 3;
+  *photo = -1;
+  if (rq->world == DEMO_WORLD_PROCEDURAL) {
+    world_generate(world, rq->seed);
+    return 0;
+  }
+  if (ws->n == 0)
+    return codec_fail(e, 404, "world-not-found", "no photo worlds are loaded (see the daemon's "
+                      "--demo-worlds); use \"world\": \"procedural\"");
+  int i = -1;
+  if (rq->photo >= 0) {
+    if (rq->photo >= ws->n)
+      return codec_fail(e, 404, "world-not-found", "no photo world %lld; there are %d (0..%d)",
+                        rq->photo, ws->n, ws->n - 1);
+    i = (int)rq->photo;
+  } else if (rq->photo_name[0]) {
+    for (int k = 0; k < ws->n && i < 0; k++)
+      if (photo_name_is(ws->names[k], rq->photo_name)) i = k;
+    if (i < 0)
+      return codec_fail(e, 404, "world-not-found", "no photo world '%.64s' (GET /v1/demo/worlds "
+                        "lists them)", rq->photo_name);
+  } else {
+    i = (int)(rng_mix(rq->seed) % (uint64_t)ws->n); /* as `gtmsm gen --images` picks it */
+  }
+  memcpy(world, worldset_get(ws, i), size * sizeof(float));
+  *photo = i;
+  return 0;
+}
+
+/* A file name without its ".png" (new reference). */
+static json_t *stem_json(const char *name) {
+  size_t n = strlen(name);
+  if (n > 4 && strcmp(name + n - 4, ".png") == 0) n -= 4;
+  return json_stringn(name, n);
+}
+
+int demo_episode_json(const char *model_name, const demo_request *rq, const float *world,
+                      int photo, const char *photo_name, json_t **out, char *err, size_t errlen) {
+  const int T = rq->steps;
+  const size_t F = IMAGENAV_FRAME, WS = (size_t)WORLD_SIZE * WORLD_SIZE * 3;
+  int rc = GTMSM_OK;
+  *out = NULL;
+  float *frames = malloc(sizeof(float) * (size_t)T * F);   /* (T, 8, 8, 3) */
+  int *actions = malloc(sizeof(int) * (size_t)T);          /* (T) */
+  imagenav_truth *truth = malloc(sizeof *truth * (size_t)T); /* (T) */
+  uint8_t *pix = malloc((size_t)T * F);                    /* (T, 8, 8, 3) */
+  uint8_t *wpix = malloc(WS);                              /* (32, 32, 3) */
+  char *b64 = NULL;
+  json_t *obs = json_array(), *reply = NULL;
+  if (!frames || !actions || !truth || !pix || !wpix || !obs) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    goto done;
+  }
+  imagenav_options o = imagenav_default_options();
+  imagenav_episode(world, &o, rq->seed, T, frames, actions, truth);
+  image_u8_from_float(pix, frames, (size_t)T * F, NULL, 0);
+  image_u8_from_float(wpix, world, WS, NULL, 0);
+  for (int t = 0; t < T; t++) {
+    if (codec_png_base64(pix + (size_t)t * F, IMAGENAV_VIEW, IMAGENAV_VIEW, 3, &b64)) {
+      rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "encoding frame %d", t);
+      goto done;
+    }
+    json_t *o1 = json_pack("{s:i, s:s, s:s, s:{s:i, s:i, s:b}}", "t", t, "action",
+                           imagenav_action_name(actions[t]), "frame", b64, "truth", "col",
+                           truth[t].col, "row", truth[t].row, "seen_before", truth[t].seen_before);
+    free(b64);
+    b64 = NULL;
+    if (!o1 || json_array_append_new(obs, o1)) {
+      rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+      goto done;
+    }
+  }
+  if (codec_png_base64(wpix, WORLD_SIZE, WORLD_SIZE, 3, &b64)) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "encoding the world");
+    goto done;
+  }
+  json_t *jworld = json_pack("{s:s, s:I, s:o, s:o, s:i, s:i, s:s}", "kind",
+                             rq->world == DEMO_WORLD_PHOTO ? "photo" : "procedural", "seed",
+                             (json_int_t)rq->seed, "photo",
+                             photo >= 0 ? json_integer(photo) : json_null(), "name",
+                             photo_name ? stem_json(photo_name) : json_null(), "width", WORLD_SIZE,
+                             "height", WORLD_SIZE, "png", b64);
+  reply = json_pack("{s:s, s:s, s:o, s:{s:i, s:i, s:i, s:{s:i, s:i}}, s:i, s:O}", "model",
+                    model_name, "environment", "imagenav", "world", jworld, "grid", "cells",
+                    IMAGENAV_GRID, "stride", IMAGENAV_STRIDE, "view", IMAGENAV_VIEW, "start", "col",
+                    truth[0].col, "row", truth[0].row, "steps", T, "observations", obs);
+  if (!reply) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    goto done;
+  }
+  *out = reply;
+done:
+  json_decref(obs);
+  free(b64);
+  free(frames);
+  free(actions);
+  free(truth);
+  free(pix);
+  free(wpix);
+  return rc;
+}
+
+json_t *demo_worlds_json(const worldset *ws) {
+  json_t *photos = json_array();
+  for (int i = 0; photos && i < ws->n; i++)
+    json_array_append_new(photos, json_pack("{s:i, s:o}", "index", i, "name", stem_json(ws->names[i])));
+  json_t *kinds = ws->n > 0 ? json_pack("[s, s]", "procedural", "photo") : json_pack("[s]", "procedural");
+  return json_pack("{s:o, s:i, s:{s:i, s:i, s:i}, s:o}", "worlds", kinds, "world_size", WORLD_SIZE,
+                   "grid", "cells", IMAGENAV_GRID, "stride", IMAGENAV_STRIDE, "view", IMAGENAV_VIEW,
+                   "photos", photos);
+}
