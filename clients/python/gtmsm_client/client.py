@@ -673,7 +673,9 @@ class Client:
                        session_id: Optional[str] = None) -> Dict[str, Any]:
         """Recreates a session from a dump (a dict, JSON bytes, or a path to a JSON file) on a
         daemon serving the same model version; ``session_id`` renames it. ``Conflict``
-        ``session-exists`` when the id is taken."""
+        ``session-exists`` when the id is taken. The id always travels in the query (the
+        dump's own id when ``session_id`` is not given), so a load balancer that routes by
+        session id sends the import to the replica that will own it."""
         if isinstance(dump, cabc.Mapping):
             body = json.dumps(dump).encode("utf-8")
         elif isinstance(dump, (bytes, bytearray)):
@@ -681,6 +683,12 @@ class Client:
         else:
             with open(dump, "rb") as f:
                 body = f.read()
+        if not session_id:
+            try:
+                parsed = dump if isinstance(dump, cabc.Mapping) else json.loads(body)
+                session_id = parsed.get("id") if isinstance(parsed, dict) else None
+            except ValueError:
+                session_id = None  # not JSON: the daemon says so
         path = "/v1/sessions/import"
         if session_id:
             path += "?" + urllib.parse.urlencode({"id": session_id})
