@@ -248,7 +248,7 @@ int codec_parse_predict(const gtmsm_model *m, const char *body, size_t len, long
   if (n == 0 || n > (size_t)max_actions) {
     rc = codec_fail(e, 422, "too-many-actions", "%zu actions; a prediction takes 1..%lld", n,
                     max_actions);
-    e->limit = max_actions;
+    if (e) e->limit = max_actions;
     goto done;
   }
   if (jm && !(json_is_string(jm) && (strcmp(json_string_value(jm), "mean") == 0 ||

@@ -54,7 +54,7 @@ static const config_entry TABLE[] = {
      "sessions held in memory (hot); colder ones reload from SQLite"},
     {"cache-bytes", CONFIG_TYPE_SIZE, "512M", 0, 1LL << 50, NULL, OFF(cache_bytes),
      "bytes of session memory held in memory (LRU); suffixes k, M, G"},
-    {"max-entries", CONFIG_TYPE_INT, "1000000", 1, 1LL << 31, NULL, OFF(max_entries),
+    {"max-entries", CONFIG_TYPE_INT, "1000000", 1, 2147483647LL, NULL, OFF(max_entries),
      "memory entries (observations) per session"},
     {"max-inflight", CONFIG_TYPE_INT, "256", 1, 1 << 20, NULL, OFF(max_inflight),
      "requests in progress before new ones get 503 with Retry-After"},

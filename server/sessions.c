@@ -22,6 +22,7 @@ struct sessions {
   session *buckets[N_BUCKETS];
   session *lru_head, *lru_tail; /* head = most recently used */
   long long count, bytes;
+  unsigned long long gen; /* bumped whenever an entry leaves the table */
   atomic_llong hot, loads, evictions;
 };
 
@@ -92,6 +93,7 @@ static void table_remove(sessions *c, session *s) {
   session **pp = &c->buckets[hash_id(s->id)];
   while (*pp && *pp != s) pp = &(*pp)->hash_next;
   if (*pp) {
+    c->gen++;
     *pp = s->hash_next;
     lru_unlink(c, s);
     c->count--;
@@ -146,6 +148,7 @@ static session *find_live_locked(sessions *c, const char *id) {
 
 int sessions_acquire(sessions *c, const char *id, session **out, char *err, size_t errlen) {
   *out = NULL;
+retry:
   pthread_mutex_lock(&c->mu);
   session *s = find_live_locked(c, id);
   if (s) {
@@ -156,6 +159,10 @@ int sessions_acquire(sessions *c, const char *id, session **out, char *err, size
     *out = s;
     return SESSIONS_OK;
   }
+  /* The row is read without the mutex; if an entry leaves the table meanwhile
+   * (evicted after a commit, or deleted), the row may predate that commit or
+   * that delete, so it is read again rather than cached stale. */
+  unsigned long long gen = c->gen;
   pthread_mutex_unlock(&c->mu);
 
   store_session row;
@@ -180,10 +187,17 @@ int sessions_acquire(sessions *c, const char *id, session **out, char *err, size
   s = find_live_locked(c, id);
   if (s) { /* another thread loaded it meanwhile */
     s->refs++;
+    lru_unlink(c, s);
+    lru_push_front(c, s);
     pthread_mutex_unlock(&c->mu);
     entry_free(c, n);
     *out = s;
     return SESSIONS_OK;
+  }
+  if (c->gen != gen) {
+    pthread_mutex_unlock(&c->mu);
+    entry_free(c, n);
+    goto retry;
   }
   evict_locked(c, 1);
   if (c->count + 1 > c->max_sessions) {
@@ -384,6 +398,7 @@ int sessions_observe(sessions *c, session *s, int n, const int *actions, const u
     gtmsm_memory_free(s->mem);
     s->mem = NULL;
     atomic_fetch_sub(&c->hot, 1);
+    account(c, s); /* its bytes left with the memory */
     goto done;
   }
   s->steps += n;

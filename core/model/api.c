@@ -112,20 +112,8 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
     mem->steps++;
   }
 done:
-  if (rc && dnd_size(mem->mem) != size0) {
-    /* roll back to the state before the call: rebuild from the first size0 entries */
-    dnd *d = dnd_new(S, 2 * Z, NULL, 0);
-    for (size_t i = 0; d && i < size0; i++)
-      if (dnd_insert(d, dnd_key(mem->mem, i), dnd_value(mem->mem, i))) {
-        dnd_free(d);
-        d = NULL;
-      }
-    if (d) {
-      dnd_free(mem->mem);
-      mem->mem = d;
-    }
-  }
-  if (rc) {
+  if (rc) { /* the memory is as before the call */
+    dnd_truncate(mem->mem, size0);
     memcpy(mem->state, state0, sizeof state0);
     mem->steps = steps0;
   }

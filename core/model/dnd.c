@@ -139,6 +139,12 @@ const float *dnd_value(const dnd *d, size_t i) {
   return d->values + i * (size_t)d->V;
 }
 
+void dnd_truncate(dnd *d, size_t n) {
+  if (n >= d->n) return;
+  if (d->tree_n > n) dnd_drop_tree(d); /* the tree is optional: queries stay exact */
+  d->n = n;
+}
+
 void dnd_clear(dnd *d) {
   dnd_drop_tree(d);
   d->n = 0;

@@ -52,6 +52,10 @@ const float *dnd_key(const dnd *d, size_t i);
 const float *dnd_value(const dnd *d, size_t i);
 /* Removes every entry, keeping the allocated capacity and the max size. */
 void dnd_clear(dnd *d);
+/* Keeps entries [0, n) and forgets the rest (no-op if n >= size). Cannot fail:
+ * it drops the kd-tree when the tree covers dropped entries (queries stay
+ * exact by scanning until the next rebuild). */
+void dnd_truncate(dnd *d, size_t n);
 /* Builds the kd-tree over all entries now (even small memories), so later
  * queries scan no tail. Returns 0 or GTMSM_ENOMEM (the old tree is kept and
  * queries stay exact). */

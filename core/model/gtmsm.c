@@ -42,7 +42,9 @@ gtmsm_config gtmsm_default_config(void) {
 }
 
 int gtmsm_config_check(const gtmsm_config *c, char *err, size_t errlen) {
-  if (c->H < 1 || c->W < 1 || (c->C != 1 && c->C != 3) || c->H * c->W * c->C > 1 << 20)
+  /* each side bounded first: the product of untrusted sizes must not overflow */
+  if (c->H < 1 || c->W < 1 || c->H > 1 << 20 || c->W > 1 << 20 || (c->C != 1 && c->C != 3) ||
+      (long long)c->H * c->W * c->C > 1 << 20)
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "frame shape %dx%dx%d unsupported", c->H, c->W, c->C);
   if (c->A < 1 || c->A > GTMSM_MAX_ACTIONS)
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "actions %d not in 1..%d", c->A, GTMSM_MAX_ACTIONS);

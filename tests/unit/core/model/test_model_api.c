@@ -92,6 +92,12 @@ static void test_conv_variant(const char *dir) {
   gtmsm_memory_free(m1);
   gtmsm_memory_free(m2);
   gtmsm_model_free(&l);
+  /* frame sizes whose product overflows an int are refused, not wrapped */
+  gtmsm_config huge = small_config();
+  huge.H = huge.W = 65536;
+  huge.C = 1;
+  gtmsm_model hm;
+  CHECK(gtmsm_model_init(&hm, &huge, 1, err, sizeof err) == GTMSM_EINVAL, "65536x65536 frames accepted");
   /* a config an FC loader would misread: odd frame size for conv is refused */
   c.H = 7;
   gtmsm_model bad;
@@ -154,6 +160,22 @@ static void test_api(void) {
   for (size_t cut = 0; cut < la; cut += la / 37 + 1) {
     gtmsm_memory *x = NULL;
     CHECK(gtmsm_memory_deserialize(&m, after, cut, &x, NULL, 0) != 0 && !x, "prefix %zu accepted", cut);
+  }
+  /* a failing observation (memory full) leaves the memory exactly as it was */
+  {
+    gtmsm_memory *full = NULL;
+    gtmsm_memory_deserialize(&m, after, la, &full, NULL, 0);
+    dnd_set_max_size(full->mem, T + 3);
+    uint8_t *b0 = NULL, *b1 = NULL;
+    size_t l0, l1;
+    gtmsm_memory_serialize(full, c.S, &b0, &l0);
+    int rc = gtmsm_observe(&m, full, actions, frames, 10, err, sizeof err);
+    gtmsm_memory_serialize(full, c.S, &b1, &l1);
+    CHECK(rc == GTMSM_ERANGE && l0 == l1 && memcmp(b0, b1, l0) == 0 && full->steps == T,
+          "failed observe changed the memory (rc %d: %s)", rc, err);
+    free(b0);
+    free(b1);
+    gtmsm_memory_free(full);
   }
   int badact[2] = {0, 9};
   CHECK(gtmsm_predict(&m, mem, badact, 2, GTMSM_PREDICT_MEAN, 0, g, NULL, err, sizeof err) == GTMSM_EINVAL,
