@@ -24,7 +24,7 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_server_startup import (GTMSM, SRC, Daemon, RawStream, check, episode, finish,  # noqa: E402
+from test_server_startup import (GTMSM, SRC, Daemon, openapi_statuses, RawStream, check, episode, finish,  # noqa: E402
                                  is_problem, ndjson, png_size, train_model)
 
 import base64  # noqa: E402
@@ -36,37 +36,7 @@ PATHS = ("/", "/web/{file}", "/v1/demo/worlds", "/v1/demo/episodes")
 
 # ---- openapi.yaml coverage of the viewer's paths ----------------------------
 
-def spec_statuses():
-    """{(path, method, status)} of PATHS in proto/openapi.yaml (PyYAML, or its
-    fixed indentation when PyYAML is missing)."""
-    path_ = os.path.join(SRC, "proto", "openapi.yaml")
-    try:
-        import yaml
-    except ImportError:
-        yaml = None
-    if yaml:
-        doc = yaml.safe_load(open(path_))
-        return {(p, m.upper(), int(st)) for p, item in doc["paths"].items() if p in PATHS
-                for m, op in item.items() if m in ("get", "put", "post", "delete") for st in op["responses"]}
-    out, path, method = set(), None, None
-    for line in open(path_):
-        if line.startswith("components:"):
-            break
-        m = re.match(r"^  (/\S*):\s*$", line)
-        if m:
-            path, method = m.group(1), None
-            continue
-        m = re.match(r"^    (get|put|post|delete):\s*$", line)
-        if m:
-            method = m.group(1).upper()
-            continue
-        m = re.match(r'^        "(\d{3})":', line)
-        if m and path in PATHS and method:
-            out.add((path, method, int(m.group(1))))
-    return out
-
-
-SPEC = spec_statuses()
+SPEC = {x for x in openapi_statuses() if x[0] in PATHS}
 SEEN = set()
 
 

@@ -11,6 +11,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -212,6 +213,41 @@ class RawStream:
 
     def close(self):
         self.sock.close()
+
+
+def openapi_doc():
+    """proto/openapi.yaml parsed with PyYAML (python3-yaml), or None without it."""
+    try:
+        import yaml
+    except ImportError:
+        return None
+    with open(os.path.join(SRC, "proto", "openapi.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+def openapi_statuses():
+    """{(path, method, status)} documented in proto/openapi.yaml: from PyYAML when it
+    is installed, else from the file's fixed indentation."""
+    doc = openapi_doc()
+    if doc:
+        return {(p, m.upper(), int(st)) for p, item in doc["paths"].items() for m, op in item.items()
+                if m in ("get", "put", "post", "delete") for st in op["responses"]}
+    out, path, method = set(), None, None
+    for line in open(os.path.join(SRC, "proto", "openapi.yaml")):
+        if line.startswith("components:"):
+            break
+        m = re.match(r"^  (/\S*):\s*$", line)
+        if m:
+            path, method = m.group(1), None
+            continue
+        m = re.match(r"^    (get|put|post|delete):\s*$", line)
+        if m:
+            method = m.group(1).upper()
+            continue
+        m = re.match(r'^        "(\d{3})":', line)
+        if m and path and method:
+            out.add((path, method, int(m.group(1))))
+    return out
 
 
 def is_problem(h, j, status, slug=None):
