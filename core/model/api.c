@@ -189,8 +189,35 @@ done:
   return rc;
 }
 
-static void put_u32(uint8_t *p, uint32_t x) { memcpy(p, &x, 4); }
-static void put_u64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
+/* Little-endian fields, whatever the host, like the DND's own serialisation:
+ * a dump must load on any replica. */
+static void put_u32(uint8_t *p, uint32_t x) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(x >> (8 * i));
+}
+static void put_u64(uint8_t *p, uint64_t x) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(x >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p) {
+  uint32_t x = 0;
+  for (int i = 0; i < 4; i++) x |= (uint32_t)p[i] << (8 * i);
+  return x;
+}
+static uint64_t get_u64(const uint8_t *p) {
+  uint64_t x = 0;
+  for (int i = 0; i < 8; i++) x |= (uint64_t)p[i] << (8 * i);
+  return x;
+}
+static void put_f32(uint8_t *p, float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  put_u32(p, x);
+}
+static float get_f32(const uint8_t *p) {
+  uint32_t x = get_u32(p);
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
 
 int gtmsm_memory_serialize(const gtmsm_memory *mem, int S, uint8_t **buf, size_t *len) {
   uint8_t *db = NULL;
@@ -208,7 +235,7 @@ int gtmsm_memory_serialize(const gtmsm_memory *mem, int S, uint8_t **buf, size_t
   put_u32(b + 8, MEM_VERSION);
   put_u32(b + 12, (uint32_t)S);
   put_u64(b + 16, (uint64_t)mem->steps);
-  memcpy(b + MEM_HEADER, mem->state, (size_t)S * 4);
+  for (int k = 0; k < S; k++) put_f32(b + MEM_HEADER + 4 * k, mem->state[k]);
   memcpy(b + MEM_HEADER + (size_t)S * 4, db, dl);
   free(db);
   *buf = b;
@@ -224,16 +251,16 @@ int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t le
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "not a serialised GTMSM memory");
   uint32_t version, s;
   uint64_t steps;
-  memcpy(&version, buf + 8, 4);
-  memcpy(&s, buf + 12, 4);
-  memcpy(&steps, buf + 16, 8);
+  version = get_u32(buf + 8);
+  s = get_u32(buf + 12);
+  steps = get_u64(buf + 16);
   if (version != MEM_VERSION)
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory format version %u, expected %u", version, MEM_VERSION);
   if ((int)s != S || len < MEM_HEADER + (size_t)S * 4)
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory state size %u does not match the model's %d", s, S);
   gtmsm_memory *mem = calloc(1, sizeof *mem);
   if (!mem) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
-  memcpy(mem->state, buf + MEM_HEADER, (size_t)S * 4);
+  for (int k = 0; k < S; k++) mem->state[k] = get_f32(buf + MEM_HEADER + 4 * k);
   for (int k = 0; k < S; k++)
     if (!isfinite(mem->state[k])) {
       free(mem);
