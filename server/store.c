@@ -66,7 +66,7 @@ static const char *const SQL[ST_N] = {
     [ST_STATE] = "SELECT state FROM sessions WHERE sid = ?1",
     [ST_ENTRIES] = "SELECT t, entry FROM observations WHERE sid = ?1 ORDER BY t",
     [ST_FRAMES_FROM] = "SELECT t, action, frame FROM observations WHERE sid = ?1 AND t >= ?2 "
-                       "ORDER BY t",
+                       "ORDER BY t LIMIT 256",
     [ST_FRAME_AT] = "SELECT action, frame FROM observations WHERE sid = ?1 AND t = ?2",
     [ST_INSERT_OBS] = "INSERT INTO observations (sid, t, action, frame, entry) "
                       "VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -354,20 +354,54 @@ int store_entries_each(store *s, int64_t sid, store_entry_fn fn, void *ctx, char
 
 int store_frames_each(store *s, int64_t sid, int64_t from_t, store_frame_fn fn, void *ctx,
                       char *err, size_t errlen) {
-  pthread_mutex_lock(&s->mu);
-  sqlite3_stmt *st = s->st[ST_FRAMES_FROM];
-  sqlite3_bind_int64(st, 1, sid);
-  sqlite3_bind_int64(st, 2, from_t);
-  int rc, ret = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    ret = fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
-             sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
-    if (ret) break;
+  /* Pages of up to FRAME_PAGE rows are copied out under the mutex and handed to
+   * fn after it is released: fn may be slow (an export encodes every frame as
+   * PNG) and must not hold up every other session's commits and loads. */
+  enum { FRAME_PAGE = 256 };
+  struct {
+    int64_t t;
+    int action;
+    size_t off, len;
+  } rows[FRAME_PAGE];
+  uint8_t *buf = NULL;
+  size_t cap = 0;
+  int ret = 0;
+  for (int64_t t = from_t;;) {
+    int n = 0, rc;
+    size_t used = 0;
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *st = s->st[ST_FRAMES_FROM];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, t);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      size_t len = (size_t)sqlite3_column_bytes(st, 2);
+      if (used + len > cap) {
+        size_t ncap = (used + len) * 2;
+        uint8_t *nb = realloc(buf, ncap);
+        if (!nb) {
+          ret = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory reading observations");
+          break;
+        }
+        buf = nb;
+        cap = ncap;
+      }
+      if (len) memcpy(buf + used, sqlite3_column_blob(st, 2), len);
+      rows[n].t = sqlite3_column_int64(st, 0);
+      rows[n].action = sqlite3_column_int(st, 1);
+      rows[n].off = used;
+      rows[n].len = len;
+      used += len;
+      n++;
+    }
+    if (!ret && rc != SQLITE_DONE) ret = db_fail(s, err, errlen, "read observations");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n && !ret; i++) ret = fn(ctx, rows[i].t, rows[i].action, buf + rows[i].off, rows[i].len);
+    if (ret || n < FRAME_PAGE) break;
+    t = rows[n - 1].t + 1;
   }
-  if (!ret && rc != SQLITE_DONE) ret = db_fail(s, err, errlen, "read observations");
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  pthread_mutex_unlock(&s->mu);
+  free(buf);
   return ret;
 }
 

@@ -62,6 +62,9 @@ def test_restart(tmp, models):
     before = predictions(d, "r1")
     check(all(s == 200 for s, _ in before), "predictions before the restart")
     s, h, dump = d.json("GET", "/v1/sessions/r1/export")
+    frames = dump.get("frames") or dump.get("observations") or []
+    check(s == 200 and [f.get("t") for f in frames] == list(range(300)),
+          "export holds all 300 frames in order (read in pages of 256)")
     check(d.stop() == 0, "SIGTERM: exit 0")
     ok, steps, rows, top = db_state(db, "r1")
     check(ok == "ok" and steps == rows == top == 300, "after a clean stop: 300 rows, steps 300, integrity ok")
