@@ -112,6 +112,14 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 
 void gtmsm_model_hash(const gtmsm_model *m, char *out) {
   uint64_t h = 0xcbf29ce484222325ULL;
+  /* the architecture and inference settings (K, delta, actions, ...) are part
+   * of what a version means: the same weights under another config predict
+   * other frames */
+  json_t *cj = gtmsm_config_to_json(&m->cfg);
+  char *cs = cj ? json_dumps(cj, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+  if (cs) h = fnv1a(h, cs, strlen(cs) + 1);
+  free(cs);
+  json_decref(cj);
   for (size_t i = 0; i < m->p.n; i++) {
     const param_entry *e = &m->p.entries[i];
     h = fnv1a(h, e->name, strlen(e->name) + 1);

@@ -5,7 +5,7 @@
  *   u32 n_tensors, then per tensor: u32 name_len, name, u64 count, count float32
  * The metadata holds the architecture config, environment, action names,
  * frame shape, training provenance and "content_hash": FNV-1a 64 over the
- * tensor names and bytes, checked on load. */
+ * canonical config JSON, the tensor names and bytes, checked on load. */
 #ifndef GTMSM_MODEL_MODELFILE_H
 #define GTMSM_MODEL_MODELFILE_H
 
@@ -14,14 +14,14 @@
 
 #include "model/gtmsm.h"
 
-#define GTM_FORMAT_VERSION 1
+#define GTM_FORMAT_VERSION 2 /* 2: the content hash covers the config too */
 
 /* Config <-> JSON object. to_json returns a new reference. from_json checks
  * every key (unknown keys are errors) and the ranges. */
 json_t *gtmsm_config_to_json(const gtmsm_config *c);
 int gtmsm_config_from_json(const json_t *j, gtmsm_config *c, char *err, size_t errlen);
 
-/* Content hash of the parameters as 16 hex digits into out (17 bytes). */
+/* Content hash of the config and parameters as 16 hex digits into out (17 bytes). */
 void gtmsm_model_hash(const gtmsm_model *m, char *out);
 
 /* Writes m to path atomically (temp file + rename). extra (borrowed, may be

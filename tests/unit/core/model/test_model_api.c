@@ -41,6 +41,32 @@ static void test_file_round_trip(const char *dir) {
   CHECK(l.cfg.Z == 4 && l.cfg.hidden == 32 && l.cfg.A == 5 && strcmp(l.cfg.action_names[2], "up") == 0,
         "config restored");
   gtmsm_model_free(&l);
+  /* an edited config (K 5 -> 4, same length) changes what the model predicts:
+   * the content hash covers it, so the file is refused */
+  {
+    FILE *rf = fopen(path, "rb");
+    fseek(rf, 0, SEEK_END);
+    long sz = ftell(rf);
+    rewind(rf);
+    char *bytes = malloc((size_t)sz);
+    CHECK(fread(bytes, 1, (size_t)sz, rf) == (size_t)sz, "read back");
+    fclose(rf);
+    char *k = NULL;
+    for (long i = 0; i + 6 < sz && !k; i++)
+      if (memcmp(bytes + i, "\"k\": 5", 6) == 0) k = bytes + i;
+    CHECK(k != NULL, "metadata has \"k\": 5");
+    if (k) {
+      k[5] = '4';
+      char edited[560];
+      snprintf(edited, sizeof edited, "%s.edited", path);
+      FILE *wf = fopen(edited, "wb");
+      fwrite(bytes, 1, (size_t)sz, wf);
+      fclose(wf);
+      int erc = gtmsm_model_load(&l, edited, err, sizeof err);
+      CHECK(erc == GTMSM_EFORMAT && strstr(err, "content hash"), "edited config accepted (rc %d: %s)", erc, err);
+    }
+    free(bytes);
+  }
   /* corrupt one float of the data: the content hash must catch it */
   FILE *f = fopen(path, "r+b");
   fseek(f, -4, SEEK_END); /* the last float: gate.b3 */
