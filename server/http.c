@@ -408,7 +408,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     log_at(LOG_LEVEL_INFO, r->rid, "access", "{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:s, s:b}",
            "method", r->method ? r->method : "", "path", r->path, "route",
-           routes_names()[r->route], "status", status, "bytes_in", (json_int_t)r->bytes_in,
+           routes_name(r->route), "status", status, "bytes_in", (json_int_t)r->bytes_in,
            "bytes_out", (json_int_t)r->bytes_out, "us", (json_int_t)(secs * 1e6), "remote", addr,
            "complete", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
   }

@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
     log_at(LOG_LEVEL_INFO, NULL, "demo", "{s:s, s:i}", "dir", a.cfg.demo_worlds, "photo_worlds",
            a.demo_worlds.n);
   if (sessions_new(&a.cache, a.db, &a.models, &a.cfg) ||
-      !(a.metrics = metrics_new(routes_count() + 1, routes_names()))) {
+      !(a.metrics = metrics_new(routes_count() + 1, routes_name))) {
     log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", "out of memory");
     goto done;
   }

@@ -21,18 +21,18 @@ typedef struct {
 
 struct metrics {
   int n_routes;
-  const char *const *names;
+  const char *(*name)(int route); /* label of a route index */
   atomic_ullong *status;  /* (n_routes, N_STATUS) */
   histogram *latency;     /* (n_routes) */
   histogram commit;
   atomic_ullong observations, duplicates, predicted;
 };
 
-metrics *metrics_new(int n_routes, const char *const *names) {
+metrics *metrics_new(int n_routes, const char *(*name)(int route)) {
   metrics *m = calloc(1, sizeof *m);
   if (!m) return NULL;
   m->n_routes = n_routes;
-  m->names = names;
+  m->name = name;
   m->status = calloc((size_t)n_routes * N_STATUS, sizeof *m->status);
   m->latency = calloc((size_t)n_routes, sizeof *m->latency);
   if (!m->status || !m->latency) {
@@ -130,14 +130,14 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
   for (int r = 0; r < m->n_routes; r++)
     for (int s = 0; s < N_STATUS; s++) {
       unsigned long long v = atomic_load(&m->status[(size_t)r * N_STATUS + (size_t)s]);
-      if (v) put(&t, "gtmsm_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", m->names[r], s, v);
+      if (v) put(&t, "gtmsm_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", m->name(r), s, v);
     }
   put(&t, "# HELP gtmsm_http_request_duration_seconds Request latency by route, first byte in to "
           "last byte out.\n# TYPE gtmsm_http_request_duration_seconds histogram\n");
   for (int r = 0; r < m->n_routes; r++) {
     if (!atomic_load(&m->latency[r].count)) continue;
     char labels[96];
-    snprintf(labels, sizeof labels, "route=\"%s\"", m->names[r]);
+    snprintf(labels, sizeof labels, "route=\"%s\"", m->name(r));
     put_hist(&t, "gtmsm_http_request_duration_seconds", labels, &m->latency[r]);
   }
   put(&t, "# HELP gtmsm_sqlite_commit_duration_seconds Duration of SQLite COMMITs of observations.\n"

@@ -17,8 +17,8 @@ typedef struct {
   int ready;
 } metrics_gauges;
 
-/* A registry for n_routes routes named by names (borrowed, static). NULL on OOM. */
-metrics *metrics_new(int n_routes, const char *const *names);
+/* A registry for n_routes routes, labelled by name(route) (static strings). NULL on OOM. */
+metrics *metrics_new(int n_routes, const char *(*name)(int route));
 void metrics_free(metrics *m);
 
 /* One finished request: route index (0..n_routes-1), HTTP status, seconds. */

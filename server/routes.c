@@ -37,15 +37,9 @@ static const route ROUTES[] = {
 };
 #define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
 
-static const char *const NAMES[N_ROUTES + 1] = {
-    "web_index",    "web_asset",    "health_live",    "health_ready", "metrics",
-    "models_list",  "model_get",    "session_create", "session_import", "session_put",
-    "session_get",  "session_delete", "observations", "predictions",  "session_export",
-    "demo_worlds",  "demo_episode", "unmatched"};
-
 int routes_count(void) { return N_ROUTES; }
 const route *routes_get(int i) { return i >= 0 && i < N_ROUTES ? &ROUTES[i] : NULL; }
-const char *const *routes_names(void) { return NAMES; }
+const char *routes_name(int i) { return i >= 0 && i < N_ROUTES ? ROUTES[i].name : "unmatched"; }
 
 /* Matches path against pattern segment by segment, capturing {params}. */
 static int match_path(const char *pattern, const char *path,

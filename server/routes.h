@@ -34,8 +34,9 @@ typedef struct {
 /* Routes in the table; index routes_count() is the "unmatched" metrics label. */
 int routes_count(void);
 const route *routes_get(int i);
-/* Metrics labels: routes_count() + 1 names (static). */
-const char *const *routes_names(void);
+/* The route's name (its log and metrics label), or "unmatched" outside
+ * 0..routes_count()-1; static. */
+const char *routes_name(int i);
 
 /* Matches method and path (borrowed). Returns the route index with its
  * parameters copied into params (each truncated to ROUTES_PARAM_MAX bytes);
