@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "model/dnd.h"
+#include "nn/blas_core.h"
 #include "nn/rng.h"
 
 enum { S = 2, V = 32, K = 5, NQ = 20000 };
@@ -77,6 +78,8 @@ static double time_queries(const dnd *d, query_fn f, const float *q, int nq, lon
 }
 
 int main(int argc, char **argv) {
+  char core[128];
+  printf("BLAS core: %s\n\n", blas_core_describe(core, sizeof core));
   size_t max_n = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 1000000;
   const size_t sizes[] = {1000, 10000, 100000, 1000000};
   long sink = 0;

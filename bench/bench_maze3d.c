@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "nn/blas_core.h"
 #include "nn/rng.h"
 #include "sim/maze3d.h"
 
@@ -82,6 +83,8 @@ static double bench_steps(int layout, int explorer, double secs) {
 }
 
 int main(int argc, char **argv) {
+  char core[128];
+  printf("BLAS core: %s\n\n", blas_core_describe(core, sizeof core));
   double secs = argc > 1 ? atof(argv[1]) : 0.6;
   if (!(secs > 0.0)) secs = 0.6;
   printf("| measurement | layout | rate |\n|---|---|---|\n");

@@ -12,6 +12,7 @@
 
 #include "model/api.h"
 #include "model/gtmsm.h"
+#include "nn/blas_core.h"
 #include "nn/linear.h"
 #include "nn/rng.h"
 #include "sim/imagenav.h"
@@ -23,6 +24,8 @@ static double now(void) {
 }
 
 int main(void) {
+  char core[128];
+  printf("BLAS core: %s\n\n", blas_core_describe(core, sizeof core));
   openblas_set_num_threads(1);
   enum { T = 256, P = 32, N = T + P, PRED = 256 };
   gtmsm_config c = gtmsm_default_config();

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "nn/blas_core.h"
 #include "nn/conv.h"
 #include "nn/linear.h"
 #include "nn/rng.h"
@@ -196,6 +197,8 @@ static void bench_conv(const char *layer, int transposed, int B, int IC, int H, 
 }
 
 int main(int argc, char **argv) {
+  char core[128];
+  printf("BLAS core: %s\n\n", blas_core_describe(core, sizeof core));
   int threads = 0, conv_batch = 288;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {

@@ -127,6 +127,9 @@ def main():
     a = ap.parse_args()
     gtmsmd = os.path.join(a.bin, "server", "gtmsmd")
     gtmsm = os.path.join(a.bin, "tools", "gtmsm")
+    version = subprocess.run([gtmsmd, "--version"], capture_output=True, text=True).stdout
+    core = re.search(r"^blas_core (.*)$", version, re.M)
+    print(f"BLAS core: {core.group(1) if core else 'unknown'}\n", flush=True)
     results = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "seconds": a.seconds,
                "sessions": a.sessions, "steps": a.steps}
     with tempfile.TemporaryDirectory() as tmp:

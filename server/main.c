@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "http.h"
 #include "log.h"
+#include "nn/blas_core.h"
 #include "routes.h"
 
 static const char *env_lookup(const char *name) { return getenv(name); }
@@ -23,7 +24,9 @@ static void log_config(const server_config *c) {
     config_value_text(c, i, v, sizeof v);
     json_object_set_new(j, config_name(i), json_string(v));
   }
-  log_at(LOG_LEVEL_INFO, NULL, "config", "{s:s, s:O}", "version", GTMSM_VERSION, "config", j);
+  char core[128];
+  log_at(LOG_LEVEL_INFO, NULL, "config", "{s:s, s:s, s:O}", "version", GTMSM_VERSION, "blas_core",
+         blas_core_describe(core, sizeof core), "config", j);
   json_decref(j);
 }
 
@@ -41,7 +44,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (version) {
-    printf("gtmsmd %s\n", GTMSM_VERSION);
+    char core[128];
+    printf("gtmsmd %s\nblas_core %s\n", GTMSM_VERSION, blas_core_describe(core, sizeof core));
     return 0;
   }
   log_set_level((log_level)a.cfg.log_level);

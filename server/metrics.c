@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/blas_core.h"
+
 #define N_STATUS 600
 static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -125,6 +127,9 @@ static void put_hist(text *t, const char *name, const char *labels, const histog
 char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
   text t = {malloc(16384), 0, 16384, 0};
   if (!t.buf) return NULL;
+  put(&t, "# HELP gtmsm_build_info The version and the OpenBLAS kernel set (core) in use.\n"
+          "# TYPE gtmsm_build_info gauge\ngtmsm_build_info{version=\"%s\",blas_core=\"%s\"} 1\n",
+      GTMSM_VERSION, blas_core_name());
   put(&t, "# HELP gtmsm_http_requests_total HTTP requests by route and status.\n"
           "# TYPE gtmsm_http_requests_total counter\n");
   for (int r = 0; r < m->n_routes; r++)

@@ -219,6 +219,8 @@ def test_flow(d):
           and "gtmsm_http_request_duration_seconds_bucket" in t and "gtmsm_observations_total 300" in t
           and "gtmsm_sqlite_commit_duration_seconds_count" in t and "gtmsm_sessions_stored" in t
           and "gtmsm_frames_predicted_total" in t and "gtmsm_sessions_hot" in t, "Prometheus metrics")
+    info = re.search(r'^gtmsm_build_info\{version="([^"]+)",blas_core="([A-Za-z0-9_]+)"\} 1$', t, re.M)
+    check(info is not None, "gtmsm_build_info with version and blas_core")
     return req, strip
 
 

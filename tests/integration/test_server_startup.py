@@ -282,6 +282,12 @@ def test_help_and_flags(tmp):
     check(r.returncode == 2 and "API keys" in r.stderr, "a missing keys file exits 2")
     r = subprocess.run([GTMSMD, "--version"], capture_output=True, text=True)
     check(r.returncode == 0 and r.stdout.startswith("gtmsmd "), "--version")
+    core = re.search(r"^blas_core (\w+) \((.*)\)$", r.stdout, re.M)
+    check(core is not None, f"--version names the OpenBLAS core: {r.stdout.strip()!r}")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    env["OPENBLAS_CORETYPE"] = "Prescott"
+    r = subprocess.run([GTMSMD, "--version"], capture_output=True, text=True, env=env)
+    check("blas_core Prescott (OPENBLAS_CORETYPE)" in r.stdout, "a set OPENBLAS_CORETYPE is kept")
 
 
 def test_empty_models(tmp):

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "nn/blas_core.h"
 #include "tools.h"
 
 static void usage(FILE *f) {
@@ -23,7 +24,8 @@ int main(int argc, char **argv) {
   }
   const char *cmd = argv[1];
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-    printf("gtmsm %s\n", GTMSM_VERSION);
+    char core[128];
+    printf("gtmsm %s\nblas_core %s\n", GTMSM_VERSION, blas_core_describe(core, sizeof core));
     return 0;
   }
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
