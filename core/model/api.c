@@ -6,28 +6,34 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "model/gtmsm_internal.h"
 #include "nn/rng.h"
 
 static const char MEM_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'M', 'E', 'M'};
-#define MEM_VERSION 1u
 #define MEM_HEADER (8 + 4 + 4 + 8)
 
 /* Inference runs the networks on blocks of a fixed number of rows, the last
  * one zero-padded: BLAS kernels may round differently for different matrix
- * heights, and a frame's encoding (stored in memory) or a predicted frame
- * must not depend on how many others came in the same request. */
+ * heights, and for different row positions inside a block (OpenBLAS's
+ * Haswell/Zen SGEMM does), so a frame's encoding (stored in memory) or a
+ * predicted frame must sit at a row position that does not depend on how
+ * many others came in the same request. Observed frames go to row
+ * (step mod ROW_BLOCK) of their block, step counted from the memory's first
+ * observation; predicted frames to row (t mod ROW_BLOCK) of the request. */
 #define ROW_BLOCK 64
 
+/* Encodes frames x (n, D) observed at steps step0..step0+n-1 into mu, lv (n, Z). */
 static void encode_blocked(const gtmsm_model *m, gtmsm_ws *ws, float *xpad, const float *x, int n,
-                           float *mu, float *lv, float *mu_b, float *lv_b) {
+                           long step0, float *mu, float *lv, float *mu_b, float *lv_b) {
   const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
-  for (int b0 = 0; b0 < n; b0 += ROW_BLOCK) {
-    int rows = n - b0 < ROW_BLOCK ? n - b0 : ROW_BLOCK;
+  for (int i = 0; i < n;) {
+    int row0 = (int)((step0 + i) % ROW_BLOCK), rows = ROW_BLOCK - row0 < n - i ? ROW_BLOCK - row0 : n - i;
     memset(xpad, 0, sizeof(float) * (size_t)ROW_BLOCK * D);
-    memcpy(xpad, x + (size_t)b0 * D, sizeof(float) * (size_t)rows * D);
+    memcpy(xpad + (size_t)row0 * D, x + (size_t)i * D, sizeof(float) * (size_t)rows * D);
     gtmsm_encode(m, ws, xpad, ROW_BLOCK, mu_b, lv_b);
-    memcpy(mu + (size_t)b0 * Z, mu_b, sizeof(float) * (size_t)rows * Z);
-    memcpy(lv + (size_t)b0 * Z, lv_b, sizeof(float) * (size_t)rows * Z);
+    memcpy(mu + (size_t)i * Z, mu_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
+    memcpy(lv + (size_t)i * Z, lv_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
+    i += rows;
   }
 }
 
@@ -43,10 +49,14 @@ static void decode_blocked(const gtmsm_model *m, gtmsm_ws *ws, float *zpad, cons
   }
 }
 
+/* Floats of a memory entry's value: the latent's (mu, lv), then what the prior adds. */
+static int value_size(const gtmsm_model *m) { return 2 * m->cfg.Z + m->prior->value_extra(&m->cfg); }
+
 gtmsm_memory *gtmsm_memory_new(const gtmsm_model *m) {
   gtmsm_memory *mem = calloc(1, sizeof *mem);
   if (!mem) return NULL;
-  mem->mem = dnd_new(m->cfg.S, 2 * m->cfg.Z, NULL, 0);
+  mem->H = m->trans->hidden_size(&m->cfg);
+  mem->mem = dnd_new(gtmsm_key_size(&m->cfg), value_size(m), NULL, 0);
   if (!mem->mem) {
     free(mem);
     return NULL;
@@ -76,34 +86,39 @@ static int check_actions(const gtmsm_model *m, const int *actions, int n, char *
 
 int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames,
                   int n, char *err, size_t errlen) {
-  const int S = m->cfg.S, Z = m->cfg.Z;
+  const int S = m->cfg.S, Z = m->cfg.Z, H = m->trans->hidden_size(&m->cfg);
   int rc = GTMSM_OK;
   if (n <= 0) return GTMSM_OK;
   if ((rc = check_actions(m, actions, n, err, errlen))) return rc;
   float *mu = malloc((size_t)n * Z * sizeof(float)), *lv = malloc((size_t)n * Z * sizeof(float));
-  float *val = malloc((size_t)2 * Z * sizeof(float));
+  float *val = malloc((size_t)value_size(m) * sizeof(float));
   const int D = gtmsm_config_D(&m->cfg);
   float *xpad = malloc(sizeof(float) * (size_t)ROW_BLOCK * (D + 2 * Z));
   gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, ROW_BLOCK, 0);
   size_t size0 = dnd_size(mem->mem);
-  float state0[GTMSM_MAX_S];
+  float state0[GTMSM_MAX_S], hidden0[GTMSM_MAX_H];
   long steps0 = mem->steps;
   memcpy(state0, mem->state, sizeof state0);
+  memcpy(hidden0, mem->hidden, sizeof hidden0);
   if (!mu || !lv || !val || !ws || !xpad) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
   float *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
-  encode_blocked(m, ws, xpad, frames, n, mu, lv, mu_b, lv_b);
+  encode_blocked(m, ws, xpad, frames, n, mem->steps, mu, lv, mu_b, lv_b);
   for (int i = 0; i < n; i++) {
     if (mem->steps > 0) {
-      float next[GTMSM_MAX_S];
-      gtmsm_transition(m, mem->state, actions[i], next);
+      float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H];
+      m->trans->step(m, mem->state, mem->hidden, actions[i], next, next_h, NULL, 0);
       memcpy(mem->state, next, (size_t)S * sizeof(float));
+      memcpy(mem->hidden, next_h, (size_t)H * sizeof(float));
     }
+    float key[DND_MAX_S];
+    m->keymap->forward(m, mem->state, 1, key);
     memcpy(val, mu + (size_t)i * Z, (size_t)Z * sizeof(float));
     memcpy(val + Z, lv + (size_t)i * Z, (size_t)Z * sizeof(float));
-    rc = dnd_insert(mem->mem, mem->state, val);
+    memcpy(val + 2 * Z, mem->state, (size_t)(value_size(m) - 2 * Z) * sizeof(float)); /* the prior's extra: s */
+    rc = dnd_insert(mem->mem, key, val);
     if (rc) {
       rc = gtmsm_fail(err, errlen, rc, "memory insert failed at observation %d (%s)", i,
                       rc == GTMSM_ENAN ? "non-finite encoding" : rc == GTMSM_ERANGE ? "memory full" : "out of memory");
@@ -115,6 +130,7 @@ done:
   if (rc) { /* the memory is as before the call */
     dnd_truncate(mem->mem, size0);
     memcpy(mem->state, state0, sizeof state0);
+    memcpy(mem->hidden, hidden0, sizeof hidden0);
     mem->steps = steps0;
   }
   gtmsm_ws_free(ws);
@@ -136,46 +152,38 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
   float *z = calloc((size_t)n * Z, sizeof(float));
   float *zpad = malloc(sizeof(float) * (size_t)ROW_BLOCK * (Z + D));
   gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, ROW_BLOCK, 0);
-  if (!z || !ws || !zpad) {
+  void *pws = m->prior->ws_new(&m->cfg, 1, 0);
+  if (!z || !ws || !zpad || !pws) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
   rng_t r;
   rng_init(&r, seed, 0x5eed);
-  float s[GTMSM_MAX_S];
-  memcpy(s, mem->state, sizeof s);
+  const int H = m->trans->hidden_size(&m->cfg);
+  float st[GTMSM_MAX_S], h[GTMSM_MAX_H];
+  memcpy(st, mem->state, sizeof st);
+  memcpy(h, mem->hidden, sizeof h);
   int idx[GTMSM_MAX_K];
-  float d2[GTMSM_MAX_K], w[GTMSM_MAX_K];
+  float d2[GTMSM_MAX_K];
+  const float *values[GTMSM_MAX_K];
   for (int t = 0; t < n; t++) {
-    float next[GTMSM_MAX_S];
-    gtmsm_transition(m, s, actions[t], next);
-    memcpy(s, next, sizeof s);
+    float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H], key[DND_MAX_S];
+    m->trans->step(m, st, h, actions[t], next, next_h, NULL, 0);
+    memcpy(st, next, sizeof st);
+    memcpy(h, next_h, (size_t)H * sizeof(float));
     if (mode == GTMSM_PREDICT_SAMPLE)
-      for (int k = 0; k < S; k++) s[k] += m->cfg.trans_std * rng_normal(&r);
-    if (states_out) memcpy(states_out + (size_t)t * S, s, (size_t)S * sizeof(float));
+      for (int k = 0; k < S; k++) st[k] += m->cfg.trans_std * rng_normal(&r);
+    if (states_out) memcpy(states_out + (size_t)t * S, st, (size_t)S * sizeof(float));
     float *zt = z + (size_t)t * Z;
-    int found = dnd_query(mem->mem, s, K, idx, d2);
+    m->keymap->forward(m, st, 1, key);
+    int found = dnd_query(mem->mem, key, K, idx, d2);
     if (found <= 0) { /* empty memory: the standard normal prior */
       if (mode == GTMSM_PREDICT_SAMPLE)
         for (int k = 0; k < Z; k++) zt[k] = rng_normal(&r);
       continue;
     }
-    gtmsm_mixture_weights(d2, found, m->cfg.delta, w);
-    if (mode == GTMSM_PREDICT_MEAN) {
-      for (int j = 0; j < found; j++) {
-        const float *v = dnd_value(mem->mem, (size_t)idx[j]);
-        for (int k = 0; k < Z; k++) zt[k] += w[j] * v[k];
-      }
-    } else {
-      float u = rng_uniform(&r), c = 0;
-      int j = 0;
-      for (; j < found - 1; j++) {
-        c += w[j];
-        if (u < c) break;
-      }
-      const float *v = dnd_value(mem->mem, (size_t)idx[j]);
-      for (int k = 0; k < Z; k++) zt[k] = v[k] + expf(0.5f * v[Z + k]) * rng_normal(&r);
-    }
+    for (int j2 = 0; j2 < found; j2++) values[j2] = dnd_value(mem->mem, (size_t)idx[j2]);
+    m->prior->predict(m, pws, st, d2, values, found, mode == GTMSM_PREDICT_SAMPLE, &r, zt);
   }
   decode_blocked(m, ws, zpad, z, n, frames_out, zpad + (size_t)ROW_BLOCK * Z);
   for (size_t i = 0; i < (size_t)n * D; i++) {
@@ -183,6 +191,7 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
     frames_out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
   }
 done:
+  if (pws) m->prior->ws_free(pws);
   gtmsm_ws_free(ws);
   free(z);
   free(zpad);
@@ -220,23 +229,29 @@ static float get_f32(const uint8_t *p) {
 }
 
 int gtmsm_memory_serialize(const gtmsm_memory *mem, int S, uint8_t **buf, size_t *len) {
+  const int H = mem->H;
   uint8_t *db = NULL;
   size_t dl = 0;
   *buf = NULL;
   *len = 0;
   if (dnd_serialize(mem->mem, &db, &dl)) return GTMSM_ENOMEM;
-  size_t total = MEM_HEADER + (size_t)S * 4 + dl;
+  /* version 1 has no transition state; version 2 appends u32 H and H floats */
+  size_t extra = H ? 4 + (size_t)H * 4 : 0, total = MEM_HEADER + (size_t)S * 4 + extra + dl;
   uint8_t *b = malloc(total);
   if (!b) {
     free(db);
     return GTMSM_ENOMEM;
   }
   memcpy(b, MEM_MAGIC, 8);
-  put_u32(b + 8, MEM_VERSION);
+  put_u32(b + 8, H ? 2u : 1u);
   put_u32(b + 12, (uint32_t)S);
   put_u64(b + 16, (uint64_t)mem->steps);
   for (int k = 0; k < S; k++) put_f32(b + MEM_HEADER + 4 * k, mem->state[k]);
-  memcpy(b + MEM_HEADER + (size_t)S * 4, db, dl);
+  if (H) {
+    put_u32(b + MEM_HEADER + (size_t)S * 4, (uint32_t)H);
+    for (int k = 0; k < H; k++) put_f32(b + MEM_HEADER + (size_t)S * 4 + 4 + 4 * k, mem->hidden[k]);
+  }
+  memcpy(b + MEM_HEADER + (size_t)S * 4 + extra, db, dl);
   free(db);
   *buf = b;
   *len = total;
@@ -246,7 +261,8 @@ int gtmsm_memory_serialize(const gtmsm_memory *mem, int S, uint8_t **buf, size_t
 int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t len,
                              gtmsm_memory **out, char *err, size_t errlen) {
   *out = NULL;
-  const int S = m->cfg.S;
+  const int S = m->cfg.S, H = m->trans->hidden_size(&m->cfg), KS = gtmsm_key_size(&m->cfg),
+            V = value_size(m);
   if (len < MEM_HEADER || memcmp(buf, MEM_MAGIC, 8) != 0)
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "not a serialised GTMSM memory");
   uint32_t version, s;
@@ -254,32 +270,38 @@ int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t le
   version = get_u32(buf + 8);
   s = get_u32(buf + 12);
   steps = get_u64(buf + 16);
-  if (version != MEM_VERSION)
-    return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory format version %u, expected %u", version, MEM_VERSION);
-  if ((int)s != S || len < MEM_HEADER + (size_t)S * 4)
+  uint32_t want = H ? 2u : 1u;
+  if (version != want)
+    return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory format version %u, this model's is %u", version, want);
+  size_t extra = H ? 4 + (size_t)H * 4 : 0, head = MEM_HEADER + (size_t)S * 4 + extra;
+  if ((int)s != S || len < head)
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory state size %u does not match the model's %d", s, S);
+  if (H && get_u32(buf + MEM_HEADER + (size_t)S * 4) != (uint32_t)H)
+    return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory transition state size %u, the model's is %d",
+                      get_u32(buf + MEM_HEADER + (size_t)S * 4), H);
   gtmsm_memory *mem = calloc(1, sizeof *mem);
   if (!mem) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
   for (int k = 0; k < S; k++) mem->state[k] = get_f32(buf + MEM_HEADER + 4 * k);
-  for (int k = 0; k < S; k++)
-    if (!isfinite(mem->state[k])) {
+  mem->H = H;
+  for (int k = 0; k < H; k++) mem->hidden[k] = get_f32(buf + MEM_HEADER + (size_t)S * 4 + 4 + 4 * k);
+  for (int k = 0; k < S + H; k++)
+    if (!isfinite(k < S ? mem->state[k] : mem->hidden[k - S])) {
       free(mem);
       return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory state is not finite");
     }
   mem->steps = (long)steps;
-  int rc = dnd_deserialize(buf + MEM_HEADER + (size_t)S * 4, len - MEM_HEADER - (size_t)S * 4, &mem->mem,
-                           err, errlen);
+  int rc = dnd_deserialize(buf + head, len - head, &mem->mem, err, errlen);
   if (rc) {
     free(mem);
     return rc;
   }
-  if (dnd_key_size(mem->mem) != S || dnd_value_size(mem->mem) != 2 * m->cfg.Z ||
+  if (dnd_key_size(mem->mem) != KS || dnd_value_size(mem->mem) != V ||
       dnd_size(mem->mem) != (size_t)steps) {
     rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT,
                     "memory shape (key %d, value %d, %zu entries for %llu steps) does not match the "
                     "model (key %d, value %d)",
                     dnd_key_size(mem->mem), dnd_value_size(mem->mem), dnd_size(mem->mem),
-                    (unsigned long long)steps, S, 2 * m->cfg.Z);
+                    (unsigned long long)steps, KS, V);
     gtmsm_memory_free(mem);
     return rc;
   }

@@ -2,9 +2,11 @@
  * predict, and memory (de)serialisation. core/ knows nothing of HTTP or SQL;
  * this is the whole surface the daemon needs (see docs/ARCHITECTURE.md).
  *
- * A memory is the DND of (state mean, frame latent mean and log-variance)
- * pairs plus the current state belief (its mean: the transition noise is tiny
- * and inference rolls the means). Thread safety: a model is read-only after
+ * A memory is the DND of (key of the state mean, frame latent mean and
+ * log-variance) pairs plus the current state belief (its mean: the transition
+ * noise is tiny and inference rolls the means). observe and predict run the
+ * model's own transition, key map and prior parts (gtmsm_internal.h), the
+ * same code as training. Thread safety: a model is read-only after
  * loading and may be shared; a memory must not be used by two threads at
  * once, except that concurrent gtmsm_predict calls on the same memory are
  * safe (it only reads). */
@@ -18,8 +20,10 @@
 #include "model/gtmsm.h"
 
 typedef struct {
-  dnd *mem;                 /* keys (S), values (2Z): mu then logvar */
+  dnd *mem;                 /* keys (mapped states), values: mu, logvar (2Z), then the prior's extra */
   float state[GTMSM_MAX_S]; /* state mean after the last observation */
+  float hidden[GTMSM_MAX_H];/* the transition's own state (walking: velocity) */
+  int H;                    /* its size (0: the transition has none) */
   long steps;               /* observations so far */
 } gtmsm_memory;
 
@@ -49,7 +53,8 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
                   char *err, size_t errlen);
 
 /* Serialised memory: "GTMSMMEM" u32 version u32 S i64 steps, S float32 state,
- * then the DND's own serialisation. *buf is new (caller frees). */
+ * (version 2, transitions with their own state: u32 H, H float32), then the
+ * DND's own serialisation. *buf is new (caller frees). */
 int gtmsm_memory_serialize(const gtmsm_memory *mem, int S, uint8_t **buf, size_t *len);
 /* Rebuilds a memory for m from buf (borrowed, untrusted), checking that its
  * state and value sizes match m. */

@@ -1,10 +1,12 @@
-/* The GTMSM model for 2-D navigation (paper sections 3 and 4.1): a VAE per
- * frame, a 2-D state-space model with a learned wall gate (eq. 4), and a DND
- * memory whose k nearest entries form a mixture prior over the frame latent.
+/* GTMSM (paper sections 3 and 4): a VAE per frame, a state-space model over
+ * the agent's pose, and a DND memory whose nearest entries form the prior of
+ * the frame latent. The model is a set of parts (gtmsm_internal.h): which
+ * kind plays each role (VAE fc | conv, transition gated 2-D | rotation, key
+ * map identity | periodic, prior mixture | learned) is data in the config.
  *
- * This header holds the configuration, the parameter layout, the training loss
- * of one sequence (forward and backward), and the inference API the service
- * calls (memory, observe, predict). */
+ * This header holds the configuration, the model (parameters and parts), the
+ * training loss of one sequence (forward and backward, elbo.c), and the
+ * encoder/decoder that evaluation reuses; the service's API is api.h. */
 #ifndef GTMSM_MODEL_GTMSM_H
 #define GTMSM_MODEL_GTMSM_H
 
@@ -18,9 +20,17 @@
 #define GTMSM_MAX_K 32
 #define GTMSM_MAX_S 4
 #define GTMSM_MAX_GATE 256
+#define GTMSM_MAX_H 4 /* floats of a transition's own state */
 
 typedef enum { GTMSM_DEC_GAUSS, GTMSM_DEC_BERNOULLI } gtmsm_decoder;
 typedef enum { GTMSM_VAE_FC, GTMSM_VAE_CONV } gtmsm_vae;
+typedef enum { GTMSM_TRANS_GATED2D, GTMSM_TRANS_ROT3D } gtmsm_trans;
+typedef enum { GTMSM_KEYMAP_IDENTITY, GTMSM_KEYMAP_PERIODIC } gtmsm_keymap;
+typedef enum { GTMSM_PRIOR_MIXTURE, GTMSM_PRIOR_MLP } gtmsm_prior;
+
+/* Roles of the parts, in the order of their tensors in the parameter block. */
+enum { GTMSM_ROLE_VAE, GTMSM_ROLE_TRANS, GTMSM_ROLE_KEYMAP, GTMSM_ROLE_PRIOR, GTMSM_ROLES };
+#define GTMSM_MAX_TENSORS 64
 
 typedef struct {
   int H, W, C;         /* frame shape; D = H * W * C */
@@ -30,8 +40,13 @@ typedef struct {
   gtmsm_vae vae;       /* fully connected or convolutional encoder/decoder */
   int hidden;          /* FC: hidden width (two hidden layers each way) */
   int channels;        /* conv: channels of the first conv layer (the second has twice) */
-  int S;               /* state size (2) */
-  int gate_hidden;     /* wall gate MLP width */
+  int S;               /* state size (2; 3 with a heading) */
+  gtmsm_trans trans;   /* transition kind (gated 2-D: eq. 4; rotation: eq. 5) */
+  int gate_hidden;     /* gated 2-D: wall gate MLP width */
+  gtmsm_keymap keymap; /* DND keys: the state, or (s1, s2, cos s3, sin s3) */
+  int keymap_learned;  /* periodic keys through a learned linear layer */
+  gtmsm_prior prior;   /* inverse-distance mixture, or the learned view-combining prior */
+  int prior_hidden;    /* learned prior: MLP width */
   int K;               /* neighbours retrieved */
   float delta;         /* mixture weight regulariser: w ~ 1 / (d^2 + delta) */
   float trans_std;     /* SSM transition noise std */
@@ -44,21 +59,24 @@ gtmsm_config gtmsm_default_config(void);
 int gtmsm_config_check(const gtmsm_config *c, char *err, size_t errlen);
 static inline int gtmsm_config_D(const gtmsm_config *c) { return c->H * c->W * c->C; }
 
-/* Builds the parameter table of a configuration into specs (capacity cap);
- * returns the number of tensors. */
-int gtmsm_param_specs(const gtmsm_config *c, param_spec *specs, int cap);
+/* Size of a DND key: S (identity) or S + 1 (periodic: the angle as cos, sin). */
+int gtmsm_key_size(const gtmsm_config *c);
+
+/* Builds the parameter table of a configuration into specs (capacity cap),
+ * the parts' tensors in role order; part_first (GTMSM_ROLES + 1, may be
+ * NULL) receives where each part starts. Returns the number of tensors (which
+ * may exceed cap: nothing past cap is written). */
+int gtmsm_param_specs(const gtmsm_config *c, param_spec *specs, int cap, int *part_first);
 
 typedef struct {
   gtmsm_config cfg;
   param_block p;
-  /* Borrowed views into p.data, resolved once by gtmsm_model_bind. */
-  float *enc_w1, *enc_b1, *enc_w2, *enc_b2, *enc_w3, *enc_b3;      /* FC */
-  float *dec_w1, *dec_b1, *dec_w2, *dec_b2, *dec_w3, *dec_b3;      /* FC */
-  float *enc_c1w, *enc_c1b, *enc_c2w, *enc_c2b, *enc_fw, *enc_fb;  /* conv */
-  float *dec_fw, *dec_fb, *dec_t1w, *dec_t1b, *dec_c2w, *dec_c2b;  /* conv */
-  float *dec_logvar;
-  float *ssm_B;  /* (A, S): displacement per action */
-  float *gate_w1, *gate_b1, *gate_w2, *gate_b2, *gate_w3, *gate_b3;
+  /* The parts (static tables) and where each one's tensors start in p. */
+  const struct gtmsm_vae_ops *vae;
+  const struct gtmsm_trans_ops *trans;
+  const struct gtmsm_keymap_ops *keymap;
+  const struct gtmsm_prior_ops *prior;
+  int part_first[GTMSM_ROLES + 1];
   char meta_json[4096]; /* training provenance written into model files */
   char content_hash[17];
 } gtmsm_model;
@@ -77,7 +95,10 @@ typedef struct {
   float kl_weight;/* KL annealing factor (1 = the ELBO) */
   int K;          /* neighbours retrieved (0: the model's K); a training curriculum may start wider */
   float delta;    /* mixture weight regulariser (0: the model's delta) */
-  float still;    /* weight of the still-frame term (see gtmsm.c); 0 = off */
+  float still;    /* weight of the still-frame term (see elbo.c); 0 = off */
+  /* Optional targets (NULL: none), borrowed: (N, hidden) true agent-frame
+   * displacements, regressed by transitions with their own state. */
+  const float *displacement;
 } gtmsm_seq_spec;
 
 typedef struct {
@@ -87,7 +108,10 @@ typedef struct {
   double recon_mem, kl_mem; /* the same over memorized steps (leave-one-out) */
   double mse_pred;   /* mean squared error of the decoded sample, prediction steps */
   double still;      /* the still-frame term (unweighted sum) */
+  double kl_s;       /* KL of the state posterior (landmark inference; 0 from actions alone) */
+  double displacement; /* displacement regression (transitions with their own state; 0 here) */
 } gtmsm_seq_stats;
+
 
 typedef struct gtmsm_ws gtmsm_ws; /* per-thread workspace (opaque) */
 
@@ -102,7 +126,8 @@ const int *gtmsm_ws_idx(const gtmsm_ws *ws);
  * (actions[0] is ignored: the first frame is at the origin state), eps_z (N, Z)
  * and eps_s (N, S) standard normal draws (borrowed). Gradients are accumulated
  * (+=) into grad, laid out like m->p.data (pass NULL to skip the backward
- * pass). Returns 0, or GTMSM_ENAN if the loss is not finite. */
+ * pass). Returns 0, GTMSM_EINVAL if the spec is not 2 <= T < N <= the
+ * workspace's rows, or GTMSM_ENAN if the loss is not finite. */
 int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spec,
                    const float *frames, const int *actions, const float *eps_z,
                    const float *eps_s, float *grad, gtmsm_seq_stats *stats);
@@ -114,23 +139,5 @@ void gtmsm_encode(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, flo
                   float *lv);
 /* Decoder mean: out (N, D) from z (N, Z); Bernoulli models return probabilities. */
 void gtmsm_decode_mean(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, float *out);
-/* One transition of the state mean: s_next (S) from s (S) and action a. */
-void gtmsm_transition(const gtmsm_model *m, const float *s, int a, float *s_next);
-/* k nearest of keys (n, S) to q (S) by brute force, excluding index `skip`
- * (-1 for none); ties broken by the smaller index. Returns the number found. */
-int gtmsm_knn_brute(const float *keys, int n, int S, const float *q, int K, int skip, int *idx,
-                    float *d2);
-/* State rollout of N steps into the workspace: s_0 = 0, then
- * s_t = s_{t-1} + g(s_{t-1} + B a_t) B a_t + trans_std * eps_s[t]. */
-void gtmsm_ssm_forward(const gtmsm_model *m, gtmsm_ws *ws, const int *actions, const float *eps_s,
-                       int N);
-/* Backward through the rollout from the state gradients in
- * gtmsm_ws_dstates(ws) (N, S), which it consumes; accumulates into grad. */
-void gtmsm_ssm_backward(const gtmsm_model *m, gtmsm_ws *ws, const int *actions, int N, float *grad);
-/* Borrowed views of the workspace: states (N, S) and their gradients (N, S). */
-float *gtmsm_ws_states(gtmsm_ws *ws);
-float *gtmsm_ws_dstates(gtmsm_ws *ws);
-/* Mixture weights w (k) from squared distances d2 (k). */
-void gtmsm_mixture_weights(const float *d2, int k, float delta, float *w);
 
 #endif

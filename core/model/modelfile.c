@@ -14,16 +14,49 @@ static const char GTM_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'M', 'D', 'L'};
 static const char CKPT_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'C', 'K', 'P'};
 #define META_MAX (1u << 20)
 
+/* Keys added after format 2 are written only when they differ from the value
+ * that a file without them means (the 2-D design), so the canonical config
+ * of an older model, and with it its content hash, does not change when a
+ * key is added: older files keep loading. */
+static void put_newer_keys(json_t *j, const gtmsm_config *c) {
+  static const char *const trans[] = {"gated2d", "rot3d"}, *const keymap[] = {"identity", "periodic"},
+                           *const prior[] = {"mixture", "mlp"};
+  if (c->trans != GTMSM_TRANS_GATED2D) json_object_set_new(j, "transition", json_string(trans[c->trans]));
+  if (c->keymap != GTMSM_KEYMAP_IDENTITY) json_object_set_new(j, "keymap", json_string(keymap[c->keymap]));
+  if (c->keymap_learned) json_object_set_new(j, "keymap_learned", json_integer(c->keymap_learned));
+  if (c->prior != GTMSM_PRIOR_MIXTURE) {
+    json_object_set_new(j, "prior", json_string(prior[c->prior]));
+    json_object_set_new(j, "prior_hidden", json_integer(c->prior_hidden));
+  }
+}
+
 json_t *gtmsm_config_to_json(const gtmsm_config *c) {
   json_t *names = json_array();
   for (int i = 0; i < c->A; i++) json_array_append_new(names, json_string(c->action_names[i]));
-  return json_pack("{s:i, s:i, s:i, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:f}", "frame_height",
+  json_t *j = json_pack("{s:i, s:i, s:i, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:f}", "frame_height",
                    c->H, "frame_width", c->W, "frame_channels", c->C, "actions", names, "latent",
                    c->Z, "vae", c->vae == GTMSM_VAE_CONV ? "conv" : "fc", "channels", c->channels,
                    "hidden", c->hidden, "state", c->S, "gate_hidden", c->gate_hidden, "k",
                    c->K, "delta", (double)c->delta, "transition_std", (double)c->trans_std,
                    "decoder", c->decoder == GTMSM_DEC_BERNOULLI ? "bernoulli" : "gaussian",
                    "decoder_logvar_init", (double)c->dec_logvar_init);
+  if (j) put_newer_keys(j, c);
+  return j;
+}
+
+/* An optional string key that names one of n choices (index into *out). */
+static int get_choice(const json_t *j, const char *key, const char *const *names, int n, int *out, char *err,
+                      size_t errlen) {
+  json_t *v = json_object_get(j, key);
+  if (!v) return 0;
+  const char *s = json_string_value(v);
+  for (int i = 0; s && i < n; i++)
+    if (strcmp(s, names[i]) == 0) {
+      *out = i;
+      return 0;
+    }
+  return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "config: '%s' must be one of %s%s%s", key, names[0],
+                    n > 1 ? ", " : "", n > 1 ? names[1] : "");
 }
 
 static int get_int(const json_t *j, const char *key, int *out, char *err, size_t errlen) {
@@ -49,7 +82,8 @@ int gtmsm_config_from_json(const json_t *j, gtmsm_config *c, char *err, size_t e
   static const char *const keys[] = {"frame_height", "frame_width", "frame_channels", "actions",
                                      "latent", "hidden", "state", "gate_hidden", "k", "delta",
                                      "transition_std", "decoder", "decoder_logvar_init", "vae",
-                                     "channels"};
+                                     "channels", "transition", "keymap", "keymap_learned", "prior",
+                                     "prior_hidden"};
   if (!json_is_object(j)) return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "config is not an object");
   const char *key;
   json_t *val;
@@ -83,6 +117,23 @@ int gtmsm_config_from_json(const json_t *j, gtmsm_config *c, char *err, size_t e
       return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "config: 'vae' must be fc or conv");
   }
   if (json_object_get(j, "channels") && (rc = get_int(j, "channels", &c->channels, err, errlen))) return rc;
+  /* the parts' kinds: absent means the 2-D design */
+  static const char *const trans[] = {"gated2d", "rot3d"}, *const keymap[] = {"identity", "periodic"},
+                           *const prior[] = {"mixture", "mlp"};
+  int tk = GTMSM_TRANS_GATED2D, kk = GTMSM_KEYMAP_IDENTITY, pk = GTMSM_PRIOR_MIXTURE;
+  c->prior_hidden = 256;
+  if ((rc = get_choice(j, "transition", trans, 2, &tk, err, errlen)) ||
+      (rc = get_choice(j, "keymap", keymap, 2, &kk, err, errlen)) ||
+      (rc = get_choice(j, "prior", prior, 2, &pk, err, errlen)))
+    return rc;
+  c->trans = (gtmsm_trans)tk;
+  c->keymap = (gtmsm_keymap)kk;
+  c->prior = (gtmsm_prior)pk;
+  if (json_object_get(j, "keymap_learned") &&
+      (rc = get_int(j, "keymap_learned", &c->keymap_learned, err, errlen)))
+    return rc;
+  if (json_object_get(j, "prior_hidden") && (rc = get_int(j, "prior_hidden", &c->prior_hidden, err, errlen)))
+    return rc;
   json_t *names = json_object_get(j, "actions");
   if (!json_is_array(names) || json_array_size(names) < 1 || json_array_size(names) > GTMSM_MAX_ACTIONS)
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "config: 'actions' must be an array of 1..%d names",

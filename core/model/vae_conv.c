@@ -1,14 +1,42 @@
-/* Convolutional encoder and decoder of the VAE, on core/nn/conv. */
-#include "model/vae_conv.h"
-
+/* The convolutional frame VAE, on core/nn/conv: encoder
+ *   x (3, H, W) -> conv 3x3 s1 -> ELU (c1, H, W) -> conv 4x4 s2 -> ELU (c2, H/2, W/2)
+ *   -> linear -> (mu, raw logvar) (2Z)
+ * and decoder
+ *   z (Z) -> linear -> ELU (c2, H/2, W/2) -> conv-transpose 4x4 s2 -> ELU (c1, H, W)
+ *   -> conv 3x3 s1 -> (C, H, W) mean or logits,
+ * with c2 = 2 c1; then the decoder's per-pixel log-variance. Frames are HWC
+ * outside and CHW inside. */
 #include <stdlib.h>
 #include <string.h>
+
+#include "model/gtmsm_internal.h"
 
 #include "nn/activation.h"
 #include "nn/conv.h"
 #include "nn/linear.h"
 
 #define ACT ACT_ELU
+enum { EC1W, EC1B, EC2W, EC2B, EFW, EFB, DFW, DFB, DT1W, DT1B, DC2W, DC2B, LOGVAR, NT };
+
+static int conv_specs(const gtmsm_config *c, param_spec *out) {
+  int Z = c->Z, c1 = c->channels, c2 = 2 * c1, F = c2 * (c->H / 2) * (c->W / 2), C = c->C;
+  int D = gtmsm_config_D(c);
+  param_spec s[NT] = {
+      {"enc.c1w", (size_t)c1 * C * 9, C * 9, 0},     {"enc.c1b", (size_t)c1, 0, 0},
+      {"enc.c2w", (size_t)c2 * c1 * 16, c1 * 16, 0}, {"enc.c2b", (size_t)c2, 0, 0},
+      {"enc.fw", (size_t)2 * Z * F, F, 0},           {"enc.fb", (size_t)2 * Z, 0, 0},
+      {"dec.fw", (size_t)F * Z, Z, 0},               {"dec.fb", (size_t)F, 0, 0},
+      {"dec.t1w", (size_t)c2 * c1 * 16, c2 * 4, 0},  {"dec.t1b", (size_t)c1, 0, 0},
+      {"dec.c2w", (size_t)C * c1 * 9, c1 * 9, 0},    {"dec.c2b", (size_t)C, -1, 0.5f},
+      {"dec.logvar", (size_t)D, -1, c->dec_logvar_init},
+  };
+  if (c->decoder == GTMSM_DEC_BERNOULLI) s[DC2B].init_value = 0.0f; /* output bias: logits 0 */
+  memcpy(out, s, sizeof s);
+  return NT;
+}
+
+typedef struct vae_conv_ws vae_conv_ws;
+static void vae_conv_ws_free(void *ws);
 
 struct vae_conv_ws {
   int N;
@@ -28,7 +56,7 @@ static void layer_sizes(const gtmsm_config *c, size_t *hw1, size_t *hw2) {
   *hw2 = (size_t)2 * c->channels * (c->H / 2) * (c->W / 2);
 }
 
-vae_conv_ws *vae_conv_ws_new(const gtmsm_config *c, int N, int train) {
+static void *vae_conv_ws_new(const gtmsm_config *c, int N, int train) {
   vae_conv_ws *ws = calloc(1, sizeof *ws);
   if (!ws) return NULL;
   size_t hw1, hw2, n = (size_t)N, D = (size_t)gtmsm_config_D(c);
@@ -60,13 +88,17 @@ vae_conv_ws *vae_conv_ws_new(const gtmsm_config *c, int N, int train) {
   return ws;
 }
 
-void vae_conv_ws_free(vae_conv_ws *ws) {
+static void vae_conv_ws_free(void *p) {
+  vae_conv_ws *ws = p;
   if (!ws) return;
   float *all[] = {ws->x_chw, ws->a1_pre, ws->a1, ws->a2_pre, ws->a2, ws->b1_pre, ws->b1,
                   ws->b2_pre, ws->b2, ws->out_chw, ws->col, ws->g1, ws->g2};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
   free(ws);
 }
+
+#define T(i) gtmsm_tensor(m, GTMSM_ROLE_VAE, (i), w)
+#define G(i) gtmsm_tensor(m, GTMSM_ROLE_VAE, (i), grad)
 
 /* (N, H, W, C) <-> (N, C, H, W) */
 static void hwc_to_chw(float *out, const float *in, int N, int H, int W, int C) {
@@ -85,72 +117,83 @@ static void chw_to_hwc(float *out, const float *in, int N, int H, int W, int C) 
           out[(((size_t)n * H + y) * W + x) * C + c] = in[(((size_t)n * C + c) * H + y) * W + x];
 }
 
-void vae_conv_encode(const gtmsm_model *m, vae_conv_ws *ws, const float *x, int N, float *eo) {
+static void vae_conv_encode(const gtmsm_model *m, void *p, const float *x, int N, float *eo) {
+  vae_conv_ws *ws = p;
+  const float *w = m->p.data;
   const gtmsm_config *c = &m->cfg;
   int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
   size_t hw1, hw2;
   layer_sizes(c, &hw1, &hw2);
   hwc_to_chw(ws->x_chw, x, N, H, W, c->C);
-  conv2d_forward(ws->a1_pre, ws->col, ws->x_chw, m->enc_c1w, m->enc_c1b, N, c->C, H, W, c1, 3, 1, 1);
+  conv2d_forward(ws->a1_pre, ws->col, ws->x_chw, T(EC1W), T(EC1B), N, c->C, H, W, c1, 3, 1, 1);
   act_forward(ws->a1, ws->a1_pre, (size_t)N * hw1, ACT, 1.0f);
-  conv2d_forward(ws->a2_pre, ws->col, ws->a1, m->enc_c2w, m->enc_c2b, N, c1, H, W, c2, 4, 2, 1);
+  conv2d_forward(ws->a2_pre, ws->col, ws->a1, T(EC2W), T(EC2B), N, c1, H, W, c2, 4, 2, 1);
   act_forward(ws->a2, ws->a2_pre, (size_t)N * hw2, ACT, 1.0f);
-  linear_forward(eo, ws->a2, m->enc_fw, m->enc_fb, N, (int)hw2, 2 * Z);
+  linear_forward(eo, ws->a2, T(EFW), T(EFB), N, (int)hw2, 2 * Z);
 }
 
-void vae_conv_encode_backward(const gtmsm_model *m, vae_conv_ws *ws, int N, const float *d_eo,
-                              float *grad) {
+static void vae_conv_encode_backward(const gtmsm_model *m, void *p, const float *x, int N,
+                                     const float *d_eo, float *grad) {
+  vae_conv_ws *ws = p;
   const gtmsm_config *c = &m->cfg;
-  const float *base = m->p.data;
+  const float *w = m->p.data;
+  (void)x; /* kept in CHW order by the forward */
   int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
   size_t hw1, hw2;
   layer_sizes(c, &hw1, &hw2);
   memset(ws->g1, 0, sizeof(float) * (size_t)N * hw2);
-  linear_backward(ws->g1, grad + (m->enc_fw - base), grad + (m->enc_fb - base), d_eo, ws->a2, m->enc_fw,
+  linear_backward(ws->g1, G(EFW), G(EFB), d_eo, ws->a2, T(EFW),
                   N, (int)hw2, 2 * Z);
   memset(ws->g2, 0, sizeof(float) * (size_t)N * hw2);
   act_backward(ws->g2, ws->g1, ws->a2_pre, ws->a2, (size_t)N * hw2, ACT, 1.0f);
   memset(ws->g1, 0, sizeof(float) * (size_t)N * hw1);
-  conv2d_backward(ws->g1, grad + (m->enc_c2w - base), grad + (m->enc_c2b - base), ws->col, ws->g2, ws->a1,
-                  m->enc_c2w, N, c1, H, W, c2, 4, 2, 1);
+  conv2d_backward(ws->g1, G(EC2W), G(EC2B), ws->col, ws->g2, ws->a1,
+                  T(EC2W), N, c1, H, W, c2, 4, 2, 1);
   memset(ws->g2, 0, sizeof(float) * (size_t)N * hw1);
   act_backward(ws->g2, ws->g1, ws->a1_pre, ws->a1, (size_t)N * hw1, ACT, 1.0f);
-  conv2d_backward(NULL, grad + (m->enc_c1w - base), grad + (m->enc_c1b - base), ws->col, ws->g2,
-                  ws->x_chw, m->enc_c1w, N, c->C, H, W, c1, 3, 1, 1);
+  conv2d_backward(NULL, G(EC1W), G(EC1B), ws->col, ws->g2,
+                  ws->x_chw, T(EC1W), N, c->C, H, W, c1, 3, 1, 1);
 }
 
-void vae_conv_decode(const gtmsm_model *m, vae_conv_ws *ws, const float *z, int N, float *xm) {
+static void vae_conv_decode(const gtmsm_model *m, void *p, const float *z, int N, float *xm) {
+  vae_conv_ws *ws = p;
+  const float *w = m->p.data;
   const gtmsm_config *c = &m->cfg;
   int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
   size_t hw1, hw2;
   layer_sizes(c, &hw1, &hw2);
-  linear_forward(ws->b1_pre, z, m->dec_fw, m->dec_fb, N, Z, (int)hw2);
+  linear_forward(ws->b1_pre, z, T(DFW), T(DFB), N, Z, (int)hw2);
   act_forward(ws->b1, ws->b1_pre, (size_t)N * hw2, ACT, 1.0f);
-  conv_transpose2d_forward(ws->b2_pre, ws->col, ws->b1, m->dec_t1w, m->dec_t1b, N, c2, H / 2, W / 2, c1,
+  conv_transpose2d_forward(ws->b2_pre, ws->col, ws->b1, T(DT1W), T(DT1B), N, c2, H / 2, W / 2, c1,
                            4, 2, 1);
   act_forward(ws->b2, ws->b2_pre, (size_t)N * hw1, ACT, 1.0f);
-  conv2d_forward(ws->out_chw, ws->col, ws->b2, m->dec_c2w, m->dec_c2b, N, c1, H, W, c->C, 3, 1, 1);
+  conv2d_forward(ws->out_chw, ws->col, ws->b2, T(DC2W), T(DC2B), N, c1, H, W, c->C, 3, 1, 1);
   chw_to_hwc(xm, ws->out_chw, N, H, W, c->C);
 }
 
-void vae_conv_decode_backward(const gtmsm_model *m, vae_conv_ws *ws, const float *z, int N,
-                              const float *d_xm, float *dz, float *grad) {
+static void vae_conv_decode_backward(const gtmsm_model *m, void *p, const float *z, int N,
+                                     const float *d_xm, float *dz, float *grad) {
+  vae_conv_ws *ws = p;
   const gtmsm_config *c = &m->cfg;
-  const float *base = m->p.data;
+  const float *w = m->p.data;
   int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
   size_t hw1, hw2;
   layer_sizes(c, &hw1, &hw2);
   hwc_to_chw(ws->g2, d_xm, N, H, W, c->C); /* d out_chw */
   memset(ws->g1, 0, sizeof(float) * (size_t)N * hw1);
-  conv2d_backward(ws->g1, grad + (m->dec_c2w - base), grad + (m->dec_c2b - base), ws->col, ws->g2, ws->b2,
-                  m->dec_c2w, N, c1, H, W, c->C, 3, 1, 1);
+  conv2d_backward(ws->g1, G(DC2W), G(DC2B), ws->col, ws->g2, ws->b2,
+                  T(DC2W), N, c1, H, W, c->C, 3, 1, 1);
   memset(ws->g2, 0, sizeof(float) * (size_t)N * hw1);
   act_backward(ws->g2, ws->g1, ws->b2_pre, ws->b2, (size_t)N * hw1, ACT, 1.0f);
   memset(ws->g1, 0, sizeof(float) * (size_t)N * hw2);
-  conv_transpose2d_backward(ws->g1, grad + (m->dec_t1w - base), grad + (m->dec_t1b - base), ws->col, ws->g2,
-                            ws->b1, m->dec_t1w, N, c2, H / 2, W / 2, c1, 4, 2, 1);
+  conv_transpose2d_backward(ws->g1, G(DT1W), G(DT1B), ws->col, ws->g2,
+                            ws->b1, T(DT1W), N, c2, H / 2, W / 2, c1, 4, 2, 1);
   memset(ws->g2, 0, sizeof(float) * (size_t)N * hw2);
   act_backward(ws->g2, ws->g1, ws->b1_pre, ws->b1, (size_t)N * hw2, ACT, 1.0f);
-  linear_backward(dz, grad + (m->dec_fw - base), grad + (m->dec_fb - base), ws->g2, z, m->dec_fw, N, Z,
+  linear_backward(dz, G(DFW), G(DFB), ws->g2, z, T(DFW), N, Z,
                   (int)hw2);
 }
+
+const struct gtmsm_vae_ops gtmsm_vae_conv = {"conv", conv_specs, vae_conv_ws_new, vae_conv_ws_free,
+                                             vae_conv_encode, vae_conv_encode_backward,
+                                             vae_conv_decode, vae_conv_decode_backward};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model/gtmsm.h"
+#include "model/gtmsm_internal.h"
 #include "nn/rng.h"
 #include "testlib.h"
 
@@ -53,20 +54,22 @@ static int skip_fn(void *p, size_t i, double eps) {
 /* The state rollout alone, under the projection loss sum_t r_t . s_t: its
  * gradient with respect to the states is r, fed to gtmsm_ssm_backward. States
  * are O(1) floats, so the check is tight even for small gradients. */
-static float proj[N * 2];
+static float proj[N * 2], states[N * 2], dstates[N * 2];
+static void *trans_ws;
 
 static double ssm_loss(void *p) {
   ctx_t *c = p;
-  gtmsm_ssm_forward(&c->m, c->ws, c->actions, c->eps_s, N);
-  return test_dot(gtmsm_ws_states(c->ws), proj, N * 2);
+  gtmsm_infer_actions(&c->m, trans_ws, c->actions, c->eps_s, N, states, NULL);
+  return test_dot(states, proj, N * 2);
 }
 
 static void check_ssm(ctx_t *c) {
   test_fill_uniform(proj, N * 2, -1, 1, 11);
   float *grad = calloc(c->m.p.total, sizeof(float));
+  trans_ws = c->m.trans->ws_new(&c->m.cfg, N);
   ssm_loss(c);
-  memcpy(gtmsm_ws_dstates(c->ws), proj, sizeof proj);
-  gtmsm_ssm_backward(&c->m, c->ws, c->actions, N, grad);
+  memcpy(dstates, proj, sizeof proj);
+  c->m.trans->backward(&c->m, trans_ws, c->actions, N, states, dstates, NULL, grad);
   const char *names[] = {"ssm.B", "gate.w1", "gate.b1", "gate.w2", "gate.b2", "gate.w3", "gate.b3"};
   for (int e = 0; e < 7; e++) {
     const param_entry *pe = &c->m.p.entries[params_find(&c->m.p, names[e])];
@@ -78,6 +81,7 @@ static void check_ssm(ctx_t *c) {
     snprintf(label, sizeof label, "rollout/%s", pe->name);
     gradcheck(label, c->m.p.data + pe->offset, grad + pe->offset, pe->size, ssm_loss, c, &o);
   }
+  c->m.trans->ws_free(trans_ws);
   free(grad);
 }
 
@@ -111,7 +115,7 @@ int main(void) {
   rng_normal_fill(&r, c.eps_z, N * 3);
   rng_normal_fill(&r, c.eps_s, N * 2);
   /* A gate that is neither fully open nor closed, so its gradient matters. */
-  c.m.gate_b3[0] = 0.3f;
+  params_get(&c.m.p, "gate.b3")[0] = 0.3f;
 
   /* Gaussian and Bernoulli decoders. */
   check_ssm(&c);
@@ -140,7 +144,7 @@ int main(void) {
   memcpy(v.actions, c.actions, sizeof v.actions);
   rng_normal_fill(&r, v.eps_z, N * 3);
   rng_normal_fill(&r, v.eps_s, N * 2);
-  v.m.gate_b3[0] = 0.3f;
+  params_get(&v.m.p, "gate.b3")[0] = 0.3f;
   check_loss(&v, "conv", 1);
   gtmsm_ws_free(v.ws);
   gtmsm_model_free(&v.m);

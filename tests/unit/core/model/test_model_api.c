@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "model/api.h"
 #include "model/eval.h"
+#include "model/gtmsm_internal.h"
 #include "model/modelfile.h"
 #include "nn/rng.h"
 #include "sim/imagenav.h"
@@ -101,7 +102,7 @@ static void test_conv_variant(const char *dir) {
   snprintf(path, sizeof path, "%s/conv.gtm", dir);
   CHECK(gtmsm_model_save(&m, path, NULL, err, sizeof err) == 0, "%s", err);
   CHECK(gtmsm_model_load(&l, path, err, sizeof err) == 0, "%s", err);
-  CHECK(l.cfg.vae == GTMSM_VAE_CONV && l.cfg.channels == 4 && l.enc_c1w && !l.enc_w1, "conv config restored");
+  CHECK(l.cfg.vae == GTMSM_VAE_CONV && l.cfg.channels == 4 && params_get(&l.p, "enc.c1w") && !params_get(&l.p, "enc.w1"), "conv config restored");
   enum { T = 20, P = 5 };
   static float world[WORLD_SIZE * WORLD_SIZE * 3], frames[T * IMAGENAV_FRAME], a[P * IMAGENAV_FRAME],
       b[P * IMAGENAV_FRAME];
@@ -176,7 +177,7 @@ static void test_api(void) {
   for (int i = 0; i < P * IMAGENAV_FRAME; i++) CHECK(f1[i] >= 0 && f1[i] <= 1, "frame value %g", f1[i]);
   /* the first predicted state is one transition from the memory's state */
   float s1[2];
-  gtmsm_transition(&m, mem->state, pa[0], s1);
+  m.trans->step(&m, mem->state, mem->hidden, pa[0], s1, NULL, NULL, 0);
   CHECK(s1[0] == st[0] && s1[1] == st[1], "first state");
   /* deserialise: identical predictions */
   gtmsm_memory *back = NULL;

@@ -1,0 +1,278 @@
+/* The training loss of one sequence: orchestration only. The parts run in
+ * order (VAE encoder, state inference, VAE decoder, key map, retrieval,
+ * prior) and their backwards in reverse; the loss is a sum of named terms.
+ *
+ * Objective of one sequence of N steps, T memorized (see docs/MODEL.md):
+ *   loss = 1/(N-T) * sum_t w_t [ -log p(x_t|z_t) + beta KL_t ] + still-frame term
+ * with z_t ~ q(z_t|x_t) reparameterised and KL_t the prior's KL term of
+ * q(z_t|x_t) against p(z_t|s_t, DND), the prior formed from the K memory
+ * entries nearest to s_t (in key space). w_t = 1 on prediction steps
+ * (t >= T); on memorized steps w_t = aux and the memory is every other
+ * memorized step (leave-one-out), an unsupervised auxiliary term that gives
+ * the transition a signal on every step, not only the last N-T. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "model/gtmsm_internal.h"
+#include "nn/activation.h"
+#include "nn/density.h"
+
+#define STILL_TAU 1e-4f /* frames closer than 40 dB PSNR count as unchanged */
+
+struct gtmsm_ws {
+  int N_max, train;
+  const struct gtmsm_vae_ops *vae_ops;
+  const struct gtmsm_trans_ops *trans_ops;
+  const struct gtmsm_prior_ops *prior_ops;
+  void *vae, *trans, *prior;  /* the parts' own workspaces */
+  float *eo, *mu, *lv, *z;    /* (N, 2Z), (N, Z) x3 */
+  float *xm, *lvtile, *recon; /* (N, D) x2, (N) */
+  float *s, *h, *keys;        /* (N, S), (N, hidden), (N, KS) */
+  float *d2, *still_w, *rowc; /* (N, MAX_K), (N), (N) */
+  int *idx, *q_row;           /* (N, MAX_K), (N) */
+  double *kl;                 /* (N) */
+  /* gradients: training only */
+  float *d_eo, *d_mu, *d_lv, *d_z, *d_xm, *d_lvtile, *d_s, *d_h, *d_keys, *dd2, *drow;
+};
+
+void gtmsm_ws_free(gtmsm_ws *ws) {
+  if (!ws) return;
+  float *all[] = {ws->eo, ws->mu, ws->lv, ws->z, ws->xm, ws->lvtile, ws->recon, ws->s, ws->h, ws->keys,
+                  ws->d2, ws->still_w, ws->rowc, ws->d_eo, ws->d_mu, ws->d_lv, ws->d_z, ws->d_xm,
+                  ws->d_lvtile, ws->d_s, ws->d_h, ws->d_keys, ws->dd2, ws->drow};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+  free(ws->idx);
+  free(ws->q_row);
+  free(ws->kl);
+  if (ws->vae) ws->vae_ops->ws_free(ws->vae);
+  if (ws->trans) ws->trans_ops->ws_free(ws->trans);
+  if (ws->prior) ws->prior_ops->ws_free(ws->prior);
+  free(ws);
+}
+
+gtmsm_ws *gtmsm_ws_new(const gtmsm_config *c, int N, int train) {
+  gtmsm_ws *ws = calloc(1, sizeof *ws);
+  if (!ws) return NULL;
+  const struct gtmsm_keymap_ops *keymap;
+  gtmsm_parts_of(c, &ws->vae_ops, &ws->trans_ops, &keymap, &ws->prior_ops);
+  ws->N_max = N;
+  ws->train = train;
+  size_t D = (size_t)gtmsm_config_D(c), Z = (size_t)c->Z, S = (size_t)c->S, K = GTMSM_MAX_K,
+         H = (size_t)ws->trans_ops->hidden_size(c), KS = (size_t)gtmsm_key_size(c), n = (size_t)N;
+  struct {
+    float **ptr;
+    size_t size;
+  } bufs[] = {
+      {&ws->eo, n * 2 * Z}, {&ws->mu, n * Z},   {&ws->lv, n * Z},      {&ws->z, n * Z},
+      {&ws->xm, n * D},     {&ws->lvtile, n * D}, {&ws->recon, n},     {&ws->s, n * S},
+      {&ws->h, n * H},      {&ws->keys, n * KS}, {&ws->d2, n * K},     {&ws->still_w, n},
+      {&ws->rowc, n},
+      /* gradients: training only */
+      {&ws->d_eo, n * 2 * Z}, {&ws->d_mu, n * Z}, {&ws->d_lv, n * Z},  {&ws->d_z, n * Z},
+      {&ws->d_xm, n * D},   {&ws->d_lvtile, n * D}, {&ws->d_s, n * S}, {&ws->d_h, n * H},
+      {&ws->d_keys, n * KS}, {&ws->dd2, n * K},  {&ws->drow, n},
+  };
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
+    if (!train && bufs[i].ptr == &ws->d_eo) break;
+    if (!(*bufs[i].ptr = calloc(bufs[i].size ? bufs[i].size : 1, sizeof(float)))) goto fail;
+  }
+  ws->idx = calloc(n * K, sizeof(int));
+  ws->q_row = calloc(n, sizeof(int));
+  ws->kl = calloc(n, sizeof(double));
+  ws->vae = ws->vae_ops->ws_new(c, N, train);
+  ws->trans = ws->trans_ops->ws_new(c, N);
+  ws->prior = ws->prior_ops->ws_new(c, N, train);
+  if (!ws->idx || !ws->q_row || !ws->kl || !ws->vae || !ws->trans || !ws->prior) goto fail;
+  return ws;
+fail:
+  gtmsm_ws_free(ws);
+  return NULL;
+}
+
+const int *gtmsm_ws_idx(const gtmsm_ws *ws) { return ws->idx; }
+
+/* ---- encoder / decoder ----------------------------------------------------- */
+
+void gtmsm_encode(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, float *mu, float *lv) {
+  const int Z = m->cfg.Z;
+  m->vae->encode(m, ws->vae, x, N, ws->eo);
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < Z; k++) {
+      mu[(size_t)n * Z + k] = ws->eo[(size_t)n * 2 * Z + k];
+      lv[(size_t)n * Z + k] = LV_RANGE * tanhf(ws->eo[(size_t)n * 2 * Z + Z + k] / LV_RANGE);
+    }
+}
+
+/* d_mu, d_lv (N, Z) (in ws) -> parameter gradients; uses the activations left in ws. */
+static void encode_backward(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, float *grad) {
+  const int Z = m->cfg.Z;
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < Z; k++) {
+      float l = ws->lv[(size_t)n * Z + k] / LV_RANGE;
+      ws->d_eo[(size_t)n * 2 * Z + k] = ws->d_mu[(size_t)n * Z + k];
+      ws->d_eo[(size_t)n * 2 * Z + Z + k] = ws->d_lv[(size_t)n * Z + k] * (1.0f - l * l);
+    }
+  m->vae->encode_backward(m, ws->vae, x, N, ws->d_eo, grad);
+}
+
+void gtmsm_decode_mean(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, float *out) {
+  int D = gtmsm_config_D(&m->cfg);
+  m->vae->decode(m, ws->vae, z, N, ws->xm);
+  if (m->cfg.decoder == GTMSM_DEC_BERNOULLI)
+    act_forward(out, ws->xm, (size_t)N * D, ACT_SIGMOID, 0);
+  else
+    memcpy(out, ws->xm, (size_t)N * D * sizeof(float));
+}
+
+/* ---- the loss of one sequence ---------------------------------------------- */
+
+int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spec,
+                   const float *frames, const int *actions, const float *eps_z,
+                   const float *eps_s, float *grad, gtmsm_seq_stats *stats) {
+  const gtmsm_config *c = &m->cfg;
+  const int N = spec->N, T = spec->T, D = gtmsm_config_D(c), Z = c->Z, S = c->S,
+            KS = gtmsm_key_size(c);
+  memset(stats, 0, sizeof *stats);
+  /* spec->displacement: no transition here has its own state to regress yet */
+  if (T < 2 || N <= T || N > ws->N_max || (grad && !ws->train)) return GTMSM_EINVAL;
+  /* the learned prior's input has a fixed number of neighbours */
+  const int Kc = m->prior == &gtmsm_prior_mlp ? c->K : spec->K > 0 ? spec->K : c->K;
+  const int K = Kc < T - 1 ? Kc : T - 1;
+  if (K > GTMSM_MAX_K || (m->prior == &gtmsm_prior_mlp && K != c->K)) return GTMSM_EINVAL;
+  const float delta = spec->delta > 0 ? spec->delta : c->delta;
+  const float beta = spec->kl_weight;
+  /* Rows r0..N-1 carry loss terms: all of them with the auxiliary term. */
+  const int r0 = spec->aux > 0 ? 0 : T, R = N - r0;
+
+  /* 1. encoder over every frame (memory values need all of them) */
+  gtmsm_encode(m, ws, frames, N, ws->mu, ws->lv);
+  /* 2. reparameterised latents of the loss rows */
+  for (int t = r0; t < N; t++)
+    for (int k = 0; k < Z; k++) {
+      size_t i = (size_t)t * Z + k;
+      ws->z[i] = ws->mu[i] + expf(0.5f * ws->lv[i]) * eps_z[i];
+    }
+  /* 3. states from the actions: s_0 = 0, then the transition with noise */
+  gtmsm_infer_actions(m, ws->trans, actions, eps_s, N, ws->s, ws->h);
+  /* 4. decoder and reconstruction term on the loss rows */
+  const float *zr = ws->z + (size_t)r0 * Z, *xr = frames + (size_t)r0 * D;
+  const float *dec_logvar = gtmsm_vae_dec_logvar(m, m->p.data);
+  m->vae->decode(m, ws->vae, zr, R, ws->xm);
+  if (c->decoder == GTMSM_DEC_GAUSS) {
+    for (int r = 0; r < R; r++) memcpy(ws->lvtile + (size_t)r * D, dec_logvar, (size_t)D * sizeof(float));
+    gauss_logpdf_forward(ws->recon, xr, ws->xm, ws->lvtile, 0, R, D);
+  } else {
+    bernoulli_logpmf_forward(ws->recon, xr, ws->xm, R, D);
+  }
+  /* 5. keys, retrieval (memory = memorized steps 0..T-1) and the prior */
+  m->keymap->forward(m, ws->s, N, ws->keys);
+  for (int r = 0; r < R; r++) {
+    int t = r0 + r;
+    ws->q_row[r] = t;
+    gtmsm_knn_brute(ws->keys, T, KS, ws->keys + (size_t)t * KS, K, t < T ? t : -1, ws->idx + (size_t)r * K,
+                    ws->d2 + (size_t)r * K);
+  }
+  gtmsm_prior_in pin = {.R = R, .K = K, .Z = Z, .S = S, .idx = ws->idx, .d2 = ws->d2, .mem_mu = ws->mu,
+                        .mem_lv = ws->lv, .mem_s = ws->s, .s = ws->s + (size_t)r0 * S,
+                        .mu = ws->mu + (size_t)r0 * Z, .lv = ws->lv + (size_t)r0 * Z, .z = zr};
+  m->prior->forward(m, ws->prior, &pin, delta, ws->kl);
+  /* 6. sum up; rowc = d loss / d (row term) */
+  double loss = 0;
+  for (int r = 0; r < R; r++) {
+    int t = r0 + r;
+    double kl = ws->kl[r];
+    float wt = (t < T ? spec->aux : 1.0f) / (float)(N - T);
+    ws->rowc[r] = wt;
+    loss += wt * (-(double)ws->recon[r] + beta * kl);
+    if (t < T) {
+      stats->recon_mem += ws->recon[r];
+      stats->kl_mem += kl;
+    } else {
+      stats->recon_pred += ws->recon[r];
+      stats->kl_pred += kl;
+      double se = 0;
+      for (int d = 0; d < D; d++) {
+        float mean = ws->xm[(size_t)r * D + d];
+        if (c->decoder == GTMSM_DEC_BERNOULLI) mean = sigmoidf(mean);
+        float e = mean - frames[(size_t)t * D + d];
+        se += (double)e * e;
+      }
+      stats->mse_pred += se / D / (N - T);
+    }
+  }
+  /* 7. still-frame term over consecutive steps: an unchanged view means no move */
+  if (spec->still > 0) {
+    for (int t = 1; t < N; t++) {
+      double mse = 0, d2 = 0;
+      const float *a = frames + (size_t)t * D, *b = a - D;
+      for (int d = 0; d < D; d++) mse += (double)(a[d] - b[d]) * (a[d] - b[d]);
+      mse /= D;
+      float w = expf(-(float)mse / STILL_TAU);
+      ws->still_w[t] = w;
+      if (w < 1e-6f) continue;
+      for (int k = 0; k < S; k++) {
+        double r = (double)ws->s[(size_t)t * S + k] - ws->s[(size_t)(t - 1) * S + k];
+        d2 += r * r;
+      }
+      stats->still += w * d2;
+      loss += spec->still * w * d2 / (N - T);
+    }
+  }
+  stats->loss = loss;
+  if (!isfinite(loss)) return GTMSM_ENAN;
+  if (!grad) return GTMSM_OK;
+
+  /* ---- backward ---- */
+  const int H = m->trans->hidden_size(c);
+  memset(ws->d_mu, 0, (size_t)N * Z * sizeof(float));
+  memset(ws->d_lv, 0, (size_t)N * Z * sizeof(float));
+  memset(ws->d_z, 0, (size_t)N * Z * sizeof(float));
+  memset(ws->d_s, 0, (size_t)N * S * sizeof(float));
+  memset(ws->d_h, 0, (size_t)N * H * sizeof(float));
+  memset(ws->d_keys, 0, (size_t)N * KS * sizeof(float));
+  /* reconstruction: d loss / d recon_r = -rowc */
+  for (int r = 0; r < R; r++) ws->drow[r] = -ws->rowc[r];
+  memset(ws->d_xm, 0, (size_t)R * D * sizeof(float));
+  if (c->decoder == GTMSM_DEC_GAUSS) {
+    memset(ws->d_lvtile, 0, (size_t)R * D * sizeof(float));
+    gauss_logpdf_backward(NULL, ws->d_xm, ws->d_lvtile, ws->drow, xr, ws->xm, ws->lvtile, 0, R, D);
+    float *dlogvar = gtmsm_vae_dec_logvar(m, grad);
+    for (int r = 0; r < R; r++)
+      for (int d = 0; d < D; d++) dlogvar[d] += ws->d_lvtile[(size_t)r * D + d];
+  } else {
+    bernoulli_logpmf_backward(ws->d_xm, ws->drow, xr, ws->xm, R, D);
+  }
+  float *dzr = ws->d_z + (size_t)r0 * Z;
+  m->vae->decode_backward(m, ws->vae, zr, R, ws->d_xm, dzr, grad);
+  /* prior -> latents, memory values, distances; distances -> keys -> states */
+  gtmsm_prior_grad pg = {.d_mem_mu = ws->d_mu, .d_mem_lv = ws->d_lv, .d_mem_s = ws->d_s,
+                         .d_s = ws->d_s + (size_t)r0 * S, .d_mu = ws->d_mu + (size_t)r0 * Z,
+                         .d_lv = ws->d_lv + (size_t)r0 * Z, .d_z = dzr, .dd2 = ws->dd2};
+  m->prior->backward(m, ws->prior, &pin, delta, beta, ws->rowc, &pg, grad);
+  gtmsm_knn_d2_backward(ws->keys, KS, ws->q_row, ws->idx, ws->dd2, R, K, ws->d_keys);
+  m->keymap->backward(m, ws->s, N, ws->d_keys, ws->d_s, grad);
+  if (spec->still > 0)
+    for (int t = 1; t < N; t++) {
+      float w = ws->still_w[t];
+      if (w < 1e-6f) continue;
+      float c2 = 2.0f * spec->still * w / (float)(N - T);
+      for (int k = 0; k < S; k++) {
+        float r = ws->s[(size_t)t * S + k] - ws->s[(size_t)(t - 1) * S + k];
+        ws->d_s[(size_t)t * S + k] += c2 * r;
+        ws->d_s[(size_t)(t - 1) * S + k] -= c2 * r;
+      }
+    }
+  /* reparameterisation of the loss rows */
+  for (int t = r0; t < N; t++)
+    for (int k = 0; k < Z; k++) {
+      size_t i = (size_t)t * Z + k;
+      float sd = expf(0.5f * ws->lv[i]);
+      ws->d_mu[i] += ws->d_z[i];
+      ws->d_lv[i] += ws->d_z[i] * 0.5f * sd * eps_z[i];
+    }
+  encode_backward(m, ws, frames, N, grad);
+  m->trans->backward(m, ws->trans, actions, N, ws->s, ws->d_s, H ? ws->d_h : NULL, grad);
+  return GTMSM_OK;
+}
