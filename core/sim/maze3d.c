@@ -11,6 +11,7 @@
 
 #include "base/err.h"
 #include "sim/maze3d_internal.h"
+#include "sim/maze3d_textures.h"
 
 static const char *const action_names[] = {
     "forward",     "backward",   "strafe_left",       "strafe_right",       "turn_left",
@@ -109,6 +110,10 @@ static int config_check(const maze3d_config *c, char *err, size_t errlen) {
   if (!(fabs(p->turn_rate) <= 3.14159))
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "maze3d: turn_rate %g above pi",
                       p->turn_rate);
+  if (c->textures &&
+      (c->textures->n < 1 || c->textures->n > MAZE3D_TEXTURES_MAX || !c->textures->tex))
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "maze3d: texture set of %d images (need 1..%d)",
+                      c->textures->n, MAZE3D_TEXTURES_MAX);
   return 0;
 }
 

@@ -5,7 +5,9 @@
  * Wolfenstein-style raycaster, Quake-pmove-like physics (friction,
  * acceleration, a speed cap, sliding collisions), the 8 Labyrinth actions, and
  * scripted explorers for the paper's three scenarios (rotate, walk,
- * multiroom). Everything is deterministic given the seeds.
+ * multiroom). Everything is deterministic given the seeds. Looks are
+ * procedural unless the config names a texture set (sim/maze3d_textures.h):
+ * then every region's textures are images drawn from the set by the seed.
  *
  * Coordinates: 1 map unit = 1 grid cell; cell (i, j) covers [i, i+1) x
  * [j, j+1). x grows to the right and y grows *up* as in a math plot (the map
@@ -55,6 +57,12 @@ enum maze3d_scenario {
 /* Heading is quantised to this many levels per turn before rendering, so h and
  * h + 2 pi give bit-identical frames; 2^15 levels per 9-degree step. */
 #define MAZE3D_HEADING_LEVELS (40 * 32768)
+/* Texels per side of a wall, floor or ceiling texture; one texture covers one
+ * map cell (textures repeat every cell). */
+#define MAZE3D_TEXTURE_SIZE 32
+
+/* A set of texture images (sim/maze3d_textures.h). */
+typedef struct maze3d_texture_set maze3d_texture_set;
 
 /* Physics in the spirit of Quake's pmove. Speeds in units per second. Each
  * agent step runs `substeps` ticks of dt / substeps seconds: turn by
@@ -84,6 +92,13 @@ typedef struct {
   int rooms_min, rooms_max;   /* rooms in a multiroom layout, 2..9 */
   int objects_min, objects_max; /* pillars per room */
   maze3d_physics physics;
+  /* NULL (the default): procedural textures. Otherwise borrowed and read
+   * during maze3d_new only (the maze copies the images it draws; the pointer
+   * stays in its config copy as given): each region's wall, floor and ceiling
+   * are images of the set dealt by the seed from a separate random stream, so
+   * grid, pillars and explorer paths are those of the procedural maze with
+   * the same seed; only the looks change. */
+  const maze3d_texture_set *textures;
 } maze3d_config;
 
 typedef struct {

@@ -10,7 +10,7 @@
 #include "nn/rng.h"
 #include "sim/maze3d.h"
 
-#define MAZE3D__TEX 32       /* texels per unit (textures repeat every cell) */
+#define MAZE3D__TEX MAZE3D_TEXTURE_SIZE /* texels per unit (textures repeat every cell) */
 #define MAZE3D__MAX_ROOMS 9
 #define MAZE3D__PI 3.141592653589793
 #define MAZE3D__TWO_PI 6.283185307179586
@@ -51,6 +51,8 @@ struct maze3d {
   maze3d__pillar *pillars; /* (n_pillars) */
   maze3d__look looks[MAZE3D__MAX_ROOMS + 1];
   float *tex;         /* (n_rooms + 1, 3, TEX, TEX, 3) all textures */
+  int textured;       /* 1 if the looks came from cfg.textures */
+  int tex_pick[(MAZE3D__MAX_ROOMS + 1) * 3]; /* textured: set image of each region's wall, floor, ceiling */
   maze3d__body body;
   /* render workspace, sized once in maze3d_new */
   int RW, RH;         /* render size: W and H times supersample */

@@ -1,16 +1,20 @@
 /* maze3d layout generation: the grid map (one room, or rooms placed in the
  * slots of a small slot grid and joined by corridors through the gaps between
- * slots), the pillars, and each region's procedural textures. Everything is
- * drawn from one PCG32 stream seeded by cfg.seed, in a fixed order, so a seed
- * names one world. */
+ * slots), the pillars, and each region's textures: procedural, or dealt from
+ * a texture set. Grid, pillars and procedural textures are drawn from one
+ * PCG32 stream seeded by cfg.seed, in a fixed order, so a seed names one
+ * world; the choice from a texture set uses a second stream of the same seed,
+ * so a textured maze has the procedural maze's grid and pillars. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
 #include "sim/maze3d_internal.h"
+#include "sim/maze3d_textures.h"
 
-#define STREAM_LAYOUT 0x6d617a65u /* "maze" */
+#define STREAM_LAYOUT 0x6d617a65u   /* "maze" */
+#define STREAM_TEXTURES 0x74657874u /* "text" */
 #define SLOT_GAP 3                /* cells between slots: wall, corridor, wall */
 
 enum { PAT_STRIPES_H, PAT_STRIPES_V, PAT_CHECKS, PAT_BRICKS, PAT_NOISE, PAT_COUNT };
@@ -135,6 +139,45 @@ static void looks_build(maze3d *m, rng_t *r) {
     tex_mean(lk->wall, lk->wall_mean);
     tex_mean(lk->floor, lk->floor_mean);
   }
+}
+
+/* Looks from a texture set: the regions' surfaces, in the order room 0 wall,
+ * floor, ceiling, room 1 wall, ..., corridors last, are dealt the first
+ * min(surfaces, n) images of a random permutation of the set, cyclically. So
+ * no image repeats before every image has been used, and a region's three
+ * surfaces differ whenever the set has at least three images. */
+static void looks_from_set(maze3d *m, const maze3d_texture_set *ts) {
+  const size_t tsz = (size_t)MAZE3D__TEX * MAZE3D__TEX * 3;
+  const int surfaces = 3 * (m->n_rooms + 1), deal = surfaces < ts->n ? surfaces : ts->n;
+  int deck[(MAZE3D__MAX_ROOMS + 1) * 3];
+  rng_t r;
+  rng_init(&r, m->cfg.seed, STREAM_TEXTURES);
+  /* The first `deal` cards of a uniform permutation, drawn one by one
+   * without replacement (rejection: deal is at most 30). */
+  for (int i = 0; i < deal; i++) {
+    int pick, fresh;
+    do {
+      pick = (int)rng_below(&r, (uint32_t)ts->n);
+      fresh = 1;
+      for (int j = 0; j < i; j++) fresh &= deck[j] != pick;
+    } while (!fresh);
+    deck[i] = pick;
+  }
+  for (int k = 0; k <= m->n_rooms; k++) {
+    maze3d__look *lk = &m->looks[k];
+    lk->wall = m->tex + (size_t)k * 3 * tsz;
+    lk->floor = lk->wall + tsz;
+    lk->ceil = lk->floor + tsz;
+    float *dst[3] = {lk->wall, lk->floor, lk->ceil};
+    for (int s = 0; s < 3; s++) {
+      int pick = deck[(3 * k + s) % deal];
+      m->tex_pick[3 * k + s] = pick;
+      memcpy(dst[s], maze3d_texture_set_get(ts, pick), tsz * sizeof(float));
+    }
+    tex_mean(lk->wall, lk->wall_mean);
+    tex_mean(lk->floor, lk->floor_mean);
+  }
+  m->textured = 1;
 }
 
 static void carve(maze3d *m, int x, int y, int reg) {
@@ -356,6 +399,7 @@ int maze3d__layout_build(maze3d *m, char *err, size_t errlen) {
   memcpy(m->blocked, m->cell, n); /* MAZE3D__WALL == 1 */
   rc = pillars_place(m, r, err, errlen);
   if (rc) return rc;
-  looks_build(m, r);
+  if (cfg->textures) looks_from_set(m, cfg->textures);
+  else looks_build(m, r);
   return 0;
 }

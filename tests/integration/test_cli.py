@@ -66,6 +66,26 @@ def test_gen(tmp):
     check({"x", "y", "heading", "d_forward", "d_left", "d_heading"} <= set(obs[1]["truth"]), "pose truth")
     big = run("gen", "--env", "maze3d", "--scenario", "walk", "--size", "64", "--steps", "3").stdout
     check(png_shape(base64.b64decode(json.loads(big.splitlines()[0])["frame"]))[:2] == (64, 64), "64x64 frames")
+
+    # maze3d with the bundled texture set: the same maze, other looks
+    maze = ["gen", "--env", "maze3d", "--scenario", "multiroom", "--seed", "3", "--steps", "30"]
+    tex = run(*maze, "--textures", f"{SRC}/data/textures", "--preview", f"{tmp}/maze_tex.png")
+    tobs = [json.loads(l) for l in tex.stdout.decode().splitlines()]
+    pobs = [json.loads(l) for l in run(*maze).stdout.decode().splitlines()]
+    check(len(tobs) == 30 and all(png_shape(base64.b64decode(o["frame"])) == (32, 32, 8, 2) for o in tobs),
+          "textured maze3d: 30 lines of 32x32 RGB PNG frames")
+    check([(o["action"], o["truth"]) for o in tobs] == [(o["action"], o["truth"]) for o in pobs],
+          "textures change only the looks: same actions and truths as the procedural maze")
+    check(all(a["frame"] != b["frame"] for a, b in zip(tobs, pobs)), "every textured frame differs from the procedural one")
+    check(run(*maze, "--textures", f"{SRC}/data/textures").stdout == tex.stdout, "textured: same seed, same bytes")
+    check(b"textures: " in tex.stderr and b" images)" in tex.stderr, "textured: the set is announced on stderr")
+    check(png_shape(open(f"{tmp}/maze_tex.png", "rb").read())[:2] > (0, 0), "textured preview written")
+    os.mkdir(f"{tmp}/no_png")
+    bad = subprocess.run([BIN, *maze, "--textures", f"{tmp}/no_png"], capture_output=True)
+    check(bad.returncode == 1 and b"no .png files" in bad.stderr and not bad.stdout,
+          "a texture folder without PNGs is refused with a message")
+    bad = subprocess.run([BIN, "gen", "--env", "imagenav", "--textures", f"{SRC}/data/textures"], capture_output=True)
+    check(bad.returncode == 2 and b"maze3d option" in bad.stderr, "--textures with imagenav is refused")
     bad = subprocess.run([BIN, "gen", "--env", "nowhere"], capture_output=True)
     check(bad.returncode == 2 and b"unknown --env" in bad.stderr, "unknown env refused with a message")
 

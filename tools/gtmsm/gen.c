@@ -2,7 +2,9 @@
  * the service accepts: {"t", "action", "frame" (base64 PNG), "truth"}. The
  * first line carries the no-op action ("stay" in imagenav, "none" in maze3d).
  * --preview writes a contact sheet: the frames and the world (imagenav) or the
- * top-down map (maze3d) with the trajectory. */
+ * top-down map (maze3d) with the trajectory. maze3d's --textures puts images
+ * from a folder on the walls, floors and ceilings instead of procedural
+ * textures (the same maze otherwise). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "img/png.h"
 #include "nn/rng.h"
 #include "opts.h"
+#include "opts_maze3d.h"
 #include "sim/imagenav.h"
 #include "sim/maze3d.h"
 #include "sim/world.h"
@@ -160,17 +163,18 @@ done:
   return rc;
 }
 
-static int gen_maze3d(uint64_t seed, int T, const char *scenario_name, int size, preview *pv) {
-  char err[256];
-  int scenario = maze3d_scenario_from_name(scenario_name);
-  if (scenario < 0) {
-    fprintf(stderr, "gtmsm gen: unknown --scenario '%s' (rotate, walk or multiroom)\n", scenario_name);
+static int gen_maze3d(uint64_t seed, int T, const opts_maze3d *mo, preview *pv) {
+  char err[512];
+  maze3d_texture_set ts = {0};
+  maze3d_config cfg;
+  int scenario, size = mo->size;
+  if (opts_maze3d_load_textures(mo, &ts, err, sizeof err) ||
+      opts_maze3d_config(&cfg, &scenario, mo, seed, &ts, err, sizeof err)) {
+    fprintf(stderr, "gtmsm gen: %s\n", err);
+    maze3d_texture_set_free(&ts);
     return -1;
   }
-  maze3d_config cfg = maze3d_config_default();
-  maze3d_config_for_scenario(&cfg, scenario);
-  cfg.W = cfg.H = size;
-  cfg.seed = seed;
+  if (ts.n > 0) fprintf(stderr, "textures: %s (%d images)\n", mo->textures, ts.n);
   maze3d *m = NULL;
   maze3d_explorer ex = {0};
   int rc = maze3d_new(&m, &cfg, err, sizeof err);
@@ -219,22 +223,23 @@ done:
   free(traj);
   maze3d_explorer_free(&ex);
   maze3d_free(m);
+  maze3d_texture_set_free(&ts);
   return rc;
 }
 
 int cmd_gen(int argc, char **argv) {
-  const char *env = "imagenav", *scenario = "walk", *images = NULL, *preview_path = NULL;
+  const char *env = "imagenav", *images = NULL, *preview_path = NULL;
   uint64_t seed = 1;
-  int steps = 256, size = 32, world_index = -1, obstacles = 0;
+  int steps = 256, world_index = -1, obstacles = 0;
+  opts_maze3d mo = opts_maze3d_default();
   double rate = 2.0;
   opt_def defs[] = {
       {"env", OPT_STRING, &env, 1, 0, "imagenav | maze3d"},
-      {"scenario", OPT_STRING, &scenario, 1, 0, "maze3d: rotate | walk | multiroom"},
       {"images", OPT_STRING, &images, 1, 0, "imagenav: folder of PNG worlds (default procedural)"},
       {"world", OPT_INT, &world_index, -1, 1e9, "imagenav with --images: world index (-1: by seed)"},
       {"seed", OPT_U64, &seed, 1, 0, "seed"},
       {"steps", OPT_INT, &steps, 1, 1e7, "observations"},
-      {"size", OPT_INT, &size, 8, 256, "maze3d frame size (32 or 64)"},
+      OPTS_MAZE3D_DEFS(&mo),
       {"rate", OPT_DOUBLE, &rate, 0, 100, "imagenav explorer Poisson repeat rate"},
       {"obstacles", OPT_INT, &obstacles, 0, 80, "imagenav blocked cells"},
       {"preview", OPT_STRING, &preview_path, 1, 0, "write a contact sheet PNG here"},
@@ -244,10 +249,14 @@ int cmd_gen(int argc, char **argv) {
   if (prc) return prc == 1 ? 0 : 2;
   preview pv = {0};
   int rc;
+  if (strcmp(env, "imagenav") == 0 && mo.textures) {
+    fprintf(stderr, "gtmsm gen: --textures is a maze3d option (imagenav takes --images)\n");
+    return 2;
+  }
   if (strcmp(env, "imagenav") == 0)
     rc = gen_imagenav(seed, steps, images, world_index, rate, obstacles, preview_path ? &pv : NULL);
   else if (strcmp(env, "maze3d") == 0)
-    rc = gen_maze3d(seed, steps, scenario, size, preview_path ? &pv : NULL);
+    rc = gen_maze3d(seed, steps, &mo, preview_path ? &pv : NULL);
   else {
     fprintf(stderr, "gtmsm gen: unknown --env '%s' (imagenav or maze3d)\n", env);
     return 2;
