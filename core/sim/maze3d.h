@@ -222,4 +222,13 @@ void maze3d_explorer_free(maze3d_explorer *ex);
 /* The action for the next maze3d_step, from the maze's current state. */
 int maze3d_explorer_next(maze3d_explorer *ex);
 
+/* An episode of T steps in the maze of cfg (borrowed) with the scenario's
+ * explorer from seed, as `gtmsm gen` writes it: step t applies action t
+ * (actions[0] = MAZE3D_ACTION_NONE) and frame t is the view after it.
+ * frames (T - first, H, W, 3) receives the frames of steps first..T-1 (the
+ * earlier ones are not rendered); actions (T) and truth (T) may be NULL, as
+ * may frames. Returns 0, GTMSM_EINVAL or GTMSM_ENOMEM. */
+int maze3d_episode(const maze3d_config *cfg, int scenario, uint64_t seed, int T, int first, float *frames,
+                   int *actions, maze3d_truth *truth, char *err, size_t errlen);
+
 #endif

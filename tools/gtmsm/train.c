@@ -1,4 +1,5 @@
-/* gtmsm train: trains GTMSM on image-navigation episodes generated on the fly.
+/* gtmsm train: trains GTMSM on episodes generated on the fly: image
+ * navigation (2-D), or maze3d (the rotating agent: windows of rotate episodes).
  *
  * Every sequence of every step is a pure function of (seed, step, index): its
  * world, trajectory and noise draws. Sequences run on worker threads, each
@@ -19,18 +20,24 @@
 #include "model/modelfile.h"
 #include "nn/rng.h"
 #include "opts.h"
+#include "opts_maze3d.h"
+#include "sim/maze3d.h"
 #include "sim/imagenav.h"
 #include "sim/worldset.h"
 #include "tools.h"
 
 typedef struct {
   /* data */
+  const char *env;          /* imagenav | maze3d */
+  opts_maze3d maze;         /* maze3d: scenario, frame size, textures */
+  int episode;              /* maze3d: episode length; a sequence is a window of it */
   int memorize, predict, batch, obstacles;
   double rate, photo_frac;
   const char *worlds;
   /* model */
   int latent, hidden, gate_hidden, k, channels;
-  const char *vae;
+  const char *vae, *transition, *keymap, *prior;
+  int keymap_learned, prior_hidden;
   double delta, trans_std;
   const char *decoder;
   /* optimisation */
@@ -48,11 +55,12 @@ typedef struct {
   const gtmsm_model *m;
   const train_opts *o;
   const worldset *ws_photos;
+  const maze3d_texture_set *textures;
   long step;
   int tid, nthreads;
   gtmsm_ws *ws;
   float *frames, *eps_z, *eps_s, *world;
-  int *actions;
+  int *actions; /* (episode) */
   float *grads; /* (batch, total) */
   gtmsm_seq_stats *stats; /* (batch) */
   int *rcs;
@@ -91,25 +99,45 @@ static void *worker_run(void *arg) {
                          .K = w->k_now, .delta = w->delta_now, .still = (float)o->still};
   for (int b = w->tid; b < o->batch; b += w->nthreads) {
     uint64_t s = seq_seed(o->seed, w->step, b);
-    train_pick_world(w->world, w->ws_photos, o->photo_frac, s);
-    rng_t wr;
-    rng_init(&wr, s, 12);
-    eo.avoid_walls = rng_uniform_d(&wr) < w->wallfree_share;
-    imagenav_episode(w->world, &eo, s, N, w->frames, w->actions, NULL);
+    const int *actions = w->actions;
+    if (strcmp(o->env, "maze3d") == 0) {
+      /* a window of N consecutive steps at a random offset of the episode */
+      rng_t wr;
+      rng_init(&wr, s, 12);
+      int first = (int)rng_below(&wr, (uint32_t)(o->episode - N + 1));
+      maze3d_config mc;
+      int scenario;
+      char err[256];
+      w->rcs[b] = opts_maze3d_config(&mc, &scenario, &o->maze, s, w->textures, err, sizeof err);
+      if (!w->rcs[b])
+        w->rcs[b] = maze3d_episode(&mc, scenario, s, first + N, first, w->frames, w->actions, NULL, err,
+                                   sizeof err);
+      if (w->rcs[b]) {
+        fprintf(stderr, "gtmsm train: %s\n", err);
+        continue;
+      }
+      actions = w->actions + first;
+    } else {
+      train_pick_world(w->world, w->ws_photos, o->photo_frac, s);
+      rng_t wr;
+      rng_init(&wr, s, 12);
+      eo.avoid_walls = rng_uniform_d(&wr) < w->wallfree_share;
+      imagenav_episode(w->world, &eo, s, N, w->frames, w->actions, NULL);
+    }
     rng_t r;
     rng_init(&r, s, 3);
     rng_normal_fill(&r, w->eps_z, (size_t)N * Z);
     rng_normal_fill(&r, w->eps_s, (size_t)N * S);
     float *g = w->grads + (size_t)b * w->m->p.total;
     memset(g, 0, w->m->p.total * sizeof(float));
-    w->rcs[b] = gtmsm_seq_loss(w->m, w->ws, &spec, w->frames, w->actions, w->eps_z, w->eps_s, g,
+    w->rcs[b] = gtmsm_seq_loss(w->m, w->ws, &spec, w->frames, actions, w->eps_z, w->eps_s, g,
                                &w->stats[b]);
   }
   return NULL;
 }
 
 static json_t *opts_to_json(const train_opts *o, long step) {
-  return json_pack(
+  json_t *j = json_pack(
       "{s:I, s:i, s:i, s:i, s:i, s:f, s:f, s:s?, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:i, s:i, s:i,"
       " s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, s:f, s:i, s:i, s:s, s:i, s:f, s:f}",
       "step", (json_int_t)step, "memorize", o->memorize, "predict", o->predict, "batch", o->batch,
@@ -121,6 +149,14 @@ static json_t *opts_to_json(const train_opts *o, long step) {
       o->curriculum, "k_start", o->k_start, "delta_start", o->delta_start, "ssm_lr_mult",
       o->ssm_lr_mult, "memorize_start", o->memorize_start, "wallfree", o->wallfree, "vae", o->vae, "channels",
       o->channels, "still", o->still, "b_lr_after", o->b_lr_after);
+  /* keys that came with the 3-D models (absent in older checkpoints) */
+  json_t *more = json_pack("{s:s, s:s, s:i, s:s?, s:i, s:s, s:s, s:i, s:s, s:i}", "env", o->env, "scenario",
+                           o->maze.scenario, "size", o->maze.size, "textures", o->maze.textures, "episode",
+                           o->episode, "transition", o->transition, "keymap", o->keymap, "keymap_learned",
+                           o->keymap_learned, "prior", o->prior, "prior_hidden", o->prior_hidden);
+  if (j && more) json_object_update(j, more);
+  json_decref(more);
+  return j;
 }
 
 /* Restores the options a checkpoint was trained with (all but steps/threads). */
@@ -142,6 +178,18 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
                   &o->ssm_lr_mult, "memorize_start", &o->memorize_start, "wallfree", &o->wallfree, "vae", &vae,
                   "channels", &o->channels, "still", &o->still, "b_lr_after", &o->b_lr_after) != 0)
     return -1;
+  json_t *v;
+  if ((v = json_object_get(j, "env"))) o->env = json_string_value(v);
+  if ((v = json_object_get(j, "scenario"))) o->maze.scenario = json_string_value(v);
+  if ((v = json_object_get(j, "size"))) o->maze.size = (int)json_integer_value(v);
+  if ((v = json_object_get(j, "textures"))) o->maze.textures = json_string_value(v);
+  if ((v = json_object_get(j, "episode"))) o->episode = (int)json_integer_value(v);
+  if ((v = json_object_get(j, "transition"))) o->transition = json_string_value(v);
+  if ((v = json_object_get(j, "keymap"))) o->keymap = json_string_value(v);
+  if ((v = json_object_get(j, "keymap_learned"))) o->keymap_learned = (int)json_integer_value(v);
+  if ((v = json_object_get(j, "prior"))) o->prior = json_string_value(v);
+  if ((v = json_object_get(j, "prior_hidden"))) o->prior_hidden = (int)json_integer_value(v);
+  if (!o->env || !o->maze.scenario || !o->transition || !o->keymap || !o->prior) return -1;
   /* strings borrowed from j: the caller keeps j alive for the run */
   o->worlds = worlds;
   o->decoder = dec;
@@ -185,7 +233,9 @@ static void curriculum_at(const train_opts *o, long step, int *k, float *delta, 
 }
 
 int cmd_train(int argc, char **argv) {
-  train_opts o = {.memorize = 256, .predict = 32, .batch = 16, .obstacles = 0, .rate = 2.0,
+  train_opts o = {.env = "imagenav", .maze = opts_maze3d_default(), .episode = 80,
+                  .transition = "gated2d", .keymap = "identity", .keymap_learned = 0, .prior = "mixture",
+                  .prior_hidden = 256, .memorize = 256, .predict = 32, .batch = 16, .obstacles = 0, .rate = 2.0,
                   .photo_frac = 0.5, .worlds = NULL, .latent = 16, .hidden = 256, .channels = 32, .vae = "fc",
                   .gate_hidden = 32, .k = 5, .delta = 1e-4, .trans_std = 1e-3,
                   .decoder = "gaussian", .steps = 15000, .anneal = 15000, .kl_warmup = 0,
@@ -198,6 +248,14 @@ int cmd_train(int argc, char **argv) {
   double ckpt_every = 300;
   opt_def defs[] = {
       {"out", OPT_STRING, &out, 1, 0, "run folder: checkpoint.bin, train.csv"},
+      {"env", OPT_STRING, &o.env, 1, 0, "imagenav | maze3d"},
+      OPTS_MAZE3D_DEFS(&o.maze),
+      {"episode", OPT_INT, &o.episode, 2, 100000, "maze3d: episode length (sequences are windows of it)"},
+      {"transition", OPT_STRING, &o.transition, 1, 0, "gated2d (2-D, eq. 4) | rot3d (heading, eq. 5)"},
+      {"keymap", OPT_STRING, &o.keymap, 1, 0, "identity | periodic (s1, s2, cos s3, sin s3)"},
+      {"keymap-learned", OPT_INT, &o.keymap_learned, 0, 1, "periodic keys through a learned linear layer"},
+      {"prior", OPT_STRING, &o.prior, 1, 0, "mixture (inverse distance) | mlp (learned view-combining)"},
+      {"prior-hidden", OPT_INT, &o.prior_hidden, 1, 8192, "mlp prior width"},
       {"model-out", OPT_STRING, &model_out, 1, 0, "also write the model (.gtm) at each checkpoint"},
       {"resume", OPT_FLAG, &resume, 1, 0, "continue from OUT/checkpoint.bin with its options"},
       {"steps", OPT_INT, &o.steps, 1, 1e8, "total optimizer updates"},
@@ -238,7 +296,7 @@ int cmd_train(int argc, char **argv) {
       {"ckpt-every", OPT_DOUBLE, &ckpt_every, 1, 1e6, "seconds between checkpoints"},
       {NULL, 0, NULL, 0, 0, NULL},
   };
-  int prc = opts_parse("train", "Train GTMSM on image-navigation episodes generated on the fly.",
+  int prc = opts_parse("train", "Train GTMSM on episodes generated on the fly (imagenav, or maze3d windows).",
                        defs, argc, argv);
   if (prc) return prc == 1 ? 0 : 2;
 
@@ -247,6 +305,7 @@ int cmd_train(int argc, char **argv) {
   gtmsm_model m = {0};
   json_t *state = NULL;
   worldset photos = {0};
+  maze3d_texture_set textures = {0};
   worker *ws = NULL;
   pthread_t *tids = NULL;
   float *grads = NULL;
@@ -273,6 +332,36 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "resuming %s at step %ld of %d\n", ckpt, step, o.steps);
   } else {
     gtmsm_config cfg = gtmsm_default_config();
+    if (strcmp(o.env, "maze3d") == 0) {
+      /* first-person RGB frames, the 8 Labyrinth actions and the no-op that
+       * labels an episode's first frame, a pose with a heading */
+      cfg.H = cfg.W = o.maze.size;
+      cfg.C = 3;
+      cfg.A = maze3d_action_count() + 1;
+      for (int a = 0; a < cfg.A; a++)
+        snprintf(cfg.action_names[a], sizeof cfg.action_names[a], "%s", maze3d_action_name(a));
+      cfg.S = 3;
+    } else if (strcmp(o.env, "imagenav") != 0) {
+      fprintf(stderr, "gtmsm train: --env must be imagenav or maze3d\n");
+      goto done;
+    }
+    static const char *const trans[] = {"gated2d", "rot3d"}, *const keymaps[] = {"identity", "periodic"},
+                             *const priors[] = {"mixture", "mlp"};
+    int tk = -1, kk = -1, pk = -1;
+    for (int i = 0; i < 2; i++) {
+      if (strcmp(o.transition, trans[i]) == 0) tk = i;
+      if (strcmp(o.keymap, keymaps[i]) == 0) kk = i;
+      if (strcmp(o.prior, priors[i]) == 0) pk = i;
+    }
+    if (tk < 0 || kk < 0 || pk < 0) {
+      fprintf(stderr, "gtmsm train: --transition gated2d|rot3d, --keymap identity|periodic, --prior mixture|mlp\n");
+      goto done;
+    }
+    cfg.trans = (gtmsm_trans)tk;
+    cfg.keymap = (gtmsm_keymap)kk;
+    cfg.keymap_learned = o.keymap_learned;
+    cfg.prior = (gtmsm_prior)pk;
+    cfg.prior_hidden = o.prior_hidden;
     cfg.Z = o.latent;
     cfg.hidden = o.hidden;
     cfg.channels = o.channels;
@@ -295,6 +384,15 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
   }
+  if (strcmp(o.env, "maze3d") == 0 && o.memorize + o.predict > o.episode) {
+    fprintf(stderr, "gtmsm train: --memorize + --predict (%d) longer than --episode %d\n", o.memorize + o.predict,
+            o.episode);
+    goto done;
+  }
+  if (opts_maze3d_load_textures(&o.maze, &textures, err, sizeof err)) {
+    fprintf(stderr, "gtmsm train: %s\n", err);
+    goto done;
+  }
   if (o.worlds && worldset_load(&photos, o.worlds, err, sizeof err)) {
     fprintf(stderr, "gtmsm train: %s\n", err);
     goto done;
@@ -313,14 +411,14 @@ int cmd_train(int argc, char **argv) {
   }
   for (int t = 0; t < o.threads; t++) {
     worker *w = &ws[t];
-    *w = (worker){.m = &m, .o = &o, .ws_photos = o.worlds ? &photos : NULL, .tid = t,
+    *w = (worker){.m = &m, .o = &o, .ws_photos = o.worlds ? &photos : NULL, .textures = &textures, .tid = t,
                   .nthreads = o.threads, .grads = grads, .stats = stats, .rcs = rcs};
     w->ws = gtmsm_ws_new(&m.cfg, N, 1);
     w->frames = malloc((size_t)N * D * sizeof(float));
     w->eps_z = malloc((size_t)N * m.cfg.Z * sizeof(float));
     w->eps_s = malloc((size_t)N * m.cfg.S * sizeof(float));
     w->world = malloc(sizeof(float) * WORLD_SIZE * WORLD_SIZE * 3);
-    w->actions = malloc((size_t)N * sizeof(int));
+    w->actions = malloc((size_t)(N > o.episode ? N : o.episode) * sizeof(int));
     if (!w->ws || !w->frames || !w->eps_z || !w->eps_s || !w->world || !w->actions) {
       fprintf(stderr, "gtmsm train: out of memory\n");
       goto done;
@@ -342,11 +440,18 @@ int cmd_train(int argc, char **argv) {
   for (size_t e = 0; e < m.p.n; e++)
     if (strncmp(m.p.entries[e].name, "ssm.", 4) == 0 || strncmp(m.p.entries[e].name, "gate.", 5) == 0)
       m.p.entries[e].lr_scale = (float)o.ssm_lr_mult;
-  fprintf(stderr,
-          "training %zu parameters: batch %d x (%d memorized + %d predicted), %d threads, "
-          "worlds: %s (%d photos, share %.2f)\n",
-          total, o.batch, o.memorize, o.predict, o.threads, o.worlds ? o.worlds : "procedural",
-          photos.n, o.worlds ? o.photo_frac : 0.0);
+  if (strcmp(o.env, "maze3d") == 0)
+    fprintf(stderr,
+            "training %zu parameters: batch %d x (%d memorized + %d predicted) windows of %d-step maze3d %s "
+            "episodes, %d threads, textures: %s\n",
+            total, o.batch, o.memorize, o.predict, o.episode, o.maze.scenario, o.threads,
+            o.maze.textures ? o.maze.textures : "procedural");
+  else
+    fprintf(stderr,
+            "training %zu parameters: batch %d x (%d memorized + %d predicted), %d threads, "
+            "worlds: %s (%d photos, share %.2f)\n",
+            total, o.batch, o.memorize, o.predict, o.threads, o.worlds ? o.worlds : "procedural",
+            photos.n, o.worlds ? o.photo_frac : 0.0);
   double t0 = opts_now(), t_last_ckpt = t0, t_log = t0;
   long step0 = step, log_step = step;
   double acc[7] = {0};
@@ -421,7 +526,10 @@ int cmd_train(int argc, char **argv) {
       json_t *st = opts_to_json(&o, step);
       int crc = gtmsm_checkpoint_save(&m, st, ckpt, err, sizeof err);
       if (!crc && model_out) {
-        json_t *extra = json_pack("{s:s, s:o}", "environment", "imagenav", "training", st);
+        json_t *extra = strcmp(o.env, "maze3d") == 0
+                            ? json_pack("{s:s, s:s, s:o}", "environment", "maze3d", "scenario", o.maze.scenario,
+                                        "training", st)
+                            : json_pack("{s:s, s:o}", "environment", "imagenav", "training", st);
         crc = gtmsm_model_save(&m, model_out, extra, err, sizeof err);
         json_decref(extra);
       } else {
@@ -453,6 +561,7 @@ done:
   free(stats);
   free(rcs);
   worldset_free(&photos);
+  maze3d_texture_set_free(&textures);
   gtmsm_model_free(&m);
   json_decref(state);
   return rc;
