@@ -1,7 +1,8 @@
-/* gtmsm eval: the paper's test protocol on held-out image-navigation episodes.
- * Writes OUT/psnr.csv (per prediction step, mean over episodes), OUT/psnr.png
- * (the plot), OUT/strip_<e>.png (true / model / oracle frames of the first
- * episodes) and, with --json, the summary on stdout. */
+/* gtmsm eval: the paper's test protocol on held-out episodes, image navigation
+ * or maze3d. Writes OUT/psnr.csv (per prediction step, mean over episodes),
+ * OUT/psnr.png (the plot), OUT/strip_<e>.png (true / model / baseline frames
+ * of the first episodes; maze3d also OUT/heading.png) and, with --json, the
+ * summary on stdout. */
 #include <cblas.h>
 #include <jansson.h>
 #include <math.h>
@@ -12,8 +13,10 @@
 
 #include "figures.h"
 #include "model/eval.h"
+#include "model/eval_maze3d.h"
 #include "model/modelfile.h"
 #include "opts.h"
+#include "opts_maze3d.h"
 #include "sim/worldset.h"
 #include "tools.h"
 
@@ -28,15 +31,90 @@ static json_t *summary_json(const eval_summary *s) {
                    "visited_200_256", num_or_null(s->visited_200_256));
 }
 
+static json_t *m3e_summary_json(const m3e_result *res, int k) {
+  json_t *steps = json_array();
+  for (int p = 0; p < res->predict; p++)
+    json_array_append_new(steps, json_real(res->psnr[(size_t)k * res->predict + p]));
+  const m3e_summary *s = &res->summary[k];
+  return json_pack("{s:o, s:o, s:o, s:o}", "all", num_or_null(s->all), "seen", num_or_null(s->seen), "unseen",
+                   num_or_null(s->unseen), "steps", steps);
+}
+
+/* maze3d: the scenario's protocol; cfg is filled but for the model. */
+static int eval_maze3d(const gtmsm_model *m, const opts_maze3d *mo, int episodes, int memorize, int predict,
+                       uint64_t seed, int threads, const char *out, int strips, int json) {
+  char err[512];
+  int rc = 1;
+  maze3d_texture_set ts = {0};
+  m3e_result res = {0};
+  m3e_config cfg = {.episodes = episodes, .memorize = memorize, .predict = predict, .seed = seed,
+                    .keep = out ? strips : 0, .threads = threads};
+  if (opts_maze3d_load_textures(mo, &ts, err, sizeof err) ||
+      opts_maze3d_config(&cfg.maze, &cfg.scenario, mo, seed, &ts, err, sizeof err)) {
+    fprintf(stderr, "gtmsm eval: %s\n", err);
+    goto done;
+  }
+  /* "seen": the same pose within the rotate protocol's step (a 9-degree
+   * turn is 2 x 4.5), or within walking distance for the walkers */
+  int rotate = cfg.scenario == MAZE3D_SCENARIO_ROTATE;
+  cfg.seen_cells = rotate ? 0.25 : 0.5;
+  cfg.seen_deg = rotate ? 4.5 : 15.0;
+  double t0 = opts_now();
+  if (gtmsm_eval_maze3d(m, &cfg, &res, err, sizeof err)) {
+    fprintf(stderr, "gtmsm eval: %s\n", err);
+    goto done;
+  }
+  double dt = opts_now() - t0;
+  fprintf(stderr, "evaluated %d maze3d %s episodes (%d memorized + %d predicted%s%s) in %.1fs, %.0f frames/s\n",
+          episodes, mo->scenario, memorize, predict, ts.n ? ", textures " : "", ts.n ? mo->textures : "", dt,
+          episodes * (double)(memorize + predict) / dt);
+  for (int k = 0; k < M3E_METHODS; k++)
+    fprintf(stderr, "  %-15s PSNR all %6.2f  seen %6.2f  unseen %6.2f\n", M3E_METHOD_NAMES[k],
+            res.summary[k].all, res.summary[k].seen, res.summary[k].unseen);
+  fprintf(stderr,
+          "  heading error: mean %.2f deg, final %.2f deg (fitted scale %.3f rad per unit of s3); "
+          "position error: mean %.3f, final %.3f cells\n",
+          res.heading_mean, res.heading_final, res.heading_scale, res.pos_mean, res.pos_final);
+  if (out) {
+    mkdir(out, 0755);
+    if (figures_eval_maze3d(out, &res, memorize, m->cfg.H, m->cfg.W, m->cfg.C, err, sizeof err)) {
+      fprintf(stderr, "gtmsm eval: %s\n", err);
+      goto done;
+    }
+  }
+  if (json) {
+    json_t *psnr = json_object();
+    for (int k = 0; k < M3E_METHODS; k++) json_object_set_new(psnr, M3E_METHOD_NAMES[k], m3e_summary_json(&res, k));
+    json_t *j = json_pack("{s:s, s:s, s:i, s:i, s:i, s:o, s:{s:f, s:f, s:f}, s:{s:f, s:o, s:f}}", "env", "maze3d",
+                          "scenario", mo->scenario, "episodes", episodes, "memorize", memorize, "predict", predict,
+                          "psnr", psnr, "heading_error_deg", "mean", res.heading_mean, "final", res.heading_final,
+                          "scale", res.heading_scale, "position_error", "mean", res.pos_mean, "at_150", num_or_null(res.pos_at_150), "final",
+                          res.pos_final);
+    if (ts.n) json_object_set_new(j, "textures", json_string(mo->textures));
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    printf("%s\n", s);
+    free(s);
+    json_decref(j);
+  }
+  rc = 0;
+done:
+  m3e_result_free(&res);
+  maze3d_texture_set_free(&ts);
+  return rc;
+}
+
 int cmd_eval(int argc, char **argv) {
   const char *model_path = NULL, *env = "imagenav", *images = NULL, *out = NULL;
   int episodes = 100, memorize = 256, predict = 256, json = 0, strips = 4, threads = 2, obstacles = 0,
       avoid_walls = 0;
   uint64_t seed = 1000;
   double rate = 2.0;
+  opts_maze3d mo = opts_maze3d_default();
+  mo.scenario = "rotate";
   opt_def defs[] = {
       {"model", OPT_STRING, &model_path, 1, 0, "model file (.gtm)"},
-      {"env", OPT_STRING, &env, 1, 0, "environment (imagenav)"},
+      {"env", OPT_STRING, &env, 1, 0, "environment: imagenav | maze3d"},
+      OPTS_MAZE3D_DEFS(&mo),
       {"images", OPT_STRING, &images, 1, 0, "folder of PNG worlds (default: procedural worlds)"},
       {"episodes", OPT_INT, &episodes, 1, 1e6, "episodes"},
       {"seed", OPT_U64, &seed, 1, 0, "seed of the episodes"},
@@ -51,14 +129,14 @@ int cmd_eval(int argc, char **argv) {
       {"json", OPT_FLAG, &json, 1, 0, "print the summary as JSON on stdout"},
       {NULL, 0, NULL, 0, 0, NULL},
   };
-  int prc = opts_parse("eval", "Evaluate a model on held-out image-navigation episodes.", defs, argc, argv);
+  int prc = opts_parse("eval", "Evaluate a model on held-out episodes (imagenav or maze3d).", defs, argc, argv);
   if (prc) return prc == 1 ? 0 : 2;
   if (!model_path) {
     fprintf(stderr, "gtmsm eval: --model is required\n");
     return 2;
   }
-  if (strcmp(env, "imagenav") != 0) {
-    fprintf(stderr, "gtmsm eval: --env %s: only imagenav models are evaluated here\n", env);
+  if (strcmp(env, "imagenav") != 0 && strcmp(env, "maze3d") != 0) {
+    fprintf(stderr, "gtmsm eval: --env must be imagenav or maze3d\n");
     return 2;
   }
   int rc = 1;
@@ -69,6 +147,11 @@ int cmd_eval(int argc, char **argv) {
   if (gtmsm_model_load(&m, model_path, err, sizeof err)) {
     fprintf(stderr, "gtmsm eval: %s\n", err);
     return 1;
+  }
+  if (strcmp(env, "maze3d") == 0) {
+    openblas_set_num_threads(1);
+    rc = eval_maze3d(&m, &mo, episodes, memorize, predict, seed, threads, out, strips, json);
+    goto done;
   }
   if (images && worldset_load(&worlds, images, err, sizeof err)) {
     fprintf(stderr, "gtmsm eval: %s\n", err);

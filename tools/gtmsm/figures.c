@@ -87,3 +87,71 @@ int figures_eval(const char *out, const eval_result *res, int H, int W, int C, c
   }
   return GTMSM_OK;
 }
+
+/* One line plot into path: ns series of n doubles each. */
+static int line_plot(const char *path, const plot_series *s, int ns, const char *title, const char *xlabel,
+                     const char *ylabel, double x0, char *err, size_t errlen) {
+  image_t im = {0};
+  int rc = image_init(&im, 360, 640, 3, err, errlen);
+  if (rc) return rc;
+  plot_opts po = plot_default();
+  po.title = title;
+  po.xlabel = xlabel;
+  po.ylabel = ylabel;
+  po.x0 = x0;
+  rc = plot_draw_lines(&im, s, (size_t)ns, &po, err, errlen);
+  if (!rc) rc = pngio_write_file(path, im.pix, im.H, im.W, 3, err, errlen);
+  image_free(&im);
+  return rc;
+}
+
+int figures_eval_maze3d(const char *out, const m3e_result *res, int memorize, int H, int W, int C, char *err,
+                        size_t errlen) {
+  char path[4096];
+  const int P = res->predict;
+  snprintf(path, sizeof path, "%s/psnr.csv", out);
+  FILE *f = fopen(path, "w");
+  if (!f) return gtmsm_fail(err, errlen, GTMSM_EIO, "cannot write %s", path);
+  fprintf(f, "step");
+  for (int k = 0; k < M3E_METHODS; k++) fprintf(f, ",%s", M3E_METHOD_NAMES[k]);
+  fprintf(f, ",seen_share\n");
+  for (int p = 0; p < P; p++) {
+    fprintf(f, "%d", memorize + p + 1);
+    for (int k = 0; k < M3E_METHODS; k++) fprintf(f, ",%.4f", res->psnr[(size_t)k * P + p]);
+    fprintf(f, ",%.4f\n", res->seen[p]);
+  }
+  if (fclose(f) != 0) return gtmsm_fail(err, errlen, GTMSM_EIO, "writing %s failed", path);
+  plot_series s[M3E_METHODS];
+  for (int k = 0; k < M3E_METHODS; k++)
+    s[k] = (plot_series){.y = res->psnr + (size_t)k * P, .n = (size_t)P, .color = plot_color((size_t)k),
+                         .label = M3E_METHOD_NAMES[k]};
+  snprintf(path, sizeof path, "%s/psnr.png", out);
+  int rc = line_plot(path, s, M3E_METHODS, "PSNR of predicted frames (mean over episodes)", "step of the episode",
+                     "PSNR dB", memorize + 1, err, errlen);
+  if (rc) return rc;
+  size_t per = (size_t)P * H * W * C;
+  for (int e = 0; e < res->keep; e++) {
+    const float *rows[] = {res->truth + e * per, res->pred[M3E_MODEL] + e * per,
+                           res->pred[M3E_RECONSTRUCTION] + e * per, res->pred[M3E_NEAREST_VIEW] + e * per};
+    const char *labels[] = {"true", "model", "recon", "nearest"};
+    snprintf(path, sizeof path, "%s/strip_%d.png", out, e);
+    if ((rc = figures_strip(path, rows, labels, 4, P, H, W, C, res->seen_flags + (size_t)e * P, err, errlen)))
+      return rc;
+  }
+  if (res->keep > 0) {
+    int n = memorize + P;
+    double *hd = malloc(sizeof(double) * 2 * (size_t)n);
+    if (!hd) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    for (int t = 0; t < n; t++) {
+      hd[t] = res->heading_true[t];
+      hd[n + t] = res->heading_model[t];
+    }
+    plot_series hs[2] = {{.y = hd, .n = (size_t)n, .color = plot_color(0), .label = "true heading"},
+                         {.y = hd + n, .n = (size_t)n, .color = plot_color(1), .label = "learned s3 (fitted)"}};
+    snprintf(path, sizeof path, "%s/heading.png", out);
+    rc = line_plot(path, hs, 2, "Heading of episode 0: true and learned (fit on the memorized steps)", "step",
+                   "degrees", 1, err, errlen);
+    free(hd);
+  }
+  return rc;
+}

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "model/eval.h"
+#include "model/eval_maze3d.h"
 
 /* A strip of nrows sequences (each (n, H, W, C) floats in [0, 1], borrowed)
  * sampled at up to 16 evenly spaced steps, frames scaled x4, labels at the
@@ -15,5 +16,12 @@ int figures_strip(const char *path, const float *rows[], const char *labels[], i
 /* Writes OUT/psnr.csv, OUT/psnr.png and OUT/strip_<e>.png for the kept
  * episodes (frames H x W x C). */
 int figures_eval(const char *out, const eval_result *res, int H, int W, int C, char *err, size_t errlen);
+
+/* maze3d: OUT/psnr.csv and psnr.png (every method), OUT/strip_<e>.png (true /
+ * model / reconstruction / nearest view, unseen steps in red) and
+ * OUT/heading.png (true and learned heading of the first kept episode;
+ * memorize: its memorized steps). */
+int figures_eval_maze3d(const char *out, const m3e_result *res, int memorize, int H, int W, int C, char *err,
+                        size_t errlen);
 
 #endif
