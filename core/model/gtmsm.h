@@ -35,7 +35,7 @@ enum { GTMSM_ROLE_VAE, GTMSM_ROLE_TRANS, GTMSM_ROLE_KEYMAP, GTMSM_ROLE_PRIOR, GT
 typedef struct {
   int H, W, C;         /* frame shape; D = H * W * C */
   int A;               /* actions */
-  char action_names[GTMSM_MAX_ACTIONS][16];
+  char action_names[GTMSM_MAX_ACTIONS][32]; /* maze3d: "forward_turn_right" */
   int Z;               /* latent size */
   gtmsm_vae vae;       /* fully connected or convolutional encoder/decoder */
   int hidden;          /* FC: hidden width (two hidden layers each way) */
