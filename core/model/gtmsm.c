@@ -119,3 +119,13 @@ float *gtmsm_vae_dec_logvar(const gtmsm_model *m, const float *base) {
   return gtmsm_tensor(m, GTMSM_ROLE_VAE, m->part_first[GTMSM_ROLE_VAE + 1] - m->part_first[GTMSM_ROLE_VAE] - 1,
                       base);
 }
+
+const char *gtmsm_part_name(const gtmsm_model *m, int role) {
+  switch (role) {
+  case GTMSM_ROLE_VAE: return m->vae->name;
+  case GTMSM_ROLE_TRANS: return m->trans->name;
+  case GTMSM_ROLE_KEYMAP: return m->keymap->name;
+  case GTMSM_ROLE_PRIOR: return m->prior->name;
+  default: return "";
+  }
+}

@@ -81,6 +81,10 @@ typedef struct {
   char content_hash[17];
 } gtmsm_model;
 
+/* The kind of the part playing role (GTMSM_ROLE_*): "fc", "conv", "gated2d",
+ * "rot3d", "identity", "periodic", "mixture", "mlp" (static string). */
+const char *gtmsm_part_name(const gtmsm_model *m, int role);
+
 /* Allocates parameters for cfg initialised from seed. */
 int gtmsm_model_init(gtmsm_model *m, const gtmsm_config *cfg, uint64_t seed, char *err,
                      size_t errlen);

@@ -106,6 +106,8 @@ def test_flow(d):
           and m["actions"] == ["right", "left", "up", "down", "stay"] and m["state_size"] == 2
           and m["memory_k"] >= 1 and len(m["version"]) == 16 and m["environment"] == "imagenav"
           and isinstance(m["training"], dict), "model description (shape, actions, sizes, training)")
+    check(m["parts"] == {"vae": "fc", "transition": "gated2d", "keymap": "identity", "prior": "mixture"}
+          and m["scenario"] is None, f"model parts: {m.get('parts')}")
     version = m["version"]
 
     s, h, j = d.json("POST", "/v1/sessions", {"model": "imagenav"})
