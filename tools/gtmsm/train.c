@@ -165,11 +165,11 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   const char *worlds = NULL, *dec = NULL, *vae = NULL;
   int steps_ignored;
   if (json_unpack((json_t *)j,
-                  "{s:I, s:i, s:i, s:i, s:i, s:F, s:F, s?s, s:i, s:i, s:i, s:i, s:F, s:F, s:s, s:i,"
+                  "{s:I, s:i, s:i, s:i, s:i, s:F, s:F, s:i, s:i, s:i, s:i, s:F, s:F, s:s, s:i,"
                   " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F, s:i, s:i, s?s, s?i, s?F, s?F}",
                   "step", &st, "memorize", &o->memorize, "predict", &o->predict, "batch", &o->batch,
                   "obstacles", &o->obstacles, "rate", &o->rate, "photo_frac", &o->photo_frac,
-                  "worlds", &worlds, "latent", &o->latent, "hidden", &o->hidden, "gate_hidden",
+                  "latent", &o->latent, "hidden", &o->hidden, "gate_hidden",
                   &o->gate_hidden, "k", &o->k, "delta", &o->delta, "trans_std", &o->trans_std,
                   "decoder", &dec, "steps", &steps_ignored, "anneal", &o->anneal, "kl_warmup",
                   &o->kl_warmup, "lr", &o->lr, "lr_final", &o->lr_final, "clip", &o->clip, "aux",
@@ -179,6 +179,7 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
                   "channels", &o->channels, "still", &o->still, "b_lr_after", &o->b_lr_after) != 0)
     return -1;
   json_t *v;
+  worlds = json_string_value(json_object_get(j, "worlds")); /* null: procedural worlds */
   if ((v = json_object_get(j, "env"))) o->env = json_string_value(v);
   if ((v = json_object_get(j, "scenario"))) o->maze.scenario = json_string_value(v);
   if ((v = json_object_get(j, "size"))) o->maze.size = (int)json_integer_value(v);
