@@ -81,6 +81,12 @@ struct gtmsm_trans_ops {
                    float *ds, float *dh, float *grad);
 };
 extern const struct gtmsm_trans_ops gtmsm_trans_gated2d, gtmsm_trans_rot3d, gtmsm_trans_walk3d;
+/* The 3-D transitions' B (A, 3): small random displacements and turns (std
+ * 0.1, about 6 degrees), so a random walk spreads the states from the first
+ * update and no turn starts near a full circle; an action named "none" (the
+ * no-op that labels an episode's first frame, which the model ignores)
+ * starts at zero, and so stays a no-op: it is never trained. */
+void gtmsm_trans_init_3d(gtmsm_model *m, float *B, uint64_t seed);
 
 /* ---- key map: identity | periodic (s1, s2, cos s3, sin s3), optionally learned linear */
 struct gtmsm_keymap_ops {

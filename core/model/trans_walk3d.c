@@ -26,14 +26,8 @@ static int walk_specs(const gtmsm_config *c, param_spec *out) {
   return NT;
 }
 
-/* As the rotation's: small random displacements; "none" starts (and stays) at zero. */
 static void walk_init(gtmsm_model *m, uint64_t seed) {
-  float *Bm = gtmsm_tensor(m, GTMSM_ROLE_TRANS, B, m->p.data);
-  rng_t r;
-  rng_init(&r, seed, 77);
-  for (int i = 0; i < m->cfg.A * H3; i++) Bm[i] = rng_normal(&r) * 0.1f;
-  for (int a = 0; a < m->cfg.A; a++)
-    if (strcmp(m->cfg.action_names[a], "none") == 0) memset(Bm + (size_t)a * H3, 0, H3 * sizeof(float));
+  gtmsm_trans_init_3d(m, gtmsm_tensor(m, GTMSM_ROLE_TRANS, B, m->p.data), seed);
 }
 
 static int walk_hidden(const gtmsm_config *c) {
