@@ -118,10 +118,16 @@ static int pragma_int(store *s, const char *sql, int *out) {
 static int migrate(store *s, char *err, size_t errlen) {
   int v = 0;
   if (pragma_int(s, "PRAGMA user_version", &v)) return db_fail(s, err, errlen, "user_version");
+  /* v indexes MIGRATIONS: anything outside 0..STORE_SCHEMA_VERSION (a newer
+   * gtmsmd's file, or a corrupt or hand-edited header) is refused untouched. */
   if (v > STORE_SCHEMA_VERSION)
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT,
                       "database schema version %d is newer than this gtmsmd's %d", v,
                       STORE_SCHEMA_VERSION);
+  if (v < 0)
+    return gtmsm_fail(err, errlen, GTMSM_EFORMAT,
+                      "database schema version %d is not one gtmsmd writes (0..%d): a corrupt or "
+                      "edited file header (PRAGMA user_version)", v, STORE_SCHEMA_VERSION);
   for (; v < STORE_SCHEMA_VERSION; v++) {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);

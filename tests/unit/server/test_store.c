@@ -41,8 +41,26 @@ static void test_migrations(void) {
   sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL);
   sqlite3_close(raw);
   int rc = store_open(&s, db, 0, err, sizeof err);
-  CHECK(rc == GTMSM_EFORMAT && strstr(err, "newer"), "a newer schema is refused: %s", err);
-  printf("migrations: 0 -> %d, idempotent, newer refused (%s)\n", STORE_SCHEMA_VERSION, err);
+  CHECK(rc == GTMSM_EFORMAT && strstr(err, "newer") && strstr(err, "99"), "a newer schema is refused: %s",
+        err);
+  /* A negative version (a corrupt or hand-edited header) is no index into the
+   * migrations: refused with the version named, nothing run. */
+  sqlite3_open(db, &raw);
+  sqlite3_exec(raw, "PRAGMA user_version = -1", NULL, NULL, NULL);
+  sqlite3_close(raw);
+  err[0] = '\0';
+  rc = store_open(&s, db, 0, err, sizeof err);
+  CHECK(rc == GTMSM_EFORMAT && strstr(err, "-1") && s == NULL, "a negative schema is refused: rc %d %s", rc,
+        err);
+  sqlite3_open(db, &raw);
+  sqlite3_stmt *st = NULL;
+  int v = 0;
+  if (sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(raw);
+  CHECK(v == -1, "the refused database is left as it was (user_version %d)", v);
+  printf("migrations: 0 -> %d, idempotent, newer and negative refused (%s)\n", STORE_SCHEMA_VERSION, err);
 }
 
 typedef struct {
