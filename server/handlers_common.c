@@ -2,6 +2,8 @@
  * the right problem replies, and the session object of the API. */
 #include <string.h>
 
+#include "base/err.h"
+
 #include "handlers.h"
 #include "log.h"
 
@@ -38,6 +40,10 @@ int handler_lock(http_req *r, session *s, int write) {
                  "serving that version or create a new session", s->id, s->model_name,
                  s->model_version, me ? "another version is loaded" : "that model is not loaded");
     if (me) http_header_add(r, "X-Model-Version", me->m->content_hash);
+  } else if (rc == GTMSM_EFORMAT) { /* this session's rows only: others still serve */
+    http_problem(r, 500, "corrupt-session", NULL, "session '%s' cannot be loaded: %s (other "
+                 "sessions are unaffected; delete it, or import an export taken before the "
+                 "damage)", s->id, err);
   } else {
     http_problem(r, 500, "internal", NULL, "session '%s': %s", s->id, err);
   }

@@ -315,8 +315,9 @@ int store_session_count(store *s, int64_t *n) {
   return rc;
 }
 
-int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, char *err,
-                    size_t errlen) {
+int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, int *present,
+                    char *err, size_t errlen) {
+  *present = 0;
   pthread_mutex_lock(&s->mu);
   sqlite3_stmt *st = s->st[ST_STATE];
   sqlite3_bind_int64(st, 1, sid);
@@ -324,11 +325,15 @@ int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, cha
   if (rc == SQLITE_ROW) {
     const void *b = sqlite3_column_blob(st, 0);
     size_t n = (size_t)sqlite3_column_bytes(st, 0);
-    if (!b) memset(state, 0, state_len); /* no observation yet */
-    else if (n != state_len)
+    if (!b) { /* NULL, or a zero-length blob */
+      memset(state, 0, state_len);
+    } else if (n != state_len) {
       ret = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "stored state has %zu bytes, expected %zu", n,
                        state_len);
-    else memcpy(state, b, n);
+    } else {
+      memcpy(state, b, n);
+      *present = 1;
+    }
   } else if (rc == SQLITE_DONE) {
     ret = STORE_NOTFOUND;
   } else {

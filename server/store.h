@@ -59,10 +59,11 @@ int store_session_delete(store *s, int64_t sid, char *err, size_t errlen);
 /* Number of stored sessions. */
 int store_session_count(store *s, int64_t *n);
 
-/* The stored state (state_len bytes copied into state; zeros while the
- * session has no observation). */
-int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, char *err,
-                    size_t errlen);
+/* The stored state (state_len bytes copied into state). A NULL (or empty)
+ * state gives zeros and *present = 0: right while the session has no
+ * observation, a damaged row otherwise (the caller knows its steps). */
+int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, int *present,
+                    char *err, size_t errlen);
 /* Calls fn with each memory entry (len bytes, borrowed) of the session in
  * order of t; a non-zero return from fn stops and is returned. */
 typedef int (*store_entry_fn)(void *ctx, int64_t t, const uint8_t *entry, size_t len);
