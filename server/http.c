@@ -190,6 +190,7 @@ static const char *reason(int status) {
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
     case 413: return "Content Too Large";
+    case 406: return "Not Acceptable";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Content";
     case 500: return "Internal Server Error";
