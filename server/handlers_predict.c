@@ -1,7 +1,7 @@
 /* POST /v1/sessions/{id}/predictions: one batched gtmsm_predict under the
  * session's shared lock (concurrent predictions of a session run in
  * parallel), then the frames as JSON, one PNG film strip, or NDJSON lines
- * encoded as the client reads them. */
+ * encoded as the client reads them (a 64 KiB block of lines at a time). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,26 +48,34 @@ static void stream_free(void *p) {
   free(s);
 }
 
+/* Fills buf with as many lines as fit (the last one possibly in part):
+ * libmicrohttpd calls this once per turn of a worker's event loop, so one
+ * line per call would make a long prediction wait for every other busy
+ * connection once per frame. */
 static long stream_next(void *cls, char *buf, size_t max) {
   ndjson_stream *s = cls;
-  if (s->pos == s->len) {
-    if (s->i == s->n) return 0;
-    const size_t D = (size_t)gtmsm_config_D(&s->m->cfg);
-    json_t *j = frame_json(s->m, s->i, s->actions[s->i], s->pix + (size_t)s->i * D,
-                           s->states + (size_t)s->i * s->m->cfg.S);
-    free(s->line);
-    s->line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(j);
-    if (!s->line) return -1;
-    s->len = strlen(s->line);
-    s->line[s->len++] = '\n'; /* the NUL becomes the newline */
-    s->pos = 0;
-    s->i++;
+  size_t used = 0;
+  while (used < max) {
+    if (s->pos == s->len) {
+      if (s->i == s->n) break;
+      const size_t D = (size_t)gtmsm_config_D(&s->m->cfg);
+      json_t *j = frame_json(s->m, s->i, s->actions[s->i], s->pix + (size_t)s->i * D,
+                             s->states + (size_t)s->i * s->m->cfg.S);
+      free(s->line);
+      s->line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+      json_decref(j);
+      if (!s->line) return -1;
+      s->len = strlen(s->line);
+      s->line[s->len++] = '\n'; /* the NUL becomes the newline */
+      s->pos = 0;
+      s->i++;
+    }
+    size_t k = s->len - s->pos < max - used ? s->len - s->pos : max - used;
+    memcpy(buf + used, s->line + s->pos, k);
+    s->pos += k;
+    used += k;
   }
-  size_t k = s->len - s->pos < max ? s->len - s->pos : max;
-  memcpy(buf, s->line + s->pos, k);
-  s->pos += k;
-  return (long)k;
+  return (long)used;
 }
 
 void handle_predict(http_req *r) {
