@@ -42,6 +42,10 @@ void handle_demo_worlds(http_req *r);
 void handle_demo_episode(http_req *r);
 
 /* handlers_common.c */
+/* Non-zero (after replying 400 bad-id) unless id (borrowed, may be NULL) is a
+ * valid id; what names it in the detail ("session id", "model name"). A
+ * percent-encoded id gets its own detail: ids are taken as sent. */
+int handler_check_id(http_req *r, const char *what, const char *id);
 /* Validates the {id} parameter, acquires the session into *out and returns 0;
  * otherwise replies (400 bad-id, 404, 503) and returns non-zero. */
 int handler_session(http_req *r, session **out);

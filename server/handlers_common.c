@@ -7,13 +7,21 @@
 #include "handlers.h"
 #include "log.h"
 
+int handler_check_id(http_req *r, const char *what, const char *id) {
+  if (codec_valid_id(id)) return 0;
+  if (id && strchr(id, '%'))
+    http_problem(r, 400, "bad-id", NULL, "%s '%.64s' is percent-encoded; ids are sent as they are "
+                 "(1..64 of A-Z a-z 0-9 _ -) so that every hop reads the same id", what, id);
+  else
+    http_problem(r, 400, "bad-id", NULL, "%s '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", what,
+                 id ? id : "(missing)");
+  return 1;
+}
+
 int handler_session(http_req *r, session **out) {
   const char *id = http_param(r, 0);
   *out = NULL;
-  if (!codec_valid_id(id)) {
-    http_problem(r, 400, "bad-id", NULL, "session id '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", id);
-    return 1;
-  }
+  if (handler_check_id(r, "session id", id)) return 1;
   char err[256] = "";
   int rc = sessions_acquire(http_app(r)->cache, id, out, err, sizeof err);
   if (rc == SESSIONS_OK) return 0;

@@ -48,10 +48,7 @@ void handle_models(http_req *r) {
 void handle_model(http_req *r) {
   app *a = http_app(r);
   const char *name = http_param(r, 0);
-  if (!codec_valid_id(name)) {
-    http_problem(r, 400, "bad-id", NULL, "model name '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", name);
-    return;
-  }
+  if (handler_check_id(r, "model name", name)) return;
   const model_entry *me = models_find(&a->models, name);
   if (!me) {
     http_problem(r, 404, "model-not-found", NULL, "no model '%s' (GET /v1/models lists them)", name);

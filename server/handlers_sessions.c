@@ -60,10 +60,7 @@ void handle_session_create(http_req *r) {
 
 void handle_session_put(http_req *r) {
   const char *id = http_param(r, 0);
-  if (!codec_valid_id(id)) {
-    http_problem(r, 400, "bad-id", NULL, "session id '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", id);
-    return;
-  }
+  if (handler_check_id(r, "session id", id)) return;
   const model_entry *me = requested_model(r);
   if (!me) return;
   char err[256] = "";
@@ -218,11 +215,7 @@ void handle_import(http_req *r) {
   }
   const char *id = http_query(r, "id");
   if (!id) id = json_string_value(json_object_get(j, "id"));
-  if (!id || !codec_valid_id(id)) {
-    http_problem(r, 400, "bad-id", NULL, "session id '%.64s' is not 1..64 of A-Z a-z 0-9 _ -",
-                 id ? id : "(missing)");
-    goto done;
-  }
+  if (handler_check_id(r, "session id", id)) goto done;
   const char *model = json_string_value(json_object_get(j, "model"));
   const char *version = json_string_value(json_object_get(j, "model_version"));
   const char *mem_b64 = json_string_value(json_object_get(j, "memory"));

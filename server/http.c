@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,13 +24,26 @@
 
 #define RID_MAX 128
 #define PATH_LOG_MAX 256
+/* Query parameters per request: the API takes at most two, and
+ * libmicrohttpd 0.9.75 hangs the connection when thousands of them overflow
+ * its per-connection memory (see on_uri). */
+#define QUERY_PARAMS_MAX 64
 
 struct http_req {
   app *app;
   struct MHD_Connection *conn;
   const char *method; /* MHD's, valid for the request */
-  char path[PATH_LOG_MAX + 1];
+  const char *url;    /* MHD's raw path (never percent-decoded), valid for the request */
+  char path[PATH_LOG_MAX + 4]; /* the raw path for logs and "instance": printable ASCII,
+                                * other bytes as %XX, long ones cut with "..." */
+  char method_log[16];         /* the method, same treatment */
   char rid[RID_MAX + 1];
+  int started;                 /* the access handler saw the request (counted in flight) */
+  int close;                   /* reply with Connection: close */
+  unsigned query_params;       /* counted in the raw target */
+  long bad_offset;             /* first byte of the target outside printable ASCII, or -1 */
+  unsigned char bad_byte;
+  uintptr_t target_end;        /* where the target's C string ends (see check_framing) */
   int route;          /* index, or routes_count() when unmatched */
   char params[ROUTES_MAX_PARAMS][ROUTES_PARAM_MAX + 1];
   char ctype[128];
@@ -192,6 +206,7 @@ static const char *reason(int status) {
     case 413: return "Content Too Large";
     case 406: return "Not Acceptable";
     case 415: return "Unsupported Media Type";
+    case 431: return "Request Header Fields Too Large";
     case 422: return "Unprocessable Content";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
@@ -281,19 +296,117 @@ static void set_content_type(http_req *r) {
   r->ctype[n] = '\0';
 }
 
+/* Copies len bytes of s into out (outlen > 8) for logs and replies:
+ * printable ASCII as is, anything else as %XX, cut with "..." when long. */
+static void printable_copy(char *out, size_t outlen, const char *s, size_t len) {
+  static const char HEX[] = "0123456789ABCDEF";
+  size_t j = 0;
+  for (size_t i = 0; i < len; i++) {
+    const unsigned char c = (unsigned char)s[i];
+    if (j + 3 + 4 > outlen) {
+      memcpy(out + j, "...", 4);
+      return;
+    }
+    if (c > 0x20 && c < 0x7f) {
+      out[j++] = (char)c;
+    } else {
+      out[j++] = '%';
+      out[j++] = HEX[c >> 4];
+      out[j++] = HEX[c & 15];
+    }
+  }
+  out[j] = '\0';
+}
+
+/* The framing of a request, checked on its headers before anything else,
+ * because the two ends of a connection (or a balancer and gtmsmd) reading a
+ * request differently is how requests are smuggled: exactly one way to find
+ * where the body ends, a Host on HTTP/1.1, a printable target, a bounded
+ * query. Replies 400 malformed-request or 431 (the connection is then
+ * closed) and returns non-zero, or returns 0. */
+typedef struct {
+  int host, cl, cl_differ, te;
+  const char *cl_first, *te_value;
+} head_counts;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+  (void)kind;
+  head_counts *h = cls;
+  if (!key) return MHD_YES;
+  if (!value) value = "";
+  if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+    h->host++;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    if (h->cl++ == 0) h->cl_first = value;
+    else if (strcmp(value, h->cl_first) != 0) h->cl_differ = 1;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    h->te++;
+    h->te_value = value;
+  }
+  return MHD_YES;
+}
+
+static int check_framing(http_req *r, const char *version) {
+  /* A NUL byte in the request line ends the target's C string early, so
+   * "/v1/sessions/victim<NUL>x" would act on "victim". libmicrohttpd 0.9.75
+   * parses the line in place: the version string starts one byte (the space
+   * it overwrote with the terminator) after the target's end, unless a NUL
+   * cut the target short; a version somewhere else (another layout) is not
+   * judged. */
+  const uintptr_t vpos = (uintptr_t)version;
+  const int nul_in_target = version && vpos > r->target_end + 1 && vpos - r->target_end < 65536;
+  if (r->query_params > QUERY_PARAMS_MAX) {
+    http_problem(r, 431, "too-many-parameters", NULL, "%u query parameters; at most %d are read",
+                 r->query_params, QUERY_PARAMS_MAX);
+  } else if (nul_in_target) {
+    http_problem(r, 400, "malformed-request", NULL, "the request target has a NUL byte after "
+                 "'%.64s'; a target is printable ASCII", r->path);
+  } else if (r->bad_offset >= 0) {
+    http_problem(r, 400, "malformed-request", NULL, "the request target has byte 0x%02X at offset "
+                 "%ld; a target is printable ASCII", r->bad_byte, r->bad_offset);
+  } else {
+    head_counts h = {0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &h);
+    char te[32] = "";
+    if (h.te_value) {
+      const char *v = h.te_value;
+      while (*v == ' ' || *v == '\t') v++;
+      snprintf(te, sizeof te, "%s", v);
+      for (size_t n = strlen(te); n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t');) te[--n] = '\0';
+    }
+    if (version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && h.host == 0)
+      http_problem(r, 400, "malformed-request", NULL, "an HTTP/1.1 request needs a Host header");
+    else if (h.host > 1)
+      http_problem(r, 400, "malformed-request", NULL, "%d Host headers; send one", h.host);
+    else if (h.cl_differ)
+      http_problem(r, 400, "malformed-request", NULL, "Content-Length headers with different "
+                   "values; send one");
+    else if (h.te && h.cl)
+      http_problem(r, 400, "malformed-request", NULL, "both Transfer-Encoding and "
+                   "Content-Length; send one of them");
+    else if (h.te > 1 || (h.te && strcasecmp(te, "chunked") != 0))
+      http_problem(r, 400, "malformed-request", NULL, "Transfer-Encoding '%.40s' is not "
+                   "supported; send chunked or a Content-Length", h.te_value);
+  }
+  if (!http_replied(r)) return 0;
+  r->close = 1;
+  return 1;
+}
+
 /* The checks every request passes before its handler: route, stop, auth,
- * load, size. Leaves a reply on failure. */
+ * load, size. Leaves a reply on failure. Routes match the raw path. */
 static void begin(http_req *r) {
   app *a = r->app;
   char allow[64];
-  int i = routes_match(r->method, r->path, r->params, allow, sizeof allow);
+  int i = routes_match(r->method, r->url, r->params, allow, sizeof allow);
   if (i == -1) {
     http_problem(r, 404, "not-found", NULL, "no resource at %.80s; see proto/openapi.yaml", r->path);
     return;
   }
   if (i == -2) {
-    http_problem(r, 405, "method-not-allowed", NULL, "%.10s is not allowed here; allowed: %s",
-                 r->method, allow);
+    http_problem(r, 405, "method-not-allowed", NULL, "%s is not allowed here; allowed: %s",
+                 r->method_log, allow);
     http_header_add(r, MHD_HTTP_HEADER_ALLOW, allow);
     return;
   }
@@ -328,7 +441,7 @@ static enum MHD_Result queue(http_req *r) {
   if (!r->resp) return MHD_NO;
   MHD_add_response_header(r->resp, "X-Request-Id", r->rid);
   MHD_add_response_header(r->resp, "X-Served-By", r->app->served_by);
-  if (atomic_load(&r->app->stopping))
+  if (r->close || atomic_load(&r->app->stopping))
     MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
   MHD_destroy_response(r->resp);
@@ -337,28 +450,71 @@ static enum MHD_Result queue(http_req *r) {
   return ret;
 }
 
+/* libmicrohttpd's URI log callback: the first sight of a request, with its
+ * raw target (path and query as sent, before libmicrohttpd splits them). The
+ * per-request state starts here, so requests that libmicrohttpd refuses
+ * later are logged too; on_request takes it from *con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+  http_req *r = calloc(1, sizeof *r);
+  if (!r) return NULL; /* on_request then closes the connection */
+  r->app = cls;
+  r->conn = conn;
+  r->route = routes_count();
+  r->t0 = util_mono_seconds();
+  r->bad_offset = -1;
+  if (!uri) uri = "";
+  const char *q = strchr(uri, '?');
+  printable_copy(r->path, sizeof r->path, uri, q ? (size_t)(q - uri) : strlen(uri));
+  for (size_t i = 0; uri[i]; i++)
+    if ((unsigned char)uri[i] <= 0x20 || (unsigned char)uri[i] >= 0x7f) {
+      r->bad_offset = (long)i;
+      r->bad_byte = (unsigned char)uri[i];
+      break;
+    }
+  r->target_end = (uintptr_t)uri + strlen(uri);
+  if (q && q[1]) {
+    r->query_params = 1;
+    for (const char *p = q + 1; *p; p++) r->query_params += *p == '&';
+  }
+  /* Work-around for libmicrohttpd 0.9.75: each query parameter takes a
+   * record from the connection's memory pool, and when they overflow it the
+   * 431 it prepares is dropped and the connection hangs. Too many
+   * parameters are answered 431 by check_framing; none of them is needed
+   * for that, so the query is cut right after its '?' (this buffer is
+   * libmicrohttpd's own copy of the request line, which it parses in place
+   * just after this callback). */
+  if (r->query_params > QUERY_PARAMS_MAX) ((char *)(uintptr_t)q)[1] = '\0';
+  return r;
+}
+
+/* Percent-decoding is turned off: gtmsmd takes the path and the query values
+ * as sent (every value the API takes is from a plain alphabet), so ids mean
+ * the same to it, to a balancer hashing the raw path and to the logs. */
+static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+  (void)cls;
+  (void)conn;
+  return strlen(s);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
-  (void)version;
   app *a = cls;
   http_req *r = *con_cls;
-  if (!r) { /* first callback: headers are in */
-    r = calloc(1, sizeof *r);
-    if (!r) return MHD_NO;
-    *con_cls = r;
+  if (!r) return MHD_NO; /* on_uri ran out of memory */
+  if (!r->started) { /* first callback: headers are in */
+    r->started = 1;
     atomic_fetch_add(&a->inflight, 1);
-    r->app = a;
     r->conn = conn;
     r->method = method;
+    r->url = url;
+    printable_copy(r->method_log, sizeof r->method_log, method, strlen(method));
     r->t0 = util_mono_seconds();
-    r->route = routes_count();
-    snprintf(r->path, sizeof r->path, "%s", url);
     const char *rid = http_header(r, "X-Request-Id");
     if (rid && valid_rid(rid)) snprintf(r->rid, sizeof r->rid, "%s", rid);
     else if (util_random_hex(r->rid, 8)) snprintf(r->rid, sizeof r->rid, "%p", (void *)r);
     set_content_type(r);
-    begin(r);
+    if (!check_framing(r, version)) begin(r);
     if (http_replied(r)) return queue(r);
     return MHD_YES;
   }
@@ -407,17 +563,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
       else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof addr);
     }
-    log_at(LOG_LEVEL_INFO, r->rid, "access", "{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:s, s:b}",
-           "method", r->method ? r->method : "", "path", r->path, "route",
+    log_at(LOG_LEVEL_INFO, r->rid[0] ? r->rid : NULL, "access",
+           "{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:s, s:b}", "method", r->method_log, "path", r->path,
+           "route",
            routes_name(r->route), "status", status, "bytes_in", (json_int_t)r->bytes_in,
            "bytes_out", (json_int_t)r->bytes_out, "us", (json_int_t)(secs * 1e6), "remote", addr,
            "complete", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
   }
   if (r->resp) MHD_destroy_response(r->resp);
   if (r->state_free) r->state_free(r->state);
+  const int started = r->started;
   free(r->body);
   free(r);
-  atomic_fetch_sub(&a->inflight, 1);
+  if (started) atomic_fetch_sub(&a->inflight, 1);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -479,7 +637,8 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
   s->app = a;
   s->d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
+      MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
       MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.timeout, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)a->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
