@@ -20,6 +20,7 @@
 #include "base/err.h"
 #include "log.h"
 #include "routes.h"
+#include "signals.h"
 #include "util.h"
 
 #define RID_MAX 128
@@ -635,6 +636,8 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
   http_server *s = calloc(1, sizeof *s);
   if (!s) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
   s->app = a;
+  sigset_t old_mask;
+  signals_block_thread(&old_mask); /* the workers inherit it: signals go to main */
   s->d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
@@ -643,6 +646,7 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.timeout, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)a->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+  signals_unblock_thread(&old_mask);
   if (!s->d) {
     free(s);
     return gtmsm_fail(err, errlen, GTMSM_EIO, "cannot listen on %s (address in use?)", a->cfg.listen);

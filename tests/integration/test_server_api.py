@@ -45,7 +45,7 @@ validate_spec()
 VIEWER_PATHS = {"/", "/web/{file}", "/v1/demo/worlds", "/v1/demo/episodes"}
 SPEC = {x for x in openapi_statuses() if x[0] not in VIEWER_PATHS}
 # Statuses that need a fault to happen (a full disk, a damaged database) are
-# exercised by the fault label (tests/fault/test_fault_storage.py), which
+# exercised by the fault label (tests/fault/test_storage.py), which
 # checks them against openapi.yaml the same way.
 FAULT_ONLY = {500, 507}
 SEEN = set()
