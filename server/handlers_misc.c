@@ -28,7 +28,14 @@ void handle_metrics(http_req *r) {
                       .sessions_stored = stored, .cache_bytes = st.bytes,
                       .session_loads = st.loads, .session_evictions = st.evictions,
                       .inflight = atomic_load(&a->inflight), .models = a->models.n,
-                      .ready = atomic_load(&a->ready)};
+                      .ready = atomic_load(&a->ready), .uploads = atomic_load(&a->uploads)};
+  conns_stats cs;
+  http_conns_stats(r, &cs);
+  g.connections = cs.open;
+  g.conns_refused = cs.refused;
+  g.conns_evicted = cs.evicted;
+  g.conns_head_timeouts = cs.head_timeouts;
+  g.conns_body_timeouts = cs.body_timeouts;
   size_t len = 0;
   char *text = metrics_render(a->metrics, &g, &len);
   if (!text) {

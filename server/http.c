@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
+#include "conns.h"
 #include "log.h"
 #include "routes.h"
 #include "signals.h"
@@ -29,10 +31,15 @@
  * libmicrohttpd 0.9.75 hangs the connection when thousands of them overflow
  * its per-connection memory (see on_uri). */
 #define QUERY_PARAMS_MAX 64
+/* A request whose body is chunked or longer than this is an upload: uploads
+ * may not take the in-flight slots kept for short requests (--reserve). */
+#define UPLOAD_MIN_BYTES (64 * 1024)
 
 struct http_req {
   app *app;
+  http_server *srv;
   struct MHD_Connection *conn;
+  conn_slot *slot;    /* the connection's entry in the connection table (may be NULL) */
   const char *method; /* MHD's, valid for the request */
   const char *url;    /* MHD's raw path (never percent-decoded), valid for the request */
   char path[PATH_LOG_MAX + 4]; /* the raw path for logs and "instance": printable ASCII,
@@ -45,6 +52,9 @@ struct http_req {
   long bad_offset;             /* first byte of the target outside printable ASCII, or -1 */
   unsigned char bad_byte;
   uintptr_t target_end;        /* where the target's C string ends (see check_framing) */
+  int has_body;                /* a body follows the head (chunked or Content-Length > 0) */
+  int upload;                  /* a long body: chunked or over UPLOAD_MIN_BYTES */
+  int upload_counted;          /* counted in app->uploads */
   int route;          /* index, or routes_count() when unmatched */
   char params[ROUTES_MAX_PARAMS][ROUTES_PARAM_MAX + 1];
   char ctype[128];
@@ -65,6 +75,7 @@ struct http_req {
 struct http_server {
   struct MHD_Daemon *d;
   app *app;
+  conns *conns;
 };
 
 /* ---- accessors ----------------------------------------------------------- */
@@ -376,6 +387,9 @@ static int check_framing(http_req *r, const char *version) {
       snprintf(te, sizeof te, "%s", v);
       for (size_t n = strlen(te); n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t');) te[--n] = '\0';
     }
+    const unsigned long long cl = h.cl_first ? strtoull(h.cl_first, NULL, 10) : 0;
+    r->has_body = h.te > 0 || cl > 0;
+    r->upload = h.te > 0 || cl > UPLOAD_MIN_BYTES;
     if (version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && h.host == 0)
       http_problem(r, 400, "malformed-request", NULL, "an HTTP/1.1 request needs a Host header");
     else if (h.host > 1)
@@ -427,6 +441,17 @@ static void begin(http_req *r) {
                  a->cfg.max_inflight);
     return;
   }
+  if (!rt->open && r->upload) {
+    long long cap = a->cfg.max_inflight - a->cfg.reserve;
+    if (cap < 1) cap = 1;
+    if (atomic_fetch_add(&a->uploads, 1) >= cap) {
+      atomic_fetch_sub(&a->uploads, 1);
+      http_problem(r, 503, "overloaded", NULL, "%lld uploads in progress, the most allowed "
+                   "(--max-inflight minus --reserve); retry later", cap);
+      return;
+    }
+    r->upload_counted = 1;
+  }
   const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && strtoull(cl, NULL, 10) > (unsigned long long)a->cfg.max_body) {
     json_t *ext = json_pack("{s:I}", "limit", (json_int_t)a->cfg.max_body);
@@ -455,11 +480,22 @@ static enum MHD_Result queue(http_req *r) {
  * raw target (path and query as sent, before libmicrohttpd splits them). The
  * per-request state starts here, so requests that libmicrohttpd refuses
  * later are logged too; on_request takes it from *con_cls. */
+/* The connection's slot in the connection table (set by on_connection). */
+static conn_slot *slot_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+  http_server *srv = cls;
+  conns_head_begun(srv->conns, slot_of(conn));
   http_req *r = calloc(1, sizeof *r);
   if (!r) return NULL; /* on_request then closes the connection */
-  r->app = cls;
+  r->srv = srv;
+  r->app = srv->app;
   r->conn = conn;
+  r->slot = slot_of(conn);
   r->route = routes_count();
   r->t0 = util_mono_seconds();
   r->bad_offset = -1;
@@ -500,7 +536,8 @@ static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s) {
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
-  app *a = cls;
+  http_server *srv = cls;
+  app *a = srv->app;
   http_req *r = *con_cls;
   if (!r) return MHD_NO; /* on_uri ran out of memory */
   if (!r->started) { /* first callback: headers are in */
@@ -516,6 +553,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     else if (util_random_hex(r->rid, 8)) snprintf(r->rid, sizeof r->rid, "%p", (void *)r);
     set_content_type(r);
     if (!check_framing(r, version)) begin(r);
+    conns_request(srv->conns, r->slot, r->has_body && !http_replied(r));
     if (http_replied(r)) return queue(r);
     return MHD_YES;
   }
@@ -524,6 +562,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     size_t n = *upload_size;
     *upload_size = 0;
     r->bytes_in += n;
+    conns_body(r->slot);
     if (http_replied(r)) { /* discarding after an error; cut a client that keeps sending */
       return r->bytes_in > 2ULL * (unsigned long long)a->cfg.max_body + (1u << 20) ? MHD_NO : MHD_YES;
     }
@@ -539,6 +578,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   /* final callback: the body is complete */
+  conns_body_done(srv->conns, r->slot);
   if (!http_replied(r)) rt->end(r);
   if (!http_replied(r)) http_problem(r, 500, "internal", NULL, "the handler did not reply");
   return queue(r);
@@ -546,8 +586,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-  (void)conn;
-  app *a = cls;
+  http_server *srv = cls;
+  app *a = srv->app;
+  conns_idle(srv->conns, slot_of(conn));
   http_req *r = *con_cls;
   if (!r) return;
   *con_cls = NULL;
@@ -574,9 +615,33 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (r->resp) MHD_destroy_response(r->resp);
   if (r->state_free) r->state_free(r->state);
   const int started = r->started;
+  if (r->upload_counted) atomic_fetch_sub(&a->uploads, 1);
   free(r->body);
   free(r);
   if (started) atomic_fetch_sub(&a->inflight, 1);
+}
+
+/* The accept policy: the connection table admits (maybe evicting) or refuses. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+  (void)addr;
+  (void)addrlen;
+  http_server *srv = cls;
+  return conns_admit(srv->conns) ? MHD_YES : MHD_NO;
+}
+
+/* A connection starts or ends: its slot in the connection table. CLOSED comes
+ * before libmicrohttpd closes the descriptor, so a cut never hits a reused one. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  http_server *srv = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_context = ci ? conns_open(srv->conns, ci->connect_fd) : NULL;
+  } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+    conns_close(srv->conns, *socket_context);
+    *socket_context = NULL;
+  }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -623,6 +688,30 @@ bad:
                     listen);
 }
 
+/* Raises the soft limit on open files so that want connections fit with
+ * room for the database, models and cut connections on their way out (a
+ * default soft limit of 1024 would make accept fail first, and libmicrohttpd
+ * then stops accepting). Returns the connections that fit: want, or fewer
+ * (with a warning) when the hard limit is lower. */
+static long long raise_open_files_limit(long long want) {
+  const long long room = 256;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+  const rlim_t need = (rlim_t)(want + room);
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return want;
+  long long fit = (long long)rl.rlim_cur - room;
+  if (fit < 16) fit = 16;
+  log_at(LOG_LEVEL_WARN, NULL, "listening", "{s:s, s:I, s:I}", "msg", "the open files limit is "
+         "too low for --max-connections: fewer connections are admitted", "nofile",
+         (json_int_t)rl.rlim_cur, "max_connections", (json_int_t)fit);
+  return fit;
+}
+
 int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
   *out = NULL;
   struct sockaddr_storage ss;
@@ -633,28 +722,41 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
   unsigned threads = a->cfg.threads > 0 ? (unsigned)a->cfg.threads : (unsigned)(cpus > 0 ? 2 * cpus : 4);
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+  long long max_conn = raise_open_files_limit(a->cfg.max_connections);
   http_server *s = calloc(1, sizeof *s);
   if (!s) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
   s->app = a;
+  conns_config cc = {.max_connections = max_conn, .header_timeout = (double)a->cfg.header_timeout,
+                     .idle_timeout = (double)a->cfg.timeout, .body_timeout = (double)a->cfg.body_timeout};
+  if (conns_new(&s->conns, &cc)) {
+    free(s);
+    return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "cannot start the connection reaper");
+  }
+  /* The table enforces max_conn over all workers; libmicrohttpd's own limit
+   * (split between the workers) only has to stay out of its way, with room
+   * for connections cut and not yet closed. */
+  const unsigned long long mhd_limit = ((unsigned long long)max_conn + 64) * threads;
   sigset_t old_mask;
   signals_block_thread(&old_mask); /* the workers inherit it: signals go to main */
   s->d = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
-      MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
-      MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.timeout, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)a->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+      flags, 0, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+      MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+      on_connection, s, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.timeout,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)(mhd_limit < (1u << 30) ? mhd_limit : (1u << 30)),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+      1024u, MHD_OPTION_END);
   signals_unblock_thread(&old_mask);
   if (!s->d) {
+    conns_free(s->conns);
     free(s);
     return gtmsm_fail(err, errlen, GTMSM_EIO, "cannot listen on %s (address in use?)", a->cfg.listen);
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
   *port = di ? di->port : 0;
-  log_at(LOG_LEVEL_INFO, NULL, "listening", "{s:s, s:i, s:i}", "listen", a->cfg.listen, "port",
-         *port, "threads", (int)threads);
+  log_at(LOG_LEVEL_INFO, NULL, "listening", "{s:s, s:i, s:i, s:I}", "listen", a->cfg.listen,
+         "port", *port, "threads", (int)threads, "max_connections", (json_int_t)max_conn);
   *out = s;
   return 0;
 }
@@ -673,5 +775,8 @@ void http_stop(http_server *s, double grace_seconds) {
     log_at(LOG_LEVEL_WARN, NULL, "shutdown", "{s:s, s:i}", "msg",
            "grace period over: closing requests still in flight", "requests", (int)left);
   MHD_stop_daemon(s->d);
+  conns_free(s->conns);
   free(s);
 }
+
+void http_conns_stats(const http_req *r, conns_stats *out) { conns_get_stats(r->srv->conns, out); }
