@@ -1,5 +1,7 @@
 /* Helpers shared by the session handlers: the {id} parameter, locking with
  * the right problem replies, and the session object of the API. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -31,7 +33,7 @@ int handler_session(http_req *r, session **out) {
     http_problem(r, 503, "overloaded", NULL, "every session slot is in use (--max-sessions %lld); "
                  "retry later", http_app(r)->cfg.max_sessions);
   else
-    http_problem(r, 500, "internal", NULL, "loading session '%s': %s", id, err);
+    handler_store_problem(r, rc, "loading session '%s': %s", id, err);
   return 1;
 }
 
@@ -53,7 +55,7 @@ int handler_lock(http_req *r, session *s, int write) {
                  "sessions are unaffected; delete it, or import an export taken before the "
                  "damage)", s->id, err);
   } else {
-    http_problem(r, 500, "internal", NULL, "session '%s': %s", s->id, err);
+    handler_store_problem(r, rc, "session '%s': %s", s->id, err);
   }
   return 1;
 }
@@ -85,4 +87,28 @@ int handler_require_json(http_req *r) {
   http_problem(r, 415, "unsupported-media-type", NULL, "Content-Type %.64s; expected application/json",
                ct);
   return 1;
+}
+
+int handler_store_status(int rc, const char **slug) {
+  if (rc == STORE_EFULL) {
+    *slug = "insufficient-storage";
+    return 507;
+  }
+  if (rc == STORE_EUNAVAILABLE) {
+    *slug = "storage-unavailable";
+    return 503;
+  }
+  *slug = "internal";
+  return 500;
+}
+
+void handler_store_problem(http_req *r, int rc, const char *fmt, ...) {
+  char detail[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  const char *slug;
+  const int status = handler_store_status(rc, &slug);
+  http_problem(r, status, slug, NULL, "%s", detail);
 }

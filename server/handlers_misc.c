@@ -7,6 +7,13 @@ void handle_live(http_req *r) { http_reply_json(r, 200, json_pack("{s:s}", "stat
 
 void handle_ready(http_req *r) {
   app *a = http_app(r);
+  char err[300] = "";
+  if (atomic_load(&a->ready) && store_writable(a->db, 1, err, sizeof err) != 0) {
+    /* Writes would fail: a balancer should send them elsewhere until they
+     * can succeed (the store probes again at most once a second). */
+    http_problem(r, 503, "not-ready", NULL, "%s", err);
+    return;
+  }
   if (atomic_load(&a->ready)) {
     http_reply_json(r, 200, json_pack("{s:s, s:i}", "status", "ready", "models", a->models.n));
     return;
@@ -28,7 +35,8 @@ void handle_metrics(http_req *r) {
                       .sessions_stored = stored, .cache_bytes = st.bytes,
                       .session_loads = st.loads, .session_evictions = st.evictions,
                       .inflight = atomic_load(&a->inflight), .models = a->models.n,
-                      .ready = atomic_load(&a->ready), .uploads = atomic_load(&a->uploads)};
+                      .ready = atomic_load(&a->ready) && store_writable(a->db, 0, NULL, 0) == 0,
+                      .uploads = atomic_load(&a->uploads)};
   conns_stats cs;
   http_conns_stats(r, &cs);
   g.connections = cs.open;

@@ -46,8 +46,9 @@ void handle_session_create(http_req *r) {
       http_problem(r, 500, "internal", NULL, "no randomness for a session id");
       return;
     }
-    if (sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err)) {
-      http_problem(r, 500, "internal", NULL, "creating a session: %s", err);
+    const int rc = sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err);
+    if (rc) {
+      handler_store_problem(r, rc, "creating a session: %s", err);
       return;
     }
   }
@@ -66,8 +67,9 @@ void handle_session_put(http_req *r) {
   char err[256] = "";
   store_session row;
   int created = 0;
-  if (sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err)) {
-    http_problem(r, 500, "internal", NULL, "creating session '%s': %s", id, err);
+  const int rc = sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err);
+  if (rc) {
+    handler_store_problem(r, rc, "creating session '%s': %s", id, err);
     return;
   }
   if (!created && (strcmp(row.model, me->name) != 0 ||
@@ -117,7 +119,7 @@ void handle_session_delete(http_req *r) {
   if (rc == SESSIONS_OK) {
     rc = sessions_delete(c, s, err, sizeof err);
     sessions_unlock(c, s);
-    if (rc) http_problem(r, 500, "internal", NULL, "deleting session '%s': %s", s->id, err);
+    if (rc) handler_store_problem(r, rc, "deleting session '%s': %s", s->id, err);
     else http_reply_empty(r, 204);
     log_at(LOG_LEVEL_INFO, http_rid(r), "session_deleted", "{s:s}", "id", s->id);
   } else {
@@ -179,8 +181,9 @@ void handle_export(http_req *r) {
                                 m->cfg.C, "state", state, "memory", mem_b64, "observations", x.list);
   sessions_unlock(c, s);
   if (dump) http_reply_json(r, 200, dump);
-  else http_problem(r, 500, "internal", NULL, "exporting session '%s': %s", s->id,
-                    x.failed ? "a stored frame does not match the model" : err);
+  else if (x.failed) http_problem(r, 500, "corrupt-session", NULL, "exporting session '%s': a "
+                                  "stored frame does not match the model", s->id);
+  else handler_store_problem(r, rc, "exporting session '%s': %s", s->id, err);
   sessions_release(c, s);
   json_decref(state);
   json_decref(x.list);
@@ -288,7 +291,7 @@ void handle_import(http_req *r) {
     http_problem(r, 409, "session-exists", NULL, "session '%s' already exists here; delete it first "
                  "or import with ?id=<another id>", id);
   } else if (rc) {
-    http_problem(r, 500, "internal", NULL, "importing session '%s': %s", id, err);
+    handler_store_problem(r, rc, "importing session '%s': %s", id, err);
   } else {
     log_at(LOG_LEVEL_INFO, http_rid(r), "session_imported", "{s:s, s:I}", "id", id, "steps",
            (json_int_t)steps);

@@ -222,6 +222,7 @@ static const char *reason(int status) {
     case 422: return "Unprocessable Content";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
     default: return "Error";
   }
 }
@@ -258,6 +259,7 @@ void http_problem(http_req *r, int status, const char *slug, json_t *ext, const 
   reply_json_type(r, status, j, "application/problem+json");
   if (status == 401) http_header_add(r, "WWW-Authenticate", "Bearer realm=\"gtmsmd\"");
   if (status == 503) http_header_add(r, "Retry-After", "1");
+  if (status == 507) http_header_add(r, "Retry-After", "5"); /* space takes a person or a job */
 }
 
 void http_problem_codec(http_req *r, const codec_error *e, json_t *ext) {
