@@ -214,12 +214,12 @@ static const char *reason(int status) {
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
     case 409: return "Conflict";
     case 413: return "Content Too Large";
-    case 406: return "Not Acceptable";
     case 415: return "Unsupported Media Type";
-    case 431: return "Request Header Fields Too Large";
     case 422: return "Unprocessable Content";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     case 507: return "Insufficient Storage";
@@ -478,10 +478,6 @@ static enum MHD_Result queue(http_req *r) {
   return ret;
 }
 
-/* libmicrohttpd's URI log callback: the first sight of a request, with its
- * raw target (path and query as sent, before libmicrohttpd splits them). The
- * per-request state starts here, so requests that libmicrohttpd refuses
- * later are logged too; on_request takes it from *con_cls. */
 /* The connection's slot in the connection table (set by on_connection). */
 static conn_slot *slot_of(struct MHD_Connection *conn) {
   const union MHD_ConnectionInfo *ci =
@@ -489,6 +485,10 @@ static conn_slot *slot_of(struct MHD_Connection *conn) {
   return ci ? ci->socket_context : NULL;
 }
 
+/* libmicrohttpd's URI log callback: the first sight of a request, with its
+ * raw target (path and query as sent, before libmicrohttpd splits them). The
+ * per-request state starts here, so requests that libmicrohttpd refuses
+ * later are logged too; on_request takes it from *con_cls. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
   http_server *srv = cls;
   conns_head_begun(srv->conns, slot_of(conn));
@@ -608,9 +608,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof addr);
     }
     log_at(LOG_LEVEL_INFO, r->rid[0] ? r->rid : NULL, "access",
-           "{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:s, s:b}", "method", r->method_log, "path", r->path,
-           "route",
-           routes_name(r->route), "status", status, "bytes_in", (json_int_t)r->bytes_in,
+           "{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:s, s:b}", "method", r->method_log, "path",
+           r->path, "route", routes_name(r->route), "status", status, "bytes_in", (json_int_t)r->bytes_in,
            "bytes_out", (json_int_t)r->bytes_out, "us", (json_int_t)(secs * 1e6), "remote", addr,
            "complete", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
   }
