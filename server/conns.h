@@ -47,8 +47,9 @@ typedef struct {
   long long body_timeouts; /* cut: a body paused too long */
 } conns_stats;
 
-/* A table with cfg's limits (copied); starts the reaper thread (with the stop
- * signals blocked). Returns 0, GTMSM_ENOMEM or GTMSM_EIO. */
+/* A table with cfg's limits (copied) into *out, new (free with conns_free);
+ * starts the reaper thread (with the stop signals blocked). Returns 0,
+ * GTMSM_ENOMEM or GTMSM_EIO. */
 int conns_new(conns **out, const conns_config *cfg);
 /* Stops the reaper and frees the table and any slot still in it; t may be
  * NULL. The HTTP server must be stopped first. */

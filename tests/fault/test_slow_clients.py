@@ -77,6 +77,7 @@ def test_trickling_heads(models, tmp):
             time.sleep(0.5)
     th = threading.Thread(target=trickle, daemon=True)
     th.start()
+    check(len(socks) >= 1025, f"{len(socks)} trickling connections opened (more than --max-connections)")
     time.sleep(1.6)  # every trickler has waited more than a second for its head
     for i in range(3):
         s, j, secs = timed(d, "GET", "/v1/models")
@@ -231,6 +232,11 @@ def test_ndjson_under_load(models, tmp):
 
 
 def main():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # 1,100 sockets of our own
+    want = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     with tempfile.TemporaryDirectory() as tmp:
         models = model_dir(tmp)
         test_trickling_heads(models, tmp)

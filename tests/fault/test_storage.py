@@ -158,13 +158,16 @@ def test_null_state(models, tmp):
     check(d.stop() == 0, "stops cleanly")
 
 
+RAN = set()  # the parts that could be set up here
+
+
 def test_full_disk(models, tmp):
     mnt = tmp + "/full"
     os.makedirs(mnt)
     if os.geteuid() != 0 or not mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt):
-        print("skip: disk full / read-only at run time: cannot mount a tmpfs here (needs root and "
-              "CAP_SYS_ADMIN)")
+        print("skip: disk full at run time: cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
         return
+    RAN.add("full")
     try:
         ep = episode(5, 3000)
         d = Recorder(models, mnt + "/g.db")
@@ -275,11 +278,12 @@ def main():
         test_null_state(models, tmp)
         test_full_disk(models, tmp)
         test_read_only_at_run_time(models, tmp)
-    faults = {x for x in SPEC if x[2] in (500, 507)}
+    faults = {x for x in SPEC if x[2] == 500 or (x[2] == 507 and "full" in RAN)}
     missing = sorted(faults - SEEN)
     for m in missing:
         print("  not exercised:", m, file=sys.stderr)
-    check(not missing or os.geteuid() != 0, f"every 500 and 507 of openapi.yaml exercised ({len(faults)})")
+    check(not missing, f"every 500{' and 507' if 'full' in RAN else ''} of openapi.yaml exercised "
+          f"({len(faults)})")
     check_spec()
     finish("test_storage")
 
