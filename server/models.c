@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/err.h"
 #include "codec.h"
@@ -38,6 +39,14 @@ int models_load_dir(model_registry *r, const char *dir) {
     }
     char path[4096], err[512] = "";
     snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    /* Opening a FIFO (or a device) would block start-up or read forever:
+     * only regular files (a symlink to one is fine) are models. */
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+      log_at(LOG_LEVEL_WARN, NULL, "models", "{s:s, s:s}", "file", path, "msg",
+             "skipped: not a regular file");
+      continue;
+    }
     gtmsm_model *m = calloc(1, sizeof *m);
     if (!m) {
       rc = GTMSM_ENOMEM;

@@ -278,8 +278,9 @@ static int load_memory(sessions *c, session *s, char *err, size_t errlen) {
     goto done;
   }
   if ((rc = store_entries_each(c->db, s->sid, load_entry, &l, err, errlen))) goto done;
-  rc = store_state_get(c->db, s->sid, (uint8_t *)mem->state, sizeof(float) * (size_t)m->cfg.S, err,
-                       errlen);
+  int present = 0;
+  rc = store_state_get(c->db, s->sid, (uint8_t *)mem->state, sizeof(float) * (size_t)m->cfg.S,
+                       &present, err, errlen);
   if (rc == STORE_NOTFOUND) { /* the row went away: deleted is written under both locks */
     pthread_mutex_lock(&c->mu);
     s->deleted = 1;
@@ -288,6 +289,14 @@ static int load_memory(sessions *c, session *s, char *err, size_t errlen) {
     goto done;
   }
   if (rc) goto done;
+  /* A zero state is right before the first observation only: after it, a
+   * NULL state is a damaged row, and serving zeros would predict from the
+   * origin as if nothing had been seen. */
+  if (!present && s->steps > 0) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "session %s: its stored state is missing (NULL) "
+                    "after %lld steps: the database row is damaged", s->id, (long long)s->steps);
+    goto done;
+  }
   if (l.next_t != s->steps) {
     rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "session %s: %lld memory entries stored for %lld steps",
                     s->id, (long long)l.next_t, (long long)s->steps);
