@@ -180,6 +180,11 @@ void handle_export(http_req *r) {
                                 "frame_width", m->cfg.W, "frame_height", m->cfg.H, "frame_channels",
                                 m->cfg.C, "state", state, "memory", mem_b64, "observations", x.list);
   sessions_unlock(c, s);
+  if (dump && s->mem->H > 0) { /* walking models: Delta, also inside "memory" */
+    json_t *h = json_array();
+    for (int k = 0; k < s->mem->H; k++) json_array_append_new(h, json_real(s->mem->hidden[k]));
+    json_object_set_new(dump, "transition_state", h);
+  }
   if (dump) http_reply_json(r, 200, dump);
   else if (x.failed) http_problem(r, 500, "corrupt-session", NULL, "exporting session '%s': a "
                                   "stored frame does not match the model", s->id);
