@@ -40,14 +40,27 @@ typedef struct {
   size_t max_checks; /* cap on elements checked (random subset beyond it) */
   uint64_t seed;   /* picks the subset */
   gc_skip_fn skip;
+  /* Richardson: the numeric gradient is (4 D(eps/2) - D(eps)) / 3 from the
+   * central differences D, error O(eps^4) instead of O(eps^2), so a smooth
+   * op can take a wide eps, which divides the float rounding of the loss. */
+  int richardson;
+  /* > 0: kinks. The numeric gradient must agree within kink_tol *
+   * max(|n|, floor) with the same from half the step; where it does not,
+   * the loss is not smooth within eps (an ELU switching near x) or its
+   * rounding dominates, and the element is unresolved: compared (on the half
+   * step) at 10 * tol only, since through a C1 kink such as the ELU's the
+   * quotient is off by O(step). A wrong backward still fails: its numeric
+   * gradient agrees with itself. More than a quarter of the elements
+   * unresolved (and more than one) fails (the check would be hollow). */
+  double kink_tol;
 } gc_opts;
 
 gc_opts gc_default(void);
 
 /* Compares analytic (n) to central differences of f over x (n), perturbing x
  * in place and restoring it. Prints "gradcheck <label>: max rel err E over N
- * elements (S skipped)" and returns the largest relative error seen; counts a
- * test failure if it exceeds opts.tol. */
+ * elements (S skipped[, J unresolved (max rel err E2)])" and returns the
+ * largest relative error seen; counts a test failure if it exceeds opts.tol. */
 double gradcheck(const char *label, float *x, const float *analytic, size_t n, gc_loss_fn f,
                  void *ctx, const gc_opts *opts);
 
