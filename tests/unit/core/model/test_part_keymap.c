@@ -54,6 +54,7 @@ static void check_grad(ctx_t *c, const char *kind) {
   gc_opts o = gc_default();
   o.eps = 5e-2;
   o.richardson = 1;
+  o.noise = 1;
   o.tol = 1e-3;
   o.floor = 1e-2;
   char label[80];

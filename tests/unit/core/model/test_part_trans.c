@@ -56,6 +56,7 @@ static gc_opts opts(void) {
   gc_opts o = gc_default();
   o.eps = 7e-2;
   o.richardson = 1;
+  o.noise = 1;
   o.tol = 1e-3;
   o.floor = 1e-2; /* states and most gradients are O(0.1..1) */
   return o;

@@ -39,8 +39,9 @@ static gc_opts opts(void) {
   gc_opts o = gc_default();
   o.eps = 1e-2; /* linear + ELU of order 1: truncation ~eps^2, rounding ~1e-7 / eps */
   o.tol = 1e-3;
-  o.floor = 1e-2; /* gradients here are O(0.1..1); below 1e-2 the loss's float rounding rules */
-  o.kink_tol = 5e-4;
+  o.floor = 1e-2;    /* gradients here are O(0.01..1) */
+  o.kink_tol = 5e-4; /* ELU: C1 kinks */
+  o.noise = 1;       /* the loss's float rounding: about 1e-8..1e-7 */
   o.max_checks = 80;
   return o;
 }
