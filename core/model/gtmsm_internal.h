@@ -125,12 +125,13 @@ typedef struct {
   const float *mu, *lv;  /* (R, Z) q(z|x) of the query rows */
   const float *z;        /* (R, Z) the reparameterised sample */
 } gtmsm_prior_in;
-/* Gradients a prior's backward accumulates into (any may be NULL when unused). */
+/* Gradients a prior's backward accumulates into (any may be NULL when unused),
+ * except dd2, which it overwrites. */
 typedef struct {
   float *d_mem_mu, *d_mem_lv, *d_mem_s; /* (n, .) scattered by idx */
   float *d_s;                           /* (R, S) */
   float *d_mu, *d_lv, *d_z;             /* (R, Z) */
-  float *dd2;                           /* (R, K) */
+  float *dd2;                           /* (R, K), overwritten (gtmsm_mixture_weights_backward) */
 } gtmsm_prior_grad;
 
 struct gtmsm_prior_ops {

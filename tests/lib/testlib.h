@@ -36,17 +36,44 @@ typedef int (*gc_skip_fn)(void *ctx, size_t i, double eps);
 typedef struct {
   double eps;      /* perturbation (per op: 1e-2 for float ops of order 1) */
   double tol;      /* max allowed relative error */
-  double floor;    /* relative error denominator is max(|a|, |n|, floor) */
+  double floor;    /* relative error denominator is max(|a|, |n|, floor) (see noise) */
   size_t max_checks; /* cap on elements checked (random subset beyond it) */
   uint64_t seed;   /* picks the subset */
   gc_skip_fn skip;
+  /* Richardson: the numeric gradient is (4 D(eps/2) - D(eps)) / 3 from the
+   * central differences D, error O(eps^4) instead of O(eps^2), so a smooth
+   * op can take a wide eps, which divides the float rounding of the loss. */
+  int richardson;
+  /* > 0: kinks. The numeric gradient must agree within kink_tol *
+   * max(|n|, floor) (or the rounding noise of the two, with noise) with the
+   * same from half the step; where not, the loss is not smooth within the
+   * step (an ELU switching near x) and the step is halved, up to eps / 8;
+   * where it does, the analytic gradient may also differ from the numeric
+   * by twice as much as the two estimates differ (their error if it goes as
+   * the step; 4/3 of it if as its square), on top of the noise below.
+   * An element that never agrees is unresolved: compared on the finest
+   * step at 10 * tol only, since through a C1 kink such as the ELU's the
+   * quotient is off by O(step). A wrong backward still fails: its numeric
+   * gradient agrees with itself. More than a quarter of the elements
+   * unresolved (and more than one) fails (the check would be hollow). */
+  double kink_tol;
+  /* Allow for the float rounding of the loss: measure the noise of the
+   * central difference in each element (the scatter, about a smooth trend,
+   * of the differences at 8 steps within 10% of eps; the larger of that and
+   * its median over the elements) and let an element's denominator be at
+   * least 5 sigma / tol, sigma the noise of its estimate. Gradients far
+   * above the noise are held to tol relative, those near it to 5 sigma
+   * absolute; the elements this loosens beyond tol and floor are counted
+   * as "noise-limited" in the output. */
+  int noise;
 } gc_opts;
 
 gc_opts gc_default(void);
 
 /* Compares analytic (n) to central differences of f over x (n), perturbing x
  * in place and restoring it. Prints "gradcheck <label>: max rel err E over N
- * elements (S skipped)" and returns the largest relative error seen; counts a
+ * elements (S skipped[, J unresolved: max rel err E2][; noise of D(eps) s,
+ * K noise-limited])" and returns the largest relative error seen; counts a
  * test failure if it exceeds opts.tol. */
 double gradcheck(const char *label, float *x, const float *analytic, size_t n, gc_loss_fn f,
                  void *ctx, const gc_opts *opts);
