@@ -1,7 +1,8 @@
 #!/bin/sh
 # The image's HEALTHCHECK: GET /v2/health/ready on the address gtmsmd listens
 # on (GTMSM_LISTEN, so a container started with another port stays checked).
-# 200 means ready: the store is open, a model is loaded, not shutting down.
+# 200 means ready: the store is open and writable, a model is loaded, not
+# shutting down.
 listen=${GTMSM_LISTEN:-127.0.0.1:8080}
 port=${listen##*:}
 host=${listen%:*}

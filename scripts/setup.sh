@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake pkg-config git ca-certificates
-  libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev libpng-dev
+  libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev libpng-dev zlib1g-dev
   # tests, sanitizers, fuzzing
   clang libclang-rt-14-dev python3 python3-skimage-lib curl sqlite3
   # service, deployment, benchmarks

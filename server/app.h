@@ -27,6 +27,7 @@ typedef struct app {
   atomic_int ready;     /* store open, >= 1 model, not stopping */
   atomic_int stopping;  /* SIGTERM received */
   atomic_long inflight; /* requests between their first callback and completion */
+  atomic_long uploads;  /* of those, uploads (a chunked or long body): see --reserve */
 } app;
 
 #endif

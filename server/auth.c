@@ -20,13 +20,20 @@ int auth_load(auth_keys *a, const char *path, char *err, size_t errlen) {
     size_t n = strcspn(line, "\r\n");
     line[n] = '\0';
     char *p = line;
+    /* Editors on some systems start a UTF-8 file with a byte order mark. */
+    if (lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
     while (*p == ' ' || *p == '\t') p++;
     n = strlen(p);
     while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) p[--n] = '\0';
     if (n == 0 || p[0] == '#') continue;
-    if (n >= AUTH_KEY_MAX || strpbrk(p, " \t")) {
-      rc = gtmsm_fail(err, errlen, GTMSM_EINVAL, "%s:%d: a key is 1..%d bytes without spaces", path,
-                      lineno, AUTH_KEY_MAX - 1);
+    /* A client sends the key in an Authorization header: any other byte (a
+     * stray BOM, a control character) would make it silently unusable. */
+    size_t printable = 0;
+    while (printable < n && p[printable] > 0x20 && p[printable] < 0x7f) printable++;
+    if (n >= AUTH_KEY_MAX || printable != n) {
+      rc = gtmsm_fail(err, errlen, GTMSM_EINVAL,
+                      "%s:%d: a key is 1..%d printable ASCII bytes without spaces", path, lineno,
+                      AUTH_KEY_MAX - 1);
       break;
     }
     if (a->n == cap) {

@@ -16,8 +16,10 @@ typedef struct {
 } auth_keys;
 
 /* Loads path into a (initialised here). An empty path disables auth (n = 0).
- * A file that cannot be read, holds no key, or a key longer than
- * AUTH_KEY_MAX - 1 bytes or with spaces is GTMSM_EINVAL with a message. */
+ * A UTF-8 byte order mark at the start of the file is skipped. A file that
+ * cannot be read, holds no key, or a key longer than AUTH_KEY_MAX - 1 bytes
+ * or with a byte outside printable ASCII (spaces included) is GTMSM_EINVAL
+ * with a message naming the line. */
 int auth_load(auth_keys *a, const char *path, char *err, size_t errlen);
 void auth_free(auth_keys *a);
 /* Non-zero when auth is enabled. */

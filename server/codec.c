@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/err.h"
 #include "img/base64.h"
@@ -312,6 +313,74 @@ int codec_parse_time(const char *s, long long *ms) {
   long long days = days_from_civil(y, (unsigned)mo, (unsigned)d);
   *ms = ((days * 24 + h) * 60 + mi) * 60000LL + sec * 1000LL + frac;
   return 0;
+}
+
+/* The qvalue at p (n bytes) in thousandths: "0", "0.5", "1.000"... (RFC 9110
+ * 12.4.2), or -1. */
+static int parse_qvalue(const char *p, size_t n) {
+  if (n == 0 || (p[0] != '0' && p[0] != '1')) return -1;
+  int q = (p[0] - '0') * 1000;
+  if (n == 1) return q;
+  if (p[1] != '.' || n > 5) return -1;
+  int scale = 100;
+  for (size_t i = 2; i < n; i++, scale /= 10) {
+    if (p[i] < '0' || p[i] > '9') return -1;
+    q += (p[i] - '0') * scale;
+  }
+  return q <= 1000 ? q : -1;
+}
+
+static int is_ows(char c) { return c == ' ' || c == '\t'; }
+
+int codec_pick_media(const char *accept, const char *const *types, int n) {
+  enum { MAX_TYPES = 8 };
+  int spec[MAX_TYPES], q[MAX_TYPES];
+  size_t pos[MAX_TYPES];
+  if (n > MAX_TYPES) n = MAX_TYPES;
+  if (!accept) return 0;
+  const char *p = accept;
+  while (is_ows(*p)) p++;
+  if (!*p) return 0;
+  for (int i = 0; i < n; i++) spec[i] = -1, q[i] = 0, pos[i] = 0;
+  size_t index = 0;
+  while (*p) {
+    const size_t len = strcspn(p, ","), tlen0 = strcspn(p, ",;");
+    const char *t = p, *end = p + len;
+    size_t tlen = tlen0;
+    while (tlen > 0 && is_ows(*t)) t++, tlen--;
+    while (tlen > 0 && is_ows(t[tlen - 1])) tlen--;
+    const char *slash = memchr(t, '/', tlen);
+    int rq = 1000, ok = slash != NULL && slash > t && slash < t + tlen - 1;
+    for (const char *a = p + tlen0; ok && a < end && *a == ';';) { /* parameters */
+      const char *v = a + 1;
+      while (v < end && is_ows(*v)) v++;
+      size_t plen = strcspn(v, ";,");
+      if (v + plen > end) plen = (size_t)(end - v);
+      size_t vlen = plen;
+      while (vlen > 0 && is_ows(v[vlen - 1])) vlen--;
+      if (vlen >= 2 && (v[0] == 'q' || v[0] == 'Q') && v[1] == '=') {
+        rq = parse_qvalue(v + 2, vlen - 2);
+        if (rq < 0) ok = 0;
+      }
+      a = v + plen;
+    }
+    for (int i = 0; ok && i < n; i++) {
+      const size_t full = strlen(types[i]), major = strcspn(types[i], "/");
+      int s = -1;
+      if (tlen == full && strncasecmp(t, types[i], full) == 0) s = 2;
+      else if (tlen == major + 2 && strncasecmp(t, types[i], major + 1) == 0 && t[major + 1] == '*') s = 1;
+      else if (tlen == 3 && strncmp(t, "*/*", 3) == 0) s = 0;
+      if (s > spec[i]) spec[i] = s, q[i] = rq, pos[i] = index;
+    }
+    index++;
+    p = *end ? end + 1 : end;
+  }
+  int best = -1;
+  for (int i = 0; i < n; i++) {
+    if (spec[i] < 0 || q[i] == 0) continue;
+    if (best < 0 || q[i] > q[best] || (q[i] == q[best] && pos[i] < pos[best])) best = i;
+  }
+  return best;
 }
 
 void codec_film_strip(uint8_t *out, const uint8_t *frames, int n, int H, int W, int C) {

@@ -81,6 +81,16 @@ void codec_predict_free(codec_predict *p);
  * them) into ms since the epoch. Returns 0 or -1. */
 int codec_parse_time(const char *s, long long *ms);
 
+/* Content negotiation on an Accept header (borrowed, may be NULL) among
+ * types (n <= 8 lowercase "type/subtype", borrowed, in the server's order of
+ * preference), as RFC 9110 12.5.1 has it: a type's q is that of the most
+ * specific range matching it (exact, then "type/<any>", then "<any>/<any>"),
+ * and q=0 refuses it; the highest q wins, on a tie the type whose range comes
+ * first in the header, then the earlier in types. Returns its index; 0 when there is no
+ * header (or a blank one); -1 when nothing is acceptable (406). A range that
+ * does not parse (no '/', a q outside 0..1) is ignored. */
+int codec_pick_media(const char *accept, const char *const *types, int n);
+
 /* Lays n frames (n, H, W, C) side by side into out (H, n * W, C). Both borrowed. */
 void codec_film_strip(uint8_t *out, const uint8_t *frames, int n, int H, int W, int C);
 

@@ -58,10 +58,19 @@ static const config_entry TABLE[] = {
      "memory entries (observations) per session"},
     {"max-inflight", CONFIG_TYPE_INT, "256", 1, 1 << 20, NULL, OFF(max_inflight),
      "requests in progress before new ones get 503 with Retry-After"},
+    {"reserve", CONFIG_TYPE_INT, "32", 0, 1 << 20, NULL, OFF(reserve),
+     "in-flight slots kept for short requests: uploads (a chunked body, or one over 64 KiB) "
+     "may hold at most max-inflight minus this (at least 1); more get 503"},
     {"max-connections", CONFIG_TYPE_INT, "1024", 1, 1 << 20, NULL, OFF(max_connections),
-     "open connections"},
+     "open connections; a new one beyond evicts the longest wait for a request head (over 1 s), "
+     "else it is refused at once"},
     {"timeout", CONFIG_TYPE_INT, "60", 1, 86400, NULL, OFF(timeout),
-     "seconds an idle connection is kept"},
+     "seconds a connection may wait idle for its next request (or stall reading a reply)"},
+    {"header-timeout", CONFIG_TYPE_INT, "10", 1, 3600, NULL, OFF(header_timeout),
+     "seconds a new connection has to send a whole request head (and any connection once its "
+     "request line is in); slower ones are cut"},
+    {"body-timeout", CONFIG_TYPE_INT, "30", 1, 86400, NULL, OFF(body_timeout),
+     "seconds a request body may pause before the connection is cut"},
     {"shutdown-grace", CONFIG_TYPE_INT, "30", 0, 3600, NULL, OFF(shutdown_grace),
      "seconds SIGTERM waits for in-flight requests"},
     {"log-level", CONFIG_TYPE_ENUM, "info", 0, 0, "debug|info|warn|error", OFF(log_level),

@@ -29,6 +29,9 @@ typedef struct {
   long long max_inflight;         /* requests in progress before 503 */
   long long max_connections;      /* open connections */
   long long timeout;              /* idle connection timeout, seconds */
+  long long header_timeout;       /* seconds to deliver a request head */
+  long long body_timeout;         /* seconds a request body may pause */
+  long long reserve;              /* in-flight slots uploads may not take */
   long long shutdown_grace;       /* seconds to finish in-flight requests on SIGTERM */
   int log_level;                  /* log_level */
   int synchronous;                /* config_sync */

@@ -43,15 +43,27 @@ void handle_demo_episode(http_req *r);
 void handle_demo_step(http_req *r);
 
 /* handlers_common.c */
+/* Non-zero (after replying 400 bad-id) unless id (borrowed, may be NULL) is a
+ * valid id; what names it in the detail ("session id", "model name"). A
+ * percent-encoded id gets its own detail: ids are taken as sent. */
+int handler_check_id(http_req *r, const char *what, const char *id);
 /* Validates the {id} parameter, acquires the session into *out and returns 0;
  * otherwise replies (400 bad-id, 404, 503) and returns non-zero. */
 int handler_session(http_req *r, session **out);
 /* Locks s (shared or exclusive, loading its memory); otherwise replies (404,
- * 409 model-version, 500) and returns non-zero. */
+ * 409 model-version, 500 corrupt-session, or a store failure as below) and
+ * returns non-zero. */
 int handler_lock(http_req *r, session *s, int write);
 /* The session object of the API (lock held or a fresh row). New reference. */
 json_t *handler_session_json(const session *s);
 json_t *handler_row_json(const store_session *row);
+/* The status of a failed sessions_ or store_ call rc and its slug (static):
+ * 507 insufficient-storage (a full disk), 503 storage-unavailable (a database
+ * that cannot be written or read now), else 500 internal. */
+int handler_store_status(int rc, const char **slug);
+/* Replies that problem with the formatted detail. */
+void handler_store_problem(http_req *r, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Non-zero (after replying 415) unless the request's Content-Type is JSON or absent. */
 int handler_require_json(http_req *r);
 

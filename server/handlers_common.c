@@ -1,17 +1,29 @@
 /* Helpers shared by the session handlers: the {id} parameter, locking with
  * the right problem replies, and the session object of the API. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "base/err.h"
 
 #include "handlers.h"
 #include "log.h"
 
+int handler_check_id(http_req *r, const char *what, const char *id) {
+  if (codec_valid_id(id)) return 0;
+  if (id && strchr(id, '%'))
+    http_problem(r, 400, "bad-id", NULL, "%s '%.64s' is percent-encoded; ids are sent as they are "
+                 "(1..64 of A-Z a-z 0-9 _ -) so that every hop reads the same id", what, id);
+  else
+    http_problem(r, 400, "bad-id", NULL, "%s '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", what,
+                 id ? id : "(missing)");
+  return 1;
+}
+
 int handler_session(http_req *r, session **out) {
   const char *id = http_param(r, 0);
   *out = NULL;
-  if (!codec_valid_id(id)) {
-    http_problem(r, 400, "bad-id", NULL, "session id '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", id);
-    return 1;
-  }
+  if (handler_check_id(r, "session id", id)) return 1;
   char err[256] = "";
   int rc = sessions_acquire(http_app(r)->cache, id, out, err, sizeof err);
   if (rc == SESSIONS_OK) return 0;
@@ -21,7 +33,7 @@ int handler_session(http_req *r, session **out) {
     http_problem(r, 503, "overloaded", NULL, "every session slot is in use (--max-sessions %lld); "
                  "retry later", http_app(r)->cfg.max_sessions);
   else
-    http_problem(r, 500, "internal", NULL, "loading session '%s': %s", id, err);
+    handler_store_problem(r, rc, "loading session '%s': %s", id, err);
   return 1;
 }
 
@@ -38,8 +50,12 @@ int handler_lock(http_req *r, session *s, int write) {
                  "serving that version or create a new session", s->id, s->model_name,
                  s->model_version, me ? "another version is loaded" : "that model is not loaded");
     if (me) http_header_add(r, "X-Model-Version", me->m->content_hash);
+  } else if (rc == GTMSM_EFORMAT) { /* this session's rows only: others still serve */
+    http_problem(r, 500, "corrupt-session", NULL, "session '%s' cannot be loaded: %s (other "
+                 "sessions are unaffected; delete it, or import an export taken before the "
+                 "damage)", s->id, err);
   } else {
-    http_problem(r, 500, "internal", NULL, "session '%s': %s", s->id, err);
+    handler_store_problem(r, rc, "session '%s': %s", s->id, err);
   }
   return 1;
 }
@@ -71,4 +87,28 @@ int handler_require_json(http_req *r) {
   http_problem(r, 415, "unsupported-media-type", NULL, "Content-Type %.64s; expected application/json",
                ct);
   return 1;
+}
+
+int handler_store_status(int rc, const char **slug) {
+  if (rc == STORE_EFULL) {
+    *slug = "insufficient-storage";
+    return 507;
+  }
+  if (rc == STORE_EUNAVAILABLE) {
+    *slug = "storage-unavailable";
+    return 503;
+  }
+  *slug = "internal";
+  return 500;
+}
+
+void handler_store_problem(http_req *r, int rc, const char *fmt, ...) {
+  char detail[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  const char *slug;
+  const int status = handler_store_status(rc, &slug);
+  http_problem(r, status, slug, NULL, "%s", detail);
 }

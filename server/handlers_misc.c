@@ -7,6 +7,13 @@ void handle_live(http_req *r) { http_reply_json(r, 200, json_pack("{s:s}", "stat
 
 void handle_ready(http_req *r) {
   app *a = http_app(r);
+  char err[300] = "";
+  if (atomic_load(&a->ready) && store_writable(a->db, 1, err, sizeof err) != 0) {
+    /* Writes would fail: a balancer should send them elsewhere until they
+     * can succeed (the store probes again at most once a second). */
+    http_problem(r, 503, "not-ready", NULL, "%s", err);
+    return;
+  }
   if (atomic_load(&a->ready)) {
     http_reply_json(r, 200, json_pack("{s:s, s:i}", "status", "ready", "models", a->models.n));
     return;
@@ -28,7 +35,15 @@ void handle_metrics(http_req *r) {
                       .sessions_stored = stored, .cache_bytes = st.bytes,
                       .session_loads = st.loads, .session_evictions = st.evictions,
                       .inflight = atomic_load(&a->inflight), .models = a->models.n,
-                      .ready = atomic_load(&a->ready)};
+                      .ready = atomic_load(&a->ready) && store_writable(a->db, 0, NULL, 0) == 0,
+                      .uploads = atomic_load(&a->uploads)};
+  conns_stats cs;
+  http_conns_stats(r, &cs);
+  g.connections = cs.open;
+  g.conns_refused = cs.refused;
+  g.conns_evicted = cs.evicted;
+  g.conns_head_timeouts = cs.head_timeouts;
+  g.conns_body_timeouts = cs.body_timeouts;
   size_t len = 0;
   char *text = metrics_render(a->metrics, &g, &len);
   if (!text) {
@@ -48,10 +63,7 @@ void handle_models(http_req *r) {
 void handle_model(http_req *r) {
   app *a = http_app(r);
   const char *name = http_param(r, 0);
-  if (!codec_valid_id(name)) {
-    http_problem(r, 400, "bad-id", NULL, "model name '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", name);
-    return;
-  }
+  if (handler_check_id(r, "model name", name)) return;
   const model_entry *me = models_find(&a->models, name);
   if (!me) {
     http_problem(r, 404, "model-not-found", NULL, "no model '%s' (GET /v1/models lists them)", name);

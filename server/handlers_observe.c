@@ -103,8 +103,11 @@ static int flush(obs_state *st) {
     int same = 0;
     if (t < steps0) {
       int action = -1;
-      if (sessions_stored_frame(a->cache, s, t, &action, st->stored, err, sizeof err)) {
-        codec_fail(&e, 500, "internal", "reading t=%lld: %s", (long long)t, err);
+      const int rc = sessions_stored_frame(a->cache, s, t, &action, st->stored, err, sizeof err);
+      if (rc) {
+        const char *slug;
+        const int status = handler_store_status(rc, &slug);
+        codec_fail(&e, status, slug, "reading t=%lld: %s", (long long)t, err);
         break;
       }
       same = action == st->actions[i] && memcmp(st->stored, pix, D) == 0;
@@ -129,7 +132,9 @@ static int flush(obs_state *st) {
     double commit_s = 0;
     int rc = sessions_observe(a->cache, s, nnew, st->actions, st->frames, &commit_s, err, sizeof err);
     if (rc) {
-      codec_fail(&e, 500, "internal", "observing %d frames: %s", nnew, err);
+      const char *slug;
+      const int status = handler_store_status(rc, &slug);
+      codec_fail(&e, status, slug, "observing %d frames: %s", nnew, err);
       expected = -1;
     } else {
       metrics_commit(a->metrics, commit_s);

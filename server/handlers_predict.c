@@ -1,10 +1,9 @@
 /* POST /v1/sessions/{id}/predictions: one batched gtmsm_predict under the
  * session's shared lock (concurrent predictions of a session run in
  * parallel), then the frames as JSON, one PNG film strip, or NDJSON lines
- * encoded as the client reads them. */
+ * encoded as the client reads them (a 64 KiB block of lines at a time). */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "base/err.h"
 #include "handlers.h"
@@ -13,29 +12,9 @@
 
 typedef enum { FMT_JSON, FMT_PNG, FMT_NDJSON } reply_format;
 
-/* The first media range in Accept that we produce; JSON when none is given
- * or for wildcards. q-values are not weighed: list the preferred type first. */
-static int pick_format(const char *accept, reply_format *out) {
-  *out = FMT_JSON;
-  if (!accept || !*accept) return 0;
-  const char *p = accept;
-  while (*p) {
-    while (*p == ' ' || *p == ',') p++;
-    size_t n = strcspn(p, ",;");
-    while (n > 0 && p[n - 1] == ' ') n--;
-    if (n == 9 && strncasecmp(p, "image/png", n) == 0) *out = FMT_PNG;
-    else if (n == 20 && strncasecmp(p, "application/x-ndjson", n) == 0) *out = FMT_NDJSON;
-    else if ((n == 16 && strncasecmp(p, "application/json", n) == 0) || (n == 3 && strncmp(p, "*/*", 3) == 0) ||
-             (n == 13 && strncasecmp(p, "application/*", n) == 0))
-      *out = FMT_JSON;
-    else {
-      p += strcspn(p, ",");
-      continue;
-    }
-    return 0;
-  }
-  return 0;
-}
+/* What predictions can be sent as, in the order of preference when the client
+ * does not mind (indices are reply_format values). */
+static const char *const FORMATS[] = {"application/json", "image/png", "application/x-ndjson"};
 
 /* One predicted frame as a JSON object (new reference). */
 static json_t *frame_json(const gtmsm_model *m, int i, int action, const uint8_t *pix,
@@ -69,33 +48,46 @@ static void stream_free(void *p) {
   free(s);
 }
 
+/* Fills buf with as many lines as fit (the last one possibly in part):
+ * libmicrohttpd calls this once per turn of a worker's event loop, so one
+ * line per call would make a long prediction wait for every other busy
+ * connection once per frame. */
 static long stream_next(void *cls, char *buf, size_t max) {
   ndjson_stream *s = cls;
-  if (s->pos == s->len) {
-    if (s->i == s->n) return 0;
-    const size_t D = (size_t)gtmsm_config_D(&s->m->cfg);
-    json_t *j = frame_json(s->m, s->i, s->actions[s->i], s->pix + (size_t)s->i * D,
-                           s->states + (size_t)s->i * s->m->cfg.S);
-    free(s->line);
-    s->line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(j);
-    if (!s->line) return -1;
-    s->len = strlen(s->line);
-    s->line[s->len++] = '\n'; /* the NUL becomes the newline */
-    s->pos = 0;
-    s->i++;
+  size_t used = 0;
+  while (used < max) {
+    if (s->pos == s->len) {
+      if (s->i == s->n) break;
+      const size_t D = (size_t)gtmsm_config_D(&s->m->cfg);
+      json_t *j = frame_json(s->m, s->i, s->actions[s->i], s->pix + (size_t)s->i * D,
+                             s->states + (size_t)s->i * s->m->cfg.S);
+      free(s->line);
+      s->line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+      json_decref(j);
+      if (!s->line) return -1;
+      s->len = strlen(s->line);
+      s->line[s->len++] = '\n'; /* the NUL becomes the newline */
+      s->pos = 0;
+      s->i++;
+    }
+    size_t k = s->len - s->pos < max - used ? s->len - s->pos : max - used;
+    memcpy(buf + used, s->line + s->pos, k);
+    s->pos += k;
+    used += k;
   }
-  size_t k = s->len - s->pos < max ? s->len - s->pos : max;
-  memcpy(buf, s->line + s->pos, k);
-  s->pos += k;
-  return (long)k;
+  return (long)used;
 }
 
 void handle_predict(http_req *r) {
   if (handler_require_json(r)) return;
   app *a = http_app(r);
-  reply_format fmt;
-  pick_format(http_header(r, "Accept"), &fmt);
+  const int pick = codec_pick_media(http_header(r, "Accept"), FORMATS, 3);
+  if (pick < 0) {
+    http_problem(r, 406, "not-acceptable", NULL, "Accept '%.100s' allows none of application/json, "
+                 "image/png, application/x-ndjson (a q=0 refuses a type)", http_header(r, "Accept"));
+    return;
+  }
+  const reply_format fmt = (reply_format)pick;
   session *s = NULL;
   if (handler_session(r, &s)) return;
   codec_predict p = {0};

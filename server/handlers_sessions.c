@@ -46,8 +46,9 @@ void handle_session_create(http_req *r) {
       http_problem(r, 500, "internal", NULL, "no randomness for a session id");
       return;
     }
-    if (sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err)) {
-      http_problem(r, 500, "internal", NULL, "creating a session: %s", err);
+    const int rc = sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err);
+    if (rc) {
+      handler_store_problem(r, rc, "creating a session: %s", err);
       return;
     }
   }
@@ -60,17 +61,15 @@ void handle_session_create(http_req *r) {
 
 void handle_session_put(http_req *r) {
   const char *id = http_param(r, 0);
-  if (!codec_valid_id(id)) {
-    http_problem(r, 400, "bad-id", NULL, "session id '%.64s' is not 1..64 of A-Z a-z 0-9 _ -", id);
-    return;
-  }
+  if (handler_check_id(r, "session id", id)) return;
   const model_entry *me = requested_model(r);
   if (!me) return;
   char err[256] = "";
   store_session row;
   int created = 0;
-  if (sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err)) {
-    http_problem(r, 500, "internal", NULL, "creating session '%s': %s", id, err);
+  const int rc = sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err);
+  if (rc) {
+    handler_store_problem(r, rc, "creating session '%s': %s", id, err);
     return;
   }
   if (!created && (strcmp(row.model, me->name) != 0 ||
@@ -120,7 +119,7 @@ void handle_session_delete(http_req *r) {
   if (rc == SESSIONS_OK) {
     rc = sessions_delete(c, s, err, sizeof err);
     sessions_unlock(c, s);
-    if (rc) http_problem(r, 500, "internal", NULL, "deleting session '%s': %s", s->id, err);
+    if (rc) handler_store_problem(r, rc, "deleting session '%s': %s", s->id, err);
     else http_reply_empty(r, 204);
     log_at(LOG_LEVEL_INFO, http_rid(r), "session_deleted", "{s:s}", "id", s->id);
   } else {
@@ -181,9 +180,15 @@ void handle_export(http_req *r) {
                                 "frame_width", m->cfg.W, "frame_height", m->cfg.H, "frame_channels",
                                 m->cfg.C, "state", state, "memory", mem_b64, "observations", x.list);
   sessions_unlock(c, s);
+  if (dump && s->mem->H > 0) { /* walking models: Delta, also inside "memory" */
+    json_t *h = json_array();
+    for (int k = 0; k < s->mem->H; k++) json_array_append_new(h, json_real(s->mem->hidden[k]));
+    json_object_set_new(dump, "transition_state", h);
+  }
   if (dump) http_reply_json(r, 200, dump);
-  else http_problem(r, 500, "internal", NULL, "exporting session '%s': %s", s->id,
-                    x.failed ? "a stored frame does not match the model" : err);
+  else if (x.failed) http_problem(r, 500, "corrupt-session", NULL, "exporting session '%s': a "
+                                  "stored frame does not match the model", s->id);
+  else handler_store_problem(r, rc, "exporting session '%s': %s", s->id, err);
   sessions_release(c, s);
   json_decref(state);
   json_decref(x.list);
@@ -218,11 +223,7 @@ void handle_import(http_req *r) {
   }
   const char *id = http_query(r, "id");
   if (!id) id = json_string_value(json_object_get(j, "id"));
-  if (!id || !codec_valid_id(id)) {
-    http_problem(r, 400, "bad-id", NULL, "session id '%.64s' is not 1..64 of A-Z a-z 0-9 _ -",
-                 id ? id : "(missing)");
-    goto done;
-  }
+  if (handler_check_id(r, "session id", id)) goto done;
   const char *model = json_string_value(json_object_get(j, "model"));
   const char *version = json_string_value(json_object_get(j, "model_version"));
   const char *mem_b64 = json_string_value(json_object_get(j, "memory"));
@@ -295,7 +296,7 @@ void handle_import(http_req *r) {
     http_problem(r, 409, "session-exists", NULL, "session '%s' already exists here; delete it first "
                  "or import with ?id=<another id>", id);
   } else if (rc) {
-    http_problem(r, 500, "internal", NULL, "importing session '%s': %s", id, err);
+    handler_store_problem(r, rc, "importing session '%s': %s", id, err);
   } else {
     log_at(LOG_LEVEL_INFO, http_rid(r), "session_imported", "{s:s, s:I}", "id", id, "steps",
            (json_int_t)steps);

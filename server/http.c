@@ -12,24 +12,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
+#include "conns.h"
 #include "log.h"
 #include "routes.h"
+#include "signals.h"
 #include "util.h"
 
 #define RID_MAX 128
 #define PATH_LOG_MAX 256
+/* Query parameters per request: the API takes at most two, and
+ * libmicrohttpd 0.9.75 hangs the connection when thousands of them overflow
+ * its per-connection memory (see on_uri). */
+#define QUERY_PARAMS_MAX 64
+/* A request whose body is chunked or longer than this is an upload: uploads
+ * may not take the in-flight slots kept for short requests (--reserve). */
+#define UPLOAD_MIN_BYTES (64 * 1024)
 
 struct http_req {
   app *app;
+  http_server *srv;
   struct MHD_Connection *conn;
+  conn_slot *slot;    /* the connection's entry in the connection table (may be NULL) */
   const char *method; /* MHD's, valid for the request */
-  char path[PATH_LOG_MAX + 1];
+  const char *url;    /* MHD's raw path (never percent-decoded), valid for the request */
+  char path[PATH_LOG_MAX + 4]; /* the raw path for logs and "instance": printable ASCII,
+                                * other bytes as %XX, long ones cut with "..." */
+  char method_log[16];         /* the method, same treatment */
   char rid[RID_MAX + 1];
+  int started;                 /* the access handler saw the request (counted in flight) */
+  int close;                   /* reply with Connection: close */
+  unsigned query_params;       /* counted in the raw target */
+  long bad_offset;             /* first byte of the target outside printable ASCII, or -1 */
+  unsigned char bad_byte;
+  uintptr_t target_end;        /* where the target's C string ends (see check_framing) */
+  int has_body;                /* a body follows the head (chunked or Content-Length > 0) */
+  int upload;                  /* a long body: chunked or over UPLOAD_MIN_BYTES */
+  int upload_counted;          /* counted in app->uploads */
   int route;          /* index, or routes_count() when unmatched */
   char params[ROUTES_MAX_PARAMS][ROUTES_PARAM_MAX + 1];
   char ctype[128];
@@ -50,6 +75,7 @@ struct http_req {
 struct http_server {
   struct MHD_Daemon *d;
   app *app;
+  conns *conns;
 };
 
 /* ---- accessors ----------------------------------------------------------- */
@@ -188,12 +214,15 @@ static const char *reason(int status) {
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
     case 409: return "Conflict";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Content";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
     default: return "Error";
   }
 }
@@ -230,6 +259,7 @@ void http_problem(http_req *r, int status, const char *slug, json_t *ext, const 
   reply_json_type(r, status, j, "application/problem+json");
   if (status == 401) http_header_add(r, "WWW-Authenticate", "Bearer realm=\"gtmsmd\"");
   if (status == 503) http_header_add(r, "Retry-After", "1");
+  if (status == 507) http_header_add(r, "Retry-After", "5"); /* space takes a person or a job */
 }
 
 void http_problem_codec(http_req *r, const codec_error *e, json_t *ext) {
@@ -280,19 +310,120 @@ static void set_content_type(http_req *r) {
   r->ctype[n] = '\0';
 }
 
+/* Copies len bytes of s into out (outlen > 8) for logs and replies:
+ * printable ASCII as is, anything else as %XX, cut with "..." when long. */
+static void printable_copy(char *out, size_t outlen, const char *s, size_t len) {
+  static const char HEX[] = "0123456789ABCDEF";
+  size_t j = 0;
+  for (size_t i = 0; i < len; i++) {
+    const unsigned char c = (unsigned char)s[i];
+    if (j + 3 + 4 > outlen) {
+      memcpy(out + j, "...", 4);
+      return;
+    }
+    if (c > 0x20 && c < 0x7f) {
+      out[j++] = (char)c;
+    } else {
+      out[j++] = '%';
+      out[j++] = HEX[c >> 4];
+      out[j++] = HEX[c & 15];
+    }
+  }
+  out[j] = '\0';
+}
+
+/* The framing of a request, checked on its headers before anything else,
+ * because the two ends of a connection (or a balancer and gtmsmd) reading a
+ * request differently is how requests are smuggled: exactly one way to find
+ * where the body ends, a Host on HTTP/1.1, a printable target, a bounded
+ * query. Replies 400 malformed-request or 431 (the connection is then
+ * closed) and returns non-zero, or returns 0. */
+typedef struct {
+  int host, cl, cl_differ, te;
+  const char *cl_first, *te_value;
+} head_counts;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+  (void)kind;
+  head_counts *h = cls;
+  if (!key) return MHD_YES;
+  if (!value) value = "";
+  if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+    h->host++;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    if (h->cl++ == 0) h->cl_first = value;
+    else if (strcmp(value, h->cl_first) != 0) h->cl_differ = 1;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    h->te++;
+    h->te_value = value;
+  }
+  return MHD_YES;
+}
+
+static int check_framing(http_req *r, const char *version) {
+  /* A NUL byte in the request line ends the target's C string early, so
+   * "/v1/sessions/victim<NUL>x" would act on "victim". libmicrohttpd 0.9.75
+   * parses the line in place: the version string starts one byte (the space
+   * it overwrote with the terminator) after the target's end, unless a NUL
+   * cut the target short; a version somewhere else (another layout) is not
+   * judged. */
+  const uintptr_t vpos = (uintptr_t)version;
+  const int nul_in_target = version && vpos > r->target_end + 1 && vpos - r->target_end < 65536;
+  if (r->query_params > QUERY_PARAMS_MAX) {
+    http_problem(r, 431, "too-many-parameters", NULL, "%u query parameters; at most %d are read",
+                 r->query_params, QUERY_PARAMS_MAX);
+  } else if (nul_in_target) {
+    http_problem(r, 400, "malformed-request", NULL, "the request target has a NUL byte after "
+                 "'%.64s'; a target is printable ASCII", r->path);
+  } else if (r->bad_offset >= 0) {
+    http_problem(r, 400, "malformed-request", NULL, "the request target has byte 0x%02X at offset "
+                 "%ld; a target is printable ASCII", r->bad_byte, r->bad_offset);
+  } else {
+    head_counts h = {0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &h);
+    char te[32] = "";
+    if (h.te_value) {
+      const char *v = h.te_value;
+      while (*v == ' ' || *v == '\t') v++;
+      snprintf(te, sizeof te, "%s", v);
+      for (size_t n = strlen(te); n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t');) te[--n] = '\0';
+    }
+    const unsigned long long cl = h.cl_first ? strtoull(h.cl_first, NULL, 10) : 0;
+    r->has_body = h.te > 0 || cl > 0;
+    r->upload = h.te > 0 || cl > UPLOAD_MIN_BYTES;
+    if (version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && h.host == 0)
+      http_problem(r, 400, "malformed-request", NULL, "an HTTP/1.1 request needs a Host header");
+    else if (h.host > 1)
+      http_problem(r, 400, "malformed-request", NULL, "%d Host headers; send one", h.host);
+    else if (h.cl_differ)
+      http_problem(r, 400, "malformed-request", NULL, "Content-Length headers with different "
+                   "values; send one");
+    else if (h.te && h.cl)
+      http_problem(r, 400, "malformed-request", NULL, "both Transfer-Encoding and "
+                   "Content-Length; send one of them");
+    else if (h.te > 1 || (h.te && strcasecmp(te, "chunked") != 0))
+      http_problem(r, 400, "malformed-request", NULL, "Transfer-Encoding '%.40s' is not "
+                   "supported; send chunked or a Content-Length", h.te_value);
+  }
+  if (!http_replied(r)) return 0;
+  r->close = 1;
+  return 1;
+}
+
 /* The checks every request passes before its handler: route, stop, auth,
- * load, size. Leaves a reply on failure. */
+ * load, size. Leaves a reply on failure. Routes match the raw path. */
 static void begin(http_req *r) {
   app *a = r->app;
   char allow[64];
-  int i = routes_match(r->method, r->path, r->params, allow, sizeof allow);
+  int i = routes_match(r->method, r->url, r->params, allow, sizeof allow);
   if (i == -1) {
     http_problem(r, 404, "not-found", NULL, "no resource at %.80s; see proto/openapi.yaml", r->path);
     return;
   }
   if (i == -2) {
-    http_problem(r, 405, "method-not-allowed", NULL, "%.10s is not allowed here; allowed: %s",
-                 r->method, allow);
+    http_problem(r, 405, "method-not-allowed", NULL, "%s is not allowed here; allowed: %s",
+                 r->method_log, allow);
     http_header_add(r, MHD_HTTP_HEADER_ALLOW, allow);
     return;
   }
@@ -312,6 +443,17 @@ static void begin(http_req *r) {
                  a->cfg.max_inflight);
     return;
   }
+  if (!rt->open && r->upload) {
+    long long cap = a->cfg.max_inflight - a->cfg.reserve;
+    if (cap < 1) cap = 1;
+    if (atomic_fetch_add(&a->uploads, 1) >= cap) {
+      atomic_fetch_sub(&a->uploads, 1);
+      http_problem(r, 503, "overloaded", NULL, "%lld uploads in progress, the most allowed "
+                   "(--max-inflight minus --reserve); retry later", cap);
+      return;
+    }
+    r->upload_counted = 1;
+  }
   const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && strtoull(cl, NULL, 10) > (unsigned long long)a->cfg.max_body) {
     json_t *ext = json_pack("{s:I}", "limit", (json_int_t)a->cfg.max_body);
@@ -327,7 +469,7 @@ static enum MHD_Result queue(http_req *r) {
   if (!r->resp) return MHD_NO;
   MHD_add_response_header(r->resp, "X-Request-Id", r->rid);
   MHD_add_response_header(r->resp, "X-Served-By", r->app->served_by);
-  if (atomic_load(&r->app->stopping))
+  if (r->close || atomic_load(&r->app->stopping))
     MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
   MHD_destroy_response(r->resp);
@@ -336,28 +478,84 @@ static enum MHD_Result queue(http_req *r) {
   return ret;
 }
 
+/* The connection's slot in the connection table (set by on_connection). */
+static conn_slot *slot_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+/* libmicrohttpd's URI log callback: the first sight of a request, with its
+ * raw target (path and query as sent, before libmicrohttpd splits them). The
+ * per-request state starts here, so requests that libmicrohttpd refuses
+ * later are logged too; on_request takes it from *con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+  http_server *srv = cls;
+  conns_head_begun(srv->conns, slot_of(conn));
+  http_req *r = calloc(1, sizeof *r);
+  if (!r) return NULL; /* on_request then closes the connection */
+  r->srv = srv;
+  r->app = srv->app;
+  r->conn = conn;
+  r->slot = slot_of(conn);
+  r->route = routes_count();
+  r->t0 = util_mono_seconds();
+  r->bad_offset = -1;
+  if (!uri) uri = "";
+  const char *q = strchr(uri, '?');
+  printable_copy(r->path, sizeof r->path, uri, q ? (size_t)(q - uri) : strlen(uri));
+  for (size_t i = 0; uri[i]; i++)
+    if ((unsigned char)uri[i] <= 0x20 || (unsigned char)uri[i] >= 0x7f) {
+      r->bad_offset = (long)i;
+      r->bad_byte = (unsigned char)uri[i];
+      break;
+    }
+  r->target_end = (uintptr_t)uri + strlen(uri);
+  if (q && q[1]) {
+    r->query_params = 1;
+    for (const char *p = q + 1; *p; p++) r->query_params += *p == '&';
+  }
+  /* Work-around for libmicrohttpd 0.9.75: each query parameter takes a
+   * record from the connection's memory pool, and when they overflow it the
+   * 431 it prepares is dropped and the connection hangs. Too many
+   * parameters are answered 431 by check_framing; none of them is needed
+   * for that, so the query is cut right after its '?' (this buffer is
+   * libmicrohttpd's own copy of the request line, which it parses in place
+   * just after this callback). */
+  if (r->query_params > QUERY_PARAMS_MAX) ((char *)(uintptr_t)q)[1] = '\0';
+  return r;
+}
+
+/* Percent-decoding is turned off: gtmsmd takes the path and the query values
+ * as sent (every value the API takes is from a plain alphabet), so ids mean
+ * the same to it, to a balancer hashing the raw path and to the logs. */
+static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+  (void)cls;
+  (void)conn;
+  return strlen(s);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
-  (void)version;
-  app *a = cls;
+  http_server *srv = cls;
+  app *a = srv->app;
   http_req *r = *con_cls;
-  if (!r) { /* first callback: headers are in */
-    r = calloc(1, sizeof *r);
-    if (!r) return MHD_NO;
-    *con_cls = r;
+  if (!r) return MHD_NO; /* on_uri ran out of memory */
+  if (!r->started) { /* first callback: headers are in */
+    r->started = 1;
     atomic_fetch_add(&a->inflight, 1);
-    r->app = a;
     r->conn = conn;
     r->method = method;
+    r->url = url;
+    printable_copy(r->method_log, sizeof r->method_log, method, strlen(method));
     r->t0 = util_mono_seconds();
-    r->route = routes_count();
-    snprintf(r->path, sizeof r->path, "%s", url);
     const char *rid = http_header(r, "X-Request-Id");
     if (rid && valid_rid(rid)) snprintf(r->rid, sizeof r->rid, "%s", rid);
     else if (util_random_hex(r->rid, 8)) snprintf(r->rid, sizeof r->rid, "%p", (void *)r);
     set_content_type(r);
-    begin(r);
+    if (!check_framing(r, version)) begin(r);
+    conns_request(srv->conns, r->slot, r->has_body && !http_replied(r));
     if (http_replied(r)) return queue(r);
     return MHD_YES;
   }
@@ -366,6 +564,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     size_t n = *upload_size;
     *upload_size = 0;
     r->bytes_in += n;
+    conns_body(r->slot);
     if (http_replied(r)) { /* discarding after an error; cut a client that keeps sending */
       return r->bytes_in > 2ULL * (unsigned long long)a->cfg.max_body + (1u << 20) ? MHD_NO : MHD_YES;
     }
@@ -381,6 +580,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   /* final callback: the body is complete */
+  conns_body_done(srv->conns, r->slot);
   if (!http_replied(r)) rt->end(r);
   if (!http_replied(r)) http_problem(r, 500, "internal", NULL, "the handler did not reply");
   return queue(r);
@@ -388,8 +588,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-  (void)conn;
-  app *a = cls;
+  http_server *srv = cls;
+  app *a = srv->app;
+  conns_idle(srv->conns, slot_of(conn));
   http_req *r = *con_cls;
   if (!r) return;
   *con_cls = NULL;
@@ -406,17 +607,42 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
       else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof addr);
     }
-    log_at(LOG_LEVEL_INFO, r->rid, "access", "{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:s, s:b}",
-           "method", r->method ? r->method : "", "path", r->path, "route",
-           routes_name(r->route), "status", status, "bytes_in", (json_int_t)r->bytes_in,
+    log_at(LOG_LEVEL_INFO, r->rid[0] ? r->rid : NULL, "access",
+           "{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:s, s:b}", "method", r->method_log, "path",
+           r->path, "route", routes_name(r->route), "status", status, "bytes_in", (json_int_t)r->bytes_in,
            "bytes_out", (json_int_t)r->bytes_out, "us", (json_int_t)(secs * 1e6), "remote", addr,
            "complete", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
   }
   if (r->resp) MHD_destroy_response(r->resp);
   if (r->state_free) r->state_free(r->state);
+  const int started = r->started;
+  if (r->upload_counted) atomic_fetch_sub(&a->uploads, 1);
   free(r->body);
   free(r);
-  atomic_fetch_sub(&a->inflight, 1);
+  if (started) atomic_fetch_sub(&a->inflight, 1);
+}
+
+/* The accept policy: the connection table admits (maybe evicting) or refuses. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+  (void)addr;
+  (void)addrlen;
+  http_server *srv = cls;
+  return conns_admit(srv->conns) ? MHD_YES : MHD_NO;
+}
+
+/* A connection starts or ends: its slot in the connection table. CLOSED comes
+ * before libmicrohttpd closes the descriptor, so a cut never hits a reused one. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  http_server *srv = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_context = ci ? conns_open(srv->conns, ci->connect_fd) : NULL;
+  } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+    conns_close(srv->conns, *socket_context);
+    *socket_context = NULL;
+  }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -463,6 +689,30 @@ bad:
                     listen);
 }
 
+/* Raises the soft limit on open files so that want connections fit with
+ * room for the database, models and cut connections on their way out (a
+ * default soft limit of 1024 would make accept fail first, and libmicrohttpd
+ * then stops accepting). Returns the connections that fit: want, or fewer
+ * (with a warning) when the hard limit is lower. */
+static long long raise_open_files_limit(long long want) {
+  const long long room = 256;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+  const rlim_t need = (rlim_t)(want + room);
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return want;
+  long long fit = (long long)rl.rlim_cur - room;
+  if (fit < 16) fit = 16;
+  log_at(LOG_LEVEL_WARN, NULL, "listening", "{s:s, s:I, s:I}", "msg", "the open files limit is "
+         "too low for --max-connections: fewer connections are admitted", "nofile",
+         (json_int_t)rl.rlim_cur, "max_connections", (json_int_t)fit);
+  return fit;
+}
+
 int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
   *out = NULL;
   struct sockaddr_storage ss;
@@ -473,24 +723,41 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
   unsigned threads = a->cfg.threads > 0 ? (unsigned)a->cfg.threads : (unsigned)(cpus > 0 ? 2 * cpus : 4);
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+  long long max_conn = raise_open_files_limit(a->cfg.max_connections);
   http_server *s = calloc(1, sizeof *s);
   if (!s) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
   s->app = a;
+  conns_config cc = {.max_connections = max_conn, .header_timeout = (double)a->cfg.header_timeout,
+                     .idle_timeout = (double)a->cfg.timeout, .body_timeout = (double)a->cfg.body_timeout};
+  if (conns_new(&s->conns, &cc)) {
+    free(s);
+    return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "cannot start the connection reaper");
+  }
+  /* The table enforces max_conn over all workers; libmicrohttpd's own limit
+   * (split between the workers) only has to stay out of its way, with room
+   * for connections cut and not yet closed. */
+  const unsigned long long mhd_limit = ((unsigned long long)max_conn + 64) * threads;
+  sigset_t old_mask;
+  signals_block_thread(&old_mask); /* the workers inherit it: signals go to main */
   s->d = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.timeout, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)a->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+      flags, 0, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+      MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+      on_connection, s, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.timeout,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)(mhd_limit < (1u << 30) ? mhd_limit : (1u << 30)),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+      1024u, MHD_OPTION_END);
+  signals_unblock_thread(&old_mask);
   if (!s->d) {
+    conns_free(s->conns);
     free(s);
     return gtmsm_fail(err, errlen, GTMSM_EIO, "cannot listen on %s (address in use?)", a->cfg.listen);
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
   *port = di ? di->port : 0;
-  log_at(LOG_LEVEL_INFO, NULL, "listening", "{s:s, s:i, s:i}", "listen", a->cfg.listen, "port",
-         *port, "threads", (int)threads);
+  log_at(LOG_LEVEL_INFO, NULL, "listening", "{s:s, s:i, s:i, s:I}", "listen", a->cfg.listen,
+         "port", *port, "threads", (int)threads, "max_connections", (json_int_t)max_conn);
   *out = s;
   return 0;
 }
@@ -509,5 +776,8 @@ void http_stop(http_server *s, double grace_seconds) {
     log_at(LOG_LEVEL_WARN, NULL, "shutdown", "{s:s, s:i}", "msg",
            "grace period over: closing requests still in flight", "requests", (int)left);
   MHD_stop_daemon(s->d);
+  conns_free(s->conns);
   free(s);
 }
+
+void http_conns_stats(const http_req *r, conns_stats *out) { conns_get_stats(r->srv->conns, out); }

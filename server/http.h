@@ -22,6 +22,7 @@
 
 #include "app.h"
 #include "codec.h"
+#include "conns.h"
 
 typedef struct http_req http_req;
 
@@ -35,6 +36,9 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen);
 /* Graceful stop: stops accepting, waits up to grace_seconds for in-flight
  * requests, then closes every connection and frees the server. */
 void http_stop(http_server *s, double grace_seconds);
+
+/* The connection table's counters (for /metrics). */
+void http_conns_stats(const http_req *r, conns_stats *out);
 
 /* ---- request accessors (all results borrowed, valid during the request) -- */
 

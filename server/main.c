@@ -3,7 +3,6 @@
  * then stops accepting, lets in-flight requests finish, closes SQLite and
  * exits 0. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration. */
 #include <cblas.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include "log.h"
 #include "nn/blas_core.h"
 #include "routes.h"
+#include "signals.h"
 
 static const char *env_lookup(const char *name) { return getenv(name); }
 
@@ -56,14 +56,12 @@ int main(int argc, char **argv) {
   else if (gethostname(a.served_by, sizeof a.served_by - 1) != 0) snprintf(a.served_by, sizeof a.served_by, "gtmsmd");
   log_config(&a.cfg);
 
-  /* SIGTERM/SIGINT are taken by sigwait below: block them before any thread
-   * starts so that every thread inherits the mask. */
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  /* SIGTERM/SIGINT only count and wake signals_wait below, on whatever
+   * thread they land (signals.h says why). */
+  if (signals_install(err, sizeof err)) {
+    log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", err);
+    goto done;
+  }
 
   if (auth_load(&a.auth, a.cfg.api_keys, err, sizeof err)) {
     log_at(LOG_LEVEL_ERROR, NULL, "config", "{s:s}", "error", err);
@@ -105,15 +103,16 @@ int main(int argc, char **argv) {
   atomic_store(&a.ready, a.models.n > 0);
   log_at(LOG_LEVEL_INFO, NULL, "ready", "{s:b, s:i}", "ready", a.models.n > 0, "models", a.models.n);
 
-  int sig = 0;
-  while (sigwait(&stop, &sig) != 0) {
-  }
+  int sig = signals_wait();
   log_at(LOG_LEVEL_INFO, NULL, "shutdown", "{s:s, s:i}", "msg", "stopping: finishing in-flight requests",
          "signal", sig);
   atomic_store(&a.stopping, 1);
   atomic_store(&a.ready, 0);
   http_stop(srv, (double)a.cfg.shutdown_grace);
   srv = NULL;
+  if (signals_received() > 1)
+    log_at(LOG_LEVEL_WARN, NULL, "shutdown", "{s:s, s:I}", "msg", "stop signals received during "
+           "the graceful stop were ignored", "signals", (json_int_t)signals_received());
   code = 0;
 done:
   http_stop(srv, 0);

@@ -174,6 +174,19 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
           "# HELP gtmsm_ready 1 when ready to serve.\n# TYPE gtmsm_ready gauge\ngtmsm_ready %d\n",
       g->sessions_hot, g->sessions_cached, g->sessions_stored, g->cache_bytes, g->session_loads,
       g->session_evictions, g->inflight, g->models, g->ready);
+  put(&t, "# HELP gtmsm_uploads_in_flight Requests in flight whose body is an upload (chunked or "
+          "over 64 KiB).\n# TYPE gtmsm_uploads_in_flight gauge\ngtmsm_uploads_in_flight %lld\n"
+          "# HELP gtmsm_connections Open connections.\n"
+          "# TYPE gtmsm_connections gauge\ngtmsm_connections %lld\n"
+          "# HELP gtmsm_connections_refused_total New connections refused at --max-connections.\n"
+          "# TYPE gtmsm_connections_refused_total counter\ngtmsm_connections_refused_total %lld\n"
+          "# HELP gtmsm_connections_cut_total Connections cut by gtmsmd, by reason.\n"
+          "# TYPE gtmsm_connections_cut_total counter\n"
+          "gtmsm_connections_cut_total{reason=\"evicted\"} %lld\n"
+          "gtmsm_connections_cut_total{reason=\"header_timeout\"} %lld\n"
+          "gtmsm_connections_cut_total{reason=\"body_timeout\"} %lld\n",
+      g->uploads, g->connections, g->conns_refused, g->conns_evicted, g->conns_head_timeouts,
+      g->conns_body_timeouts);
   if (t.failed) {
     free(t.buf);
     return NULL;

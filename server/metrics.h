@@ -15,6 +15,9 @@ typedef struct {
   long long session_loads, session_evictions;
   long long inflight, models;
   int ready;
+  long long uploads;                        /* requests in flight that are uploads */
+  long long connections, conns_refused;     /* open now; refused at the limit */
+  long long conns_evicted, conns_head_timeouts, conns_body_timeouts; /* cut, by reason */
 } metrics_gauges;
 
 /* A registry for n_routes routes, labelled by name(route) (static strings). NULL on OOM. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/err.h"
 #include "codec.h"
@@ -38,6 +39,14 @@ int models_load_dir(model_registry *r, const char *dir) {
     }
     char path[4096], err[512] = "";
     snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    /* Opening a FIFO (or a device) would block start-up or read forever:
+     * only regular files (a symlink to one is fine) are models. */
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+      log_at(LOG_LEVEL_WARN, NULL, "models", "{s:s, s:s}", "file", path, "msg",
+             "skipped: not a regular file");
+      continue;
+    }
     gtmsm_model *m = calloc(1, sizeof *m);
     if (!m) {
       rc = GTMSM_ENOMEM;
@@ -97,11 +106,17 @@ json_t *models_to_json(const model_entry *e) {
   json_t *meta = json_loads(e->m->meta_json, 0, NULL);
   json_t *env = meta ? json_object_get(meta, "environment") : NULL;
   json_t *training = meta ? json_object_get(meta, "training") : NULL;
-  json_t *j = json_pack("{s:s, s:s, s:i, s:i, s:i, s:o, s:i, s:i, s:i, s:O, s:O}", "name", e->name,
+  json_t *scenario = meta ? json_object_get(meta, "scenario") : NULL;
+  json_t *parts = json_pack("{s:s, s:s, s:s, s:s}", "vae", gtmsm_part_name(e->m, GTMSM_ROLE_VAE), "transition",
+                            gtmsm_part_name(e->m, GTMSM_ROLE_TRANS), "keymap",
+                            gtmsm_part_name(e->m, GTMSM_ROLE_KEYMAP), "prior",
+                            gtmsm_part_name(e->m, GTMSM_ROLE_PRIOR));
+  json_t *j = json_pack("{s:s, s:s, s:i, s:i, s:i, s:o, s:i, s:i, s:i, s:O, s:O, s:O, s:o}", "name", e->name,
                         "version", e->m->content_hash, "frame_width", c->W, "frame_height", c->H,
                         "frame_channels", c->C, "actions", actions, "state_size", c->S, "memory_k",
                         c->K, "latent_size", c->Z, "environment", env ? env : json_null(),
-                        "training", training ? training : json_null());
+                        "scenario", scenario ? scenario : json_null(),
+                        "training", training ? training : json_null(), "parts", parts);
   json_decref(meta);
   return j;
 }

@@ -20,7 +20,8 @@ typedef struct {
 
 /* Loads every readable, valid *.gtm in dir into r (initialised here). A
  * missing or empty folder gives zero models and a warning; a file that fails
- * to load or has an invalid name is logged and skipped. Returns 0, or
+ * to load, has an invalid name or is not a regular file (a FIFO would block
+ * start-up) is logged and skipped. Returns 0, or
  * GTMSM_ENOMEM. */
 int models_load_dir(model_registry *r, const char *dir);
 /* Frees every model; r is zeroed. */

@@ -278,8 +278,12 @@ static int load_memory(sessions *c, session *s, char *err, size_t errlen) {
     goto done;
   }
   if ((rc = store_entries_each(c->db, s->sid, load_entry, &l, err, errlen))) goto done;
-  rc = store_state_get(c->db, s->sid, (uint8_t *)mem->state, sizeof(float) * (size_t)m->cfg.S, err,
-                       errlen);
+  int present = 0;
+  float belief[GTMSM_BELIEF_MAX] = {0};
+  rc = store_state_get(c->db, s->sid, (uint8_t *)belief, sizeof(float) * (size_t)gtmsm_belief_floats(mem, m->cfg.S),
+                       &present, err, errlen);
+  if (!rc && gtmsm_belief_set(mem, m->cfg.S, belief))
+    rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "session %s: its stored state is not finite", s->id);
   if (rc == STORE_NOTFOUND) { /* the row went away: deleted is written under both locks */
     pthread_mutex_lock(&c->mu);
     s->deleted = 1;
@@ -288,6 +292,14 @@ static int load_memory(sessions *c, session *s, char *err, size_t errlen) {
     goto done;
   }
   if (rc) goto done;
+  /* A zero state is right before the first observation only: after it, a
+   * NULL state is a damaged row, and serving zeros would predict from the
+   * origin as if nothing had been seen. */
+  if (!present && s->steps > 0) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "session %s: its stored state is missing (NULL) "
+                    "after %lld steps: the database row is damaged", s->id, (long long)s->steps);
+    goto done;
+  }
   if (l.next_t != s->steps) {
     rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "session %s: %lld memory entries stored for %lld steps",
                     s->id, (long long)l.next_t, (long long)s->steps);
@@ -388,11 +400,13 @@ int sessions_observe(sessions *c, session *s, int n, const int *actions, const u
   if ((rc = gtmsm_observe(m, s->mem, actions, x, n, err, errlen))) goto done; /* memory unchanged */
   pack_entries(s->mem, size0, (size_t)n, entries);
   const long long now = util_now_ms();
+  float belief[GTMSM_BELIEF_MAX];
+  gtmsm_belief_get(s->mem, m->cfg.S, belief);
   store_append_req a = {.sid = s->sid, .t0 = s->steps, .n = n, .actions = actions,
                         .frames = frames, .frame_bytes = D, .entries = entries, .entry_bytes = es,
-                        .state = (const uint8_t *)s->mem->state,
-                        .state_bytes = sizeof(float) * (size_t)m->cfg.S, .steps = s->steps + n,
-                        .now_ms = now};
+                        .state = (const uint8_t *)belief,
+                        .state_bytes = sizeof(float) * (size_t)gtmsm_belief_floats(s->mem, m->cfg.S),
+                        .steps = s->steps + n, .now_ms = now};
   if ((rc = store_append(c->db, &a, commit_seconds, err, errlen))) {
     /* The memory is ahead of the store: drop it; the next use reloads it. */
     gtmsm_memory_free(s->mem);
@@ -422,10 +436,13 @@ int sessions_import(sessions *c, const store_session *meta, const gtmsm_memory *
   uint8_t *entries = malloc(es * (size_t)(n ? n : 1));
   if (!entries) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
   pack_entries(mem, 0, (size_t)n, entries);
+  float belief[GTMSM_BELIEF_MAX];
+  gtmsm_belief_get(mem, me->m->cfg.S, belief);
   store_append_req a = {.n = (int)n, .actions = actions, .frames = frames,
                         .frame_bytes = (size_t)gtmsm_config_D(&me->m->cfg), .entries = entries,
-                        .entry_bytes = es, .state = (const uint8_t *)mem->state,
-                        .state_bytes = sizeof(float) * (size_t)me->m->cfg.S, .steps = n};
+                        .entry_bytes = es, .state = (const uint8_t *)belief,
+                        .state_bytes = sizeof(float) * (size_t)gtmsm_belief_floats(mem, me->m->cfg.S),
+                        .steps = n};
   int64_t sid = 0;
   int rc = store_import(c->db, meta, &a, &sid, err, errlen);
   free(entries);

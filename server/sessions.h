@@ -81,7 +81,8 @@ void sessions_release(sessions *c, session *s);
 /* Locks s shared (write = 0) or exclusive (write = 1); with load = 1 its
  * memory is loaded first. SESSIONS_OK (locked), SESSIONS_NOTFOUND (deleted:
  * not locked), SESSIONS_VERSION (load needed but the model is not loaded:
- * not locked) or an error (not locked). */
+ * not locked) or an error (not locked): GTMSM_EFORMAT when the session's
+ * stored rows are damaged (missing entries or state; that session only). */
 int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_t errlen);
 void sessions_unlock(sessions *c, session *s);
 

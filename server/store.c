@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "base/err.h"
 #include "log.h"
@@ -81,29 +82,113 @@ struct store {
   sqlite3_stmt *st[ST_N];
   pthread_mutex_t mu;
   int version;
+  char dir[4096];   /* the database's folder, for statvfs */
+  int failed;       /* 0, or STORE_EFULL / STORE_EUNAVAILABLE: writes fail at once */
+  double probed_at; /* monotonic seconds of the failure or the last probe */
+  char failure[256];
+  int serving;      /* open finished: failures now put the store into the failed state */
 };
 
+/* Maps an SQLite result code to ours; a full disk, a read-only database or an
+ * I/O error also puts the store into the failed state (caller holds the mutex
+ * or owns the store). */
+static int classify(store *s, int code) {
+  const int primary = code & 0xff;
+  int rc = GTMSM_EIO, sticky = 1;
+  if (primary == SQLITE_FULL) rc = STORE_EFULL;
+  else if (primary == SQLITE_READONLY || primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN)
+    rc = STORE_EUNAVAILABLE;
+  else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
+    rc = STORE_EUNAVAILABLE, sticky = 0; /* another process holds the lock: not our disk */
+  if (rc != GTMSM_EIO && sticky && s->serving) {
+    if (!s->failed)
+      log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "msg", rc == STORE_EFULL
+             ? "the disk is full: writes refused and not ready until space returns"
+             : "the database cannot be written: writes refused and not ready until it can",
+             "error", sqlite3_errstr(code));
+    s->failed = rc;
+    s->probed_at = util_mono_seconds();
+    snprintf(s->failure, sizeof s->failure, "%s", sqlite3_errstr(code));
+  }
+  return rc;
+}
+
+static int db_fail_code(store *s, int code, char *err, size_t errlen, const char *what) {
+  const int rc = classify(s, code);
+  return gtmsm_fail(err, errlen, rc, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
 static int db_fail(store *s, char *err, size_t errlen, const char *what) {
-  return gtmsm_fail(err, errlen, GTMSM_EIO, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+  return db_fail_code(s, sqlite3_extended_errcode(s->db), err, errlen, what);
 }
 
 /* Runs a statement that returns no rows; resets it. */
 static int step_done(store *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what) {
   int rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE) rc = db_fail_code(s, sqlite3_extended_errcode(s->db), err, errlen, what);
+  else rc = 0;
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
-  if (rc != SQLITE_DONE) return db_fail(s, err, errlen, what);
-  return 0;
+  return rc;
 }
 
 static int exec_sql(store *s, const char *sql, char *err, size_t errlen) {
   char *msg = NULL;
   if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    int rc = gtmsm_fail(err, errlen, GTMSM_EIO, "sqlite: %s", msg ? msg : "error");
+    int rc = classify(s, sqlite3_extended_errcode(s->db));
+    gtmsm_fail(err, errlen, rc, "sqlite: %s", msg ? msg : "error");
     sqlite3_free(msg);
     return rc;
   }
   return 0;
+}
+
+/* One small committed write (the schema version rewritten: a WAL frame), to
+ * prove that writes reach the disk. */
+static int probe_write(store *s, char *err, size_t errlen) {
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %d", s->version);
+  int rc = exec_sql(s, "BEGIN IMMEDIATE", err, errlen);
+  if (!rc) rc = exec_sql(s, sql, err, errlen);
+  if (!rc) rc = exec_sql(s, "COMMIT", err, errlen);
+  if (rc) exec_sql(s, "ROLLBACK", NULL, 0);
+  return rc;
+}
+
+/* The gate of every write (mutex held): 0, or the failure while the store is
+ * failed. A second after the failure (or the last probe) it probes: after a
+ * full disk, STORE_FREE_MIN bytes must be free, then a probe write must
+ * commit. */
+static int writable_locked(store *s, int probe, char *err, size_t errlen) {
+  if (!s->failed) return 0;
+  const double now = util_mono_seconds();
+  if (probe && now - s->probed_at >= 1.0) {
+    s->probed_at = now;
+    struct statvfs fs;
+    if (s->failed == STORE_EFULL && statvfs(s->dir, &fs) == 0 &&
+        (long long)fs.f_bavail * (long long)fs.f_frsize < STORE_FREE_MIN) {
+      snprintf(s->failure, sizeof s->failure, "%lld bytes free, %lld needed to resume",
+               (long long)fs.f_bavail * (long long)fs.f_frsize, STORE_FREE_MIN);
+    } else {
+      char msg[256] = "";
+      if (probe_write(s, msg, sizeof msg) == 0) { /* a failing probe updates s->failed */
+        s->failed = 0;
+        log_at(LOG_LEVEL_INFO, NULL, "store", "{s:s}", "msg", "the database is writable again");
+        return 0;
+      }
+    }
+  }
+  return gtmsm_fail(err, errlen, s->failed, "%s: %s",
+                    s->failed == STORE_EFULL ? "the disk holding the database is full"
+                                             : "the database cannot be written now",
+                    s->failure);
+}
+
+int store_writable(store *s, int probe, char *err, size_t errlen) {
+  pthread_mutex_lock(&s->mu);
+  int rc = writable_locked(s, probe, err, errlen);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
 }
 
 static int pragma_int(store *s, const char *sql, int *out) {
@@ -118,10 +203,16 @@ static int pragma_int(store *s, const char *sql, int *out) {
 static int migrate(store *s, char *err, size_t errlen) {
   int v = 0;
   if (pragma_int(s, "PRAGMA user_version", &v)) return db_fail(s, err, errlen, "user_version");
+  /* v indexes MIGRATIONS: anything outside 0..STORE_SCHEMA_VERSION (a newer
+   * gtmsmd's file, or a corrupt or hand-edited header) is refused untouched. */
   if (v > STORE_SCHEMA_VERSION)
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT,
                       "database schema version %d is newer than this gtmsmd's %d", v,
                       STORE_SCHEMA_VERSION);
+  if (v < 0)
+    return gtmsm_fail(err, errlen, GTMSM_EFORMAT,
+                      "database schema version %d is not one gtmsmd writes (0..%d): a corrupt or "
+                      "edited file header (PRAGMA user_version)", v, STORE_SCHEMA_VERSION);
   for (; v < STORE_SCHEMA_VERSION; v++) {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
@@ -180,6 +271,25 @@ int store_open(store **out, const char *path, int synchronous, char *err, size_t
   if ((rc = exec_sql(s, SYNC[synchronous], err, errlen))) goto done;
   if ((rc = exec_sql(s, "PRAGMA foreign_keys = ON", err, errlen))) goto done;
   if ((rc = migrate(s, err, errlen))) goto done;
+  snprintf(s->dir, sizeof s->dir, "%s", path);
+  char *slash = strrchr(s->dir, '/');
+  if (!slash) snprintf(s->dir, sizeof s->dir, ".");
+  else if (slash == s->dir) s->dir[1] = '\0';
+  else *slash = '\0';
+  /* SQLite opens a database it cannot write read-only without a word, and a
+   * WAL database whose -wal and -shm a crash left behind opens on a
+   * read-only folder or mount: every write would fail later. */
+  if (sqlite3_db_readonly(s->db, "main") == 1) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EIO, "%s is read-only (the file, its folder or its mount "
+                    "cannot be written): gtmsmd needs to write it", path);
+    goto done;
+  }
+  char msg[256] = "";
+  if (probe_write(s, msg, sizeof msg)) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EIO, "cannot write %s (%s): gtmsmd needs to write it", path,
+                    msg);
+    goto done;
+  }
   for (int i = 0; i < ST_N; i++)
     if (sqlite3_prepare_v3(s->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
         SQLITE_OK) {
@@ -191,6 +301,7 @@ done:
     store_close(s);
     return rc;
   }
+  s->serving = 1;
   *out = s;
   return 0;
 }
@@ -249,7 +360,7 @@ int store_session_create(store *s, const char *id, const char *model, const char
   pthread_mutex_lock(&s->mu);
   *created = 0;
   int rc = get_locked(s, id, out, err, errlen);
-  if (rc == STORE_NOTFOUND) {
+  if (rc == STORE_NOTFOUND && (rc = writable_locked(s, 1, err, errlen)) == 0) {
     sqlite3_stmt *st = s->st[ST_INSERT_SESSION];
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
@@ -266,8 +377,10 @@ int store_session_create(store *s, const char *id, const char *model, const char
   return rc;
 }
 
+/* Starts a write transaction, unless the store is failed (mutex held). */
 static int begin(store *s, char *err, size_t errlen) {
-  return step_done(s, s->st[ST_BEGIN], err, errlen, "begin");
+  int rc = writable_locked(s, 1, err, errlen);
+  return rc ? rc : step_done(s, s->st[ST_BEGIN], err, errlen, "begin");
 }
 
 static void rollback(store *s) {
@@ -309,8 +422,9 @@ int store_session_count(store *s, int64_t *n) {
   return rc;
 }
 
-int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, char *err,
-                    size_t errlen) {
+int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, int *present,
+                    char *err, size_t errlen) {
+  *present = 0;
   pthread_mutex_lock(&s->mu);
   sqlite3_stmt *st = s->st[ST_STATE];
   sqlite3_bind_int64(st, 1, sid);
@@ -318,11 +432,15 @@ int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, cha
   if (rc == SQLITE_ROW) {
     const void *b = sqlite3_column_blob(st, 0);
     size_t n = (size_t)sqlite3_column_bytes(st, 0);
-    if (!b) memset(state, 0, state_len); /* no observation yet */
-    else if (n != state_len)
+    if (!b) { /* NULL, or a zero-length blob */
+      memset(state, 0, state_len);
+    } else if (n != state_len) {
       ret = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "stored state has %zu bytes, expected %zu", n,
                        state_len);
-    else memcpy(state, b, n);
+    } else {
+      memcpy(state, b, n);
+      *present = 1;
+    }
   } else if (rc == SQLITE_DONE) {
     ret = STORE_NOTFOUND;
   } else {

@@ -22,8 +22,20 @@
 
 typedef struct store store;
 
-/* Positive outcomes that are not errors; errors are negative GTMSM_E* codes. */
+/* Positive outcomes that are not errors; errors are negative GTMSM_E* codes
+ * or one of the two below. */
 enum { STORE_OK = 0, STORE_NOTFOUND = 1, STORE_EXISTS = 2 };
+
+/* Storage failures (negative, beside the GTMSM_E* codes): the disk is full
+ * (507 for a client), or the database cannot be written or read for now
+ * (read-only, I/O errors, locked by another process: 503). After a full disk,
+ * a read-only database or an I/O error every write fails at once with the
+ * same code until a probe (at most once a second, on the next write or
+ * store_writable) writes again, so that a replica which cannot take writes
+ * says so instead of trying each one; reads go on. */
+enum { STORE_EFULL = -100, STORE_EUNAVAILABLE = -101 };
+/* Free bytes the disk must have again before writes resume after a full disk. */
+#define STORE_FREE_MIN ((long long)1 << 20)
 
 /* The schema version this build migrates to. */
 #define STORE_SCHEMA_VERSION 2
@@ -37,15 +49,21 @@ typedef struct {
   long long created_ms, updated_ms;
 } store_session;
 
-/* Opens (creating the file and its folder if needed) and migrates path;
- * synchronous is config_sync (0 full, 1 normal, 2 off). *out is new (free
- * with store_close). Returns 0 or GTMSM_EIO / GTMSM_EFORMAT (a schema newer
- * than this build) with a message. */
+/* Opens (creating the file and its folder if needed) and migrates path, then
+ * proves that it can write (a database left read-only, say by a crash on a
+ * read-only folder or mount, is refused here rather than found out on the
+ * first write); synchronous is config_sync (0 full, 1 normal, 2 off). *out
+ * is new (free with store_close). Returns 0 or GTMSM_EIO / GTMSM_EFORMAT (a
+ * schema version outside 0..STORE_SCHEMA_VERSION) with a message. */
 int store_open(store **out, const char *path, int synchronous, char *err, size_t errlen);
 /* Finalises statements, checkpoints the WAL and closes; s may be NULL. */
 void store_close(store *s);
 /* The schema version of the open database (PRAGMA user_version). */
 int store_schema_version(store *s);
+/* 0 when writes can succeed, else STORE_EFULL or STORE_EUNAVAILABLE with a
+ * message; with probe = 1 a failed store is probed again when a second has
+ * passed (see above), with probe = 0 only the state is read. */
+int store_writable(store *s, int probe, char *err, size_t errlen);
 
 /* The session with this id into *out: STORE_OK or STORE_NOTFOUND. */
 int store_session_get(store *s, const char *id, store_session *out, char *err, size_t errlen);
@@ -59,10 +77,11 @@ int store_session_delete(store *s, int64_t sid, char *err, size_t errlen);
 /* Number of stored sessions. */
 int store_session_count(store *s, int64_t *n);
 
-/* The stored state (state_len bytes copied into state; zeros while the
- * session has no observation). */
-int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, char *err,
-                    size_t errlen);
+/* The stored state (state_len bytes copied into state). A NULL (or empty)
+ * state gives zeros and *present = 0: right while the session has no
+ * observation, a damaged row otherwise (the caller knows its steps). */
+int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, int *present,
+                    char *err, size_t errlen);
 /* Calls fn with each memory entry (len bytes, borrowed) of the session in
  * order of t; a non-zero return from fn stops and is returned. */
 typedef int (*store_entry_fn)(void *ctx, int64_t t, const uint8_t *entry, size_t len);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "base/err.h"
 
@@ -24,6 +25,9 @@
  * default change cannot loosen the bound on untrusted input. */
 #define PNGIO_CHUNK_MALLOC_MAX 8000000u
 #define PNGIO_CHUNK_CACHE_MAX 1000u
+/* Bytes an image's zlib stream may inflate to beyond what its rows need
+ * (encoders are exact; a little slack forgives a sloppy one). */
+#define PNGIO_INFLATE_SLACK 4096u
 
 /* One libpng session, heap-allocated (see the top of the file). */
 typedef struct {
@@ -285,6 +289,84 @@ static int pngio_decode_run(pngio_ctx *ctx) {
   return 0;
 }
 
+static uint32_t pngio_be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Bytes the filtered rows of a w x h image with bpp bits per pixel fill when
+ * inflated: one filter byte per row, per Adam7 pass when interlaced. */
+static uint64_t pngio_inflated_size(uint64_t w, uint64_t h, uint64_t bpp, int interlaced) {
+  static const uint8_t X0[7] = {0, 4, 0, 2, 0, 1, 0}, Y0[7] = {0, 0, 4, 0, 2, 0, 1},
+                       DX[7] = {8, 8, 4, 4, 2, 2, 1}, DY[7] = {8, 8, 8, 4, 4, 2, 2};
+  if (!interlaced) return h * ((w * bpp + 7) / 8 + 1);
+  uint64_t n = 0;
+  for (int p = 0; p < 7; p++) {
+    uint64_t pw = w > X0[p] ? (w - X0[p] + DX[p] - 1) / DX[p] : 0;
+    uint64_t ph = h > Y0[p] ? (h - Y0[p] + DY[p] - 1) / DY[p] : 0;
+    if (pw && ph) n += ph * ((pw * bpp + 7) / 8 + 1);
+  }
+  return n;
+}
+
+/* The bomb check, before libpng: a valid image's zlib stream may go on far
+ * past its last row (8 GiB of zeros fit in 8 MiB), and libpng would inflate
+ * all of it to discard it. The IDAT data is inflated here into scratch with
+ * a cap of what the IHDR's image needs (plus PNGIO_INFLATE_SLACK), so the
+ * cost is bounded by the image size. Anything this pass cannot judge (a
+ * missing or odd IHDR, truncation, corrupt zlib data, an image over the
+ * pixel limit) is left to libpng, which reports it. Returns 0, or -1 with
+ * ctx->msg set. */
+static int pngio_check_inflate(pngio_ctx *ctx) {
+  const uint8_t *in = ctx->in;
+  const size_t len = ctx->in_len;
+  if (len < 8 + 8 + 13 || pngio_be32(in + 8) != 13 || memcmp(in + 12, "IHDR", 4) != 0) return 0;
+  const uint8_t *ihdr = in + 16;
+  const uint32_t w = pngio_be32(ihdr), h = pngio_be32(ihdr + 4);
+  const int depth = ihdr[8], ctype = ihdr[9], interlace = ihdr[12];
+  static const int CHANNELS[7] = {1, 0, 3, 1, 2, 0, 4}; /* by color type; 0: invalid */
+  if (w == 0 || h == 0 || w > 0x7fffffffu || h > 0x7fffffffu || ctype > 6 || !CHANNELS[ctype] ||
+      (depth != 1 && depth != 2 && depth != 4 && depth != 8 && depth != 16) || interlace > 1 ||
+      (uint64_t)w * h > ctx->limit)
+    return 0;
+  const uint64_t need = pngio_inflated_size(w, h, (uint64_t)CHANNELS[ctype] * (uint64_t)depth,
+                                            interlace);
+  const uint64_t cap = need + PNGIO_INFLATE_SLACK;
+  z_stream zs;
+  memset(&zs, 0, sizeof zs);
+  if (inflateInit(&zs) != Z_OK) return 0;
+  uint8_t scratch[8192];
+  int rc = 0, zrc = Z_OK;
+  for (size_t pos = 8; pos + 12 <= len && zrc == Z_OK && !rc;) {
+    const uint32_t n = pngio_be32(in + pos);
+    if (n > 0x7fffffffu || n > len - pos - 12) break; /* truncated: libpng says where */
+    if (memcmp(in + pos + 4, "IEND", 4) == 0) break;
+    if (memcmp(in + pos + 4, "IDAT", 4) == 0) {
+      zs.next_in = (Bytef *)(uintptr_t)(in + pos + 8); /* zlib does not write its input */
+      zs.avail_in = n;
+      while (zs.avail_in > 0 && zrc == Z_OK) {
+        zs.next_out = scratch;
+        zs.avail_out = sizeof scratch;
+        zrc = inflate(&zs, Z_NO_FLUSH);
+        if ((uint64_t)zs.total_out > cap) {
+          snprintf(ctx->msg, sizeof ctx->msg,
+                   "image data inflates past %llu bytes, more than the %lux%lu image needs "
+                   "(%llu): a decompression bomb", (unsigned long long)cap, (unsigned long)w,
+                   (unsigned long)h, (unsigned long long)need);
+          rc = -1;
+          break;
+        }
+        if (zrc == Z_BUF_ERROR) { /* no progress without the next chunk's bytes */
+          zrc = Z_OK;
+          break;
+        }
+      }
+    }
+    pos += 12 + (size_t)n;
+  }
+  inflateEnd(&zs);
+  return rc;
+}
+
 int pngio_decode(uint8_t **pix, int *H, int *W, int *C, const uint8_t *data, size_t len,
                  int want_C, size_t max_pixels, char *err, size_t errlen) {
   *pix = NULL;
@@ -314,7 +396,7 @@ int pngio_decode(uint8_t **pix, int *H, int *W, int *C, const uint8_t *data, siz
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "PNG decode: out of memory for libpng");
     goto done;
   }
-  if (pngio_decode_run(ctx) != 0) {
+  if (pngio_check_inflate(ctx) != 0 || pngio_decode_run(ctx) != 0) {
     rc = gtmsm_fail(err, errlen, ctx->code ? ctx->code : GTMSM_EFORMAT, "PNG decode: %s",
                     ctx->msg[0] ? ctx->msg : "libpng error");
     goto done;

@@ -2,7 +2,7 @@
  * top to bottom, channels interleaved, C = 1 (gray), 3 (RGB) or 4 (RGBA).
  *
  * Decoding treats its input as untrusted: width * height is bounded before any
- * pixel buffer is allocated, truncated or corrupt data is an error with a
+ * pixel buffer is allocated, the inflated size by the image size, truncated or corrupt data is an error with a
  * message, and libpng's longjmp error path frees everything it and we
  * allocated. Encoding is deterministic: zlib level 9, libpng's adaptive filter
  * choice (a pure function of the pixels), and no tIME, text or gamma chunks,
@@ -50,7 +50,10 @@ int pngio_write_file(const char *path, const uint8_t *pix, int H, int W, int C, 
  *
  * max_pixels bounds width * height (0: PNGIO_MAX_PIXELS_DEFAULT; at most
  * SIZE_MAX / 4 whatever is passed, so the byte count cannot wrap); larger
- * images fail with GTMSM_ERANGE before their pixels are allocated. The whole
+ * images fail with GTMSM_ERANGE before their pixels are allocated. The image
+ * data may inflate to at most what the IHDR's rows need plus 4 KiB: a
+ * decompression bomb (a valid image whose zlib stream continues with
+ * gigabytes) is GTMSM_EFORMAT after inflating about that much. The whole
  * stream through IEND must be present: truncation anywhere is GTMSM_EFORMAT
  * with the offset in the message. Trailing bytes after IEND are ignored.
  * Returns 0, GTMSM_EINVAL (bad want_C or NULL data with len > 0),

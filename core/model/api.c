@@ -309,6 +309,21 @@ int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t le
   return GTMSM_OK;
 }
 
+int gtmsm_belief_floats(const gtmsm_memory *mem, int S) { return S + mem->H; }
+
+void gtmsm_belief_get(const gtmsm_memory *mem, int S, float *out) {
+  memcpy(out, mem->state, sizeof(float) * (size_t)S);
+  memcpy(out + S, mem->hidden, sizeof(float) * (size_t)mem->H);
+}
+
+int gtmsm_belief_set(gtmsm_memory *mem, int S, const float *in) {
+  for (int k = 0; k < S + mem->H; k++)
+    if (!isfinite(in[k])) return GTMSM_EFORMAT;
+  memcpy(mem->state, in, sizeof(float) * (size_t)S);
+  memcpy(mem->hidden, in + S, sizeof(float) * (size_t)mem->H);
+  return GTMSM_OK;
+}
+
 size_t gtmsm_memory_bytes(const gtmsm_memory *mem) {
   size_t n = dnd_size(mem->mem);
   int S = dnd_key_size(mem->mem), V = dnd_value_size(mem->mem);

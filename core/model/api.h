@@ -60,6 +60,15 @@ int gtmsm_memory_serialize(const gtmsm_memory *mem, int S, uint8_t **buf, size_t
  * state and value sizes match m. */
 int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t len,
                              gtmsm_memory **out, char *err, size_t errlen);
+/* The belief a store persists with a session, as floats: the state mean (S)
+ * then the transition's own state (H; walking: Delta). BELIEF_MAX bounds it. */
+#define GTMSM_BELIEF_MAX (GTMSM_MAX_S + GTMSM_MAX_H)
+int gtmsm_belief_floats(const gtmsm_memory *mem, int S);
+void gtmsm_belief_get(const gtmsm_memory *mem, int S, float *out);
+/* Sets the belief from in (gtmsm_belief_floats) floats; GTMSM_EFORMAT if one
+ * is not finite (the memory is then unchanged). */
+int gtmsm_belief_set(gtmsm_memory *mem, int S, const float *in);
+
 /* Approximate bytes held by a memory (for cache accounting). */
 size_t gtmsm_memory_bytes(const gtmsm_memory *mem);
 

@@ -135,7 +135,6 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
   const int N = spec->N, T = spec->T, D = gtmsm_config_D(c), Z = c->Z, S = c->S,
             KS = gtmsm_key_size(c);
   memset(stats, 0, sizeof *stats);
-  /* spec->displacement: no transition here has its own state to regress yet */
   if (T < 2 || N <= T || N > ws->N_max || (grad && !ws->train)) return GTMSM_EINVAL;
   /* the learned prior's input has a fixed number of neighbours */
   const int Kc = m->prior == &gtmsm_prior_mlp ? c->K : spec->K > 0 ? spec->K : c->K;
@@ -220,12 +219,21 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
       loss += spec->still * w * d2 / (N - T);
     }
   }
+  /* 8. displacement regression: the transition's own state against what the agent felt */
+  const int H = m->trans->hidden_size(c);
+  const int regress = spec->displacement && spec->disp_weight > 0 && H > 0;
+  if (regress)
+    for (int t = 1; t < N; t++)
+      for (int k = 0; k < H; k++) {
+        double r = (double)ws->h[(size_t)t * H + k] - spec->displacement[(size_t)t * H + k];
+        stats->displacement += r * r;
+        loss += spec->disp_weight * r * r / (N - T);
+      }
   stats->loss = loss;
   if (!isfinite(loss)) return GTMSM_ENAN;
   if (!grad) return GTMSM_OK;
 
   /* ---- backward ---- */
-  const int H = m->trans->hidden_size(c);
   memset(ws->d_mu, 0, (size_t)N * Z * sizeof(float));
   memset(ws->d_lv, 0, (size_t)N * Z * sizeof(float));
   memset(ws->d_z, 0, (size_t)N * Z * sizeof(float));
@@ -272,6 +280,12 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
       ws->d_mu[i] += ws->d_z[i];
       ws->d_lv[i] += ws->d_z[i] * 0.5f * sd * eps_z[i];
     }
+  if (regress)
+    for (int t = 1; t < N; t++)
+      for (int k = 0; k < H; k++) {
+        float r = ws->h[(size_t)t * H + k] - spec->displacement[(size_t)t * H + k];
+        ws->d_h[(size_t)t * H + k] += 2.0f * spec->disp_weight * r / (float)(N - T);
+      }
   encode_backward(m, ws, frames, N, grad);
   m->trans->backward(m, ws->trans, actions, N, ws->s, ws->d_s, H ? ws->d_h : NULL, grad);
   return GTMSM_OK;

@@ -44,6 +44,46 @@ static double pose_dist(const maze3d_truth *a, const maze3d_truth *b) {
   return hypot(a->x - b->x, a->y - b->y) + fabs(wrap_pi(a->heading - b->heading));
 }
 
+void eval_similarity_fit(const float *w, const double *z, int n, double *out) {
+  double best = INFINITY;
+  for (int mirror = 0; mirror < 2; mirror++) {
+    double mw[2] = {0}, mz[2] = {0};
+    for (int i = 0; i < n; i++) {
+      mw[0] += w[2 * i] / n;
+      mw[1] += (mirror ? -w[2 * i + 1] : w[2 * i + 1]) / n;
+      mz[0] += z[2 * i] / n;
+      mz[1] += z[2 * i + 1] / n;
+    }
+    /* a = sum conj(w') z' / sum |w'|^2 over centred points */
+    double num_r = 0, num_i = 0, den = 1e-12;
+    for (int i = 0; i < n; i++) {
+      double wr = w[2 * i] - mw[0], wi = (mirror ? -w[2 * i + 1] : w[2 * i + 1]) - mw[1];
+      double zr = z[2 * i] - mz[0], zi = z[2 * i + 1] - mz[1];
+      num_r += wr * zr + wi * zi;
+      num_i += wr * zi - wi * zr;
+      den += wr * wr + wi * wi;
+    }
+    double ar = num_r / den, ai = num_i / den;
+    double br = mz[0] - (ar * mw[0] - ai * mw[1]), bi = mz[1] - (ar * mw[1] + ai * mw[0]);
+    double res = 0;
+    for (int i = 0; i < n; i++) {
+      double wr = w[2 * i], wi = mirror ? -w[2 * i + 1] : w[2 * i + 1];
+      double x = ar * wr - ai * wi + br - z[2 * i], y = ar * wi + ai * wr + bi - z[2 * i + 1];
+      res += x * x + y * y;
+    }
+    if (res < best) {
+      best = res;
+      out[0] = ar, out[1] = ai, out[2] = br, out[3] = bi, out[4] = mirror;
+    }
+  }
+}
+
+void eval_similarity_apply(const double *f, double wr, double wi, double *x, double *y) {
+  if (f[4] != 0) wi = -wi;
+  *x = f[0] * wr - f[1] * wi + f[2];
+  *y = f[0] * wi + f[1] * wr + f[3];
+}
+
 static int run_episode(const gtmsm_model *m, const m3e_config *cfg, int e, episode_out *o, m3e_result *res) {
   const int T = cfg->memorize, P = cfg->predict, N = T + P, D = gtmsm_config_D(&m->cfg), S = m->cfg.S,
             Z = m->cfg.Z, H = m->trans->hidden_size(&m->cfg);
@@ -121,7 +161,7 @@ static int run_episode(const gtmsm_model *m, const m3e_config *cfg, int e, episo
     href[2 * t] = hu;
     href[2 * t + 1] = 0;
   }
-  double hc[4], pc[6];
+  double hc[4], pc[5] = {0};
   for (int t = 0; t < T; t++) {
     s3[t] = S >= 3 ? mstates[(size_t)t * S + 2] : 0;
     s12[2 * t] = mstates[(size_t)t * S];
@@ -130,14 +170,14 @@ static int run_episode(const gtmsm_model *m, const m3e_config *cfg, int e, episo
     pos[2 * t + 1] = truth[t].y;
   }
   eval_affine_fit(s3, href, T, 1, hc);
-  eval_affine_fit(s12, pos, T, 2, pc);
+  eval_similarity_fit(s12, pos, T, pc);
   o->head_scale = hc[0];
   for (int p = 0; p < P; p++) {
     const float *st = pstates + (size_t)p * S;
     double h = hc[0] * (S >= 3 ? st[2] : 0) + hc[2];
     o->head_err[p] = fabs(wrap_pi(h - href[2 * (T + p)])) * 180 / PI;
-    double x = pc[0] * st[0] + pc[2] * (S >= 2 ? st[1] : 0) + pc[4];
-    double y = pc[1] * st[0] + pc[3] * (S >= 2 ? st[1] : 0) + pc[5];
+    double x, y;
+    eval_similarity_apply(pc, st[0], S >= 2 ? st[1] : 0, &x, &y);
     o->pos_err[p] = hypot(x - truth[T + p].x, y - truth[T + p].y);
   }
   if (e < res->keep) {

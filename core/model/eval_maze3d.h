@@ -11,7 +11,9 @@
  * (within seen_cells and seen_deg). The learned heading s3 is compared with
  * the true (unwrapped) heading after fitting offset and scale on the
  * memorized steps; the learned (s1, s2) with the true (x, y) after the
- * least-squares affine fit on the memorized steps. */
+ * least-squares similarity transform (rotation, scale, translation, a mirror
+ * image allowed) fitted on the memorized steps, applied unchanged to the
+ * predicted ones. */
 #ifndef GTMSM_MODEL_EVAL_MAZE3D_H
 #define GTMSM_MODEL_EVAL_MAZE3D_H
 
@@ -57,5 +59,13 @@ typedef struct {
 int gtmsm_eval_maze3d(const gtmsm_model *m, const m3e_config *cfg, m3e_result *res, char *err,
                       size_t errlen);
 void m3e_result_free(m3e_result *res);
+
+/* Least-squares similarity (rotation, uniform scale, translation; a mirror
+ * image allowed, since nothing fixes the handedness of a learned map) from
+ * the points w (n, 2) to z (n, 2): as complex numbers z = a w + b or
+ * z = a conj(w) + b, whichever fits better. out (5): ar, ai, br, bi, mirror. */
+void eval_similarity_fit(const float *w, const double *z, int n, double *out);
+/* The fitted map applied to the point (wr, wi). */
+void eval_similarity_apply(const double *f, double wr, double wi, double *x, double *y);
 
 #endif

@@ -39,10 +39,10 @@ int gtmsm_config_check(const gtmsm_config *c, char *err, size_t errlen) {
                       c->H, c->W, c->channels);
   if (c->S < 1 || c->S > GTMSM_MAX_S)
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "state size %d not in 1..%d", c->S, GTMSM_MAX_S);
-  if (c->trans != GTMSM_TRANS_GATED2D && c->trans != GTMSM_TRANS_ROT3D)
+  if (c->trans != GTMSM_TRANS_GATED2D && c->trans != GTMSM_TRANS_ROT3D && c->trans != GTMSM_TRANS_WALK3D)
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "unknown transition kind %d", (int)c->trans);
-  if (c->trans == GTMSM_TRANS_ROT3D && c->S != 3)
-    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "the rotation transition needs state 3 (got %d)", c->S);
+  if (c->trans != GTMSM_TRANS_GATED2D && c->S != 3)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "the 3-D transitions need state 3 (got %d)", c->S);
   if (c->keymap != GTMSM_KEYMAP_IDENTITY && c->keymap != GTMSM_KEYMAP_PERIODIC)
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "unknown key map %d", (int)c->keymap);
   if (c->keymap == GTMSM_KEYMAP_PERIODIC && c->S != 3)
@@ -66,7 +66,9 @@ void gtmsm_parts_of(const gtmsm_config *c, const struct gtmsm_vae_ops **vae,
                      const struct gtmsm_trans_ops **trans, const struct gtmsm_keymap_ops **keymap,
                      const struct gtmsm_prior_ops **prior) {
   *vae = c->vae == GTMSM_VAE_CONV ? &gtmsm_vae_conv : &gtmsm_vae_fc;
-  *trans = c->trans == GTMSM_TRANS_ROT3D ? &gtmsm_trans_rot3d : &gtmsm_trans_gated2d;
+  *trans = c->trans == GTMSM_TRANS_ROT3D   ? &gtmsm_trans_rot3d
+           : c->trans == GTMSM_TRANS_WALK3D ? &gtmsm_trans_walk3d
+                                            : &gtmsm_trans_gated2d;
   *keymap = c->keymap == GTMSM_KEYMAP_PERIODIC ? &gtmsm_keymap_periodic : &gtmsm_keymap_identity;
   *prior = c->prior == GTMSM_PRIOR_MLP ? &gtmsm_prior_mlp : &gtmsm_prior_mixture;
 }
@@ -118,4 +120,14 @@ void gtmsm_model_free(gtmsm_model *m) {
 float *gtmsm_vae_dec_logvar(const gtmsm_model *m, const float *base) {
   return gtmsm_tensor(m, GTMSM_ROLE_VAE, m->part_first[GTMSM_ROLE_VAE + 1] - m->part_first[GTMSM_ROLE_VAE] - 1,
                       base);
+}
+
+const char *gtmsm_part_name(const gtmsm_model *m, int role) {
+  switch (role) {
+  case GTMSM_ROLE_VAE: return m->vae->name;
+  case GTMSM_ROLE_TRANS: return m->trans->name;
+  case GTMSM_ROLE_KEYMAP: return m->keymap->name;
+  case GTMSM_ROLE_PRIOR: return m->prior->name;
+  default: return "";
+  }
 }

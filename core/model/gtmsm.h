@@ -24,7 +24,7 @@
 
 typedef enum { GTMSM_DEC_GAUSS, GTMSM_DEC_BERNOULLI } gtmsm_decoder;
 typedef enum { GTMSM_VAE_FC, GTMSM_VAE_CONV } gtmsm_vae;
-typedef enum { GTMSM_TRANS_GATED2D, GTMSM_TRANS_ROT3D } gtmsm_trans;
+typedef enum { GTMSM_TRANS_GATED2D, GTMSM_TRANS_ROT3D, GTMSM_TRANS_WALK3D } gtmsm_trans;
 typedef enum { GTMSM_KEYMAP_IDENTITY, GTMSM_KEYMAP_PERIODIC } gtmsm_keymap;
 typedef enum { GTMSM_PRIOR_MIXTURE, GTMSM_PRIOR_MLP } gtmsm_prior;
 
@@ -41,7 +41,7 @@ typedef struct {
   int hidden;          /* FC: hidden width (two hidden layers each way) */
   int channels;        /* conv: channels of the first conv layer (the second has twice) */
   int S;               /* state size (2; 3 with a heading) */
-  gtmsm_trans trans;   /* transition kind (gated 2-D: eq. 4; rotation: eq. 5) */
+  gtmsm_trans trans;   /* transition kind (gated 2-D: eq. 4; rotation: eq. 5; walking: 4.2.2) */
   int gate_hidden;     /* gated 2-D: wall gate MLP width */
   gtmsm_keymap keymap; /* DND keys: the state, or (s1, s2, cos s3, sin s3) */
   int keymap_learned;  /* periodic keys through a learned linear layer */
@@ -81,6 +81,10 @@ typedef struct {
   char content_hash[17];
 } gtmsm_model;
 
+/* The kind of the part playing role (GTMSM_ROLE_*): "fc", "conv", "gated2d",
+ * "rot3d", "identity", "periodic", "mixture", "mlp" (static string). */
+const char *gtmsm_part_name(const gtmsm_model *m, int role);
+
 /* Allocates parameters for cfg initialised from seed. */
 int gtmsm_model_init(gtmsm_model *m, const gtmsm_config *cfg, uint64_t seed, char *err,
                      size_t errlen);
@@ -97,8 +101,10 @@ typedef struct {
   float delta;    /* mixture weight regulariser (0: the model's delta) */
   float still;    /* weight of the still-frame term (see elbo.c); 0 = off */
   /* Optional targets (NULL: none), borrowed: (N, hidden) true agent-frame
-   * displacements, regressed by transitions with their own state. */
+   * displacements, regressed with weight disp_weight on the transition's own
+   * state (walking: Delta_t) for t >= 1; ignored by transitions without one. */
   const float *displacement;
+  float disp_weight;
 } gtmsm_seq_spec;
 
 typedef struct {

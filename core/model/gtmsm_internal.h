@@ -60,7 +60,7 @@ extern const struct gtmsm_vae_ops gtmsm_vae_fc, gtmsm_vae_conv;
 /* The decoder's per-pixel log-variance is the last tensor of either VAE. */
 float *gtmsm_vae_dec_logvar(const gtmsm_model *m, const float *base);
 
-/* ---- transition: gated 2-D (eq. 4) | rotation (eq. 5) -------------------- */
+/* ---- transition: gated 2-D (eq. 4) | rotation (eq. 5) | walking (4.2.2) --- */
 struct gtmsm_trans_ops {
   const char *name;
   int (*specs)(const gtmsm_config *c, param_spec *out);
@@ -80,7 +80,13 @@ struct gtmsm_trans_ops {
   void (*backward)(const gtmsm_model *m, void *ws, const int *actions, int N, const float *s,
                    float *ds, float *dh, float *grad);
 };
-extern const struct gtmsm_trans_ops gtmsm_trans_gated2d, gtmsm_trans_rot3d;
+extern const struct gtmsm_trans_ops gtmsm_trans_gated2d, gtmsm_trans_rot3d, gtmsm_trans_walk3d;
+/* The 3-D transitions' B (A, 3): small random displacements and turns (std
+ * 0.1, about 6 degrees), so a random walk spreads the states from the first
+ * update and no turn starts near a full circle; an action named "none" (the
+ * no-op that labels an episode's first frame, which the model ignores)
+ * starts at zero, and so stays a no-op: it is never trained. */
+void gtmsm_trans_init_3d(gtmsm_model *m, float *B, uint64_t seed);
 
 /* ---- key map: identity | periodic (s1, s2, cos s3, sin s3), optionally learned linear */
 struct gtmsm_keymap_ops {

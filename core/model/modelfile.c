@@ -19,7 +19,7 @@ static const char CKPT_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'C', 'K', 'P'};
  * of an older model, and with it its content hash, does not change when a
  * key is added: older files keep loading. */
 static void put_newer_keys(json_t *j, const gtmsm_config *c) {
-  static const char *const trans[] = {"gated2d", "rot3d"}, *const keymap[] = {"identity", "periodic"},
+  static const char *const trans[] = {"gated2d", "rot3d", "walk3d"}, *const keymap[] = {"identity", "periodic"},
                            *const prior[] = {"mixture", "mlp"};
   if (c->trans != GTMSM_TRANS_GATED2D) json_object_set_new(j, "transition", json_string(trans[c->trans]));
   if (c->keymap != GTMSM_KEYMAP_IDENTITY) json_object_set_new(j, "keymap", json_string(keymap[c->keymap]));
@@ -55,8 +55,10 @@ static int get_choice(const json_t *j, const char *key, const char *const *names
       *out = i;
       return 0;
     }
-  return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "config: '%s' must be one of %s%s%s", key, names[0],
-                    n > 1 ? ", " : "", n > 1 ? names[1] : "");
+  char list[256] = "";
+  for (int i = 0; i < n; i++)
+    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+  return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "config: '%s' must be one of %s", key, list);
 }
 
 static int get_int(const json_t *j, const char *key, int *out, char *err, size_t errlen) {
@@ -118,11 +120,11 @@ int gtmsm_config_from_json(const json_t *j, gtmsm_config *c, char *err, size_t e
   }
   if (json_object_get(j, "channels") && (rc = get_int(j, "channels", &c->channels, err, errlen))) return rc;
   /* the parts' kinds: absent means the 2-D design */
-  static const char *const trans[] = {"gated2d", "rot3d"}, *const keymap[] = {"identity", "periodic"},
+  static const char *const trans[] = {"gated2d", "rot3d", "walk3d"}, *const keymap[] = {"identity", "periodic"},
                            *const prior[] = {"mixture", "mlp"};
   int tk = GTMSM_TRANS_GATED2D, kk = GTMSM_KEYMAP_IDENTITY, pk = GTMSM_PRIOR_MIXTURE;
   c->prior_hidden = 256;
-  if ((rc = get_choice(j, "transition", trans, 2, &tk, err, errlen)) ||
+  if ((rc = get_choice(j, "transition", trans, 3, &tk, err, errlen)) ||
       (rc = get_choice(j, "keymap", keymap, 2, &kk, err, errlen)) ||
       (rc = get_choice(j, "prior", prior, 2, &pk, err, errlen)))
     return rc;

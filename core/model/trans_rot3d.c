@@ -14,18 +14,16 @@ static int rot_specs(const gtmsm_config *c, param_spec *out) {
   return 1;
 }
 
-/* Small random displacements and turns (about 6 degrees): a random walk
- * spreads the states from the first update, and no turn starts near a
- * multiple of a full circle. An action named "none" (maze3d's no-op that
- * labels an episode's first frame, which the model ignores) starts at zero,
- * and so stays a no-op: it is never trained. */
-static void rot_init(gtmsm_model *m, uint64_t seed) {
-  float *Bm = gtmsm_tensor(m, GTMSM_ROLE_TRANS, 0, m->p.data);
+void gtmsm_trans_init_3d(gtmsm_model *m, float *B, uint64_t seed) {
   rng_t r;
   rng_init(&r, seed, 77);
-  for (int i = 0; i < m->cfg.A * 3; i++) Bm[i] = rng_normal(&r) * 0.1f;
+  for (int i = 0; i < m->cfg.A * 3; i++) B[i] = rng_normal(&r) * 0.1f;
   for (int a = 0; a < m->cfg.A; a++)
-    if (strcmp(m->cfg.action_names[a], "none") == 0) memset(Bm + (size_t)a * 3, 0, 3 * sizeof(float));
+    if (strcmp(m->cfg.action_names[a], "none") == 0) memset(B + (size_t)a * 3, 0, 3 * sizeof(float));
+}
+
+static void rot_init(gtmsm_model *m, uint64_t seed) {
+  gtmsm_trans_init_3d(m, gtmsm_tensor(m, GTMSM_ROLE_TRANS, 0, m->p.data), seed);
 }
 
 static int rot_hidden(const gtmsm_config *c) {

@@ -189,6 +189,16 @@ def run_scenario(cl):
     check(not bad, f"{N_SESSIONS} sessions created with PUT and fed {STEPS} steps through the LB"
           + (f": {bad[:3]}" if bad else ""))
 
+    # Ids are hashed and read as sent: an encoded spelling of an existing id is
+    # refused by whichever replica it lands on, never a second copy elsewhere.
+    s1 = request(lb, "PUT", "/v1/sessions/deploy-0%31", {"model": MODEL})[0]
+    s2 = request(lb, "DELETE", "/v1/sessions/deploy-00%00x")[0]
+    s3, h3, _ = request(lb, "GET", "/v1/sessions/deploy-01")
+    s4 = request(lb, "GET", "/v1/sessions/deploy-00")[0]
+    check(s1 == 400 and s2 == 400 and s3 == 200 and s4 == 200 and {h3.get("x-served-by")} == served["deploy-01"],
+          f"percent-encoded ids through the LB: 400, the real sessions untouched on their replica "
+          f"({s1} {s2} {s3} {s4})")
+
     before = {}
     bad = []
     for sid in ids:

@@ -263,8 +263,8 @@ def test_help_and_flags(tmp):
     check(out.returncode == 0, "--help exits 0")
     for opt in ["models", "db", "listen", "api-keys", "served-by", "threads", "max-body",
                 "max-frames", "max-actions", "max-sessions", "cache-bytes", "max-entries",
-                "max-inflight", "max-connections", "timeout", "shutdown-grace", "log-level",
-                "synchronous"]:
+                "max-inflight", "reserve", "max-connections", "timeout", "header-timeout",
+                "body-timeout", "shutdown-grace", "log-level", "synchronous"]:
         env = "GTMSM_" + opt.upper().replace("-", "_")
         check(f"--{opt} " in out.stdout and env in out.stdout, f"--help lists --{opt} and {env}")
     check("./models" in out.stdout and "./data/gtmsm.db" in out.stdout and "127.0.0.1:8080" in out.stdout,

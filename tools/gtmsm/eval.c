@@ -31,6 +31,14 @@ static json_t *summary_json(const eval_summary *s) {
                    "visited_200_256", num_or_null(s->visited_200_256));
 }
 
+/* Prints j (stolen) as the JSON summary on stdout. */
+static void print_summary(json_t *j) {
+  char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+  printf("%s\n", s);
+  free(s);
+  json_decref(j);
+}
+
 static json_t *m3e_summary_json(const m3e_result *res, int k) {
   json_t *steps = json_array();
   for (int p = 0; p < res->predict; p++)
@@ -91,10 +99,7 @@ static int eval_maze3d(const gtmsm_model *m, const opts_maze3d *mo, int episodes
                           "scale", res.heading_scale, "position_error", "mean", res.pos_mean, "at_150", num_or_null(res.pos_at_150), "final",
                           res.pos_final);
     if (ts.n) json_object_set_new(j, "textures", json_string(mo->textures));
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-    printf("%s\n", s);
-    free(s);
-    json_decref(j);
+    print_summary(j);
   }
   rc = 0;
 done:
@@ -195,10 +200,7 @@ int cmd_eval(int argc, char **argv) {
     json_t *j = json_pack("{s:i, s:i, s:i, s:o, s:{s:f, s:f}}", "episodes", episodes, "memorize",
                           memorize, "predict", predict, "psnr", psnr, "position_error", "mean",
                           res.pos_mean, "final", res.pos_final);
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-    printf("%s\n", s);
-    free(s);
-    json_decref(j);
+    print_summary(j);
   }
   rc = 0;
 done:

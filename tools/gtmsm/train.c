@@ -38,6 +38,7 @@ typedef struct {
   int latent, hidden, gate_hidden, k, channels;
   const char *vae, *transition, *keymap, *prior;
   int keymap_learned, prior_hidden;
+  double disp_weight;       /* walking: regression of Delta on the felt displacement */
   double delta, trans_std;
   const char *decoder;
   /* optimisation */
@@ -60,6 +61,8 @@ typedef struct {
   int tid, nthreads;
   gtmsm_ws *ws;
   float *frames, *eps_z, *eps_s, *world;
+  maze3d_truth *truth;  /* (episode) */
+  float *disp;          /* (N, 3) displacement targets of the window */
   int *actions; /* (episode) */
   float *grads; /* (batch, total) */
   gtmsm_seq_stats *stats; /* (batch) */
@@ -96,7 +99,9 @@ static void *worker_run(void *arg) {
   eo.rate = o->rate;
   eo.obstacles = o->obstacles;
   gtmsm_seq_spec spec = {.N = N, .T = w->memorize_now, .aux = (float)o->aux, .kl_weight = w->kl_weight,
-                         .K = w->k_now, .delta = w->delta_now, .still = (float)o->still};
+                         .K = w->k_now, .delta = w->delta_now, .still = (float)o->still,
+                         .displacement = strcmp(o->env, "maze3d") == 0 ? w->disp : NULL,
+                         .disp_weight = (float)o->disp_weight};
   for (int b = w->tid; b < o->batch; b += w->nthreads) {
     uint64_t s = seq_seed(o->seed, w->step, b);
     const int *actions = w->actions;
@@ -110,13 +115,20 @@ static void *worker_run(void *arg) {
       char err[256];
       w->rcs[b] = opts_maze3d_config(&mc, &scenario, &o->maze, s, w->textures, err, sizeof err);
       if (!w->rcs[b])
-        w->rcs[b] = maze3d_episode(&mc, scenario, s, first + N, first, w->frames, w->actions, NULL, err,
+        w->rcs[b] = maze3d_episode(&mc, scenario, s, first + N, first, w->frames, w->actions, w->truth, err,
                                    sizeof err);
       if (w->rcs[b]) {
         fprintf(stderr, "gtmsm train: %s\n", err);
         continue;
       }
       actions = w->actions + first;
+      /* what the agent felt at each step of the window: training targets only */
+      for (int t = 0; t < N; t++) {
+        const maze3d_truth *tr = &w->truth[first + t];
+        w->disp[3 * t] = (float)tr->d_forward;
+        w->disp[3 * t + 1] = (float)tr->d_left;
+        w->disp[3 * t + 2] = (float)tr->d_heading;
+      }
     } else {
       train_pick_world(w->world, w->ws_photos, o->photo_frac, s);
       rng_t wr;
@@ -150,10 +162,11 @@ static json_t *opts_to_json(const train_opts *o, long step) {
       o->ssm_lr_mult, "memorize_start", o->memorize_start, "wallfree", o->wallfree, "vae", o->vae, "channels",
       o->channels, "still", o->still, "b_lr_after", o->b_lr_after);
   /* keys that came with the 3-D models (absent in older checkpoints) */
-  json_t *more = json_pack("{s:s, s:s, s:i, s:s?, s:i, s:s, s:s, s:i, s:s, s:i}", "env", o->env, "scenario",
+  json_t *more = json_pack("{s:s, s:s, s:i, s:s?, s:i, s:s, s:s, s:i, s:s, s:i, s:f}", "env", o->env, "scenario",
                            o->maze.scenario, "size", o->maze.size, "textures", o->maze.textures, "episode",
                            o->episode, "transition", o->transition, "keymap", o->keymap, "keymap_learned",
-                           o->keymap_learned, "prior", o->prior, "prior_hidden", o->prior_hidden);
+                           o->keymap_learned, "prior", o->prior, "prior_hidden", o->prior_hidden,
+                           "disp_weight", o->disp_weight);
   if (j && more) json_object_update(j, more);
   json_decref(more);
   return j;
@@ -165,11 +178,11 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   const char *worlds = NULL, *dec = NULL, *vae = NULL;
   int steps_ignored;
   if (json_unpack((json_t *)j,
-                  "{s:I, s:i, s:i, s:i, s:i, s:F, s:F, s?s, s:i, s:i, s:i, s:i, s:F, s:F, s:s, s:i,"
+                  "{s:I, s:i, s:i, s:i, s:i, s:F, s:F, s:i, s:i, s:i, s:i, s:F, s:F, s:s, s:i,"
                   " s:i, s:i, s:F, s:F, s:F, s:F, s:F, s:I, s:i, s:i, s:F, s:F, s:i, s:i, s?s, s?i, s?F, s?F}",
                   "step", &st, "memorize", &o->memorize, "predict", &o->predict, "batch", &o->batch,
                   "obstacles", &o->obstacles, "rate", &o->rate, "photo_frac", &o->photo_frac,
-                  "worlds", &worlds, "latent", &o->latent, "hidden", &o->hidden, "gate_hidden",
+                  "latent", &o->latent, "hidden", &o->hidden, "gate_hidden",
                   &o->gate_hidden, "k", &o->k, "delta", &o->delta, "trans_std", &o->trans_std,
                   "decoder", &dec, "steps", &steps_ignored, "anneal", &o->anneal, "kl_warmup",
                   &o->kl_warmup, "lr", &o->lr, "lr_final", &o->lr_final, "clip", &o->clip, "aux",
@@ -179,6 +192,7 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
                   "channels", &o->channels, "still", &o->still, "b_lr_after", &o->b_lr_after) != 0)
     return -1;
   json_t *v;
+  worlds = json_string_value(json_object_get(j, "worlds")); /* null: procedural worlds */
   if ((v = json_object_get(j, "env"))) o->env = json_string_value(v);
   if ((v = json_object_get(j, "scenario"))) o->maze.scenario = json_string_value(v);
   if ((v = json_object_get(j, "size"))) o->maze.size = (int)json_integer_value(v);
@@ -189,6 +203,7 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   if ((v = json_object_get(j, "keymap_learned"))) o->keymap_learned = (int)json_integer_value(v);
   if ((v = json_object_get(j, "prior"))) o->prior = json_string_value(v);
   if ((v = json_object_get(j, "prior_hidden"))) o->prior_hidden = (int)json_integer_value(v);
+  if ((v = json_object_get(j, "disp_weight"))) o->disp_weight = json_number_value(v);
   if (!o->env || !o->maze.scenario || !o->transition || !o->keymap || !o->prior) return -1;
   /* strings borrowed from j: the caller keeps j alive for the run */
   o->worlds = worlds;
@@ -197,6 +212,13 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   o->seed = (uint64_t)seed;
   *step = (long)st;
   return 0;
+}
+
+/* Index of s in names (n), or -1. */
+static int name_index(const char *s, const char *const *names, int n) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(s, names[i]) == 0) return i;
+  return -1;
 }
 
 static float kl_weight_at(const train_opts *o, long step) {
@@ -251,11 +273,13 @@ int cmd_train(int argc, char **argv) {
       {"env", OPT_STRING, &o.env, 1, 0, "imagenav | maze3d"},
       OPTS_MAZE3D_DEFS(&o.maze),
       {"episode", OPT_INT, &o.episode, 2, 100000, "maze3d: episode length (sequences are windows of it)"},
-      {"transition", OPT_STRING, &o.transition, 1, 0, "gated2d (2-D, eq. 4) | rot3d (heading, eq. 5)"},
+      {"transition", OPT_STRING, &o.transition, 1, 0, "gated2d (2-D, eq. 4) | rot3d (heading, eq. 5) | walk3d (momentum)"},
       {"keymap", OPT_STRING, &o.keymap, 1, 0, "identity | periodic (s1, s2, cos s3, sin s3)"},
       {"keymap-learned", OPT_INT, &o.keymap_learned, 0, 1, "periodic keys through a learned linear layer"},
       {"prior", OPT_STRING, &o.prior, 1, 0, "mixture (inverse distance) | mlp (learned view-combining)"},
       {"prior-hidden", OPT_INT, &o.prior_hidden, 1, 8192, "mlp prior width"},
+      {"disp-weight", OPT_DOUBLE, &o.disp_weight, 0, 1e6,
+       "walk3d: weight of the regression of Delta on the felt displacement (a training target only)"},
       {"model-out", OPT_STRING, &model_out, 1, 0, "also write the model (.gtm) at each checkpoint"},
       {"resume", OPT_FLAG, &resume, 1, 0, "continue from OUT/checkpoint.bin with its options"},
       {"steps", OPT_INT, &o.steps, 1, 1e8, "total optimizer updates"},
@@ -345,16 +369,12 @@ int cmd_train(int argc, char **argv) {
       fprintf(stderr, "gtmsm train: --env must be imagenav or maze3d\n");
       goto done;
     }
-    static const char *const trans[] = {"gated2d", "rot3d"}, *const keymaps[] = {"identity", "periodic"},
+    static const char *const trans[] = {"gated2d", "rot3d", "walk3d"}, *const keymaps[] = {"identity", "periodic"},
                              *const priors[] = {"mixture", "mlp"};
-    int tk = -1, kk = -1, pk = -1;
-    for (int i = 0; i < 2; i++) {
-      if (strcmp(o.transition, trans[i]) == 0) tk = i;
-      if (strcmp(o.keymap, keymaps[i]) == 0) kk = i;
-      if (strcmp(o.prior, priors[i]) == 0) pk = i;
-    }
+    int tk = name_index(o.transition, trans, 3), kk = name_index(o.keymap, keymaps, 2),
+        pk = name_index(o.prior, priors, 2);
     if (tk < 0 || kk < 0 || pk < 0) {
-      fprintf(stderr, "gtmsm train: --transition gated2d|rot3d, --keymap identity|periodic, --prior mixture|mlp\n");
+      fprintf(stderr, "gtmsm train: --transition gated2d|rot3d|walk3d, --keymap identity|periodic, --prior mixture|mlp\n");
       goto done;
     }
     cfg.trans = (gtmsm_trans)tk;
@@ -419,7 +439,9 @@ int cmd_train(int argc, char **argv) {
     w->eps_s = malloc((size_t)N * m.cfg.S * sizeof(float));
     w->world = malloc(sizeof(float) * WORLD_SIZE * WORLD_SIZE * 3);
     w->actions = malloc((size_t)(N > o.episode ? N : o.episode) * sizeof(int));
-    if (!w->ws || !w->frames || !w->eps_z || !w->eps_s || !w->world || !w->actions) {
+    w->truth = malloc((size_t)(N > o.episode ? N : o.episode) * sizeof(maze3d_truth));
+    w->disp = malloc((size_t)N * 3 * sizeof(float));
+    if (!w->ws || !w->frames || !w->eps_z || !w->eps_s || !w->world || !w->actions || !w->truth || !w->disp) {
       fprintf(stderr, "gtmsm train: out of memory\n");
       goto done;
     }
@@ -554,6 +576,8 @@ done:
     free(ws[t].eps_s);
     free(ws[t].world);
     free(ws[t].actions);
+    free(ws[t].truth);
+    free(ws[t].disp);
   }
   free(ws);
   free(tids);

@@ -3,7 +3,8 @@
  * and index, frames (good PNG, wrong size, wrong channels, truncated,
  * garbage), observation objects and NDJSON lines with each kind of mistake
  * mapped to its status and problem slug, prediction requests and their
- * limits, film strips, base64 PNG round trips and RFC 3339 times. */
+ * limits, film strips, base64 PNG round trips, RFC 3339 times and Accept
+ * negotiation with q-values. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +252,51 @@ static void test_strip_and_png(void) {
   printf("film strip layout, deterministic PNG, base64 round trip\n");
 }
 
+static void test_accept(void) {
+  static const char *const TYPES[] = {"application/json", "image/png", "application/x-ndjson"};
+  struct {
+    const char *accept;
+    int want; /* index into TYPES, -1: nothing acceptable (406) */
+  } cases[] = {
+      {NULL, 0},
+      {"", 0},
+      {"  ", 0},
+      {"*/*", 0},
+      {"image/png", 1},
+      {"IMAGE/PNG", 1},
+      {"application/x-ndjson", 2},
+      {"image/png, application/json", 1},          /* equal q: the first listed */
+      {"application/json, image/png", 0},
+      {"image/png;q=0, application/json", 0},      /* q=0: not acceptable */
+      {"image/png; q=0, */*", 0},
+      {"image/png;q=0.5, application/json;q=0.9", 0},
+      {"application/json;q=0.2, image/png;q=0.3", 1},
+      {"image/*", 1},
+      {"image/*;q=0.1, application/x-ndjson;q=0.2", 2},
+      {"*/*;q=0.1, image/png", 1},
+      {"application/*", 0},
+      {"application/*;q=0.5, application/x-ndjson", 2},
+      {"*/*, application/json;q=0", 1},            /* the exact range decides json, not any/any */
+      {"image/png;q=0", -1},
+      {"*/*;q=0", -1},
+      {"text/html", -1},
+      {"text/html, image/png;q=0.001", 1},
+      {"image/png;q=1.0", 1},
+      {"image/png;q=1.5, application/json", 0},    /* an invalid q drops that range */
+      {"image/png;q=abc, application/json", 0},
+      {"image/png;level=1;q=0.8, application/json;q=0.7", 1},
+      {",,, image/png ,", 1},
+      {"image/png;q=0.000, application/json;q=0.001", 0},
+      {"garbage", -1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    int got = codec_pick_media(cases[i].accept, TYPES, 3);
+    CHECK(got == cases[i].want, "Accept '%s' -> %d (expected %d)", cases[i].accept ? cases[i].accept : "(none)",
+          got, cases[i].want);
+  }
+  printf("Accept: %zu headers with q-values, wildcards and refusals\n", sizeof cases / sizeof *cases);
+}
+
 static void test_times(void) {
   long long cases[] = {0, 1, 999, 1000, 86399999, 951782400000LL /* 2000-02-29 */, 1790000000123LL,
                        4102444800000LL /* 2100-01-01 */};
@@ -289,6 +335,7 @@ int main(void) {
   test_predict();
   test_strip_and_png();
   test_times();
+  test_accept();
   gtmsm_model_free(&M);
   return test_finish("test_codec");
 }

@@ -1,7 +1,8 @@
 /* The routing table and API keys: every pattern matches its own paths with
  * the parameters captured, literal paths win over {id}, other methods give
  * -2 with the Allow list, unknown paths -1; bearer keys match exactly (not a
- * prefix, not another scheme) and every key is checked. */
+ * prefix, not another scheme) and every key is checked; a UTF-8 byte order
+ * mark at the start of the keys file is not part of the first key. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,21 @@ static void test_auth(void) {
   fclose(f);
   CHECK(auth_load(&a, path, err, sizeof err) != 0 && strstr(err, ":1:"), "a key with spaces: %s", err);
   CHECK(auth_load(&a, "/nonexistent/keys", err, sizeof err) != 0, "a missing file is an error");
+  /* A keys file saved by an editor that writes a UTF-8 byte order mark: the
+   * mark is not part of the first key. */
+  f = fopen(path, "w");
+  fputs("\xEF\xBB\xBF" "first-key\nsecond-key\n", f);
+  fclose(f);
+  CHECK(auth_load(&a, path, err, sizeof err) == 0 && a.n == 2, "a keys file with a BOM loads: %s", err);
+  CHECK(auth_check(&a, "Bearer first-key") && auth_check(&a, "Bearer second-key"),
+        "the first key after a BOM is usable");
+  CHECK(!auth_check(&a, "Bearer \xEF\xBB\xBF" "first-key"), "the BOM is not part of the key");
+  auth_free(&a);
+  f = fopen(path, "w");
+  fputs("# comment\n\xEF\xBB\xBF" "mid-file\n", f);
+  fclose(f);
+  CHECK(auth_load(&a, path, err, sizeof err) != 0 && strstr(err, ":2:") && strstr(err, "printable"),
+        "a BOM inside the file is a key that no client can send: an error naming line 2: %s", err);
   unlink(path);
   printf("auth: exact bearer match over every key; %zu refusals\n", sizeof bad / sizeof *bad);
 }

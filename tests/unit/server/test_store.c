@@ -8,7 +8,9 @@
  *   reload (entries re-inserted) has the same state and predicts
  *   bit-identical frames;
  *   the LRU evicts unheld sessions beyond the byte and count bounds and never
- *   a held one; a deleted session is gone for later acquires. */
+ *   a held one; a deleted session is gone for later acquires;
+ * - a session whose stored state is NULL although it has steps (a damaged
+ *   database) fails to load with a clear GTMSM_EFORMAT, and only it. */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,8 +43,26 @@ static void test_migrations(void) {
   sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL);
   sqlite3_close(raw);
   int rc = store_open(&s, db, 0, err, sizeof err);
-  CHECK(rc == GTMSM_EFORMAT && strstr(err, "newer"), "a newer schema is refused: %s", err);
-  printf("migrations: 0 -> %d, idempotent, newer refused (%s)\n", STORE_SCHEMA_VERSION, err);
+  CHECK(rc == GTMSM_EFORMAT && strstr(err, "newer") && strstr(err, "99"), "a newer schema is refused: %s",
+        err);
+  /* A negative version (a corrupt or hand-edited header) is no index into the
+   * migrations: refused with the version named, nothing run. */
+  sqlite3_open(db, &raw);
+  sqlite3_exec(raw, "PRAGMA user_version = -1", NULL, NULL, NULL);
+  sqlite3_close(raw);
+  err[0] = '\0';
+  rc = store_open(&s, db, 0, err, sizeof err);
+  CHECK(rc == GTMSM_EFORMAT && strstr(err, "-1") && s == NULL, "a negative schema is refused: rc %d %s", rc,
+        err);
+  sqlite3_open(db, &raw);
+  sqlite3_stmt *st = NULL;
+  int v = 0;
+  if (sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(raw);
+  CHECK(v == -1, "the refused database is left as it was (user_version %d)", v);
+  printf("migrations: 0 -> %d, idempotent, newer and negative refused (%s)\n", STORE_SCHEMA_VERSION, err);
 }
 
 typedef struct {
@@ -94,8 +114,9 @@ static void test_rows(void) {
                         .state_bytes = 2, .steps = 6, .now_ms = 3000};
   double commit = -1;
   uint8_t got[2] = {1, 1};
-  CHECK(store_state_get(s, row.sid, got, 2, err, sizeof err) == 0 && got[0] == 0 && got[1] == 0,
-        "no state before the first observation: zeros");
+  int present = 1;
+  CHECK(store_state_get(s, row.sid, got, 2, &present, err, sizeof err) == 0 && got[0] == 0 && got[1] == 0 &&
+            !present, "no state before the first observation: zeros, reported absent");
   CHECK(store_append(s, &a, &commit, err, sizeof err) == 0 && commit >= 0, "append 6: %s", err);
   state[1] = 9;
   a = (store_append_req){.sid = row.sid, .t0 = 6, .n = 4, .actions = actions + 6, .frames = frames + 24,
@@ -108,9 +129,10 @@ static void test_rows(void) {
   CHECK(store_append(s, &a, NULL, err, sizeof err) == GTMSM_EIO, "an overlapping append fails");
   CHECK(store_session_get(s, "s1", &again, err, sizeof err) == 0 && again.steps == 10 &&
             again.updated_ms == 4000, "steps 10 after the failed append (rolled back)");
-  CHECK(store_state_get(s, row.sid, got, 2, err, sizeof err) == 0 && got[0] == 7 && got[1] == 9,
+  CHECK(store_state_get(s, row.sid, got, 2, &present, err, sizeof err) == 0 && got[0] == 7 && got[1] == 9 &&
+            present,
         "the state of the last committed append (%d %d)", got[0], got[1]);
-  CHECK(store_state_get(s, row.sid, got, 3, err, sizeof err) == GTMSM_EFORMAT, "state size mismatch caught");
+  CHECK(store_state_get(s, row.sid, got, 3, &present, err, sizeof err) == GTMSM_EFORMAT, "state size mismatch caught");
   frames_seen f = {0, 3, 1};
   CHECK(store_frames_each(s, row.sid, 3, see_frame, &f, err, sizeof err) == 0 && f.n == 7 && f.ok,
         "frames from t=3 in order (%d)", f.n);
@@ -289,6 +311,59 @@ static void test_lru(void) {
   printf("LRU: count bound (busy when all held), byte bound, held sessions never evicted, delete\n");
 }
 
+static void test_corrupt_state(void) {
+  char db[128], err[256] = "";
+  path_of(db, sizeof db, "corrupt.db");
+  server_config cfg;
+  config_defaults(&cfg);
+  store *st = NULL;
+  sessions *c = NULL;
+  CHECK(store_open(&st, db, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "open");
+  const int D = gtmsm_config_D(&M.cfg);
+  uint8_t *pix = malloc((size_t)D * 4);
+  int actions[4] = {0, 1, 2, 3};
+  frames_for(pix, 4, 3);
+  const char *ids[] = {"broken", "fine", "empty"};
+  for (int i = 0; i < 3; i++) {
+    store_session row;
+    int created;
+    session *s = NULL;
+    sessions_create(c, ids[i], &REG.v[0], &row, &created, err, sizeof err);
+    if (i == 2) continue; /* no observation: a NULL state is right */
+    CHECK(sessions_acquire(c, ids[i], &s, err, sizeof err) == SESSIONS_OK &&
+              sessions_lock(c, s, 1, 1, err, sizeof err) == SESSIONS_OK, "load %s: %s", ids[i], err);
+    CHECK(sessions_observe(c, s, 4, actions, pix, NULL, err, sizeof err) == 0, "observe %s: %s", ids[i], err);
+    sessions_unlock(c, s);
+    sessions_release(c, s);
+  }
+  sessions_free(c);
+  sqlite3 *raw = NULL;
+  sqlite3_open(db, &raw);
+  CHECK(sqlite3_exec(raw, "UPDATE sessions SET state = NULL WHERE id = 'broken'", NULL, NULL, NULL) == SQLITE_OK,
+        "null the state behind the store's back");
+  sqlite3_close(raw);
+  CHECK(sessions_new(&c, st, &REG, &cfg) == 0, "a new cache");
+  session *s = NULL;
+  CHECK(sessions_acquire(c, "broken", &s, err, sizeof err) == SESSIONS_OK && s->steps == 4, "acquire broken");
+  err[0] = '\0';
+  int rc = sessions_lock(c, s, 0, 1, err, sizeof err);
+  CHECK(rc == GTMSM_EFORMAT && strstr(err, "state") && strstr(err, "broken") && s->mem == NULL,
+        "a NULL state after 4 steps is a load error: rc %d '%s'", rc, err);
+  if (rc == SESSIONS_OK) sessions_unlock(c, s);
+  sessions_release(c, s);
+  printf("corrupt state: %s\n", err);
+  for (int i = 1; i < 3; i++) {
+    CHECK(sessions_acquire(c, ids[i], &s, err, sizeof err) == SESSIONS_OK &&
+              sessions_lock(c, s, 0, 1, err, sizeof err) == SESSIONS_OK && s->mem, "%s still loads: %s", ids[i],
+          err);
+    sessions_unlock(c, s);
+    sessions_release(c, s);
+  }
+  sessions_free(c);
+  store_close(st);
+  free(pix);
+}
+
 int main(void) {
   snprintf(DIR_, sizeof DIR_, "/tmp/gtmsm_store_XXXXXX");
   if (!mkdtemp(DIR_)) return 1;
@@ -306,6 +381,7 @@ int main(void) {
   test_rows();
   test_cold_reload();
   test_lru();
+  test_corrupt_state();
   gtmsm_model_free(&M);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);

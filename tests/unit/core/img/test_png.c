@@ -2,13 +2,15 @@
  * determinism, conversions of PNG kinds our encoder never writes (palette,
  * tRNS, 16-bit, 1-bit, gray+alpha, interlaced; written here with libpng
  * directly), rejection of empty/garbage/truncated/oversized/corrupt input
- * without crashes or leaks (run under ASan), mutation fuzzing, file I/O, and
+ * without crashes or leaks (run under ASan), decompression bombs refused
+ * after inflating no more than the image needs, mutation fuzzing, file I/O, and
  * every bundled world decoding to 32x32x3. */
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "base/err.h"
 #include "img/png.h"
@@ -281,7 +283,7 @@ static void put_be32(uint8_t *p, uint32_t v) {
 }
 
 /* The PNG chunk CRC (CRC-32, reflected, polynomial 0xEDB88320), bit by bit:
- * tests link no zlib of their own, and an independent CRC is no bad thing. */
+ * independent of the zlib that libpng (and the bomb builder) use. */
 static uint32_t crc32_png(const uint8_t *p, size_t n) {
   uint32_t c = 0xffffffffu;
   for (size_t i = 0; i < n; i++) {
@@ -414,6 +416,84 @@ static void test_rejects(void) {
   free(pix);
 }
 
+/* A W x H RGB PNG whose one zlib stream holds the image rows (filter 0) and
+ * then `extra` more zero bytes: valid to libpng, which inflates and discards
+ * the surplus after the last row. With extra in the gigabytes it is a
+ * decompression bomb of a few megabytes. *len gets its size; caller frees. */
+static uint8_t *make_bomb(uint32_t W, uint32_t H, size_t extra, size_t *len) {
+  const size_t raw = (size_t)H * (1 + 3 * (size_t)W);
+  uint8_t *rows = calloc(raw, 1), zeros[65536] = {0};
+  for (size_t i = 0; i < raw; i++)
+    if (i % (1 + 3 * W) != 0) rows[i] = (uint8_t)(i * 29);
+  size_t cap = raw + extra / 500 + 4096, n = 0;
+  uint8_t *z = malloc(cap), *png = NULL;
+  z_stream zs;
+  memset(&zs, 0, sizeof zs);
+  deflateInit(&zs, 9);
+  zs.next_out = z;
+  zs.avail_out = (uInt)cap;
+  zs.next_in = rows;
+  zs.avail_in = (uInt)raw;
+  deflate(&zs, Z_NO_FLUSH);
+  for (size_t left = extra; left > 0;) {
+    size_t k = left < sizeof zeros ? left : sizeof zeros;
+    zs.next_in = zeros;
+    zs.avail_in = (uInt)k;
+    deflate(&zs, Z_NO_FLUSH);
+    left -= k;
+  }
+  zs.next_in = NULL;
+  zs.avail_in = 0;
+  int zrc = deflate(&zs, Z_FINISH);
+  n = zs.total_out;
+  deflateEnd(&zs);
+  CHECK(zrc == Z_STREAM_END, "bomb: deflate finished (%d)", zrc);
+  png = malloc(n + 128);
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  memcpy(png, sig, 8);
+  uint8_t ihdr[13] = {0};
+  put_be32(ihdr, W);
+  put_be32(ihdr + 4, H);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  size_t pos = 8;
+  put_chunk(png, &pos, "IHDR", ihdr, 13);
+  put_chunk(png, &pos, "IDAT", z, (uint32_t)n);
+  put_chunk(png, &pos, "IEND", NULL, 0);
+  free(rows);
+  free(z);
+  *len = pos;
+  return png;
+}
+
+/* Decompression bombs: the inflated size is bounded by what the declared
+ * image needs, so a bomb is refused after inflating about that much (not
+ * gigabytes), while an exact stream and a little slack decode. */
+static void test_bombs(void) {
+  char err[256] = "";
+  size_t len = 0;
+  uint8_t *png = make_bomb(8, 8, 0, &len), *out = NULL;
+  int h, w, c;
+  CHECK(pngio_decode(&out, &h, &w, &c, png, len, 3, 64, err, sizeof err) == 0 && h == 8 && w == 8,
+        "the bomb builder's plain 8x8 decodes: %s", err);
+  free(out);
+  free(png);
+  png = make_bomb(8, 8, 100, &len);
+  out = NULL;
+  CHECK(pngio_decode(&out, &h, &w, &c, png, len, 3, 64, err, sizeof err) == 0,
+        "100 stray bytes after the rows are tolerated: %s", err);
+  free(out);
+  free(png);
+  png = make_bomb(8, 8, (size_t)64 << 20, &len); /* 64 MiB of zeros in ~64 KiB */
+  expect_fail("8x8 with 64 MiB of zeros after its rows", png, len, 0, GTMSM_EFORMAT);
+  err[0] = '\0';
+  out = NULL;
+  pngio_decode(&out, &h, &w, &c, png, len, 0, 0, err, sizeof err);
+  CHECK(strstr(err, "inflates") != NULL, "the message says what was wrong: %s", err);
+  free(out);
+  free(png);
+}
+
 /* Random byte mutations of a valid PNG: each decode may succeed or fail but
  * must not crash, over-read or leak (ASan/UBSan builds check that). */
 static void test_mutations(void) {
@@ -535,6 +615,7 @@ int main(void) {
   test_want_channels();
   test_other_kinds();
   test_rejects();
+  test_bombs();
   test_mutations();
   test_files();
   test_worlds();
