@@ -14,93 +14,187 @@
 #define DEMO_SHAPE "{\"model\": \"<name>\", \"world\": \"procedural\"|\"photo\", \"seed\": N, " \
                    "\"steps\": N, \"photo\": index or name}"
 
-int demo_parse_request(const char *body, size_t len, demo_request *out, codec_error *e) {
+/* The fields every demo request shares, from the object j (borrowed): model,
+ * world, seed, steps, photo. Defaults as demo_parse_request says. */
+static int parse_common(const json_t *j, const char *shape, demo_request *out, codec_error *e) {
   memset(out, 0, sizeof *out);
   out->world = DEMO_WORLD_PROCEDURAL;
   out->seed = DEMO_DEFAULT_SEED;
-  out->steps = DEMO_DEFAULT_STEPS;
   out->photo = -1;
-  json_t *j = NULL;
-  int rc = codec_parse_json(body, len, &j, e);
-  if (rc) return rc;
-  if (!json_is_object(j)) {
-    rc = codec_fail(e, 400, "invalid-request", "expected an object " DEMO_SHAPE);
-    goto done;
-  }
+  if (!json_is_object(j)) return codec_fail(e, 400, "invalid-request", "expected an object %s", shape);
   const json_t *jm = json_object_get(j, "model"), *jw = json_object_get(j, "world");
   const json_t *js = json_object_get(j, "seed"), *jt = json_object_get(j, "steps");
   const json_t *jp = json_object_get(j, "photo");
-  if (!json_is_string(jm)) {
-    rc = codec_fail(e, 400, "invalid-request", "\"model\" (a model name) is required: " DEMO_SHAPE);
-    goto done;
-  }
-  if (!codec_valid_id(json_string_value(jm))) {
-    rc = codec_fail(e, 400, "invalid-request", "model name '%.64s' is not 1..64 of A-Z a-z 0-9 _ -",
-                    json_string_value(jm));
-    goto done;
-  }
+  if (!json_is_string(jm))
+    return codec_fail(e, 400, "invalid-request", "\"model\" (a model name) is required: %s", shape);
+  if (!codec_valid_id(json_string_value(jm)))
+    return codec_fail(e, 400, "invalid-request", "model name '%.64s' is not 1..64 of A-Z a-z 0-9 _ -",
+                      json_string_value(jm));
   snprintf(out->model, sizeof out->model, "%s", json_string_value(jm));
+  out->world_given = jw != NULL || (jp != NULL && !json_is_null(jp));
   if (jw) {
     const char *w = json_is_string(jw) ? json_string_value(jw) : "";
     if (strcmp(w, "procedural") == 0) out->world = DEMO_WORLD_PROCEDURAL;
     else if (strcmp(w, "photo") == 0) out->world = DEMO_WORLD_PHOTO;
-    else {
-      rc = codec_fail(e, 400, "invalid-request", "\"world\" must be \"procedural\" or \"photo\"");
-      goto done;
-    }
+    else return codec_fail(e, 400, "invalid-request", "\"world\" must be \"procedural\" or \"photo\"");
   }
   if (js) {
-    if (!json_is_integer(js) || json_integer_value(js) < 0) {
-      rc = codec_fail(e, 400, "invalid-request", "\"seed\" must be an integer >= 0");
-      goto done;
-    }
+    if (!json_is_integer(js) || json_integer_value(js) < 0)
+      return codec_fail(e, 400, "invalid-request", "\"seed\" must be an integer >= 0");
     out->seed = (uint64_t)json_integer_value(js);
   }
   if (jt) {
-    if (!json_is_integer(jt) || json_integer_value(jt) < 1) {
-      rc = codec_fail(e, 400, "invalid-request", "\"steps\" must be an integer in 1..%d",
-                      DEMO_MAX_STEPS);
-      goto done;
-    }
+    if (!json_is_integer(jt) || json_integer_value(jt) < 1)
+      return codec_fail(e, 400, "invalid-request", "\"steps\" must be an integer in 1..%d",
+                        DEMO_MAX_STEPS);
     if (json_integer_value(jt) > DEMO_MAX_STEPS) {
-      rc = codec_fail(e, 422, "too-many-frames", "%lld steps; a demo episode has 1..%d",
-                      (long long)json_integer_value(jt), DEMO_MAX_STEPS);
+      int rc = codec_fail(e, 422, "too-many-frames", "%lld steps; a demo episode has 1..%d",
+                          (long long)json_integer_value(jt), DEMO_MAX_STEPS);
       e->limit = DEMO_MAX_STEPS;
-      goto done;
+      return rc;
     }
     out->steps = (int)json_integer_value(jt);
   }
   if (jp && !json_is_null(jp)) {
-    if (out->world != DEMO_WORLD_PHOTO) {
-      rc = codec_fail(e, 400, "invalid-request", "\"photo\" goes with \"world\": \"photo\"");
-      goto done;
-    }
+    if (out->world != DEMO_WORLD_PHOTO)
+      return codec_fail(e, 400, "invalid-request", "\"photo\" goes with \"world\": \"photo\"");
     if (json_is_integer(jp) && json_integer_value(jp) >= 0) {
       out->photo = (long long)json_integer_value(jp);
     } else if (json_is_string(jp) && json_string_length(jp) > 0 &&
                json_string_length(jp) < sizeof out->photo_name) {
       snprintf(out->photo_name, sizeof out->photo_name, "%s", json_string_value(jp));
     } else {
-      rc = codec_fail(e, 400, "invalid-request", "\"photo\" must be an index >= 0 or a name "
-                      "(GET /v1/demo/worlds lists them)");
-      goto done;
+      return codec_fail(e, 400, "invalid-request", "\"photo\" must be an index >= 0 or a name "
+                        "(GET /v1/demo/worlds lists them)");
     }
   }
-done:
+  return 0;
+}
+
+int demo_parse_request(const char *body, size_t len, demo_request *out, codec_error *e) {
+  json_t *j = NULL;
+  int rc = codec_parse_json(body, len, &j, e);
+  if (rc) {
+    memset(out, 0, sizeof *out);
+    return rc;
+  }
+  rc = parse_common(j, DEMO_SHAPE, out, e);
   json_decref(j);
   return rc;
 }
 
-int demo_check_model(const gtmsm_model *m, codec_error *e) {
+#define STEP_SHAPE "{\"model\": \"<name>\", \"seed\": N, \"steps\": N, \"actions\": " \
+                   "[\"turn_left\", ...], \"first\": N}"
+
+int demo_parse_step_request(const char *body, size_t len, long long max_actions,
+                            demo_step_request *out, codec_error *e) {
+  memset(out, 0, sizeof *out);
+  json_t *j = NULL;
+  int rc = codec_parse_json(body, len, &j, e);
+  if (rc) return rc;
+  if ((rc = parse_common(j, STEP_SHAPE, &out->ep, e))) goto done;
+  const json_t *ja = json_object_get(j, "actions"), *jf = json_object_get(j, "first");
+  if (!json_is_array(ja)) {
+    rc = codec_fail(e, 400, "invalid-request", "\"actions\" (an array of maze3d action names) is "
+                    "required: " STEP_SHAPE);
+    goto done;
+  }
+  const size_t n = json_array_size(ja);
+  if (n == 0 || n > (size_t)max_actions) {
+    rc = codec_fail(e, 422, "too-many-actions", "%zu actions; a step request takes 1..%lld", n,
+                    max_actions);
+    e->limit = max_actions;
+    goto done;
+  }
+  if (jf && !(json_is_integer(jf) && json_integer_value(jf) >= 0 &&
+              json_integer_value(jf) < (json_int_t)n)) {
+    rc = codec_fail(e, 400, "invalid-request", "\"first\" must be an integer in 0..%zu (the "
+                    "first action whose frame comes back)", n - 1);
+    goto done;
+  }
+  out->first = jf ? (int)json_integer_value(jf) : 0;
+  out->actions = malloc(n * sizeof(int));
+  if (!out->actions) {
+    rc = codec_fail(e, 503, "overloaded", "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const json_t *v = json_array_get(ja, i);
+    if (!json_is_string(v)) {
+      rc = codec_fail(e, 400, "invalid-request", "actions[%zu]: expected a maze3d action name", i);
+      goto done;
+    }
+    int a = maze3d_action_from_name(json_string_value(v));
+    if (a < 0) {
+      rc = codec_fail(e, 422, "unknown-action", "actions[%zu]: unknown action '%.32s'; maze3d has "
+                      "forward, backward, strafe_left, strafe_right, turn_left, turn_right, "
+                      "forward_turn_left, forward_turn_right, none", i, json_string_value(v));
+      goto done;
+    }
+    out->actions[i] = a;
+  }
+  out->n = (int)n;
+done:
+  if (rc) demo_step_request_free(out);
+  json_decref(j);
+  return rc;
+}
+
+void demo_step_request_free(demo_step_request *rq) {
+  free(rq->actions);
+  rq->actions = NULL;
+  rq->n = 0;
+}
+
+/* The maze3d half of demo_check_model: meta (borrowed) is the parsed metadata. */
+static int check_maze3d(const gtmsm_model *m, const json_t *meta, demo_sim *sim, codec_error *e) {
   const gtmsm_config *c = &m->cfg;
+  const json_t *training = json_object_get(meta, "training");
+  const json_t *sc = json_object_get(meta, "scenario");
+  if (!sc) sc = json_object_get(training, "scenario");
+  sim->env = DEMO_ENV_MAZE3D;
+  sim->scenario = MAZE3D_SCENARIO_ROTATE;
+  if (sc) {
+    int k = json_is_string(sc) ? maze3d_scenario_from_name(json_string_value(sc)) : -1;
+    if (k < 0)
+      return codec_fail(e, 422, "unsupported-environment", "the model's maze3d scenario is not "
+                        "rotate, walk or multiroom");
+    sim->scenario = k;
+  }
+  if (c->C != 3 || c->W < 1 || c->W > 256 || c->H < 1 || c->H > 256)
+    return codec_fail(e, 422, "unsupported-environment", "the model's frames are %dx%dx%d; the "
+                      "maze3d simulator renders RGB frames of 1..256 pixels a side", c->W, c->H,
+                      c->C);
+  for (int a = 0; a <= MAZE3D_ACTION_NONE; a++)
+    if (gtmsm_action_index(m, maze3d_action_name(a)) < 0)
+      return codec_fail(e, 422, "unsupported-environment", "the model has no action '%s'; the "
+                        "maze3d simulator needs its 8 actions and \"none\"", maze3d_action_name(a));
+  sim->W = c->W;
+  sim->H = c->H;
+  const json_t *ep = json_object_get(training, "episode");
+  sim->default_steps = json_is_integer(ep) && json_integer_value(ep) >= 1 &&
+                               json_integer_value(ep) <= DEMO_MAX_STEPS
+                           ? (int)json_integer_value(ep)
+                           : DEMO_MAZE3D_DEFAULT_STEPS;
+  return 0;
+}
+
+int demo_check_model(const gtmsm_model *m, demo_sim *sim, codec_error *e) {
+  const gtmsm_config *c = &m->cfg;
+  memset(sim, 0, sizeof *sim);
   json_t *meta = json_loads(m->meta_json, 0, NULL);
   const json_t *env = meta ? json_object_get(meta, "environment") : NULL;
   char envname[64] = "";
   if (json_is_string(env)) snprintf(envname, sizeof envname, "%s", json_string_value(env));
+  if (strcmp(envname, "maze3d") == 0) {
+    int rc = check_maze3d(m, meta, sim, e);
+    json_decref(meta);
+    return rc;
+  }
   json_decref(meta);
   if (envname[0] && strcmp(envname, "imagenav") != 0)
     return codec_fail(e, 422, "unsupported-environment", "the model was trained on '%s'; the demo "
-                      "simulator is imagenav (2-D image navigation)", envname);
+                      "simulators are imagenav (2-D image navigation) and maze3d", envname);
   if (c->H != IMAGENAV_VIEW || c->W != IMAGENAV_VIEW || c->C != 3)
     return codec_fail(e, 422, "unsupported-environment", "the model's frames are %dx%dx%d; the "
                       "demo simulator makes %dx%dx3 views", c->W, c->H, c->C, IMAGENAV_VIEW,
@@ -109,6 +203,16 @@ int demo_check_model(const gtmsm_model *m, codec_error *e) {
     if (gtmsm_action_index(m, imagenav_action_name(a)) < 0)
       return codec_fail(e, 422, "unsupported-environment", "the model has no action '%s'; the demo "
                         "simulator needs right, left, up, down and stay", imagenav_action_name(a));
+  sim->env = DEMO_ENV_IMAGENAV;
+  sim->default_steps = DEMO_DEFAULT_STEPS;
+  return 0;
+}
+
+int demo_apply_sim(demo_request *rq, const demo_sim *sim, codec_error *e) {
+  if (sim->env == DEMO_ENV_MAZE3D && rq->world_given)
+    return codec_fail(e, 400, "invalid-request", "a maze3d model's demo takes no \"world\" or "
+                      "\"photo\": the seed makes the maze");
+  if (rq->steps == 0) rq->steps = sim->default_steps;
   return 0;
 }
 

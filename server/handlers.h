@@ -37,9 +37,10 @@ void handle_predict(http_req *r);
 void handle_web_index(http_req *r);
 void handle_web_asset(http_req *r);
 
-/* handlers_demo.c: the simulator's worlds and episodes for the viewer */
+/* handlers_demo.c: the simulators' worlds and episodes for the viewer */
 void handle_demo_worlds(http_req *r);
 void handle_demo_episode(http_req *r);
+void handle_demo_step(http_req *r);
 
 /* handlers_common.c */
 /* Non-zero (after replying 400 bad-id) unless id (borrowed, may be NULL) is a

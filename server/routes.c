@@ -34,6 +34,8 @@ static const route ROUTES[] = {
      NULL},
     {"POST", "/v1/demo/episodes", "demo_episode", ROUTE_BODY_BUFFER, 0, NULL, NULL,
      handle_demo_episode, NULL},
+    {"POST", "/v1/demo/episodes/step", "demo_step", ROUTE_BODY_BUFFER, 0, NULL, NULL,
+     handle_demo_step, NULL},
 };
 #define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
 

@@ -1,4 +1,6 @@
 /* The GTMSM viewer: plain JavaScript against gtmsmd's HTTP API, no build step.
+ * Two modes, by the selected model's environment: the 2-D world (imagenav,
+ * described below) and the first-person maze (maze3d, at the end).
  *
  * 1. Setup: GET v1/models and GET v1/demo/worlds fill the pickers.
  * 2. Memorization: POST v1/demo/episodes gives an episode of the built-in 2-D
@@ -17,6 +19,16 @@
  *    simulator's rules (9x9 grid, view corner at 3*col, 3*row, a move off the
  *    grid does not move), with the PSNR of the pair.
  *
+ * First person (maze3d models): the demo episode is the model's scenario in
+ * the 3-D maze (frames, true poses, the top-down map); memorization is the
+ * same. Each key press sends the action list since memorization both to the
+ * session's predictions and to POST v1/demo/episodes/step, which replays the
+ * episode in the simulator and returns the true frame after the list (the
+ * page cannot render the maze itself). The dial shows the true heading and
+ * the learned heading: the state's s3, mapped to radians by a least-squares
+ * fit h = a s3 + b over the memorized steps (as gtmsm eval does), since the
+ * model is never told where 0 is, which way is positive, or the scale.
+ *
  * All paths are relative, so the page also works behind a proxy prefix. */
 'use strict';
 
@@ -25,6 +37,18 @@
   const MOVES = { right: [1, 0], left: [-1, 0], up: [0, -1], down: [0, 1], stay: [0, 0] };
   const KEYS = { ArrowRight: 'right', ArrowLeft: 'left', ArrowUp: 'up', ArrowDown: 'down', ' ': 'stay',
                  s: 'stay', S: 'stay' };
+  // maze3d: the keys of the first-person mode (which are enabled depends on the scenario)
+  const KEYS3D = { ArrowLeft: 'turn_left', ArrowRight: 'turn_right', ArrowUp: 'forward', ArrowDown: 'backward',
+                   a: 'strafe_left', A: 'strafe_left', d: 'strafe_right', D: 'strafe_right',
+                   q: 'forward_turn_left', Q: 'forward_turn_left', e: 'forward_turn_right', E: 'forward_turn_right' };
+  const MAZE_ACTIONS = ['forward', 'backward', 'strafe_left', 'strafe_right', 'turn_left', 'turn_right',
+                        'forward_turn_left', 'forward_turn_right'];
+  // the rotating agent was trained on turns only: other actions would drive a model out of its data
+  const SCENARIO_ACTIONS = { rotate: ['turn_left', 'turn_right'] };
+  // "seen during memorization" as gtmsm eval decides it (tools/gtmsm/eval.c)
+  const SEEN3D = { rotate: { cells: 0.25, deg: 4.5 }, other: { cells: 0.5, deg: 15 } };
+  const HEADING_BINS = 40; // the simulator's turn is 1/40 of a circle
+  const MAP_SCALE = 2; // canvas pixels per map pixel
   const STRIP = 16; // driven steps in the strip
   const SHEET = 256; // memorized frames in the contact sheet (the latest)
 
@@ -32,19 +56,22 @@
   const ui = {
     status: $('status'), error: $('error'), errorTitle: $('error-title'), errorDetail: $('error-detail'),
     model: $('model'), modelInfo: $('model-info'), seed: $('seed'), photo: $('photo'),
+    mazeSeed: $('maze-seed'), mazeInfo: $('maze-info'), dial: $('dial'), dialInfo: $('dial-info'),
     worldProcedural: $('world-procedural'), worldPhoto: $('world-photo'), steps: $('steps'),
     speed: $('speed'), run: $('run'), apikey: $('apikey'), auth: $('auth'),
     world: $('world'), memFrame: $('mem-frame'), memCaption: $('mem-caption'),
     memProgress: $('mem-progress'), memBar: $('mem-bar'), memSheet: $('mem-sheet'), states: $('states'),
     drivePanel: $('drive-panel'), predFrame: $('pred-frame'), trueFrame: $('true-frame'), psnr: $('psnr'),
     driveInfo: $('drive-info'), driveReset: $('drive-reset'), psnrPlot: $('psnr-plot'),
-    driveStrip: $('drive-strip'), pad: document.querySelectorAll('.pad button'),
+    driveStrip: $('drive-strip'), pad: document.querySelectorAll('.pad2d button'),
+    pad3d: document.querySelectorAll('.pad3d button'),
   };
 
   // Everything the page knows; replaced as a whole by each memorization run.
   let models = [];
-  let run = null; // {gen, model, episode, world (ImageData 32x32), frames [ImageData], truth, sessionId,
-  //                 memorized, memStates [[...]], seenCells Set, drive {...}}
+  let run = null; // {gen, env, model, episode, W, H, world (ImageData 32x32; imagenav) or map (ImageData;
+  //                 maze3d), frames [ImageData], truth, sessionId, memorized, memStates [[...]],
+  //                 seenCells Set (imagenav), headingBins Set (maze3d), drive {...}}
   let generation = 0; // bumps on every run: stale async work checks it and stops
   let driveQueue = Promise.resolve();
 
@@ -225,12 +252,47 @@
     }
   }
 
+  const envOf = (m) => (m && m.environment === 'maze3d' ? 'maze3d' : 'imagenav');
+  const scenarioOf = (m) => (m && m.training && m.training.scenario) || 'rotate';
+  const allowedActions = (m) => SCENARIO_ACTIONS[scenarioOf(m)] || MAZE_ACTIONS;
+  function defaultSteps(m) {
+    if (envOf(m) !== 'maze3d') return 256;
+    const n = m.training && m.training.episode;
+    return Number.isInteger(n) && n >= 2 && n <= 4096 ? n : 80;
+  }
+
   function showModelInfo() {
     const m = models.find((x) => x.name === ui.model.value);
     ui.modelInfo.textContent = m
       ? `version ${m.version} · state ${m.state_size} · latent ${m.latent_size} · k ${m.memory_k} · ` +
         `actions ${m.actions.join(', ')}`
       : '';
+    setEnv(envOf(m), m);
+  }
+
+  /* Switches the page between the 2-D mode and the first-person mode. A run
+   * of the other mode is dropped (its session deleted): its panels are gone. */
+  function setEnv(env, m) {
+    if (env === 'maze3d' && m) {
+      const sc = scenarioOf(m), acts = allowedActions(m);
+      ui.mazeInfo.textContent = `scenario ${sc}${sc === 'rotate' ? ' (the agent stands and turns)' : ''}, ` +
+        `procedural textures; keys: ${acts.length < MAZE_ACTIONS.length ? 'turns only (← →)' : 'all 8 actions'}`;
+    }
+    if (document.body.dataset.env === env) return;
+    if (run) {
+      deleteSession(run.sessionId, false);
+      run = null;
+      generation++;
+      resetDriveView();
+      for (const c of [ui.world, ui.states, ui.memFrame, ui.memSheet])
+        c.getContext('2d').clearRect(0, 0, c.width, c.height);
+      ui.memCaption.textContent = 'frame —';
+      ui.memProgress.textContent = 'Choose a model and a world, then Memorize.';
+      ui.memBar.value = 0;
+    }
+    document.body.dataset.env = env;
+    ui.steps.value = String(m ? defaultSteps(m) : 256);
+    drawDial();
   }
 
   // ---- memorization --------------------------------------------------------
@@ -261,10 +323,15 @@
     const gen = ++generation;
     const model = models.find((x) => x.name === ui.model.value);
     if (!model) return;
+    const env = envOf(model);
     let request;
     try {
       request = { model: model.name, steps: readSteps() };
-      if (ui.worldPhoto.checked) {
+      if (env === 'maze3d') {
+        const seed = Number(ui.mazeSeed.value);
+        if (!Number.isSafeInteger(seed) || seed < 0) throw new Error('the maze seed is an integer >= 0');
+        request.seed = seed;
+      } else if (ui.worldPhoto.checked) {
         request.world = 'photo';
         request.photo = Number(ui.photo.value);
       } else {
@@ -287,21 +354,27 @@
       setStatus('Generating the demo episode…');
       const episode = await api('POST', 'v1/demo/episodes', { json: request });
       if (gen !== generation) return;
-      const world = await decodePng(episode.world.png);
+      const maze = episode.environment === 'maze3d';
+      const world = maze ? null : await decodePng(episode.world.png);
+      const map = maze ? await decodePng(episode.map.png) : null;
       const frames = await Promise.all(episode.observations.map((o) => decodePng(o.frame)));
       if (gen !== generation) return;
       run = {
-        gen, model, episode, world, frames, truth: episode.observations.map((o) => o.truth),
-        sessionId: randomId(), memorized: 0, memStates: [], seenCells: new Set(),
-        cropMismatches: 0, drive: null,
+        gen, env: maze ? 'maze3d' : 'imagenav', model, episode, world, map, frames,
+        W: frames[0].width, H: frames[0].height, truth: episode.observations.map((o) => o.truth),
+        sessionId: randomId(), memorized: 0, memStates: [], seenCells: new Set(), headingBins: new Set(),
+        cropMismatches: maze ? null : 0, drive: null, dialState: null,
       };
       // The true frames while driving are crops of the world: check that the
       // crops reproduce the simulator's own frames at the memorized positions.
-      run.truth.forEach((p, t) => { if (!sameFrame(crop(world, p.col, p.row), frames[t])) run.cropMismatches++; });
-      const name = episode.world.kind === 'photo' ? `photo ${episode.world.name}` : `procedural seed ${episode.world.seed}`;
-      ui.memSheet.height = Math.ceil(Math.min(frames.length, SHEET) / 16) * (VIEW + 1) - 1; // also clears
+      if (!maze)
+        run.truth.forEach((p, t) => { if (!sameFrame(crop(world, p.col, p.row), frames[t])) run.cropMismatches++; });
+      const name = maze ? `maze seed ${episode.seed} (${episode.scenario})`
+        : episode.world.kind === 'photo' ? `photo ${episode.world.name}` : `procedural seed ${episode.world.seed}`;
+      sizeCanvases(run);
       drawWorld();
       drawStates();
+      drawDial();
       setStatus(`Memorizing ${episode.steps} steps of ${name} in session ${run.sessionId}…`);
       await api('PUT', `v1/sessions/${run.sessionId}`, { json: { model: model.name } });
       const batch = ui.speed.value === 'fast' ? 64 : 8;
@@ -328,7 +401,8 @@
         for (let i = 0; i < obs.length; i++) {
           run.memStates.push(states[i]);
           const p = run.truth[t0 + i];
-          run.seenCells.add(p.row * GRID + p.col);
+          if (maze) run.headingBins.add(headingBin(p.heading - run.truth[0].heading));
+          else run.seenCells.add(p.row * GRID + p.col);
           run.memorized = t0 + i + 1;
           if (batch <= 8) { // watching: one frame at a time
             showMemorized(run.memorized - 1);
@@ -340,7 +414,10 @@
       }
       startDriving();
       const mism = run.cropMismatches ? ` (warning: ${run.cropMismatches} crops differ from the episode's frames)` : '';
-      setStatus(`Memorized ${T} frames of ${name}. Drive with the arrow keys or the buttons${mism}.`);
+      const how = !maze ? 'Drive with the arrow keys or the buttons'
+        : allowedActions(model).length < MAZE_ACTIONS.length ? 'Turn with ← and → (or the buttons)'
+          : 'Turn with ← →, walk with ↑ ↓, strafe with A D, walk and turn with Q E';
+      setStatus(`Memorized ${T} frames of ${name}. ${how}${mism}.`);
     } catch (e) {
       if (gen !== generation) return;
       setPhase('error');
@@ -350,8 +427,35 @@
     }
   }
 
+  /* Canvas sizes for a run's frames (8x8 imagenav, the model's size in maze3d) and map. */
+  function sizeCanvases(r) {
+    const cell = r.W + 1;
+    for (const c of [ui.memFrame, ui.predFrame, ui.trueFrame]) {
+      c.width = r.W;
+      c.height = r.H;
+    }
+    ui.memSheet.width = 16 * cell - 1;
+    ui.memSheet.height = Math.ceil(Math.min(r.frames.length, SHEET) / 16) * (r.H + 1) - 1; // also clears
+    ui.driveStrip.width = STRIP * cell - 1;
+    ui.driveStrip.height = 2 * (r.H + 1) - 1;
+    // 2-D: the CSS scales the 8x8 strip 4x; 3-D frames are shown at their own size
+    ui.driveStrip.style.width = r.env === 'maze3d' ? `${ui.driveStrip.width}px` : '';
+    ui.driveStrip.style.height = r.env === 'maze3d' ? `${ui.driveStrip.height}px` : '';
+    if (r.env === 'maze3d') {
+      ui.world.width = r.map.width * MAP_SCALE;
+      ui.world.height = r.map.height * MAP_SCALE;
+      const k = Math.min(1.5, 330 / r.map.width); // CSS pixels per map pixel
+      ui.world.style.width = `${Math.round(r.map.width * k)}px`;
+      ui.world.style.height = `${Math.round(r.map.height * k)}px`;
+    } else {
+      ui.world.width = ui.world.height = 256;
+      ui.world.style.width = ui.world.style.height = '';
+    }
+  }
+
   function setControls(enabled) {
-    for (const el of [ui.run, ui.model, ui.seed, ui.photo, ui.steps, ui.speed, ui.worldProcedural, ui.worldPhoto])
+    for (const el of [ui.run, ui.model, ui.seed, ui.photo, ui.steps, ui.speed, ui.worldProcedural, ui.worldPhoto,
+      ui.mazeSeed])
       el.disabled = !enabled || (el === ui.worldPhoto || el === ui.photo ? !ui.photo.options.length : false);
     ui.run.textContent = enabled ? (run ? 'Memorize again' : 'Memorize') : 'Memorizing…';
   }
@@ -359,24 +463,28 @@
   function showMemorized(t) {
     drawFrame(ui.memFrame, run.frames[t]);
     const p = run.truth[t];
-    ui.memCaption.textContent = `t ${t} · ${run.episode.observations[t].action} · (${p.col}, ${p.row})`;
+    const where = run.env === 'maze3d' ? `(${p.x.toFixed(2)}, ${p.y.toFixed(2)}) · ${fmtDeg(p.heading)}`
+      : `(${p.col}, ${p.row})`;
+    ui.memCaption.textContent = `t ${t} · ${run.episode.observations[t].action} · ${where}`;
     ui.memProgress.textContent = `${run.memorized} of ${run.frames.length} frames memorized ` +
-      `(${run.seenCells.size} of ${GRID * GRID} positions seen)`;
+      (run.env === 'maze3d' ? `(headings seen: ${run.headingBins.size} of ${HEADING_BINS} turns)`
+        : `(${run.seenCells.size} of ${GRID * GRID} positions seen)`);
     ui.memBar.max = run.frames.length;
     ui.memBar.value = run.memorized;
     drawSheet();
     drawWorld();
     drawStates();
+    drawDial();
   }
 
   /* The contact sheet: the latest SHEET memorized frames, 16 a row. */
   function drawSheet() {
-    const cols = 16, cell = VIEW + 1;
+    const cols = 16, cw = run.W + 1, ch = run.H + 1;
     const first = Math.max(0, run.memorized - SHEET);
     const g = ui.memSheet.getContext('2d');
     g.clearRect(0, 0, ui.memSheet.width, ui.memSheet.height);
     for (let k = first; k < run.memorized; k++)
-      g.putImageData(run.frames[k], ((k - first) % cols) * cell, Math.floor((k - first) / cols) * cell);
+      g.putImageData(run.frames[k], ((k - first) % cols) * cw, Math.floor((k - first) / cols) * ch);
   }
 
   // ---- the world map and the state plot ------------------------------------
@@ -403,6 +511,10 @@
     const scale = c.width / 32;
     g.clearRect(0, 0, c.width, c.height);
     if (!run) return;
+    if (run.env === 'maze3d') {
+      drawMap();
+      return;
+    }
     const tmp = document.createElement('canvas');
     tmp.width = run.world.width;
     tmp.height = run.world.height;
@@ -420,6 +532,38 @@
     g.strokeStyle = '#e8322b';
     g.lineWidth = 2;
     g.strokeRect(here.col * STRIDE * scale + 1, here.row * STRIDE * scale + 1, VIEW * scale - 2, VIEW * scale - 2);
+  }
+
+  /* maze3d: the daemon's top-down map (with the memorized path drawn in it),
+   * the driven path and the agent's pose now. Map point (x, y) is at map
+   * pixel (x cell_px, (grid_height - y) cell_px): y grows up. */
+  function drawMap() {
+    const c = ui.world, g = c.getContext('2d'), m = run.episode.map, k = c.width / m.width;
+    const tmp = document.createElement('canvas');
+    tmp.width = run.map.width;
+    tmp.height = run.map.height;
+    tmp.getContext('2d').putImageData(run.map, 0, 0);
+    g.imageSmoothingEnabled = false;
+    g.drawImage(tmp, 0, 0, c.width, c.height);
+    const px = (p) => [p.x * m.cell_px * k, (m.grid_height - p.y) * m.cell_px * k];
+    let here = run.truth[Math.max(0, run.memorized - 1)];
+    if (run.drive && run.drive.steps.length) {
+      const drv = [run.drive.start, ...run.drive.steps.map((s) => s.pose)];
+      g.strokeStyle = 'rgba(0, 200, 235, 0.95)';
+      g.lineWidth = 2;
+      g.beginPath();
+      drv.forEach((p, i) => { const [x, y] = px(p); if (i === 0) g.moveTo(x, y); else g.lineTo(x, y); });
+      g.stroke();
+      here = drv[drv.length - 1];
+    }
+    const [x, y] = px(here), r = 0.2 * m.cell_px * k, len = 0.6 * m.cell_px * k;
+    g.strokeStyle = '#e8322b';
+    g.lineWidth = 2;
+    g.beginPath();
+    g.arc(x, y, r, 0, 2 * Math.PI);
+    g.moveTo(x, y);
+    g.lineTo(x + Math.cos(here.heading) * len, y - Math.sin(here.heading) * len);
+    g.stroke();
   }
 
   function drawStates() {
@@ -458,7 +602,117 @@
     g.stroke();
     g.fillStyle = '#5d6676';
     g.font = '11px system-ui, sans-serif';
-    g.fillText(S >= 2 ? `state[0] → , state[1] ↓ (S = ${S})` : 'state over time', 6, c.height - 6);
+    g.fillText(S >= 2 ? `state[0] → , state[1] ↓ (S = ${S}${S >= 3 ? '; s3 on the dial' : ''})` : 'state over time',
+      6, c.height - 6);
+  }
+
+  // ---- the heading dial (maze3d) ------------------------------------------
+
+  const TAU = 2 * Math.PI;
+  const wrap2pi = (h) => ((h % TAU) + TAU) % TAU;
+  const wrapPi = (h) => wrap2pi(h + Math.PI) - Math.PI;
+  const fmtDeg = (h) => `${Math.round((wrap2pi(h) * 180) / Math.PI) % 360}°`;
+  const headingBin = (h) => Math.round(wrap2pi(h) / (TAU / HEADING_BINS)) % HEADING_BINS;
+
+  /* h = a s3 + b by least squares over the first n memorized steps, the true
+   * heading unwrapped by its signed changes (gtmsm eval's fit); with s3 not
+   * moving yet, a = 1 and b the offset at the start. */
+  function headingFit(n) {
+    let hu = run.truth[0].heading, sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (let t = 0; t < n; t++) {
+      if (t > 0) hu += run.truth[t].d_heading;
+      const x = run.memStates[t][2] || 0;
+      sx += x; sy += hu; sxx += x * x; sxy += x * hu;
+    }
+    const mx = sx / n, my = sy / n, vx = sxx / n - mx * mx;
+    if (!(vx > 1e-12)) return { a: 1, b: run.truth[0].heading - (run.memStates[0][2] || 0), n };
+    const a = (sxy / n - mx * my) / vx;
+    return { a, b: my - a * mx, n };
+  }
+
+  /* The true and the learned heading now: at the last memorized step, or
+   * after the last driven step. */
+  function headingNow() {
+    const d = run.drive, last = d && d.steps.length ? d.steps[d.steps.length - 1] : null;
+    const t = run.memorized - 1;
+    const trueH = last ? last.pose.heading : run.truth[t].heading;
+    const s3 = (last ? last.state : run.memStates[t])[2] || 0;
+    const fit = headingFit(run.memorized);
+    const learned = fit.a * s3 + fit.b;
+    return { trueH, s3, learned, fit, err: Math.abs(wrapPi(learned - trueH)) };
+  }
+
+  function drawDial() {
+    const c = ui.dial, g = c.getContext('2d');
+    const cx = c.width / 2, cy = c.height / 2, R = c.width / 2 - 28;
+    g.clearRect(0, 0, c.width, c.height);
+    g.fillStyle = '#ffffff';
+    g.strokeStyle = '#c5cad3';
+    g.lineWidth = 2;
+    g.beginPath();
+    g.arc(cx, cy, R, 0, TAU);
+    g.fill();
+    g.stroke();
+    // a tick per turn of the simulator (9 degrees), longer every 45
+    for (let i = 0; i < HEADING_BINS; i++) {
+      const a = (i * TAU) / HEADING_BINS, long = i % 5 === 0, r0 = R - (long ? 10 : 5);
+      g.strokeStyle = long ? '#8b93a1' : '#d9dde4';
+      g.lineWidth = long ? 2 : 1;
+      g.beginPath();
+      g.moveTo(cx + r0 * Math.cos(a), cy - r0 * Math.sin(a));
+      g.lineTo(cx + R * Math.cos(a), cy - R * Math.sin(a));
+      g.stroke();
+    }
+    g.fillStyle = '#5d6676';
+    g.font = '11px system-ui, sans-serif';
+    g.textAlign = 'center';
+    g.textBaseline = 'middle';
+    for (const [deg, label] of [[0, '0°'], [90, '90°'], [180, '180°'], [270, '270°']]) {
+      const a = (deg * Math.PI) / 180;
+      g.fillText(label, cx + (R + 15) * Math.cos(a), cy - (R + 13) * Math.sin(a));
+    }
+    g.textAlign = 'start';
+    g.textBaseline = 'alphabetic';
+    if (!run || run.env !== 'maze3d' || !run.memorized) {
+      if (ui.dialInfo) ui.dialInfo.textContent = 'Memorize first.';
+      if (run) run.dialState = null;
+      return;
+    }
+    const h = headingNow();
+    const needle = (angle, colour, width, len) => {
+      g.strokeStyle = colour;
+      g.fillStyle = colour;
+      g.lineWidth = width;
+      g.lineCap = 'round';
+      g.beginPath();
+      g.moveTo(cx, cy);
+      const x = cx + len * Math.cos(angle), y = cy - len * Math.sin(angle);
+      g.lineTo(x, y);
+      g.stroke();
+      g.beginPath();
+      g.arc(x, y, width + 1.5, 0, TAU);
+      g.fill();
+    };
+    needle(h.trueH, '#1c2330', 4, R - 14);
+    needle(h.learned, '#2f6fd0', 3, R - 32);
+    g.fillStyle = '#1c2330';
+    g.beginPath();
+    g.arc(cx, cy, 4, 0, TAU);
+    g.fill();
+    g.lineCap = 'butt';
+    const a = h.fit.a.toFixed(2).replace('-', '−');
+    ui.dialInfo.textContent = `true ${fmtDeg(h.trueH)}, learned ${fmtDeg(h.learned)}: error ` +
+      `${Math.round((h.err * 180) / Math.PI)}° · s3 = ${h.s3.toFixed(3)} rad, fitted over the ${h.fit.n} ` +
+      `memorized steps as h ≈ ${a}·s3 + ${fmtDeg(h.fit.b)}`;
+    run.dialState = { trueDeg: (wrap2pi(h.trueH) * 180) / Math.PI, learnedDeg: (wrap2pi(h.learned) * 180) / Math.PI,
+                      s3: h.s3, a: h.fit.a, b: h.fit.b, errDeg: (h.err * 180) / Math.PI };
+  }
+
+  /* Was a pose like this one memorized (within the distance and angle of gtmsm eval)? */
+  function seen3d(r, pose) {
+    const lim = SEEN3D[r.episode.scenario] || SEEN3D.other, rad = (lim.deg * Math.PI) / 180;
+    return r.truth.some((p) => Math.hypot(p.x - pose.x, p.y - pose.y) <= lim.cells &&
+      Math.abs(wrapPi(p.heading - pose.heading)) <= rad);
   }
 
   // ---- driving -------------------------------------------------------------
@@ -470,23 +724,40 @@
     ui.driveInfo.textContent = 'Memorize first.';
     ui.drivePanel.dataset.steps = '0';
     for (const b of ui.pad) b.disabled = true;
+    for (const b of ui.pad3d) b.disabled = true;
     ui.driveReset.disabled = true;
     drawPsnrPlot();
     drawStrip();
+    drawDial();
   }
 
   function startDriving() {
     const last = run.truth[run.truth.length - 1];
-    run.drive = { start: { col: last.col, row: last.row }, actions: [], steps: [] };
+    if (run.env === 'maze3d') {
+      run.drive = { start: last, actions: [], steps: [] };
+      drawFrame(ui.trueFrame, run.frames[run.frames.length - 1]);
+      const acts = allowedActions(run.model);
+      ui.driveInfo.textContent = `At (${last.x.toFixed(2)}, ${last.y.toFixed(2)}) facing ${fmtDeg(last.heading)}, ` +
+        `where memorization ended: press ${acts.length < MAZE_ACTIONS.length ? '← or →' : 'an arrow key'}.`;
+      for (const b of ui.pad3d) {
+        if (b.dataset.title === undefined) b.dataset.title = b.title;
+        b.disabled = !acts.includes(b.dataset.action);
+        b.title = b.disabled ? `${b.dataset.action}: not in the ${scenarioOf(run.model)} scenario the model was trained on`
+          : b.dataset.title;
+      }
+    } else {
+      run.drive = { start: { col: last.col, row: last.row }, actions: [], steps: [] };
+      drawFrame(ui.trueFrame, crop(run.world, last.col, last.row));
+      ui.driveInfo.textContent = `At (${last.col}, ${last.row}), where memorization ended: press an arrow key.`;
+      for (const b of ui.pad) b.disabled = false;
+    }
     drawFrame(ui.predFrame, null);
-    drawFrame(ui.trueFrame, crop(run.world, last.col, last.row));
     ui.psnr.textContent = '—';
-    ui.driveInfo.textContent = `At (${last.col}, ${last.row}), where memorization ended: press an arrow key.`;
     ui.drivePanel.dataset.steps = '0';
-    for (const b of ui.pad) b.disabled = false;
     ui.driveReset.disabled = false;
     drawWorld();
     drawStates();
+    drawDial();
     drawPsnrPlot();
     drawStrip();
     setPhase('driving');
@@ -501,14 +772,15 @@
   }
 
   function drive(action) {
-    if (!run || !run.drive || !(action in MOVES)) return;
+    if (!run || !run.drive) return;
+    if (run.env === 'maze3d' ? !allowedActions(run.model).includes(action) : !(action in MOVES)) return;
     const r = run;
     driveQueue = driveQueue.then(() => driveStep(r, action)).catch(() => {});
   }
 
   async function driveStep(r, action) {
     try {
-      await predictStep(r, action);
+      await (r.env === 'maze3d' ? predictStep3d(r, action) : predictStep(r, action));
     } catch (e) {
       showError(`Driving (${action})`, e);
     }
@@ -547,6 +819,49 @@
     ui.drivePanel.dataset.steps = String(d.steps.length);
     drawWorld();
     drawStates();
+    drawPsnrPlot();
+    drawStrip();
+  }
+
+  /* maze3d: the prediction for every action since memorization and the true
+   * frame after them, both from the daemon, in parallel. */
+  async function predictStep3d(r, action) {
+    if (r !== run || r.gen !== generation) return;
+    const d = r.drive;
+    const actions = d.actions.concat([action]);
+    let pred, truth;
+    try {
+      [pred, truth] = await Promise.all([
+        api('POST', `v1/sessions/${r.sessionId}/predictions`, { json: { actions } }),
+        api('POST', 'v1/demo/episodes/step', { json: { model: r.model.name, seed: r.episode.seed,
+          steps: r.episode.steps, actions, first: actions.length - 1 } }),
+      ]);
+    } catch (e) {
+      showError(`Predicting step ${actions.length}`, e);
+      return;
+    }
+    if (r !== run) return;
+    const frame = pred.frames[pred.frames.length - 1];
+    const obs = truth.observations[truth.observations.length - 1];
+    const [p, t] = await Promise.all([decodePng(frame.png), decodePng(obs.frame)]);
+    if (r !== run) return;
+    const pose = obs.truth;
+    const step = { action, pose, pred: p, truth: t, psnr: psnr(p, t), state: frame.state, seen: seen3d(r, pose) };
+    d.actions = actions;
+    d.steps.push(step);
+    clearError();
+    drawFrame(ui.predFrame, p);
+    drawFrame(ui.trueFrame, t);
+    ui.psnr.textContent = fmtPsnr(step.psnr);
+    const finite = d.steps.map((s) => s.psnr).filter(Number.isFinite);
+    const mean = finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : Infinity;
+    ui.driveInfo.textContent = `Step ${d.steps.length}: ${action} → (${pose.x.toFixed(2)}, ${pose.y.toFixed(2)}) ` +
+      `facing ${fmtDeg(pose.heading)}${pose.collided ? ' (bumped)' : ''}, ${step.seen ? 'seen' : 'not seen'} during ` +
+      `memorization · mean PSNR ${fmtPsnr(mean)}`;
+    ui.drivePanel.dataset.steps = String(d.steps.length);
+    drawWorld();
+    drawStates();
+    drawDial();
     drawPsnrPlot();
     drawStrip();
   }
@@ -603,8 +918,8 @@
     if (!run || !run.drive) return;
     const steps = run.drive.steps.slice(-STRIP);
     steps.forEach((s, i) => {
-      g.putImageData(s.pred, i * (VIEW + 1), 0);
-      g.putImageData(s.truth, i * (VIEW + 1), VIEW + 1);
+      g.putImageData(s.pred, i * (run.W + 1), 0);
+      g.putImageData(s.truth, i * (run.W + 1), run.H + 1);
     });
   }
 
@@ -618,8 +933,9 @@
   $('apikey-apply').addEventListener('click', loadSetup);
   ui.driveReset.addEventListener('click', resetDrive);
   for (const b of ui.pad) b.addEventListener('click', () => drive(b.dataset.action));
+  for (const b of ui.pad3d) b.addEventListener('click', () => drive(b.dataset.action));
   document.addEventListener('keydown', (ev) => {
-    const action = KEYS[ev.key];
+    const action = (run ? run.env === 'maze3d' : document.body.dataset.env === 'maze3d') ? KEYS3D[ev.key] : KEYS[ev.key];
     if (!action || ev.altKey || ev.ctrlKey || ev.metaKey) return;
     const tag = ev.target && ev.target.tagName;
     if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA') return; // typing a seed, picking a photo
@@ -640,8 +956,14 @@
         memorized: run ? run.memorized : 0,
         memStates: run ? run.memStates.length : 0,
         cropMismatches: run ? run.cropMismatches : null,
-        steps: d ? d.steps.map((s) => ({ action: s.action, col: s.pos.col, row: s.pos.row, psnr: Number.isFinite(s.psnr) ? s.psnr : null,
-                                         seen: s.seen, pred: Array.from(s.pred.data) })) : [],
+        env: run ? run.env : document.body.dataset.env,
+        frame: run ? [run.W, run.H] : null,
+        dial: run ? run.dialState : null,
+        steps: d ? d.steps.map((s) => ({
+          action: s.action, psnr: Number.isFinite(s.psnr) ? s.psnr : null, seen: s.seen,
+          ...(s.pos ? { col: s.pos.col, row: s.pos.row } : { x: s.pose.x, y: s.pose.y, heading: s.pose.heading,
+                                                           state: s.state }),
+          pred: Array.from(s.pred.data), truth: Array.from(s.truth.data) })) : [],
       };
     },
   };

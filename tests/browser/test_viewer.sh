@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # The web viewer in headless Chromium: a real gtmsmd (real port, real SQLite
-# file in a temporary folder) serving a model, and tests/browser/viewer.mjs
-# driving Debian's /usr/bin/chromium through playwright-core: load the page,
-# pick the model and a demo world, memorize, drive with the arrow keys and a
+# file in a temporary folder) serving a 2-D (imagenav) and a 3-D (maze3d)
+# model, and two scripts driving Debian's /usr/bin/chromium through
+# playwright-core. tests/browser/viewer.mjs, the 2-D mode: load the page, pick
+# the model and a demo world, memorize, drive with the arrow keys and a
 # button, check that predicted frames appear and change and that a PSNR is
-# shown, check that errors are shown. The screenshot is a test artifact:
-#   $GTMSM_BIN/artifacts/browser/viewer.png
+# shown, check that errors are shown. tests/browser/viewer_maze3d.mjs, the
+# first-person mode: pick the maze3d model, memorize, turn with the keys and a
+# button, check the predicted and true frames, the PSNR and the heading dial,
+# errors, and the way back to the 2-D mode. The screenshots are test artifacts:
+#   $GTMSM_BIN/artifacts/browser/viewer.png, viewer_maze3d.png
 #
 # Environment: GTMSM_BIN (build dir, default build), GTMSM_SRC (source dir,
-# default .), GTMSM_VIEWER_MODEL (a .gtm to serve; default: a tiny model
-# trained here in a second), GTMSM_VIEWER_ARGS (extra viewer.mjs arguments,
-# e.g. "--world photo --photo 13 --steps 256"), GTMSM_VIEWER_SCREENSHOT (where
-# to save the screenshot instead). playwright-core comes from the committed
+# default .), GTMSM_VIEWER_MODEL (a 2-D .gtm to serve; default: a tiny model
+# trained here in a second), GTMSM_VIEWER_MAZE3D_MODEL (a maze3d .gtm; default
+# models/maze3d_rotate.gtm when it exists, else a tiny untrained one trained
+# here in a second), GTMSM_VIEWER_ARGS and GTMSM_VIEWER_MAZE3D_ARGS (extra
+# arguments of the two scripts, e.g. "--world photo --photo 13 --steps 256"),
+# GTMSM_VIEWER_SCREENSHOT and GTMSM_VIEWER_MAZE3D_SCREENSHOT (where to save
+# the screenshots instead). playwright-core comes from the committed
 # package-lock.json (npm ci into tests/browser/node_modules, once).
 set -euo pipefail
 
@@ -22,6 +29,7 @@ GTMSMD="$BIN/server/gtmsmd"
 GTMSM="$BIN/tools/gtmsm"
 ART="$BIN/artifacts/browser"
 SHOT="${GTMSM_VIEWER_SCREENSHOT:-$ART/viewer.png}"
+SHOT3D="${GTMSM_VIEWER_MAZE3D_SCREENSHOT:-$ART/viewer_maze3d.png}"
 CHROMIUM=/usr/bin/chromium
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -56,6 +64,20 @@ else
   "$GTMSM" train --out "$tmp/run" --steps 2 --batch 2 --memorize 24 --predict 8 --hidden 16 --latent 4 \
     --gate-hidden 8 --seed 1 --model-out "$tmp/models/tiny.gtm" >/dev/null 2>&1 || fail "training the tiny model"
 fi
+maze_src="${GTMSM_VIEWER_MAZE3D_MODEL:-}"
+[ -z "$maze_src" ] && [ -f "$SRC/models/maze3d_rotate.gtm" ] && maze_src="$SRC/models/maze3d_rotate.gtm"
+if [ -n "$maze_src" ]; then
+  maze=$(basename "$maze_src" .gtm)
+  cp "$maze_src" "$tmp/models/$maze.gtm"
+else
+  # the architecture of models/train_maze3d_rotate.sh, small and untrained
+  maze=maze3d_test
+  "$GTMSM" train --env maze3d --scenario rotate --episode 80 --memorize 33 --predict 16 --vae conv \
+    --latent 64 --channels 8 --transition rot3d --keymap periodic --prior mlp --prior-hidden 32 --k 4 \
+    --still 0 --wallfree 0 --curriculum 0 --batch 1 --threads 1 --steps 2 --out "$tmp/run-maze3d" \
+    --model-out "$tmp/models/maze3d_test.gtm" >/dev/null 2>&1 || fail "training the maze3d model"
+fi
+[ "$maze" != "$model" ] || fail "the 2-D and the maze3d model have the same name ($model)"
 
 "$GTMSMD" --models "$tmp/models" --db "$tmp/viewer.db" --listen 127.0.0.1:0 --threads 4 \
   --demo-worlds "$SRC/data/worlds/test" 2>"$tmp/gtmsmd.log" &
@@ -68,12 +90,15 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 [ -n "$port" ] || { cat "$tmp/gtmsmd.log" >&2; fail "gtmsmd did not start"; }
-echo "gtmsmd on port $port serving $model"
+echo "gtmsmd on port $port serving $model and $maze"
 
 rc=0
 # shellcheck disable=SC2086 # GTMSM_VIEWER_ARGS is a list of arguments
 timeout 120 node "$HERE/viewer.mjs" --url "http://127.0.0.1:$port/" --model "$model" \
   --screenshot "$SHOT" ${GTMSM_VIEWER_ARGS:-} || rc=$?
+# shellcheck disable=SC2086 # GTMSM_VIEWER_MAZE3D_ARGS is a list of arguments
+timeout 180 node "$HERE/viewer_maze3d.mjs" --url "http://127.0.0.1:$port/" --model "$maze" --model2d "$model" \
+  --screenshot "$SHOT3D" ${GTMSM_VIEWER_MAZE3D_ARGS:-} || rc=$?
 
 kill -TERM "$pid"
 code=0
@@ -83,10 +108,11 @@ cp "$tmp/gtmsmd.log" "$ART/gtmsmd.log"
 [ "$code" -eq 0 ] || { echo "FAIL: gtmsmd exited $code on SIGTERM" >&2; rc=1; }
 grep -q '"route":"web_index","status":200' "$tmp/gtmsmd.log" || { echo "FAIL: no GET / in the access log" >&2; rc=1; }
 grep -q '"route":"demo_episode","status":200' "$tmp/gtmsmd.log" || { echo "FAIL: no demo episode in the access log" >&2; rc=1; }
+grep -q '"route":"demo_step","status":200' "$tmp/gtmsmd.log" || { echo "FAIL: no demo step in the access log" >&2; rc=1; }
 if grep -qE 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "$tmp/gtmsmd.log"; then
   grep -E -A20 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "$tmp/gtmsmd.log" >&2
   echo "FAIL: sanitizer report from gtmsmd" >&2
   rc=1
 fi
-[ "$rc" -eq 0 ] && echo "test_viewer: ok (screenshot $SHOT)" || echo "test_viewer: FAILED (daemon log $ART/gtmsmd.log)" >&2
+[ "$rc" -eq 0 ] && echo "test_viewer: ok (screenshots $SHOT, $SHOT3D)" || echo "test_viewer: FAILED (daemon log $ART/gtmsmd.log)" >&2
 exit "$rc"

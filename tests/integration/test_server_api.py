@@ -41,8 +41,8 @@ def validate_spec():
 validate_spec()
 
 # The web viewer's paths are exercised, and checked against openapi.yaml the
-# same way, by test_demo.py.
-VIEWER_PATHS = {"/", "/web/{file}", "/v1/demo/worlds", "/v1/demo/episodes"}
+# same way, by test_demo.py (and test_demo_maze3d.py).
+VIEWER_PATHS = {"/", "/web/{file}", "/v1/demo/worlds", "/v1/demo/episodes", "/v1/demo/episodes/step"}
 SPEC = {x for x in openapi_statuses() if x[0] not in VIEWER_PATHS}
 # Statuses that need a fault to happen (a full disk, a damaged database) are
 # exercised by the fault label (tests/fault/test_storage.py), which

@@ -40,6 +40,7 @@ static void test_routes(void) {
       {"GET", "/web/viewer.js", "web_asset", "viewer.js"},
       {"GET", "/v1/demo/worlds", "demo_worlds", NULL},
       {"POST", "/v1/demo/episodes", "demo_episode", NULL},
+      {"POST", "/v1/demo/episodes/step", "demo_step", NULL},
   };
   for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
     int r = match(ok[i].method, ok[i].path, p, allow);
@@ -52,7 +53,7 @@ static void test_routes(void) {
   CHECK(match("POST", "/v1/sessions/abc", p, allow) == -2 && strcmp(allow, "PUT, GET, DELETE") == 0,
         "405 on a session: Allow '%s'", allow);
   CHECK(match("POST", "/", p, allow) == -2 && strcmp(allow, "GET") == 0, "405 on / with Allow GET");
-  const char *none[] = {"", "/web", "/web/", "/web/a/b", "/v1/demo", "/v1", "/v1/models/", "/v1/sessions/a/b",
+  const char *none[] = {"", "/web", "/web/", "/web/a/b", "/v1/demo", "/v1/demo/episodes/step/x", "/v1", "/v1/models/", "/v1/sessions/a/b",
                         "//v1/models", "/v1/sessions//export", "/metrics/x", "/v2/health"};
   for (size_t i = 0; i < sizeof none / sizeof *none; i++)
     CHECK(match("GET", none[i], p, allow) == -1, "'%s' matches nothing", none[i]);
