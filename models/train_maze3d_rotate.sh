@@ -7,8 +7,15 @@
 # minutes into runs/maze3d_rotate; after an interruption the same command with
 # --resume continues exactly where the checkpoint left off:
 #   models/train_maze3d_rotate.sh --resume
+# On a fresh clone, --resume starts from the committed checkpoint
+# models/checkpoints/maze3d_rotate.bin (copied into runs/ first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ " $* " == *" --resume "* && ! -e runs/maze3d_rotate/checkpoint.bin && -e models/checkpoints/maze3d_rotate.bin ]]; then
+  mkdir -p runs/maze3d_rotate
+  cp models/checkpoints/maze3d_rotate.bin runs/maze3d_rotate/checkpoint.bin
+  cp models/checkpoints/maze3d_rotate_train.csv runs/maze3d_rotate/train.csv
+fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target gtmsm >/dev/null
 exec ./build/tools/gtmsm train --env maze3d --scenario rotate --size 32 --episode 80 \
