@@ -77,6 +77,9 @@ static const config_entry TABLE[] = {
      "lowest level logged (JSON lines on stderr)"},
     {"synchronous", CONFIG_TYPE_ENUM, "full", 0, 0, "full|normal|off", OFF(synchronous),
      "SQLite synchronous mode: full = every acknowledged commit survives power loss"},
+    {"group-commit", CONFIG_TYPE_INT, "64", 1, 256, NULL, OFF(group_commit),
+     "observation requests (of different sessions) that may share one SQLite transaction and "
+     "fsync; 1: a COMMIT per request"},
 };
 #define N_ENTRIES ((int)(sizeof TABLE / sizeof TABLE[0]))
 

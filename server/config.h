@@ -33,6 +33,7 @@ typedef struct {
   long long body_timeout;         /* seconds a request body may pause */
   long long reserve;              /* in-flight slots uploads may not take */
   long long shutdown_grace;       /* seconds to finish in-flight requests on SIGTERM */
+  long long group_commit;         /* observation requests per SQLite transaction at most */
   int log_level;                  /* log_level */
   int synchronous;                /* config_sync */
 } server_config;

@@ -129,15 +129,15 @@ static int flush(obs_state *st) {
   }
   int committed = 0;
   if (nnew > 0) {
-    double commit_s = 0;
-    int rc = sessions_observe(a->cache, s, nnew, st->actions, st->frames, &commit_s, err, sizeof err);
+    store_commit_info ci = {0};
+    int rc = sessions_observe(a->cache, s, nnew, st->actions, st->frames, &ci, err, sizeof err);
     if (rc) {
       const char *slug;
       const int status = handler_store_status(rc, &slug);
       codec_fail(&e, status, slug, "observing %d frames: %s", nnew, err);
       expected = -1;
     } else {
-      metrics_commit(a->metrics, commit_s);
+      if (ci.first) metrics_commit(a->metrics, ci.seconds, ci.group); /* once per COMMIT */
       committed = nnew;
       st->accepted += nnew;
     }

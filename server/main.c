@@ -74,6 +74,7 @@ int main(int argc, char **argv) {
     log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "db", a.cfg.db, "error", err);
     goto done;
   }
+  store_set_group_max(a.db, (int)a.cfg.group_commit);
   log_at(LOG_LEVEL_INFO, NULL, "store", "{s:s, s:i}", "db", a.cfg.db, "schema",
          store_schema_version(a.db));
   if (models_load_dir(&a.models, a.cfg.models)) {

@@ -15,6 +15,10 @@ static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 #define N_BUCKETS ((int)(sizeof BUCKETS / sizeof BUCKETS[0]))
 
+/* Group sizes of the observation COMMITs (requests per transaction). */
+static const int GROUP_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+#define N_GROUP_BUCKETS ((int)(sizeof GROUP_BUCKETS / sizeof GROUP_BUCKETS[0]))
+
 typedef struct {
   atomic_ullong bucket[N_BUCKETS + 1]; /* the last is +Inf */
   atomic_ullong count;
@@ -27,6 +31,8 @@ struct metrics {
   atomic_ullong *status;  /* (n_routes, N_STATUS) */
   histogram *latency;     /* (n_routes) */
   histogram commit;
+  atomic_ullong group[N_GROUP_BUCKETS + 1]; /* COMMITs by requests covered; the last is +Inf */
+  atomic_ullong group_count, group_sum;
   atomic_ullong observations, duplicates, predicted;
 };
 
@@ -75,7 +81,14 @@ void metrics_frames_predicted(metrics *m, long long n) {
   atomic_fetch_add(&m->predicted, (unsigned long long)n);
 }
 
-void metrics_commit(metrics *m, double seconds) { hist_add(&m->commit, seconds); }
+void metrics_commit(metrics *m, double seconds, int group) {
+  hist_add(&m->commit, seconds);
+  int b = 0;
+  while (b < N_GROUP_BUCKETS && group > GROUP_BUCKETS[b]) b++;
+  atomic_fetch_add(&m->group[b], 1);
+  atomic_fetch_add(&m->group_count, 1);
+  atomic_fetch_add(&m->group_sum, (unsigned long long)(group > 0 ? group : 0));
+}
 
 typedef struct {
   char *buf;
@@ -148,6 +161,17 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
   put(&t, "# HELP gtmsm_sqlite_commit_duration_seconds Duration of SQLite COMMITs of observations.\n"
           "# TYPE gtmsm_sqlite_commit_duration_seconds histogram\n");
   put_hist(&t, "gtmsm_sqlite_commit_duration_seconds", "", &m->commit);
+  put(&t, "# HELP gtmsm_sqlite_commit_group_size Observation requests covered by one COMMIT "
+          "(group commit).\n# TYPE gtmsm_sqlite_commit_group_size histogram\n");
+  unsigned long long cum = 0;
+  for (int b = 0; b < N_GROUP_BUCKETS; b++) {
+    cum += atomic_load(&m->group[b]);
+    put(&t, "gtmsm_sqlite_commit_group_size_bucket{le=\"%d\"} %llu\n", GROUP_BUCKETS[b], cum);
+  }
+  cum += atomic_load(&m->group[N_GROUP_BUCKETS]);
+  put(&t, "gtmsm_sqlite_commit_group_size_bucket{le=\"+Inf\"} %llu\n"
+          "gtmsm_sqlite_commit_group_size_sum %llu\ngtmsm_sqlite_commit_group_size_count %llu\n",
+      cum, atomic_load(&m->group_sum), atomic_load(&m->group_count));
   put(&t, "# HELP gtmsm_observations_total Observations committed.\n"
           "# TYPE gtmsm_observations_total counter\ngtmsm_observations_total %llu\n"
           "# HELP gtmsm_observation_duplicates_total Re-sent observations that matched the stored ones.\n"

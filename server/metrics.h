@@ -28,7 +28,8 @@ void metrics_free(metrics *m);
 void metrics_request(metrics *m, int route, int status, double seconds);
 void metrics_observations(metrics *m, long long accepted, long long duplicates);
 void metrics_frames_predicted(metrics *m, long long n);
-void metrics_commit(metrics *m, double seconds);
+/* One COMMIT of observations: its duration and the requests (appends) it covered. */
+void metrics_commit(metrics *m, double seconds, int group);
 
 /* The exposition text as a new string (caller frees) of *len bytes. */
 char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len);

@@ -385,7 +385,7 @@ int sessions_each_frame(sessions *c, session *s, store_frame_fn fn, void *ctx, c
 }
 
 int sessions_observe(sessions *c, session *s, int n, const int *actions, const uint8_t *frames,
-                     double *commit_seconds, char *err, size_t errlen) {
+                     store_commit_info *ci, char *err, size_t errlen) {
   const gtmsm_model *m = s->model->m;
   const size_t D = (size_t)gtmsm_config_D(&m->cfg), es = entry_size(s->mem);
   const size_t size0 = dnd_size(s->mem->mem);
@@ -407,7 +407,7 @@ int sessions_observe(sessions *c, session *s, int n, const int *actions, const u
                         .state = (const uint8_t *)belief,
                         .state_bytes = sizeof(float) * (size_t)gtmsm_belief_floats(s->mem, m->cfg.S),
                         .steps = s->steps + n, .now_ms = now};
-  if ((rc = store_append(c->db, &a, commit_seconds, err, errlen))) {
+  if ((rc = store_append(c->db, &a, ci, err, errlen))) {
     /* The memory is ahead of the store: drop it; the next use reloads it. */
     gtmsm_memory_free(s->mem);
     s->mem = NULL;

@@ -104,11 +104,12 @@ int sessions_each_frame(sessions *c, session *s, store_frame_fn fn, void *ctx, c
 /* Observes n new steps t = s->steps .. s->steps + n - 1 (exclusive lock held,
  * memory loaded): actions (n) and frames (n, H, W, C) bytes, borrowed. The
  * memory advances, the rows with their new memory entries and the state are
- * committed in one transaction, and only then does it return 0. On a store failure the memory is dropped (the
- * session reloads from the store next time) and the error returned.
- * *commit_seconds gets the COMMIT's duration. */
+ * committed in one transaction (group-committed with other sessions' appends,
+ * see store_append), and only then does it return 0. On a store failure the
+ * memory is dropped (the session reloads from the store next time) and the
+ * error returned. *ci (may be NULL) gets the COMMIT's duration and group. */
 int sessions_observe(sessions *c, session *s, int n, const int *actions, const uint8_t *frames,
-                     double *commit_seconds, char *err, size_t errlen);
+                     store_commit_info *ci, char *err, size_t errlen);
 
 /* Creates a whole session from a dump: meta (id, model, version, steps,
  * times), the memory mem (borrowed; its entries and state are stored) and n

@@ -53,6 +53,9 @@ enum {
   ST_BEGIN,
   ST_COMMIT,
   ST_ROLLBACK,
+  ST_SAVEPOINT,
+  ST_RELEASE,
+  ST_ROLLBACK_TO,
   ST_N
 };
 
@@ -75,7 +78,18 @@ static const char *const SQL[ST_N] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT append",
+    [ST_RELEASE] = "RELEASE append",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO append",
 };
+
+/* An append waiting in the group-commit queue (on its caller's stack). */
+typedef struct append_op {
+  store_group_item item;
+  store_commit_info ci;
+  int done;
+  struct append_op *next;
+} append_op;
 
 struct store {
   sqlite3 *db;
@@ -87,6 +101,14 @@ struct store {
   double probed_at; /* monotonic seconds of the failure or the last probe */
   char failure[256];
   int serving;      /* open finished: failures now put the store into the failed state */
+  /* The group-commit queue (see store_append): guarded by qmu, which is never
+   * held while waiting for mu. */
+  pthread_mutex_t qmu;
+  pthread_cond_t qcv;      /* broadcast when a group is done */
+  append_op *qhead, *qtail;
+  int writing;             /* a thread is writing a group */
+  int group_max;
+  long long commits, appends; /* under qmu */
 };
 
 /* Maps an SQLite result code to ours; a full disk, a read-only database or an
@@ -248,6 +270,9 @@ int store_open(store **out, const char *path, int synchronous, char *err, size_t
   store *s = calloc(1, sizeof *s);
   if (!s) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->qmu, NULL);
+  pthread_cond_init(&s->qcv, NULL);
+  s->group_max = STORE_GROUP_DEFAULT;
   int rc = 0;
   make_parent(path);
   if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -314,6 +339,8 @@ void store_close(store *s) {
     sqlite3_close(s->db);
   }
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->qmu);
+  pthread_cond_destroy(&s->qcv);
   free(s);
 }
 
@@ -576,18 +603,123 @@ static int update_session(store *s, int64_t sid, const store_append_req *a, char
   return step_done(s, st, err, errlen, "update session");
 }
 
-int store_append(store *s, const store_append_req *a, double *commit_seconds, char *err,
-                 size_t errlen) {
-  pthread_mutex_lock(&s->mu);
-  int rc = begin(s, err, errlen);
-  if (rc) goto done;
-  rc = insert_obs(s, a->sid, a, err, errlen);
-  if (!rc) rc = update_session(s, a->sid, a, err, errlen);
-  if (!rc) rc = commit(s, commit_seconds, err, errlen);
-  if (rc) rollback(s);
-done:
-  pthread_mutex_unlock(&s->mu);
+/* Writes one group (mutex held; see store_append_group): BEGIN, each append
+ * in its own SAVEPOINT, COMMIT. */
+static int write_group(store *s, store_group_item *const *items, int n, double *commit_seconds) {
+  char err[256] = "";
+  int rc = begin(s, err, sizeof err), i = 0;
+  if (rc) goto fail_all;
+  for (i = 0; i < n; i++) {
+    store_group_item *it = items[i];
+    it->err[0] = '\0';
+    int r = step_done(s, s->st[ST_SAVEPOINT], it->err, sizeof it->err, "savepoint");
+    if (!r) r = insert_obs(s, it->req->sid, it->req, it->err, sizeof it->err);
+    if (!r) r = update_session(s, it->req->sid, it->req, it->err, sizeof it->err);
+    if (!r) r = step_done(s, s->st[ST_RELEASE], it->err, sizeof it->err, "release");
+    it->rc = r;
+    if (!r) continue;
+    /* A storage failure, or SQLite rolled the whole transaction back (it may
+     * on a full disk or an I/O error): the group fails together. */
+    if (s->failed || sqlite3_get_autocommit(s->db)) {
+      snprintf(err, sizeof err, "%s", it->err);
+      rc = r;
+      goto fail_all;
+    }
+    /* This append alone: undo its rows, keep the others. */
+    char msg[256] = "";
+    if (step_done(s, s->st[ST_ROLLBACK_TO], msg, sizeof msg, "rollback to savepoint") ||
+        step_done(s, s->st[ST_RELEASE], msg, sizeof msg, "release")) {
+      snprintf(err, sizeof err, "%s", msg);
+      rc = GTMSM_EIO;
+      goto fail_all;
+    }
+  }
+  if ((rc = commit(s, commit_seconds, err, sizeof err))) goto fail_all;
+  return 0;
+fail_all:
+  if (!sqlite3_get_autocommit(s->db)) rollback(s);
+  for (int j = 0; j < n; j++) {
+    if (j < i && items[j]->rc) continue; /* failed alone already: keep its own error */
+    items[j]->rc = rc;
+    snprintf(items[j]->err, sizeof items[j]->err, "%s", err);
+  }
   return rc;
+}
+
+int store_append_group(store *s, store_group_item *items, int n, double *commit_seconds) {
+  store_group_item *ptrs[STORE_GROUP_MAX];
+  if (n < 1 || n > STORE_GROUP_MAX) return GTMSM_EINVAL;
+  for (int i = 0; i < n; i++) ptrs[i] = &items[i];
+  pthread_mutex_lock(&s->mu);
+  int rc = write_group(s, ptrs, n, commit_seconds);
+  pthread_mutex_unlock(&s->mu);
+  pthread_mutex_lock(&s->qmu);
+  s->commits++;
+  for (int i = 0; i < n; i++) s->appends += items[i].rc == 0;
+  pthread_mutex_unlock(&s->qmu);
+  return rc;
+}
+
+void store_set_group_max(store *s, int n) {
+  pthread_mutex_lock(&s->qmu);
+  s->group_max = n < 1 ? 1 : n > STORE_GROUP_MAX ? STORE_GROUP_MAX : n;
+  pthread_mutex_unlock(&s->qmu);
+}
+
+void store_group_stats(store *s, long long *commits, long long *appends) {
+  pthread_mutex_lock(&s->qmu);
+  *commits = s->commits;
+  *appends = s->appends;
+  pthread_mutex_unlock(&s->qmu);
+}
+
+/* Leader-follower: every caller queues its append and waits; whoever finds
+ * no group being written takes the queue's head (up to group_max appends,
+ * its own or not), writes it, marks each done and wakes the rest, and loops
+ * while its own is not yet done. The queue is FIFO, so nothing waits longer
+ * than the groups ahead of it. */
+int store_append(store *s, const store_append_req *a, store_commit_info *ci, char *err,
+                 size_t errlen) {
+  append_op op = {.item = {.req = a}};
+  pthread_mutex_lock(&s->qmu);
+  if (s->qtail) s->qtail->next = &op;
+  else s->qhead = &op;
+  s->qtail = &op;
+  while (!op.done) {
+    if (s->writing) {
+      pthread_cond_wait(&s->qcv, &s->qmu);
+      continue;
+    }
+    s->writing = 1;
+    append_op *group[STORE_GROUP_MAX];
+    store_group_item *items[STORE_GROUP_MAX];
+    int n = 0;
+    while (s->qhead && n < s->group_max) {
+      group[n] = s->qhead;
+      items[n] = &s->qhead->item;
+      n++;
+      s->qhead = s->qhead->next;
+    }
+    if (!s->qhead) s->qtail = NULL;
+    pthread_mutex_unlock(&s->qmu);
+    double seconds = 0;
+    pthread_mutex_lock(&s->mu);
+    write_group(s, items, n, &seconds);
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&s->qmu);
+    s->commits++;
+    for (int i = 0; i < n; i++) {
+      s->appends += group[i]->item.rc == 0;
+      group[i]->ci = (store_commit_info){seconds, n, i == 0};
+      group[i]->done = 1; /* group[i] may return (and its stack go) once qmu is released */
+    }
+    s->writing = 0;
+    pthread_cond_broadcast(&s->qcv);
+  }
+  pthread_mutex_unlock(&s->qmu);
+  if (ci) *ci = op.ci;
+  if (op.item.rc) gtmsm_fail(err, errlen, op.item.rc, "%s", op.item.err);
+  return op.item.rc;
 }
 
 int store_import(store *s, const store_session *meta, const store_append_req *a, int64_t *sid_out,

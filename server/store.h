@@ -13,7 +13,7 @@
  * another model version, say) from what was observed.
  *
  * Thread safety: one connection behind a mutex; every function may be called
- * from any thread. */
+ * from any thread. Appends are group-committed (see store_append). */
 #ifndef GTMSMD_STORE_H
 #define GTMSMD_STORE_H
 
@@ -99,10 +99,9 @@ int store_frames_each(store *s, int64_t sid, int64_t from_t, store_frame_fn fn, 
 int store_frame_get(store *s, int64_t sid, int64_t t, int *action, uint8_t *frame,
                     size_t frame_len, char *err, size_t errlen);
 
-/* Appends n observations t0 .. t0 + n - 1 (actions (n), frames (n,
- * frame_bytes), memory entries (n, entry_bytes), all borrowed) and sets the
- * session's steps, state (state_bytes) and updated time, in one transaction.
- * *commit_seconds (may be NULL) gets the COMMIT's duration. */
+/* One append: n observations t0 .. t0 + n - 1 (actions (n), frames (n,
+ * frame_bytes), memory entries (n, entry_bytes), all borrowed) and the
+ * session's new steps, state (state_bytes) and updated time. */
 typedef struct {
   int64_t sid, t0;
   int n;
@@ -116,8 +115,46 @@ typedef struct {
   int64_t steps;
   long long now_ms;
 } store_append_req;
-int store_append(store *s, const store_append_req *a, double *commit_seconds, char *err,
+
+/* The COMMIT that covered an append. */
+typedef struct {
+  double seconds; /* its duration */
+  int group;      /* appends it covered (1 when nothing else was waiting) */
+  int first;      /* 1 for exactly one append of each COMMIT: count commits by this */
+} store_commit_info;
+
+/* Writes a, all or nothing, and returns 0 only once a COMMIT covering it
+ * returned. Group commit: appends that arrive while a COMMIT runs (from other
+ * threads, so of other sessions: a caller holds its session's lock) wait in
+ * a queue, and the first of them to find the writer free writes up to the
+ * group limit of them in one transaction and one fsync, each inside its own
+ * SAVEPOINT. An append whose own statements fail (a constraint, say) is
+ * rolled back alone and gets its error; the others commit. A storage failure
+ * (full disk, unwritable database: see above) at BEGIN, in a statement or at
+ * COMMIT fails every append of the group with the same code and message.
+ * *ci (may be NULL) describes the COMMIT. a is borrowed until return; no two
+ * appends of one session may be in flight at once (the session lock orders
+ * them). */
+int store_append(store *s, const store_append_req *a, store_commit_info *ci, char *err,
                  size_t errlen);
+/* Appends per transaction: 1 commits each on its own (no grouping); clamped
+ * to 1..STORE_GROUP_MAX. Default STORE_GROUP_DEFAULT. */
+#define STORE_GROUP_MAX 256
+#define STORE_GROUP_DEFAULT 64
+void store_set_group_max(store *s, int n);
+/* One group as store_append writes it, for tests and for callers with several
+ * appends at hand: items[i].req (borrowed) each in its own SAVEPOINT of one
+ * transaction; items[i].rc and .err get each one's outcome. Returns 0 when
+ * the transaction committed (some items may still have failed alone), else
+ * the storage failure every item got. n is 1..STORE_GROUP_MAX. */
+typedef struct {
+  const store_append_req *req;
+  int rc;
+  char err[256];
+} store_group_item;
+int store_append_group(store *s, store_group_item *items, int n, double *commit_seconds);
+/* Observation COMMITs run and appends they committed, since open. */
+void store_group_stats(store *s, long long *commits, long long *appends);
 
 /* Creates a whole session in one transaction: meta's id, model, version,
  * steps and times, and its observations 0 .. n - 1 as in store_append (a->sid

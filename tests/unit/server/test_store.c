@@ -10,7 +10,13 @@
  *   the LRU evicts unheld sessions beyond the byte and count bounds and never
  *   a held one; a deleted session is gone for later acquires;
  * - a session whose stored state is NULL although it has steps (a damaged
- *   database) fails to load with a clear GTMSM_EFORMAT, and only it. */
+ *   database) fails to load with a clear GTMSM_EFORMAT, and only it;
+ * - group commit: a group where two appends fail (an overlap, a missing
+ *   session) commits the others and rolls those two back alone; 16 threads
+ *   appending to their own sessions at once (one of them sending a bad
+ *   append now and then) all get their rows, in order, and only the bad ones
+ *   fail; with a group limit of 1 every append is its own COMMIT. */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,12 +118,13 @@ static void test_rows(void) {
   store_append_req a = {.sid = row.sid, .t0 = 0, .n = 6, .actions = actions, .frames = frames,
                         .frame_bytes = 4, .entries = entries, .entry_bytes = 3, .state = state,
                         .state_bytes = 2, .steps = 6, .now_ms = 3000};
-  double commit = -1;
+  store_commit_info commit = {-1, 0, 0};
   uint8_t got[2] = {1, 1};
   int present = 1;
   CHECK(store_state_get(s, row.sid, got, 2, &present, err, sizeof err) == 0 && got[0] == 0 && got[1] == 0 &&
             !present, "no state before the first observation: zeros, reported absent");
-  CHECK(store_append(s, &a, &commit, err, sizeof err) == 0 && commit >= 0, "append 6: %s", err);
+  CHECK(store_append(s, &a, &commit, err, sizeof err) == 0 && commit.seconds >= 0 && commit.group == 1 &&
+            commit.first, "append 6: %s", err);
   state[1] = 9;
   a = (store_append_req){.sid = row.sid, .t0 = 6, .n = 4, .actions = actions + 6, .frames = frames + 24,
                          .frame_bytes = 4, .entries = entries + 18, .entry_bytes = 3, .state = state,
@@ -364,6 +371,168 @@ static void test_corrupt_state(void) {
   free(pix);
 }
 
+/* ---- group commit --------------------------------------------------------- */
+
+/* Rows of session sid in observations (a second connection, as a reader). */
+static long long count_rows(const char *db, int64_t sid) {
+  sqlite3 *h = NULL;
+  sqlite3_stmt *st = NULL;
+  long long n = -1;
+  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(h, "SELECT count(*), coalesce(max(t) + 1, 0) FROM observations WHERE sid = ?1",
+                         -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, sid);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == sqlite3_column_int64(st, 1))
+      n = sqlite3_column_int64(st, 0); /* -1 unless the rows are 0 .. n - 1 */
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return n;
+}
+
+static void test_group(void) {
+  char db[128], err[256] = "";
+  path_of(db, sizeof db, "group.db");
+  store *s = NULL;
+  CHECK(store_open(&s, db, 0, err, sizeof err) == 0, "open: %s", err);
+  store_session rows[3];
+  int created = 0;
+  for (int i = 0; i < 3; i++) {
+    char id[8];
+    snprintf(id, sizeof id, "g%d", i);
+    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 1000, &rows[i], &created, err, sizeof err) == 0,
+          "create %s", id);
+  }
+  int actions[4] = {1, 2, 3, 4};
+  uint8_t frames[4 * 4], entries[4 * 3], state[2] = {5, 6}, state1[2] = {9, 9};
+  memset(frames, 7, sizeof frames);
+  memset(entries, 8, sizeof entries);
+  store_append_req base = {.t0 = 0, .n = 2, .actions = actions, .frames = frames, .frame_bytes = 4,
+                           .entries = entries, .entry_bytes = 3, .state = state, .state_bytes = 2,
+                           .steps = 2, .now_ms = 2000};
+  store_append_req g1 = base;
+  g1.sid = rows[1].sid;
+  CHECK(store_append(s, &g1, NULL, err, sizeof err) == 0, "g1 observes t 0..1 first: %s", err);
+  store_append_req r0 = base, r1 = base, r2 = base, r3 = base;
+  r0.sid = rows[0].sid;
+  r1.sid = rows[1].sid; /* t 1..2 overlaps its stored t=1: the primary key refuses it */
+  r1.t0 = 1;
+  r1.steps = 3;
+  r1.state = state1;
+  r2.sid = rows[2].sid + 1000; /* no such session: the foreign key refuses it */
+  r3.sid = rows[2].sid;
+  store_group_item items[4] = {{.req = &r0}, {.req = &r1}, {.req = &r2}, {.req = &r3}};
+  double secs = -1;
+  CHECK(store_append_group(s, items, 4, &secs) == 0 && secs >= 0, "the group commits");
+  CHECK(items[0].rc == 0 && items[3].rc == 0, "the good appends succeed (%d %d)", items[0].rc, items[3].rc);
+  CHECK(items[1].rc == GTMSM_EIO && items[2].rc == GTMSM_EIO && *items[1].err && *items[2].err,
+        "the bad ones fail alone with their own error (%d '%s', %d '%s')", items[1].rc, items[1].err,
+        items[2].rc, items[2].err);
+  store_session got;
+  uint8_t st[2];
+  int present = 0;
+  CHECK(store_session_get(s, "g0", &got, err, sizeof err) == 0 && got.steps == 2 && count_rows(db, rows[0].sid) == 2,
+        "g0 committed: steps %lld", (long long)got.steps);
+  CHECK(store_session_get(s, "g2", &got, err, sizeof err) == 0 && got.steps == 2 && count_rows(db, rows[2].sid) == 2,
+        "g2 committed after the failures before it: steps %lld", (long long)got.steps);
+  CHECK(store_session_get(s, "g1", &got, err, sizeof err) == 0 && got.steps == 2 && count_rows(db, rows[1].sid) == 2 &&
+            store_state_get(s, rows[1].sid, st, 2, &present, err, sizeof err) == 0 && st[0] == 5 && st[1] == 6,
+        "g1 rolled back alone: steps %lld, its state untouched", (long long)got.steps);
+  CHECK(count_rows(db, rows[2].sid + 1000) == 0, "no rows of the missing session");
+  long long commits = 0, appends = 0;
+  store_group_stats(s, &commits, &appends);
+  CHECK(commits == 2 && appends == 3, "stats: %lld commits, %lld appends", commits, appends);
+  store_close(s);
+  printf("group: two failing appends in a group of four rolled back alone, the others committed\n");
+}
+
+enum { TH = 16, PER = 24 };
+
+typedef struct {
+  store *s;
+  int64_t sid;
+  int bad;         /* sends an overlapping append before every 4th one */
+  int ok, refused, wrong;
+  int max_group;
+} appender;
+
+static void *append_thread(void *p) {
+  appender *ap = p;
+  int actions[1];
+  uint8_t frame[4], entry[3], state[2];
+  for (int t = 0; t < PER; t++) {
+    actions[0] = t % 5;
+    memset(frame, t, 4);
+    memset(entry, t, 3);
+    state[0] = (uint8_t)t;
+    state[1] = 1;
+    store_append_req a = {.sid = ap->sid, .t0 = t, .n = 1, .actions = actions, .frames = frame,
+                          .frame_bytes = 4, .entries = entry, .entry_bytes = 3, .state = state,
+                          .state_bytes = 2, .steps = t + 1, .now_ms = t};
+    char err[256];
+    store_commit_info ci = {0};
+    if (ap->bad && t > 0 && t % 4 == 0) {
+      store_append_req b = a;
+      b.t0 = t - 1; /* already stored */
+      if (store_append(ap->s, &b, &ci, err, sizeof err) == GTMSM_EIO) ap->refused++;
+      else ap->wrong++;
+    }
+    if (store_append(ap->s, &a, &ci, err, sizeof err) == 0) ap->ok++;
+    else ap->wrong++;
+    if (ci.group > ap->max_group) ap->max_group = ci.group;
+  }
+  return NULL;
+}
+
+static void run_appenders(const char *name, int group_max, long long *commits, int *max_group) {
+  char db[128], err[256] = "";
+  path_of(db, sizeof db, name);
+  store *s = NULL;
+  CHECK(store_open(&s, db, 0, err, sizeof err) == 0, "open: %s", err);
+  store_set_group_max(s, group_max);
+  appender ap[TH];
+  pthread_t th[TH];
+  for (int i = 0; i < TH; i++) {
+    char id[8];
+    store_session row;
+    int created = 0;
+    snprintf(id, sizeof id, "c%d", i);
+    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 0, &row, &created, err, sizeof err) == 0, "create");
+    ap[i] = (appender){.s = s, .sid = row.sid, .bad = i == 3};
+  }
+  for (int i = 0; i < TH; i++) pthread_create(&th[i], NULL, append_thread, &ap[i]);
+  for (int i = 0; i < TH; i++) pthread_join(th[i], NULL);
+  int ok = 1, refused = 0;
+  *max_group = 0;
+  for (int i = 0; i < TH; i++) {
+    store_session got;
+    char id[8];
+    snprintf(id, sizeof id, "c%d", i);
+    ok &= ap[i].ok == PER && ap[i].wrong == 0 && store_session_get(s, id, &got, err, sizeof err) == 0 &&
+          got.steps == PER && count_rows(db, ap[i].sid) == PER;
+    refused += ap[i].refused;
+    if (ap[i].max_group > *max_group) *max_group = ap[i].max_group;
+  }
+  long long appends = 0;
+  store_group_stats(s, commits, &appends);
+  CHECK(ok, "%s: %d threads x %d appends all acknowledged and stored in order", name, TH, PER);
+  CHECK(refused == PER / 4 - (PER % 4 == 0), "%s: the bad appends refused alone (%d)", name, refused);
+  CHECK(appends == TH * PER, "%s: %lld appends committed", name, appends);
+  CHECK(*max_group <= group_max, "%s: groups within the limit (%d <= %d)", name, *max_group, group_max);
+  store_close(s);
+}
+
+static void test_group_threads(void) {
+  long long commits = 0;
+  int max_group = 0;
+  run_appenders("threads.db", 64, &commits, &max_group);
+  printf("group threads: %d appends (+%d bad) in %lld COMMITs, largest group %d\n", TH * PER, PER / 4 - 1,
+         commits, max_group);
+  run_appenders("threads1.db", 1, &commits, &max_group);
+  CHECK(commits == TH * PER + PER / 4 - 1 && max_group == 1, "group limit 1: a COMMIT per append (%lld)", commits);
+  printf("group limit 1: %lld COMMITs\n", commits);
+}
+
 int main(void) {
   snprintf(DIR_, sizeof DIR_, "/tmp/gtmsm_store_XXXXXX");
   if (!mkdtemp(DIR_)) return 1;
@@ -382,6 +551,8 @@ int main(void) {
   test_cold_reload();
   test_lru();
   test_corrupt_state();
+  test_group();
+  test_group_threads();
   gtmsm_model_free(&M);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);
