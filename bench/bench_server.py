@@ -8,10 +8,14 @@
    NDJSON requests of 1, 16 and 256 observations, 1 and 8 clients, with
    --synchronous full (every acknowledged commit fsynced) and normal;
 3. RAM per hot session: the daemon's RSS growth per session loaded, against the
-   cache's own accounting (gtmsm_session_cache_bytes), at two memory sizes.
+   cache's own accounting (gtmsm_session_cache_bytes), at two memory sizes;
+4. group commit: durable single-observation requests (synchronous full) at 1,
+   8 and 64 clients, with --group-commit 1 (a COMMIT per request, as before
+   group commit) and the default in the same run, printed as ratios to the
+   1-client rate. --only group-commit runs this section alone (seconds).
 
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
-       [--sessions 64] [--steps 256] [--json OUT]
+       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
 the default architecture (the weights do not change the cost)."""
 import argparse
@@ -116,6 +120,54 @@ def wrk(port, script, threads, conns, seconds, args):
             "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errs.group(1) if errs else ""}
 
 
+def group_commit(gtmsmd, models, tmp, gtmsm, seconds):
+    """Rows of the group-commit table: for each --group-commit setting, 1, 8
+    and 64 clients of one observation per request, synchronous full. Each
+    worker thread waits for its COMMIT, so --threads bounds the group: 64
+    here (the default, twice the CPUs, would cap a group at that). The
+    1-client rate (fsync-bound, so it swings with the disk's other load) is
+    measured before and after the others and averaged for the ratios; a last
+    row with synchronous off (no fsync at all, no grouping) is the ceiling
+    the CPU sets."""
+    frames = tmp + "/gc-frames.ndjson"
+    with open(frames, "wb") as f:
+        f.write(gen(gtmsm, 5, 512))
+    script = os.path.join(HERE, "bench_server_observe.lua")
+    rows = []
+    for sync, group in (("full", 1), ("full", 64), ("off", 1)):
+        d = Daemon(gtmsmd, models, f"{tmp}/gc-{sync}-{group}.db", "--synchronous", sync, "--threads", "64",
+                   "--group-commit", str(group))
+        mine = []
+        for k, clients in enumerate((1, 8, 64, 1) if sync == "full" else (64,)):
+            prefix = f"g{k}"
+            for i in range(clients):
+                put_session(d, f"{prefix}-{i}")
+            c0, s0 = d.metric("gtmsm_sqlite_commit_group_size_count"), d.metric("gtmsm_sqlite_commit_group_size_sum")
+            r = wrk(d.port, script, clients, clients, seconds, [prefix, 1, frames])
+            c1, s1 = d.metric("gtmsm_sqlite_commit_group_size_count"), d.metric("gtmsm_sqlite_commit_group_size_sum")
+            r.update(sync=sync, group_commit=group, clients=clients,
+                     mean_group=(s1 - s0) / (c1 - c0) if c1 > c0 else 0)
+            mine.append(r)
+        ones = [r["rps"] for r in mine if r["clients"] == 1]
+        base = sum(ones) / len(ones) if ones else rows[0]["base"]
+        for r in mine:
+            r.update(base=base, ratio=r["rps"] / base)
+        rows += mine
+        d.stop()
+    return rows
+
+
+def print_group_commit(rows, seconds):
+    print(f"## Group commit: durable observations, 1 per request, --threads 64 (wrk {seconds} s per row)\n")
+    print("| synchronous | --group-commit | clients | observations/s | x 1 client | requests per COMMIT | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['sync']} | {r['group_commit']} | {r['clients']} | {r['rps']:.0f} | {r['ratio']:.1f}x | "
+              f"{r['mean_group']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['non2xx']} |")
+    print("\n(x 1 client: against the mean of the two 1-client rows of the same daemon; the synchronous off "
+          "row against the first daemon's)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", default=os.environ.get("GTMSM_BIN", os.path.join(ROOT, "build")))
@@ -124,6 +176,7 @@ def main():
     ap.add_argument("--sessions", type=int, default=64, help="at least 2")
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json")
+    ap.add_argument("--only", choices=["group-commit"], help="run one section alone")
     a = ap.parse_args()
     gtmsmd = os.path.join(a.bin, "server", "gtmsmd")
     gtmsm = os.path.join(a.bin, "tools", "gtmsm")
@@ -143,6 +196,13 @@ def main():
             sh(gtmsm, "train", "--out", tmp + "/run", "--steps", "1", "--batch", "1", "--memorize", "32",
                "--predict", "8", "--model-out", models + "/imagenav.gtm")
             results["model"] = "default architecture, 1 update (gtmsm train --steps 1)"
+        if a.only == "group-commit":
+            rows = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds)
+            print_group_commit(rows, a.seconds)
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump({**results, "group_commit": rows}, f, indent=1)
+            return 0
         d = Daemon(gtmsmd, models, tmp + "/bench.db")
         s, info = d.request("GET", "/v1/models/imagenav")
         info = json.loads(info)
@@ -221,6 +281,7 @@ def main():
                     obs.append(r)
             d.stop()
         results["observe"] = obs
+        results["group_commit"] = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds)
 
     print(f"# gtmsmd benchmarks, {results['date']}, {results['cpus']} CPUs, model: {results['model']}")
     mi = results["model_info"]
@@ -243,6 +304,8 @@ def main():
               f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['non2xx']} |")
     print(f"\nBulk set-up: {results['bulk_observe_per_s']:.0f} observations/s "
           f"({a.sessions} NDJSON requests of {a.steps} lines, sequential).")
+    print()
+    print_group_commit(results["group_commit"], a.seconds)
     print("\n## RAM per hot session\n")
     print("| memory entries | RSS growth per session | cache accounting per session |")
     print("|---:|---:|---:|")
