@@ -39,6 +39,7 @@ typedef struct {
   const char *vae, *transition, *keymap, *prior;
   int keymap_learned, prior_hidden;
   double disp_weight;       /* walking: regression of Delta on the felt displacement */
+  int b_lr_steps;           /* updates with B at ssm_lr_mult before b_lr_after (-1: --wallfree) */
   double delta, trans_std;
   const char *decoder;
   /* optimisation */
@@ -162,11 +163,11 @@ static json_t *opts_to_json(const train_opts *o, long step) {
       o->ssm_lr_mult, "memorize_start", o->memorize_start, "wallfree", o->wallfree, "vae", o->vae, "channels",
       o->channels, "still", o->still, "b_lr_after", o->b_lr_after);
   /* keys that came with the 3-D models (absent in older checkpoints) */
-  json_t *more = json_pack("{s:s, s:s, s:i, s:s?, s:i, s:s, s:s, s:i, s:s, s:i, s:f}", "env", o->env, "scenario",
+  json_t *more = json_pack("{s:s, s:s, s:i, s:s?, s:i, s:s, s:s, s:i, s:s, s:i, s:f, s:i}", "env", o->env, "scenario",
                            o->maze.scenario, "size", o->maze.size, "textures", o->maze.textures, "episode",
                            o->episode, "transition", o->transition, "keymap", o->keymap, "keymap_learned",
                            o->keymap_learned, "prior", o->prior, "prior_hidden", o->prior_hidden,
-                           "disp_weight", o->disp_weight);
+                           "disp_weight", o->disp_weight, "b_lr_steps", o->b_lr_steps);
   if (j && more) json_object_update(j, more);
   json_decref(more);
   return j;
@@ -204,6 +205,7 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   if ((v = json_object_get(j, "prior"))) o->prior = json_string_value(v);
   if ((v = json_object_get(j, "prior_hidden"))) o->prior_hidden = (int)json_integer_value(v);
   if ((v = json_object_get(j, "disp_weight"))) o->disp_weight = json_number_value(v);
+  o->b_lr_steps = (v = json_object_get(j, "b_lr_steps")) ? (int)json_integer_value(v) : -1;
   if (!o->env || !o->maze.scenario || !o->transition || !o->keymap || !o->prior) return -1;
   /* strings borrowed from j: the caller keeps j alive for the run */
   o->worlds = worlds;
@@ -257,7 +259,7 @@ static void curriculum_at(const train_opts *o, long step, int *k, float *delta, 
 int cmd_train(int argc, char **argv) {
   train_opts o = {.env = "imagenav", .maze = opts_maze3d_default(), .episode = 80,
                   .transition = "gated2d", .keymap = "identity", .keymap_learned = 0, .prior = "mixture",
-                  .prior_hidden = 256, .memorize = 256, .predict = 32, .batch = 16, .obstacles = 0, .rate = 2.0,
+                  .prior_hidden = 256, .b_lr_steps = -1, .memorize = 256, .predict = 32, .batch = 16, .obstacles = 0, .rate = 2.0,
                   .photo_frac = 0.5, .worlds = NULL, .latent = 16, .hidden = 256, .channels = 32, .vae = "fc",
                   .gate_hidden = 32, .k = 5, .delta = 1e-4, .trans_std = 1e-3,
                   .decoder = "gaussian", .steps = 15000, .anneal = 15000, .kl_warmup = 0,
@@ -303,7 +305,10 @@ int cmd_train(int argc, char **argv) {
       {"lr-final", OPT_DOUBLE, &o.lr_final, 0, 1, "learning rate after --anneal updates"},
       {"anneal", OPT_INT, &o.anneal, 0, 1e8, "updates of linear learning-rate annealing"},
       {"clip", OPT_DOUBLE, &o.clip, 0, 1e9, "gradient-norm clip (0: off)"},
-      {"b-lr-after", OPT_DOUBLE, &o.b_lr_after, 0, 1000, "learning-rate factor of B once walls appear (after --wallfree)"},
+      {"b-lr-after", OPT_DOUBLE, &o.b_lr_after, 0, 1000,
+       "learning-rate factor of B after --b-lr-steps updates (imagenav: once walls appear)"},
+      {"b-lr-steps", OPT_INT, &o.b_lr_steps, -1, 1e8,
+       "updates with B at --ssm-lr-mult before --b-lr-after (-1: --wallfree)"},
       {"still", OPT_DOUBLE, &o.still, 0, 1000, "weight of the still-frame term (unchanged view: no move)"},
       {"aux", OPT_DOUBLE, &o.aux, 0, 100, "weight of the leave-one-out term on memorized steps"},
       {"kl-start", OPT_DOUBLE, &o.kl_start, 0, 1, "KL weight at step 0"},
@@ -482,7 +487,7 @@ int cmd_train(int argc, char **argv) {
     /* B is learned on wall-free episodes; once walls appear it slows down so
      * that the gate, not a distorted B, absorbs the bumps */
     m.p.entries[params_find(&m.p, "ssm.B")].lr_scale =
-        (float)(step < o.wallfree ? o.ssm_lr_mult : o.b_lr_after);
+        (float)(step < (o.b_lr_steps >= 0 ? o.b_lr_steps : o.wallfree) ? o.ssm_lr_mult : o.b_lr_after);
     float klw = kl_weight_at(&o, step), delta_now;
     int k_now, mem_now;
     curriculum_at(&o, step, &k_now, &delta_now, &mem_now);
