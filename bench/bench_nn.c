@@ -7,10 +7,13 @@
  *
  *   bench_nn [--threads N] [--conv-batch B]
  *
- * Prints a markdown table. Each measurement is one warm-up call, then repeats
- * until at least 0.3 s have passed (CLOCK_MONOTONIC); ours and sgemm are
- * measured alternately ROUNDS times and the fastest of each kept, so load from
- * other processes during one round does not skew the ratio. */
+ * Prints markdown tables. Timing: a sample is one warm call repeated for at
+ * least SAMPLE_SECONDS (CLOCK_MONOTONIC), as seconds per call; ours and the
+ * reference(s) are sampled round-robin, at least MIN_SAMPLES rounds and
+ * MIN_TOTAL seconds, and the fastest sample of each is kept. On a machine
+ * shared with other work a long sample almost always includes being
+ * descheduled; the fastest of many short interleaved ones is what each side
+ * runs at when it has the core, and both sides get the same treatment. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +24,9 @@
 #include "nn/linear.h"
 #include "nn/rng.h"
 
-#define MIN_SECONDS 0.3
-#define ROUNDS 3
+#define SAMPLE_SECONDS 0.05
+#define MIN_SAMPLES 7
+#define MIN_TOTAL 1.5
 
 static double now(void) {
   struct timespec ts;
@@ -32,27 +36,28 @@ static double now(void) {
 
 typedef void (*bench_fn)(void *ctx);
 
-/* Seconds per call of fn(ctx), after one warm-up call (page faults, thread start). */
-static double seconds_per_call(bench_fn fn, void *ctx) {
-  fn(ctx);
+/* Seconds per call of fn(ctx) over calls repeated for at least SAMPLE_SECONDS. */
+static double sample(bench_fn fn, void *ctx) {
   int reps = 0;
   double t0 = now(), t;
   do {
     fn(ctx);
     reps++;
     t = now() - t0;
-  } while (t < MIN_SECONDS);
+  } while (t < SAMPLE_SECONDS);
   return t / reps;
 }
 
-/* Fastest seconds per call of ours and of the reference, measured alternately. */
-static void time_pair(double *t_ours, double *t_ref, bench_fn ours, bench_fn ref, void *ctx) {
-  *t_ours = *t_ref = 1e30;
-  for (int r = 0; r < ROUNDS; r++) {
-    double a = seconds_per_call(ours, ctx), b = seconds_per_call(ref, ctx);
-    if (a < *t_ours) *t_ours = a;
-    if (b < *t_ref) *t_ref = b;
-  }
+/* t[i] = fastest sample of fns[i](ctxs[i]), i < n, sampled round-robin after
+ * one warm-up call each (page faults, thread start). */
+static void time_fns(double *t, bench_fn *fns, void **ctxs, int n) {
+  for (int i = 0; i < n; i++) fns[i](ctxs[i]), t[i] = 1e30;
+  double t0 = now();
+  for (int round = 0; round < MIN_SAMPLES || now() - t0 < MIN_TOTAL; round++)
+    for (int i = 0; i < n; i++) {
+      double x = sample(fns[i], ctxs[i]);
+      if (x < t[i]) t[i] = x;
+    }
 }
 
 static float *alloc_random(size_t n, uint64_t seed) {
@@ -106,8 +111,11 @@ static void bench_linear(int B, int IN, int OUT) {
   l.in = alloc_random(nin, 1), l.w = alloc_random(nw, 2), l.b = alloc_random((size_t)OUT, 3);
   l.out = alloc_random(nout, 4), l.dout = alloc_random(nout, 5), l.din = alloc_random(nin, 6);
   l.dw = alloc_random(nw, 7), l.db = alloc_random((size_t)OUT, 8);
-  double t_ours, t_gemm;
-  time_pair(&t_ours, &t_gemm, lin_ours, lin_gemm, &l);
+  double t[2];
+  bench_fn fns[2] = {lin_ours, lin_gemm};
+  void *ctxs[2] = {&l, &l};
+  time_fns(t, fns, ctxs, 2);
+  double t_ours = t[0], t_gemm = t[1];
   char shape[64];
   snprintf(shape, sizeof shape, "%d -> %d", IN, OUT);
   print_row("linear fwd+bwd", shape, 26, B, 6.0 * B * IN * OUT, t_ours, t_gemm, NULL);
@@ -200,19 +208,23 @@ static void bench_conv(const char *layer, int transposed, int B, int IC, int H, 
   c.ge = alloc_random((size_t)c.gm * c.gk, 25);
   c.gf = alloc_random((size_t)c.gk * Gmax * c.gn, 26);
   double flops = 6.0 * B * c.gn * (double)c.gm * c.gk;
-  /* ours and every reference chunking alternately, ROUNDS times, fastest kept */
-  double t_ours = 1e30, t_gemm = 1e30;
-  int G_best = 0;
-  for (int round = 0; round < ROUNDS; round++) {
-    double t = seconds_per_call(conv_ours, &c);
-    if (t < t_ours) t_ours = t;
-    for (size_t r = 0; r < N_REF; r++) {
-      if (r > 0 && Gs[r] == Gs[r - 1]) continue;
-      c.G = Gs[r];
-      t = seconds_per_call(conv_gemm, &c);
-      if (t < t_gemm) t_gemm = t, G_best = c.G;
-    }
+  /* ours and every distinct reference chunking, round-robin */
+  conv_bench refs[N_REF];
+  bench_fn fns[1 + N_REF] = {conv_ours};
+  void *ctxs[1 + N_REF] = {&c};
+  int n = 1;
+  for (size_t r = 0; r < N_REF; r++) {
+    if (r > 0 && Gs[r] == Gs[r - 1]) continue;
+    refs[n - 1] = c;
+    refs[n - 1].G = Gs[r];
+    fns[n] = conv_gemm, ctxs[n] = &refs[n - 1], n++;
   }
+  double t[1 + N_REF];
+  time_fns(t, fns, ctxs, n);
+  double t_ours = t[0], t_gemm = 1e30;
+  int G_best = 0;
+  for (int i = 1; i < n; i++)
+    if (t[i] < t_gemm) t_gemm = t[i], G_best = refs[i - 1].G;
   char shape[64];
   snprintf(shape, sizeof shape, "%dx%dx%d -> %dx%dx%d k%d s%d p%d", IC, H, H, OC, c.OH, c.OW, K,
            stride, pad);

@@ -44,19 +44,6 @@ static int conv_chunk(int B, int N) {
   return G < 1 ? 1 : G;
 }
 
-/* Smallest o >= 0 with o * stride >= v (v may be negative). */
-static int first_at_least(int v, int stride) { return v <= 0 ? 0 : (v + stride - 1) / stride; }
-
-/* Range [lo, hi) of positions o in [0, n) whose coordinate o*stride + off falls in [0, S). */
-static void valid_range(int *lo, int *hi, int S, int n, int off, int stride) {
-  int a = first_at_least(-off, stride), b = first_at_least(S - off, stride);
-  if (a > n) a = n;
-  if (b > n) b = n;
-  if (b < a) b = a;
-  *lo = a;
-  *hi = b;
-}
-
 /* ---- phase planes ---- */
 
 /* One im2col: images (C, H, W) read by K x K windows at stride s, padding p,
@@ -73,74 +60,155 @@ static geom geom_make(int C, int H, int W, int K, int s, int p, int OH, int OW) 
 }
 
 static size_t geom_plane_floats(const geom *g) { return (size_t)g->s * g->s * g->PH * g->PW; }
+/* the planes and one padded row of scratch */
+static size_t geom_scratch_floats(const geom *g) { return geom_plane_floats(g) + (size_t)g->s * g->PW; }
 
-/* The 8-float blocks let GCC vectorise at -O2 (its cheap cost model needs a
- * known trip count); restrict, because the buffers never overlap. */
-static inline void copy_floats(float *restrict d, const float *restrict s, int n) {
+/* Row kernels. These are the loops im2col and col2im spend their time in, on
+ * rows of 8-32 floats, so they are written with SSE2 (the x86-64 baseline, no
+ * flags needed), with plain loops elsewhere. Copies move two vectors per
+ * iteration: GCC -O2 turns a one-vector copy loop into a memcpy call, which
+ * costs more than the copy at these lengths. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define CONV_SSE2 1
+#else
+#define CONV_SSE2 0
+#endif
+
+/* d (n) = s (n) */
+static inline void copy_row(float *restrict d, const float *restrict s, int n) {
   int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; j++) d[i + j] = s[i + j];
+#if CONV_SSE2
+  for (; i + 8 <= n; i += 8) {
+    __m128 a = _mm_loadu_ps(s + i), b = _mm_loadu_ps(s + i + 4);
+    _mm_storeu_ps(d + i, a);
+    _mm_storeu_ps(d + i + 4, b);
+  }
+  if (i + 4 <= n) {
+    _mm_storeu_ps(d + i, _mm_loadu_ps(s + i));
+    i += 4;
+  }
+  /* at most 3 left; unrolled, or GCC makes this loop a memcpy call too */
+  if (i + 2 <= n) {
+    d[i] = s[i], d[i + 1] = s[i + 1];
+    i += 2;
+  }
+  if (i < n) d[i] = s[i];
+#else
   for (; i < n; i++) d[i] = s[i];
+#endif
 }
 
-static inline void add_floats(float *restrict d, const float *restrict s, int n) {
+/* d (n) += s (n) */
+static inline void add_row(float *restrict d, const float *restrict s, int n) {
   int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; j++) d[i + j] += s[i + j];
+#if CONV_SSE2
+  for (; i + 4 <= n; i += 4) _mm_storeu_ps(d + i, _mm_add_ps(_mm_loadu_ps(d + i), _mm_loadu_ps(s + i)));
+#endif
   for (; i < n; i++) d[i] += s[i];
 }
 
-/* P (s, s, PH, PW) = phases of the zero-padded img (H, W); overwrites P. */
-static void phases_from_image(float *restrict P, const float *restrict img, const geom *g) {
-  int s = g->s, PH = g->PH, PW = g->PW, W = g->W;
+/* d (n) = s (n) + v */
+static inline void copy_row_plus(float *restrict d, const float *restrict s, float v, int n) {
+  int i = 0;
+#if CONV_SSE2
+  __m128 vv = _mm_set1_ps(v);
+  for (; i + 4 <= n; i += 4) _mm_storeu_ps(d + i, _mm_add_ps(_mm_loadu_ps(s + i), vv));
+#endif
+  for (; i < n; i++) d[i] = s[i] + v;
+}
+
+/* d (n) = v */
+static inline void fill_row(float *d, float v, int n) {
+  int i = 0;
+#if CONV_SSE2
+  __m128 vv = _mm_set1_ps(v);
+  for (; i + 4 <= n; i += 4) _mm_storeu_ps(d + i, vv);
+#endif
+  for (; i < n; i++) d[i] = v;
+}
+
+/* e (n), o (n) = the even and odd elements of r (2n) */
+static inline void deinterleave2(float *restrict e, float *restrict o, const float *restrict r, int n) {
+  int x = 0;
+#if CONV_SSE2
+  for (; x + 4 <= n; x += 4) {
+    __m128 a = _mm_loadu_ps(r + 2 * x), b = _mm_loadu_ps(r + 2 * x + 4);
+    _mm_storeu_ps(e + x, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm_storeu_ps(o + x, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+#endif
+  for (; x < n; x++) e[x] = r[2 * x], o[x] = r[2 * x + 1];
+}
+
+/* r (2n) = e (n) and o (n) interleaved */
+static inline void interleave2(float *restrict r, const float *restrict e, const float *restrict o, int n) {
+  int x = 0;
+#if CONV_SSE2
+  for (; x + 4 <= n; x += 4) {
+    __m128 a = _mm_loadu_ps(e + x), b = _mm_loadu_ps(o + x);
+    _mm_storeu_ps(r + 2 * x, _mm_unpacklo_ps(a, b));
+    _mm_storeu_ps(r + 2 * x + 4, _mm_unpackhi_ps(a, b));
+  }
+#endif
+  for (; x < n; x++) r[2 * x] = e[x], r[2 * x + 1] = o[x];
+}
+
+/* ---- phase planes ---- */
+
+/* P (s, s, PH, PW) = phases of the zero-padded img (H, W). R (s*PW) is
+ * scratch for one padded image row. P and R must hold zeros wherever the
+ * padding falls (phases_clear): only image pixels are written here, so the
+ * zeros stay from one channel to the next. */
+static void phases_from_image(float *restrict P, float *restrict R, const float *restrict img,
+                              const geom *g) {
+  int s = g->s, PH = g->PH, PW = g->PW, W = g->W, p = g->p;
   size_t plane = (size_t)PH * PW;
   for (int pi = 0; pi < s; pi++)
     for (int y = 0; y < PH; y++) {
-      int r = y * s + pi - g->p; // image row
-      for (int pj = 0; pj < s; pj++) {
-        float *d = P + (size_t)(pi * s + pj) * plane + (size_t)y * PW; // (PW)
-        if (r < 0 || r >= g->H) {
-          memset(d, 0, (size_t)PW * sizeof(float));
-          continue;
-        }
-        const float *src = img + (size_t)r * W;
-        int lo, hi, off = pj - g->p;
-        valid_range(&lo, &hi, W, PW, off, s);
-        for (int x = 0; x < lo; x++) d[x] = 0.0f;
-        if (s == 1)
-          copy_floats(d + lo, src + lo + off, hi - lo);
-        else
-          for (int x = lo; x < hi; x++) d[x] = src[x * s + off];
-        for (int x = hi; x < PW; x++) d[x] = 0.0f;
+      int r = y * s + pi - p; // image row
+      if (r < 0 || r >= g->H) continue;
+      float *d = P + (size_t)pi * s * plane + (size_t)y * PW; // phase (pi, 0), row y
+      if (s == 1) {
+        copy_row(d + p, img + (size_t)r * W, W);
+        continue;
       }
+      copy_row(R + p, img + (size_t)r * W, W); // the padded row, zeros around
+      if (s == 2)
+        deinterleave2(d, d + plane, R, PW);
+      else
+        for (int pj = 0; pj < s; pj++)
+          for (int x = 0; x < PW; x++) d[pj * plane + x] = R[x * s + pj];
     }
 }
 
+/* Zeroes the phase planes and the row scratch after them. */
+static void phases_clear(float *P, const geom *g) {
+  memset(P, 0, geom_scratch_floats(g) * sizeof(float));
+}
+
 /* img (H, W) += phases P (s, s, PH, PW), or img = P + bias when overwrite is 1
- * (the padding positions of P are dropped). */
-static void image_from_phases(float *restrict img, const float *restrict P, const geom *g,
-                              int overwrite, float bias) {
-  int s = g->s, PW = g->PW, W = g->W;
+ * (the padding positions of P are dropped). R (s*PW) is scratch. */
+static void image_from_phases(float *restrict img, const float *restrict P, float *restrict R,
+                              const geom *g, int overwrite, float bias) {
+  int s = g->s, PW = g->PW, W = g->W, p = g->p;
   size_t plane = (size_t)g->PH * PW;
   for (int r = 0; r < g->H; r++) {
-    int pr = r + g->p, pi = pr % s, y = pr / s;
-    float *d = img + (size_t)r * W; // (W)
-    for (int pj = 0; pj < s; pj++) {
-      const float *src = P + (size_t)(pi * s + pj) * plane + (size_t)y * PW;
-      /* columns c = x*s + pj - p of this phase inside [0, W) */
-      int lo, hi, off = pj - g->p;
-      valid_range(&lo, &hi, W, PW, off, s);
-      if (s == 1) {
-        if (overwrite)
-          for (int x = lo; x < hi; x++) d[x + off] = src[x] + bias;
-        else
-          add_floats(d + lo + off, src + lo, hi - lo);
-      } else if (overwrite) {
-        for (int x = lo; x < hi; x++) d[x * s + off] = src[x] + bias;
-      } else {
-        for (int x = lo; x < hi; x++) d[x * s + off] += src[x];
-      }
+    int pr = r + p, pi = pr % s, y = pr / s;
+    const float *src = P + (size_t)pi * s * plane + (size_t)y * PW; // phase (pi, 0), row y
+    const float *row = src; // the padded row
+    if (s == 2) {
+      interleave2(R, src, src + plane, PW);
+      row = R;
+    } else if (s > 2) {
+      for (int pj = 0; pj < s; pj++)
+        for (int x = 0; x < PW; x++) R[x * s + pj] = src[pj * plane + x];
+      row = R;
     }
+    if (overwrite)
+      copy_row_plus(img + (size_t)r * W, row + p, bias, W);
+    else
+      add_row(img + (size_t)r * W, row + p, W);
   }
 }
 
@@ -148,15 +216,17 @@ static void image_from_phases(float *restrict img, const float *restrict P, cons
  * overwrites them. P is (s, s, PH, PW) scratch. */
 static void im2col(float *restrict col, size_t ldc, const float *restrict img, float *restrict P,
                    const geom *g) {
+  float *R = P + geom_plane_floats(g);
   int s = g->s, K = g->K, OH = g->OH, OW = g->OW, PW = g->PW;
   size_t plane = (size_t)g->PH * PW;
+  phases_clear(P, g);
   for (int c = 0; c < g->C; c++) {
-    phases_from_image(P, img + (size_t)c * g->H * g->W, g);
+    phases_from_image(P, R, img + (size_t)c * g->H * g->W, g);
     for (int ki = 0; ki < K; ki++)
       for (int kj = 0; kj < K; kj++) {
         const float *src = P + (size_t)((ki % s) * s + kj % s) * plane + (size_t)(ki / s) * PW + kj / s;
         float *dst = col + (size_t)((c * K + ki) * K + kj) * ldc; // (OH, OW)
-        for (int oh = 0; oh < OH; oh++) copy_floats(dst + (size_t)oh * OW, src + (size_t)oh * PW, OW);
+        for (int oh = 0; oh < OH; oh++) copy_row(dst + (size_t)oh * OW, src + (size_t)oh * PW, OW);
       }
   }
 }
@@ -165,17 +235,18 @@ static void im2col(float *restrict col, size_t ldc, const float *restrict img, f
  * overwrite 1, img = that scatter + b (C) instead (b may be NULL). */
 static void col2im(float *restrict img, const float *restrict col, size_t ldc, float *restrict P,
                    const geom *g, int overwrite, const float *b) {
+  float *R = P + geom_plane_floats(g);
   int s = g->s, K = g->K, OH = g->OH, OW = g->OW, PW = g->PW;
   size_t plane = (size_t)g->PH * PW;
   for (int c = 0; c < g->C; c++) {
-    memset(P, 0, geom_plane_floats(g) * sizeof(float));
+    memset(P, 0, geom_plane_floats(g) * sizeof(float)); // accumulated into
     for (int ki = 0; ki < K; ki++)
       for (int kj = 0; kj < K; kj++) {
         float *dst = P + (size_t)((ki % s) * s + kj % s) * plane + (size_t)(ki / s) * PW + kj / s;
         const float *src = col + (size_t)((c * K + ki) * K + kj) * ldc; // (OH, OW)
-        for (int oh = 0; oh < OH; oh++) add_floats(dst + (size_t)oh * PW, src + (size_t)oh * OW, OW);
+        for (int oh = 0; oh < OH; oh++) add_row(dst + (size_t)oh * PW, src + (size_t)oh * OW, OW);
       }
-    image_from_phases(img + (size_t)c * g->H * g->W, P, g, overwrite, b ? b[c] : 0.0f);
+    image_from_phases(img + (size_t)c * g->H * g->W, P, R, g, overwrite, b ? b[c] : 0.0f);
   }
 }
 
@@ -197,10 +268,9 @@ static void scatter(float *restrict dst, const float *restrict src, const float 
       float *d = dst + ((size_t)g * C + c) * N;
       const float *s = src + ((size_t)c * G + g) * N;
       if (accumulate) {
-        add_floats(d, s, (int)N);
+        add_row(d, s, (int)N);
       } else {
-        float bias = b ? b[c] : 0.0f;
-        for (size_t i = 0; i < N; i++) d[i] = s[i] + bias;
+        copy_row_plus(d, s, b ? b[c] : 0.0f, (int)N);
       }
     }
 }
@@ -209,29 +279,58 @@ static void scatter(float *restrict dst, const float *restrict src, const float 
 static void fill_bias(float *out, const float *b, int G, int C, size_t N) {
   for (int g = 0; g < G; g++)
     for (int c = 0; c < C; c++) {
-      float *d = out + ((size_t)g * C + c) * N, v = b[c];
-      for (size_t i = 0; i < N; i++) d[i] = v;
+      fill_row(out + ((size_t)g * C + c) * N, b[c], (int)N);
     }
 }
 
-/* db (C) += dout (B, C, N) summed over batch and pixels. A training batch sums
- * ~1e6 terms per channel, so rows (N <= a few thousand) are summed in float and
- * the row sums in double. Eight float partial sums per row, because one running
- * sum is bound by add latency (this was ~10% of a conv's backward). */
-static void bias_backward(float *db, const float *dout, int B, int C, size_t N) {
+/* The bias gradient db (C) += dout (B, C, N) summed over batch and pixels. A
+ * training batch sums ~1e6 terms per channel, so rows (N <= a few thousand)
+ * are summed in float and the row sums in double. Eight float partial sums
+ * per row, because one running sum is bound by add latency. It is summed one
+ * image at a time, inside the loop that runs the GEMMs on that image, so
+ * dout is read from memory once instead of twice (a separate pass was 6-9% of
+ * a small conv's backward); the per-channel double sums live in the workspace
+ * (2 floats each, through memcpy since it is only float-aligned) and see the
+ * row sums in batch order, as a channel-by-channel pass would. */
+static float bias_row_sum(const float *d, size_t N) {
+  float acc[8] = {0};
+  size_t i = 0;
+#if CONV_SSE2
+  __m128 a0 = _mm_setzero_ps(), a1 = _mm_setzero_ps(); // acc[0..3], acc[4..7]
+  for (; i + 8 <= N; i += 8) {
+    a0 = _mm_add_ps(a0, _mm_loadu_ps(d + i));
+    a1 = _mm_add_ps(a1, _mm_loadu_ps(d + i + 4));
+  }
+  _mm_storeu_ps(acc, a0);
+  _mm_storeu_ps(acc + 4, a1);
+#else
+  for (; i + 8 <= N; i += 8)
+    for (int j = 0; j < 8; j++) acc[j] += d[i + j];
+#endif
+  float row = 0;
+  for (; i < N; i++) row += d[i];
+  for (int j = 0; j < 8; j++) row += acc[j];
+  return row;
+}
+
+/* sums (2*C floats holding C doubles) = 0 */
+static void bias_sums_clear(float *sums, int C) { memset(sums, 0, (size_t)C * sizeof(double)); }
+
+/* sums += the row sums of one image's dout (C, N) */
+static void bias_sums_add(float *sums, const float *dout, int C, size_t N) {
   for (int c = 0; c < C; c++) {
-    double s = 0;
-    for (int b = 0; b < B; b++) {
-      const float *d = dout + ((size_t)b * C + c) * N;
-      float acc[8] = {0};
-      size_t i = 0;
-      for (; i + 8 <= N; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += d[i + j];
-      float row = 0;
-      for (; i < N; i++) row += d[i];
-      for (int j = 0; j < 8; j++) row += acc[j];
-      s += row;
-    }
+    double s;
+    memcpy(&s, sums + 2 * c, sizeof s);
+    s += bias_row_sum(dout + (size_t)c * N, N);
+    memcpy(sums + 2 * c, &s, sizeof s);
+  }
+}
+
+/* db (C) += sums */
+static void bias_sums_finish(float *db, const float *sums, int C) {
+  for (int c = 0; c < C; c++) {
+    double s;
+    memcpy(&s, sums + 2 * c, sizeof s);
     db[c] += (float)s;
   }
 }
@@ -243,11 +342,12 @@ static void check_shapes(int B, int IC, int H, int W, int OC, int K, int stride,
 }
 
 /* Workspace layout shared by both layers: col (CKK, G*N), then, when G > 1,
- * the gathered operand (R, G*N), then the phase planes of one channel. */
-static size_t workspace_floats(int CKK, int R, size_t N, int G, const geom *g) {
+ * the gathered operand (R, G*N), then the phase planes of one channel and
+ * their row scratch, then the bias sums (2*NB floats). */
+static size_t workspace_floats(int CKK, int R, size_t N, int G, const geom *g, int NB) {
   size_t n = (size_t)CKK * G * N;
   if (G > 1) n += (size_t)R * G * N;
-  return n + geom_plane_floats(g);
+  return n + geom_scratch_floats(g) + 2 * (size_t)NB;
 }
 
 /* ---- conv2d ---- */
@@ -257,7 +357,7 @@ size_t conv2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int s
   int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
   geom g = geom_make(IC, H, W, K, stride, pad, OH, OW);
   size_t N = (size_t)OH * OW;
-  return workspace_floats(IC * K * K, OC, N, conv_chunk(B, (int)N), &g);
+  return workspace_floats(IC * K * K, OC, N, conv_chunk(B, (int)N), &g, OC);
 }
 
 void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, const float *b,
@@ -269,7 +369,7 @@ void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, 
   geom gm = geom_make(IC, H, W, K, stride, pad, OH, OW);
   float *col = col_ws;                                    // (CKK, G*N)
   float *tmp = col + (size_t)CKK * G * N;                 // (OC, G*N), when G > 1
-  float *P = tmp + (G > 1 ? (size_t)OC * G * N : 0);      // (s, s, PH, PW)
+  float *P = tmp + (G > 1 ? (size_t)OC * G * N : 0);      // (s, s, PH, PW) + (s*PW)
   size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
@@ -295,16 +395,19 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
   int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
   assert(OH > 0 && OW > 0);
   int N = OH * OW, G = conv_chunk(B, N), CKK = IC * K * K;
-  if (db) bias_backward(db, dout, B, OC, (size_t)N);
-  if (!din && !dw) return;
   geom gm = geom_make(IC, H, W, K, stride, pad, OH, OW);
   float *col = col_ws;                                // (CKK, G*N): im2col(in), then dcol
   float *tmp = col + (size_t)CKK * G * N;             // (OC, G*N): dout gathered, when G > 1
-  float *P = tmp + (G > 1 ? (size_t)OC * G * N : 0);  // (s, s, PH, PW)
+  float *P = tmp + (G > 1 ? (size_t)OC * G * N : 0);  // (s, s, PH, PW) + (s*PW)
+  float *sums = P + geom_scratch_floats(&gm);         // (OC) doubles
   size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
+  if (db) bias_sums_clear(sums, OC);
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
     const float *d = dout + (size_t)b0 * out_img; // (OC, gN) as the GEMMs see it
+    if (db)
+      for (int i = 0; i < g; i++) bias_sums_add(sums, d + i * out_img, OC, (size_t)N);
+    if (!din && !dw) continue;
     if (G > 1) {
       gather(tmp, d, g, OC, (size_t)N);
       d = tmp;
@@ -322,6 +425,7 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
         col2im(din + (b0 + i) * in_img, col + (size_t)i * N, (size_t)gN, P, &gm, 0, NULL);
     }
   }
+  if (db) bias_sums_finish(db, sums, OC);
 }
 
 /* ---- transposed conv2d: the conv above run from the output (OC, OH, OW) to the input grid (H, W) ---- */
@@ -333,7 +437,7 @@ size_t conv_transpose2d_workspace_floats(int B, int IC, int H, int W, int OC, in
   int OW = conv_transpose2d_out_size(W, K, stride, pad);
   geom g = geom_make(OC, OH, OW, K, stride, pad, H, W);
   size_t N = (size_t)H * W;
-  return workspace_floats(OC * K * K, IC, N, conv_chunk(B, (int)N), &g);
+  return workspace_floats(OC * K * K, IC, N, conv_chunk(B, (int)N), &g, OC);
 }
 
 void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const float *w,
@@ -347,7 +451,7 @@ void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const 
   geom gm = geom_make(OC, OH, OW, K, stride, pad, H, W); // the output image, read on the input grid
   float *col = col_ws;                                   // (CKK, G*N)
   float *tmp = col + (size_t)CKK * G * N;                // (IC, G*N): in gathered, when G > 1
-  float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0);     // (s, s, PH, PW)
+  float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0);     // (s, s, PH, PW) + (s*PW)
   size_t in_img = (size_t)IC * N, out_img = (size_t)OC * OH * OW;
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
@@ -372,15 +476,18 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
   assert(OH > 0 && OW > 0);
   int N = H * W, G = conv_chunk(B, N), CKK = OC * K * K;
   size_t ON = (size_t)OH * OW;
-  if (db) bias_backward(db, dout, B, OC, ON);
-  if (!din && !dw) return;
   geom gm = geom_make(OC, OH, OW, K, stride, pad, H, W);
   float *col = col_ws;                               // (CKK, G*N): im2col(dout)
   float *tmp = col + (size_t)CKK * G * N;            // (IC, G*N): in gathered, then din, when G > 1
-  float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0); // (s, s, PH, PW)
+  float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0); // (s, s, PH, PW) + (s*PW)
+  float *sums = P + geom_scratch_floats(&gm);        // (OC) doubles
   size_t in_img = (size_t)IC * N, out_img = (size_t)OC * ON;
+  if (db) bias_sums_clear(sums, OC);
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
+    if (db)
+      for (int i = 0; i < g; i++) bias_sums_add(sums, dout + (b0 + i) * out_img, OC, ON);
+    if (!din && !dw) continue;
     for (int i = 0; i < g; i++)
       im2col(col + (size_t)i * N, (size_t)gN, dout + (b0 + i) * out_img, P, &gm);
     if (dw) { // (IC, CKK) += (IC, gN) @ (gN, CKK)
@@ -403,4 +510,5 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
       }
     }
   }
+  if (db) bias_sums_finish(db, sums, OC);
 }
