@@ -352,29 +352,71 @@ static size_t workspace_floats(int CKK, int R, size_t N, int G, const geom *g, i
 
 /* ---- conv2d ---- */
 
+/* The input gradient of a stride-1 conv is itself a stride-1 conv: of dout
+ * (OC, OH, OW) with the kernel flipped and in/out channels swapped,
+ * wf[ic][oc][K-1-ki][K-1-kj] = w[oc][ic][ki][kj], and padding K-1-pad, which
+ * lands on the (H, W) grid again. Run that way it is im2col of dout (OC*K*K
+ * rows) and a GEMM (IC, H*W, OC*K*K) adding straight into din, instead of a
+ * GEMM into dcol (IC*K*K rows, inner dimension only OC) and col2im. With fewer
+ * output than input channels (the decoder's last conv: 32 -> 3) that is much
+ * less memory traffic and a far better GEMM shape; same flops. */
+static int conv2d_flip_backward(int IC, int OC, int K, int stride, int pad) {
+  return stride == 1 && pad <= K - 1 && OC <= IC;
+}
+
+/* Where each piece of a conv2d's workspace lives, from the shapes alone, so
+ * conv2d_workspace_floats and the layers always agree. */
+typedef struct {
+  int OH, OW, N, G, CKK, flip;
+  geom gm;                        // in (IC, H, W) on the grid (OH, OW)
+  geom gf;                        // dout (OC, OH, OW) on the grid (H, W), when flip
+  size_t col, tmp, P, sums, wf;   // offsets in floats
+  size_t total;
+} conv2d_plan;
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+static conv2d_plan conv2d_plan_make(int B, int IC, int H, int W, int OC, int K, int stride,
+                                    int pad) {
+  conv2d_plan q;
+  q.OH = conv2d_out_size(H, K, stride, pad), q.OW = conv2d_out_size(W, K, stride, pad);
+  q.N = q.OH * q.OW, q.G = conv_chunk(B, q.N), q.CKK = IC * K * K;
+  q.flip = conv2d_flip_backward(IC, OC, K, stride, pad);
+  q.gm = geom_make(IC, H, W, K, stride, pad, q.OH, q.OW);
+  q.gf = geom_make(OC, q.OH, q.OW, K, 1, K - 1 - pad, H, W);
+  size_t ncol = (size_t)q.CKK * q.G * q.N, nP = geom_scratch_floats(&q.gm);
+  if (q.flip) {
+    ncol = max_size(ncol, (size_t)OC * K * K * H * W); // im2col(dout) of one image
+    nP = max_size(nP, geom_scratch_floats(&q.gf));
+  }
+  q.col = 0;                                               // (CKK, G*N), or (OC*K*K, H*W)
+  q.tmp = q.col + ncol;                                    // (OC, G*N), when G > 1
+  q.P = q.tmp + (q.G > 1 ? (size_t)OC * q.G * q.N : 0);    // phase planes + row
+  q.sums = q.P + nP;                                       // (OC) doubles
+  q.wf = q.sums + 2 * (size_t)OC;                          // (IC, OC, K, K), when flip
+  q.total = q.wf + (q.flip ? (size_t)IC * OC * K * K : 0);
+  return q;
+}
+
 size_t conv2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride, int pad) {
   check_shapes(B, IC, H, W, OC, K, stride, pad);
-  int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-  geom g = geom_make(IC, H, W, K, stride, pad, OH, OW);
-  size_t N = (size_t)OH * OW;
-  return workspace_floats(IC * K * K, OC, N, conv_chunk(B, (int)N), &g, OC);
+  return conv2d_plan_make(B, IC, H, W, OC, K, stride, pad).total;
 }
 
 void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, const float *b,
                     int B, int IC, int H, int W, int OC, int K, int stride, int pad) {
   check_shapes(B, IC, H, W, OC, K, stride, pad);
-  int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-  assert(OH > 0 && OW > 0);
-  int N = OH * OW, G = conv_chunk(B, N), CKK = IC * K * K;
-  geom gm = geom_make(IC, H, W, K, stride, pad, OH, OW);
-  float *col = col_ws;                                    // (CKK, G*N)
-  float *tmp = col + (size_t)CKK * G * N;                 // (OC, G*N), when G > 1
-  float *P = tmp + (G > 1 ? (size_t)OC * G * N : 0);      // (s, s, PH, PW) + (s*PW)
+  conv2d_plan q = conv2d_plan_make(B, IC, H, W, OC, K, stride, pad);
+  assert(q.OH > 0 && q.OW > 0);
+  int N = q.N, G = q.G, CKK = q.CKK;
+  float *col = col_ws + q.col; // (CKK, G*N)
+  float *tmp = col_ws + q.tmp; // (OC, G*N), when G > 1
+  float *P = col_ws + q.P;     // (s, s, PH, PW) + (s*PW)
   size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
     for (int i = 0; i < g; i++)
-      im2col(col + (size_t)i * N, (size_t)gN, in + (b0 + i) * in_img, P, &gm);
+      im2col(col + (size_t)i * N, (size_t)gN, in + (b0 + i) * in_img, P, &q.gm);
     float *o = out + (size_t)b0 * out_img; // (g, OC, N)
     if (G == 1) { // straight into out, onto the bias
       if (b) fill_bias(o, b, 1, OC, (size_t)N);
@@ -392,16 +434,21 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
                      const float *in, const float *w, int B, int IC, int H, int W, int OC, int K,
                      int stride, int pad) {
   check_shapes(B, IC, H, W, OC, K, stride, pad);
-  int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-  assert(OH > 0 && OW > 0);
-  int N = OH * OW, G = conv_chunk(B, N), CKK = IC * K * K;
-  geom gm = geom_make(IC, H, W, K, stride, pad, OH, OW);
-  float *col = col_ws;                                // (CKK, G*N): im2col(in), then dcol
-  float *tmp = col + (size_t)CKK * G * N;             // (OC, G*N): dout gathered, when G > 1
-  float *P = tmp + (G > 1 ? (size_t)OC * G * N : 0);  // (s, s, PH, PW) + (s*PW)
-  float *sums = P + geom_scratch_floats(&gm);         // (OC) doubles
-  size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
+  conv2d_plan q = conv2d_plan_make(B, IC, H, W, OC, K, stride, pad);
+  assert(q.OH > 0 && q.OW > 0);
+  int N = q.N, G = q.G, CKK = q.CKK, OKK = OC * K * K, HW = H * W;
+  float *col = col_ws + q.col;   // (CKK, G*N): im2col(in), then dcol or im2col(dout)
+  float *tmp = col_ws + q.tmp;   // (OC, G*N): dout gathered, when G > 1
+  float *P = col_ws + q.P;       // (s, s, PH, PW) + (s*PW)
+  float *sums = col_ws + q.sums; // (OC) doubles
+  float *wf = col_ws + q.wf;     // (IC, OC, K, K) flipped, when q.flip
+  size_t in_img = (size_t)IC * HW, out_img = (size_t)OC * N;
   if (db) bias_sums_clear(sums, OC);
+  if (din && q.flip)
+    for (int o = 0; o < OC; o++)
+      for (int i = 0; i < IC; i++)
+        for (int k = 0; k < K * K; k++) // (ki, kj) -> (K-1-ki, K-1-kj) is k -> K*K-1-k
+          wf[((size_t)i * OC + o) * K * K + (K * K - 1 - k)] = w[((size_t)o * IC + i) * K * K + k];
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
     const float *d = dout + (size_t)b0 * out_img; // (OC, gN) as the GEMMs see it
@@ -414,15 +461,21 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
     }
     if (dw) { // (OC, CKK) += (OC, gN) @ (gN, CKK)
       for (int i = 0; i < g; i++)
-        im2col(col + (size_t)i * N, (size_t)gN, in + (b0 + i) * in_img, P, &gm);
+        im2col(col + (size_t)i * N, (size_t)gN, in + (b0 + i) * in_img, P, &q.gm);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CKK, gN, 1.0f, d, gN, col, gN, 1.0f,
                   dw, CKK);
     }
-    if (din) { // dcol (CKK, gN) = w^T (CKK, OC) @ (OC, gN); col is free again
+    if (din && q.flip) { // per image: din (IC, HW) += wf (IC, OKK) @ im2col(dout) (OKK, HW)
+      for (int i = 0; i < g; i++) {
+        im2col(col, (size_t)HW, dout + (b0 + i) * out_img, P, &q.gf);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, IC, HW, OKK, 1.0f, wf, OKK, col, HW,
+                    1.0f, din + (b0 + i) * in_img, HW);
+      }
+    } else if (din) { // dcol (CKK, gN) = w^T (CKK, OC) @ (OC, gN); col is free again
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, gN, OC, 1.0f, w, CKK, d, gN, 0.0f,
                   col, gN);
       for (int i = 0; i < g; i++)
-        col2im(din + (b0 + i) * in_img, col + (size_t)i * N, (size_t)gN, P, &gm, 0, NULL);
+        col2im(din + (b0 + i) * in_img, col + (size_t)i * N, (size_t)gN, P, &q.gm, 0, NULL);
     }
   }
   if (db) bias_sums_finish(db, sums, OC);
