@@ -60,8 +60,8 @@ static geom geom_make(int C, int H, int W, int K, int s, int p, int OH, int OW) 
 }
 
 static size_t geom_plane_floats(const geom *g) { return (size_t)g->s * g->s * g->PH * g->PW; }
-/* the planes and one padded row of scratch */
-static size_t geom_scratch_floats(const geom *g) { return geom_plane_floats(g) + (size_t)g->s * g->PW; }
+/* scratch one im2col or col2im needs: the planes of one channel */
+static size_t geom_scratch_floats(const geom *g) { return geom_plane_floats(g); }
 
 /* Row kernels. These are the loops im2col and col2im spend their time in, on
  * rows of 8-32 floats, so they are written with SSE2 (the x86-64 baseline, no
@@ -128,87 +128,111 @@ static inline void fill_row(float *d, float v, int n) {
   for (; i < n; i++) d[i] = v;
 }
 
-/* e (n), o (n) = the even and odd elements of r (2n) */
-static inline void deinterleave2(float *restrict e, float *restrict o, const float *restrict r, int n) {
-  int x = 0;
+/* Stride 2: d0[x] = row[2x - p] and d1[x] = row[2x + 1 - p] (x < (W + p + 1) / 2)
+ * wherever that column is inside row (W); the rest of d0, d1 is left alone.
+ * Read straight from the image row: staging it in a padded copy first made
+ * every load straddle two just-written stores (a store-forwarding stall). */
+static inline void split_row2(float *restrict d0, float *restrict d1, const float *restrict row, int W,
+                              int p) {
+  int x = (p + 1) / 2; // columns from 2x - p on go through the vector loop
+  for (int c = 0; c < 2 * x - p && c < W; c++) {
+    int q = c + p;
+    (q & 1 ? d1 : d0)[q >> 1] = row[c];
+  }
 #if CONV_SSE2
-  for (; x + 4 <= n; x += 4) {
-    __m128 a = _mm_loadu_ps(r + 2 * x), b = _mm_loadu_ps(r + 2 * x + 4);
-    _mm_storeu_ps(e + x, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-    _mm_storeu_ps(o + x, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+  for (; 2 * x - p + 8 <= W; x += 4) {
+    __m128 a = _mm_loadu_ps(row + 2 * x - p), b = _mm_loadu_ps(row + 2 * x - p + 4);
+    _mm_storeu_ps(d0 + x, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm_storeu_ps(d1 + x, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
   }
 #endif
-  for (; x < n; x++) e[x] = r[2 * x], o[x] = r[2 * x + 1];
+  for (int c = 2 * x - p > 0 ? 2 * x - p : 0; c < W; c++) {
+    int q = c + p;
+    (q & 1 ? d1 : d0)[q >> 1] = row[c];
+  }
 }
 
-/* r (2n) = e (n) and o (n) interleaved */
-static inline void interleave2(float *restrict r, const float *restrict e, const float *restrict o, int n) {
-  int x = 0;
+/* The adjoint of split_row2: row[c] += the phase element of column c, or
+ * row[c] = it + bias when overwrite is 1. */
+static inline void merge_row2(float *restrict row, const float *restrict d0, const float *restrict d1,
+                              int W, int p, int overwrite, float bias) {
+  int x = (p + 1) / 2;
+  for (int c = 0; c < 2 * x - p && c < W; c++) {
+    int q = c + p;
+    float v = (q & 1 ? d1 : d0)[q >> 1];
+    row[c] = overwrite ? v + bias : row[c] + v;
+  }
 #if CONV_SSE2
-  for (; x + 4 <= n; x += 4) {
-    __m128 a = _mm_loadu_ps(e + x), b = _mm_loadu_ps(o + x);
-    _mm_storeu_ps(r + 2 * x, _mm_unpacklo_ps(a, b));
-    _mm_storeu_ps(r + 2 * x + 4, _mm_unpackhi_ps(a, b));
+  __m128 vb = _mm_set1_ps(bias);
+  for (; 2 * x - p + 8 <= W; x += 4) {
+    __m128 a = _mm_loadu_ps(d0 + x), b = _mm_loadu_ps(d1 + x);
+    __m128 lo = _mm_unpacklo_ps(a, b), hi = _mm_unpackhi_ps(a, b);
+    float *o = row + 2 * x - p;
+    if (overwrite) {
+      _mm_storeu_ps(o, _mm_add_ps(lo, vb));
+      _mm_storeu_ps(o + 4, _mm_add_ps(hi, vb));
+    } else {
+      _mm_storeu_ps(o, _mm_add_ps(_mm_loadu_ps(o), lo));
+      _mm_storeu_ps(o + 4, _mm_add_ps(_mm_loadu_ps(o + 4), hi));
+    }
   }
 #endif
-  for (; x < n; x++) r[2 * x] = e[x], r[2 * x + 1] = o[x];
+  for (int c = 2 * x - p > 0 ? 2 * x - p : 0; c < W; c++) {
+    int q = c + p;
+    float v = (q & 1 ? d1 : d0)[q >> 1];
+    row[c] = overwrite ? v + bias : row[c] + v;
+  }
 }
 
 /* ---- phase planes ---- */
 
-/* P (s, s, PH, PW) = phases of the zero-padded img (H, W). R (s*PW) is
- * scratch for one padded image row. P and R must hold zeros wherever the
- * padding falls (phases_clear): only image pixels are written here, so the
- * zeros stay from one channel to the next. */
-static void phases_from_image(float *restrict P, float *restrict R, const float *restrict img,
-                              const geom *g) {
-  int s = g->s, PH = g->PH, PW = g->PW, W = g->W, p = g->p;
-  size_t plane = (size_t)PH * PW;
-  for (int pi = 0; pi < s; pi++)
-    for (int y = 0; y < PH; y++) {
-      int r = y * s + pi - p; // image row
-      if (r < 0 || r >= g->H) continue;
-      float *d = P + (size_t)pi * s * plane + (size_t)y * PW; // phase (pi, 0), row y
-      if (s == 1) {
-        copy_row(d + p, img + (size_t)r * W, W);
-        continue;
-      }
-      copy_row(R + p, img + (size_t)r * W, W); // the padded row, zeros around
-      if (s == 2)
-        deinterleave2(d, d + plane, R, PW);
-      else
-        for (int pj = 0; pj < s; pj++)
-          for (int x = 0; x < PW; x++) d[pj * plane + x] = R[x * s + pj];
-    }
+/* P (s, s, PH, PW) = phases of the zero-padded img (H, W). P must hold zeros
+ * wherever the padding falls (phases_clear): only image pixels are written
+ * here, so the zeros stay from one channel to the next. */
+static void phases_from_image(float *restrict P, const float *restrict img, const geom *g) {
+  int s = g->s, PW = g->PW, W = g->W, p = g->p;
+  size_t plane = (size_t)g->PH * PW;
+  for (int r = 0; r < g->H; r++) {
+    int pr = r + p, pi = pr % s, y = pr / s;
+    float *d = P + (size_t)pi * s * plane + (size_t)y * PW; // phase (pi, 0), row y
+    const float *row = img + (size_t)r * W;
+    if (s == 1)
+      copy_row(d + p, row, W);
+    else if (s == 2)
+      split_row2(d, d + plane, row, W, p);
+    else
+      for (int c = 0; c < W; c++) d[(size_t)((c + p) % s) * plane + (c + p) / s] = row[c];
+  }
 }
 
-/* Zeroes the phase planes and the row scratch after them. */
+/* Zeroes the phase planes. */
 static void phases_clear(float *P, const geom *g) {
   memset(P, 0, geom_scratch_floats(g) * sizeof(float));
 }
 
 /* img (H, W) += phases P (s, s, PH, PW), or img = P + bias when overwrite is 1
- * (the padding positions of P are dropped). R (s*PW) is scratch. */
-static void image_from_phases(float *restrict img, const float *restrict P, float *restrict R,
-                              const geom *g, int overwrite, float bias) {
+ * (the padding positions of P are dropped). */
+static void image_from_phases(float *restrict img, const float *restrict P, const geom *g,
+                              int overwrite, float bias) {
   int s = g->s, PW = g->PW, W = g->W, p = g->p;
   size_t plane = (size_t)g->PH * PW;
   for (int r = 0; r < g->H; r++) {
     int pr = r + p, pi = pr % s, y = pr / s;
     const float *src = P + (size_t)pi * s * plane + (size_t)y * PW; // phase (pi, 0), row y
-    const float *row = src; // the padded row
-    if (s == 2) {
-      interleave2(R, src, src + plane, PW);
-      row = R;
-    } else if (s > 2) {
-      for (int pj = 0; pj < s; pj++)
-        for (int x = 0; x < PW; x++) R[x * s + pj] = src[pj * plane + x];
-      row = R;
+    float *row = img + (size_t)r * W;
+    if (s == 1) {
+      if (overwrite)
+        copy_row_plus(row, src + p, bias, W);
+      else
+        add_row(row, src + p, W);
+    } else if (s == 2) {
+      merge_row2(row, src, src + plane, W, p, overwrite, bias);
+    } else {
+      for (int c = 0; c < W; c++) {
+        float v = src[(size_t)((c + p) % s) * plane + (c + p) / s];
+        row[c] = overwrite ? v + bias : row[c] + v;
+      }
     }
-    if (overwrite)
-      copy_row_plus(img + (size_t)r * W, row + p, bias, W);
-    else
-      add_row(img + (size_t)r * W, row + p, W);
   }
 }
 
@@ -216,12 +240,11 @@ static void image_from_phases(float *restrict img, const float *restrict P, floa
  * overwrites them. P is (s, s, PH, PW) scratch. */
 static void im2col(float *restrict col, size_t ldc, const float *restrict img, float *restrict P,
                    const geom *g) {
-  float *R = P + geom_plane_floats(g);
   int s = g->s, K = g->K, OH = g->OH, OW = g->OW, PW = g->PW;
   size_t plane = (size_t)g->PH * PW;
   phases_clear(P, g);
   for (int c = 0; c < g->C; c++) {
-    phases_from_image(P, R, img + (size_t)c * g->H * g->W, g);
+    phases_from_image(P, img + (size_t)c * g->H * g->W, g);
     for (int ki = 0; ki < K; ki++)
       for (int kj = 0; kj < K; kj++) {
         const float *src = P + (size_t)((ki % s) * s + kj % s) * plane + (size_t)(ki / s) * PW + kj / s;
@@ -235,7 +258,6 @@ static void im2col(float *restrict col, size_t ldc, const float *restrict img, f
  * overwrite 1, img = that scatter + b (C) instead (b may be NULL). */
 static void col2im(float *restrict img, const float *restrict col, size_t ldc, float *restrict P,
                    const geom *g, int overwrite, const float *b) {
-  float *R = P + geom_plane_floats(g);
   int s = g->s, K = g->K, OH = g->OH, OW = g->OW, PW = g->PW;
   size_t plane = (size_t)g->PH * PW;
   for (int c = 0; c < g->C; c++) {
@@ -246,7 +268,7 @@ static void col2im(float *restrict img, const float *restrict col, size_t ldc, f
         const float *src = col + (size_t)((c * K + ki) * K + kj) * ldc; // (OH, OW)
         for (int oh = 0; oh < OH; oh++) add_row(dst + (size_t)oh * PW, src + (size_t)oh * OW, OW);
       }
-    image_from_phases(img + (size_t)c * g->H * g->W, P, R, g, overwrite, b ? b[c] : 0.0f);
+    image_from_phases(img + (size_t)c * g->H * g->W, P, g, overwrite, b ? b[c] : 0.0f);
   }
 }
 
@@ -342,8 +364,8 @@ static void check_shapes(int B, int IC, int H, int W, int OC, int K, int stride,
 }
 
 /* Workspace layout shared by both layers: col (CKK, G*N), then, when G > 1,
- * the gathered operand (R, G*N), then the phase planes of one channel and
- * their row scratch, then the bias sums (2*NB floats). */
+ * the gathered operand (R, G*N), then the phase planes of one channel, then
+ * the bias sums (2*NB floats). */
 static size_t workspace_floats(int CKK, int R, size_t N, int G, const geom *g, int NB) {
   size_t n = (size_t)CKK * G * N;
   if (G > 1) n += (size_t)R * G * N;
@@ -411,7 +433,7 @@ void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, 
   int N = q.N, G = q.G, CKK = q.CKK;
   float *col = col_ws + q.col; // (CKK, G*N)
   float *tmp = col_ws + q.tmp; // (OC, G*N), when G > 1
-  float *P = col_ws + q.P;     // (s, s, PH, PW) + (s*PW)
+  float *P = col_ws + q.P;     // (s, s, PH, PW)
   size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
@@ -439,7 +461,7 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
   int N = q.N, G = q.G, CKK = q.CKK, OKK = OC * K * K, HW = H * W;
   float *col = col_ws + q.col;   // (CKK, G*N): im2col(in), then dcol or im2col(dout)
   float *tmp = col_ws + q.tmp;   // (OC, G*N): dout gathered, when G > 1
-  float *P = col_ws + q.P;       // (s, s, PH, PW) + (s*PW)
+  float *P = col_ws + q.P;       // (s, s, PH, PW)
   float *sums = col_ws + q.sums; // (OC) doubles
   float *wf = col_ws + q.wf;     // (IC, OC, K, K) flipped, when q.flip
   size_t in_img = (size_t)IC * HW, out_img = (size_t)OC * N;
@@ -504,7 +526,7 @@ void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const 
   geom gm = geom_make(OC, OH, OW, K, stride, pad, H, W); // the output image, read on the input grid
   float *col = col_ws;                                   // (CKK, G*N)
   float *tmp = col + (size_t)CKK * G * N;                // (IC, G*N): in gathered, when G > 1
-  float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0);     // (s, s, PH, PW) + (s*PW)
+  float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0);     // (s, s, PH, PW)
   size_t in_img = (size_t)IC * N, out_img = (size_t)OC * OH * OW;
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
@@ -532,7 +554,7 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
   geom gm = geom_make(OC, OH, OW, K, stride, pad, H, W);
   float *col = col_ws;                               // (CKK, G*N): im2col(dout)
   float *tmp = col + (size_t)CKK * G * N;            // (IC, G*N): in gathered, then din, when G > 1
-  float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0); // (s, s, PH, PW) + (s*PW)
+  float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0); // (s, s, PH, PW)
   float *sums = P + geom_scratch_floats(&gm);        // (OC) doubles
   size_t in_img = (size_t)IC * N, out_img = (size_t)OC * ON;
   if (db) bias_sums_clear(sums, OC);
