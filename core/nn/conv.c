@@ -44,7 +44,7 @@ static int conv_chunk(int B, int N) {
   return G < 1 ? 1 : G;
 }
 
-/* ---- phase planes ---- */
+/* ---- geometry ---- */
 
 /* One im2col: images (C, H, W) read by K x K windows at stride s, padding p,
  * on the grid (OH, OW); phase planes are (s, s, PH, PW). */
@@ -128,60 +128,103 @@ static inline void fill_row(float *d, float v, int n) {
   for (; i < n; i++) d[i] = v;
 }
 
-/* Stride 2: d0[x] = row[2x - p] and d1[x] = row[2x + 1 - p] (x < (W + p + 1) / 2)
- * wherever that column is inside row (W); the rest of d0, d1 is left alone.
- * Read straight from the image row: staging it in a padded copy first made
- * every load straddle two just-written stores (a store-forwarding stall). */
+/* Stride 2: column c of the padded row (c - p of the image row) belongs to
+ * phase (c + p) & 1 at x = (c + p) >> 1. split_row2 stores row (W) into its
+ * two phase rows d[0], d[1] (every column inside the image; the padding
+ * positions are left alone), merge_row2 is the adjoint: row[c] += its phase
+ * element, or row[c] = it + bias when overwrite is 1. Both go through row in
+ * windows of 8 columns from c = 0, whose even columns are 4 consecutive
+ * elements of one phase row and odd columns 4 of the other; only W % 8 columns
+ * are left to scalar code. They work on the image row in place: staging it in a
+ * padded copy made every load straddle two just-written stores (a
+ * store-forwarding stall). */
 static inline void split_row2(float *restrict d0, float *restrict d1, const float *restrict row, int W,
                               int p) {
-  int x = (p + 1) / 2; // columns from 2x - p on go through the vector loop
-  for (int c = 0; c < 2 * x - p && c < W; c++) {
-    int q = c + p;
-    (q & 1 ? d1 : d0)[q >> 1] = row[c];
-  }
+  int c = 0;
 #if CONV_SSE2
-  for (; 2 * x - p + 8 <= W; x += 4) {
-    __m128 a = _mm_loadu_ps(row + 2 * x - p), b = _mm_loadu_ps(row + 2 * x - p + 4);
-    _mm_storeu_ps(d0 + x, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-    _mm_storeu_ps(d1 + x, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+  /* evens c = 8m + 2j go to phase p & 1 at 4m + j + (p >> 1), odds to the other at 4m + j + ((p + 1) >> 1) */
+  float *de = (p & 1 ? d1 : d0) + (p >> 1), *dd = (p & 1 ? d0 : d1) + ((p + 1) >> 1);
+  for (; c + 8 <= W; c += 8) {
+    __m128 a = _mm_loadu_ps(row + c), b = _mm_loadu_ps(row + c + 4);
+    _mm_storeu_ps(de + c / 2, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm_storeu_ps(dd + c / 2, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
   }
 #endif
-  for (int c = 2 * x - p > 0 ? 2 * x - p : 0; c < W; c++) {
+  for (; c < W; c++) {
     int q = c + p;
     (q & 1 ? d1 : d0)[q >> 1] = row[c];
   }
 }
 
-/* The adjoint of split_row2: row[c] += the phase element of column c, or
- * row[c] = it + bias when overwrite is 1. */
 static inline void merge_row2(float *restrict row, const float *restrict d0, const float *restrict d1,
                               int W, int p, int overwrite, float bias) {
-  int x = (p + 1) / 2;
-  for (int c = 0; c < 2 * x - p && c < W; c++) {
-    int q = c + p;
-    float v = (q & 1 ? d1 : d0)[q >> 1];
-    row[c] = overwrite ? v + bias : row[c] + v;
-  }
+  int c = 0;
 #if CONV_SSE2
+  const float *de = (p & 1 ? d1 : d0) + (p >> 1), *dd = (p & 1 ? d0 : d1) + ((p + 1) >> 1);
   __m128 vb = _mm_set1_ps(bias);
-  for (; 2 * x - p + 8 <= W; x += 4) {
-    __m128 a = _mm_loadu_ps(d0 + x), b = _mm_loadu_ps(d1 + x);
-    __m128 lo = _mm_unpacklo_ps(a, b), hi = _mm_unpackhi_ps(a, b);
-    float *o = row + 2 * x - p;
+  for (; c + 8 <= W; c += 8) {
+    __m128 e = _mm_loadu_ps(de + c / 2), o = _mm_loadu_ps(dd + c / 2);
+    __m128 lo = _mm_unpacklo_ps(e, o), hi = _mm_unpackhi_ps(e, o);
     if (overwrite) {
-      _mm_storeu_ps(o, _mm_add_ps(lo, vb));
-      _mm_storeu_ps(o + 4, _mm_add_ps(hi, vb));
+      _mm_storeu_ps(row + c, _mm_add_ps(lo, vb));
+      _mm_storeu_ps(row + c + 4, _mm_add_ps(hi, vb));
     } else {
-      _mm_storeu_ps(o, _mm_add_ps(_mm_loadu_ps(o), lo));
-      _mm_storeu_ps(o + 4, _mm_add_ps(_mm_loadu_ps(o + 4), hi));
+      _mm_storeu_ps(row + c, _mm_add_ps(_mm_loadu_ps(row + c), lo));
+      _mm_storeu_ps(row + c + 4, _mm_add_ps(_mm_loadu_ps(row + c + 4), hi));
     }
   }
 #endif
-  for (int c = 2 * x - p > 0 ? 2 * x - p : 0; c < W; c++) {
+  for (; c < W; c++) {
     int q = c + p;
     float v = (q & 1 ? d1 : d0)[q >> 1];
     row[c] = overwrite ? v + bias : row[c] + v;
   }
+}
+
+/* Asks for n floats at p (the next chunk's images) to be brought towards the
+ * cache while the current chunk is worked on. */
+static void prefetch_floats(const float *p, size_t n) {
+#if CONV_SSE2
+  for (size_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T1);
+#else
+  (void)p, (void)n;
+#endif
+}
+
+/* d (rows, n), rows n apart, = the window s (rows, n) with rows sp apart: one
+ * im2col row. The loop for whole 8-float blocks is written out: going
+ * through copy_row per grid row cost ~1.7x more (its remainder branches and
+ * the caller's live values spilled around them). */
+static void copy_block(float *restrict d, const float *restrict s, int rows, int n, int sp) {
+#if CONV_SSE2
+  if (n % 8 == 0) {
+    for (int r = 0; r < rows; r++, d += n, s += sp)
+      for (int i = 0; i < n; i += 8) {
+        __m128 a = _mm_loadu_ps(s + i), b = _mm_loadu_ps(s + i + 4);
+        _mm_storeu_ps(d + i, a);
+        _mm_storeu_ps(d + i + 4, b);
+      }
+    return;
+  }
+#endif
+  for (int r = 0; r < rows; r++, d += n, s += sp) copy_row(d, s, n);
+}
+
+/* The window d (rows, n) with rows dp apart += s (rows, n), rows n apart. */
+static void add_block(float *restrict d, const float *restrict s, int rows, int n, int dp) {
+#if CONV_SSE2
+  if (n % 8 == 0) {
+    for (int r = 0; r < rows; r++, d += dp, s += n)
+      for (int i = 0; i < n; i += 8) {
+        __m128 a = _mm_add_ps(_mm_loadu_ps(d + i), _mm_loadu_ps(s + i));
+        __m128 b = _mm_add_ps(_mm_loadu_ps(d + i + 4), _mm_loadu_ps(s + i + 4));
+        _mm_storeu_ps(d + i, a);
+        _mm_storeu_ps(d + i + 4, b);
+      }
+    return;
+  }
+#endif
+  for (int r = 0; r < rows; r++, d += dp, s += n) add_row(d, s, n);
 }
 
 /* ---- phase planes ---- */
@@ -249,7 +292,7 @@ static void im2col(float *restrict col, size_t ldc, const float *restrict img, f
       for (int kj = 0; kj < K; kj++) {
         const float *src = P + (size_t)((ki % s) * s + kj % s) * plane + (size_t)(ki / s) * PW + kj / s;
         float *dst = col + (size_t)((c * K + ki) * K + kj) * ldc; // (OH, OW)
-        for (int oh = 0; oh < OH; oh++) copy_row(dst + (size_t)oh * OW, src + (size_t)oh * PW, OW);
+        copy_block(dst, src, OH, OW, PW);
       }
   }
 }
@@ -266,7 +309,7 @@ static void col2im(float *restrict img, const float *restrict col, size_t ldc, f
       for (int kj = 0; kj < K; kj++) {
         float *dst = P + (size_t)((ki % s) * s + kj % s) * plane + (size_t)(ki / s) * PW + kj / s;
         const float *src = col + (size_t)((c * K + ki) * K + kj) * ldc; // (OH, OW)
-        for (int oh = 0; oh < OH; oh++) add_row(dst + (size_t)oh * PW, src + (size_t)oh * OW, OW);
+        add_block(dst, src, OH, OW, PW);
       }
     image_from_phases(img + (size_t)c * g->H * g->W, P, g, overwrite, b ? b[c] : 0.0f);
   }
@@ -437,6 +480,10 @@ void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, 
   size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
+    if (b0 + g < B) { // the next chunk's input
+      size_t gn = (size_t)(B - b0 - g < G ? B - b0 - g : G);
+      prefetch_floats(in + (b0 + g) * in_img, gn * in_img);
+    }
     for (int i = 0; i < g; i++)
       im2col(col + (size_t)i * N, (size_t)gN, in + (b0 + i) * in_img, P, &q.gm);
     float *o = out + (size_t)b0 * out_img; // (g, OC, N)
@@ -473,6 +520,11 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
           wf[((size_t)i * OC + o) * K * K + (K * K - 1 - k)] = w[((size_t)o * IC + i) * K * K + k];
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
+    if (b0 + g < B) { // the next chunk's tensors
+      size_t gn = (size_t)(B - b0 - g < G ? B - b0 - g : G);
+      if (dw) prefetch_floats(in + (b0 + g) * in_img, gn * in_img);
+      prefetch_floats(dout + (b0 + g) * out_img, gn * out_img);
+    }
     const float *d = dout + (size_t)b0 * out_img; // (OC, gN) as the GEMMs see it
     if (db)
       for (int i = 0; i < g; i++) bias_sums_add(sums, d + i * out_img, OC, (size_t)N);
@@ -530,6 +582,10 @@ void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const 
   size_t in_img = (size_t)IC * N, out_img = (size_t)OC * OH * OW;
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
+    if (b0 + g < B) { // the next chunk's input
+      size_t gn = (size_t)(B - b0 - g < G ? B - b0 - g : G);
+      prefetch_floats(in + (b0 + g) * in_img, gn * in_img);
+    }
     const float *x = in + (size_t)b0 * in_img; // (IC, gN) as the GEMM sees it
     if (G > 1) {
       gather(tmp, x, g, IC, (size_t)N);
@@ -560,6 +616,11 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
   if (db) bias_sums_clear(sums, OC);
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
+    if (b0 + g < B) { // the next chunk's tensors
+      size_t gn = (size_t)(B - b0 - g < G ? B - b0 - g : G);
+      if (dw) prefetch_floats(in + (b0 + g) * in_img, gn * in_img);
+      prefetch_floats(dout + (b0 + g) * out_img, gn * out_img);
+    }
     if (db)
       for (int i = 0; i < g; i++) bias_sums_add(sums, dout + (b0 + i) * out_img, OC, ON);
     if (!din && !dw) continue;
