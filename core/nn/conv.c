@@ -181,16 +181,6 @@ static inline void merge_row2(float *restrict row, const float *restrict d0, con
   }
 }
 
-/* Asks for n floats at p (the next chunk's images) to be brought towards the
- * cache while the current chunk is worked on. */
-static void prefetch_floats(const float *p, size_t n) {
-#if CONV_SSE2
-  for (size_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T1);
-#else
-  (void)p, (void)n;
-#endif
-}
-
 /* d (rows, n), rows n apart, = the window s (rows, n) with rows sp apart: one
  * im2col row. The loop for whole 8-float blocks is written out: going
  * through copy_row per grid row cost ~1.7x more (its remainder branches and
@@ -487,10 +477,6 @@ void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, 
   size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
-    if (b0 + g < B) { // the next chunk's input
-      size_t gn = (size_t)(B - b0 - g < G ? B - b0 - g : G);
-      prefetch_floats(in + (b0 + g) * in_img, gn * in_img);
-    }
     for (int i = 0; i < g; i++)
       im2col(col + (size_t)i * N, (size_t)gN, in + (b0 + i) * in_img, P, &q.gm);
     float *o = out + (size_t)b0 * out_img; // (g, OC, N)
@@ -531,11 +517,6 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
           wf[((size_t)i * OC + o) * K * K + (K * K - 1 - k)] = w[((size_t)o * IC + i) * K * K + k];
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
-    if (b0 + g < B) { // the next chunk's tensors
-      size_t gn = (size_t)(B - b0 - g < G ? B - b0 - g : G);
-      if (dw) prefetch_floats(in + (b0 + g) * in_img, gn * in_img);
-      prefetch_floats(dout + (b0 + g) * out_img, gn * out_img);
-    }
     const float *d = dout + (size_t)b0 * out_img; // (OC, gN) as the GEMMs see it
     if (db)
       for (int i = 0; i < g; i++) bias_sums_add(sums, d + i * out_img, OC, (size_t)N);
@@ -594,10 +575,6 @@ void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const 
   size_t in_img = (size_t)IC * N, out_img = (size_t)OC * OH * OW;
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
-    if (b0 + g < B) { // the next chunk's input
-      size_t gn = (size_t)(B - b0 - g < G ? B - b0 - g : G);
-      prefetch_floats(in + (b0 + g) * in_img, gn * in_img);
-    }
     const float *x = in + (size_t)b0 * in_img; // (IC, gN) as the GEMM sees it
     if (G > 1) {
       gather(tmp, x, g, IC, (size_t)N);
@@ -629,11 +606,6 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
   if (db) bias_sums_clear(sums, OC);
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N;
-    if (b0 + g < B) { // the next chunk's tensors
-      size_t gn = (size_t)(B - b0 - g < G ? B - b0 - g : G);
-      if (dw) prefetch_floats(in + (b0 + g) * in_img, gn * in_img);
-      prefetch_floats(dout + (b0 + g) * out_img, gn * out_img);
-    }
     if (db)
       for (int i = 0; i < g; i++) bias_sums_add(sums, dout + (b0 + i) * out_img, OC, ON);
     if (!din && !dw) continue;
