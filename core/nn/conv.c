@@ -23,9 +23,19 @@
  * images go into one GEMM: col becomes (C*K*K, G*N) and the other operand is
  * gathered from (G, C, N) into (C, G*N) in a second workspace area, then
  * scattered back. G is picked by conv_chunk() from the shapes alone, so the
- * workspace size helpers and the layers always agree on it. Every reduction
- * (GEMM inner sums, dw over images, col2im adds, the bias sums) runs in an
- * order fixed by the shapes alone. */
+ * workspace size helpers and the layers always agree on it.
+ *
+ * Also: the bias gradient is summed image by image inside the GEMM loop (one
+ * read of dout); a stride-1 conv with OC <= IC computes its input gradient as
+ * a conv of dout with the flipped kernel (conv2d_flip_backward); GEMMs that
+ * overwrite their output get memset + beta = 1 (zero_floats).
+ *
+ * Determinism. Every sum outside sgemm (dw over images, col2im adds, the bias
+ * sums) runs in an order fixed by the shapes alone, so results are the same
+ * from run to run. They are not the same bits for one and two OpenBLAS
+ * threads, because sgemm 0.3.21 itself rounds differently when it splits a
+ * GEMM over threads (on its Zen kernels, for nearly every shape; the old code
+ * was no different); GTMSM runs OpenBLAS with one thread. */
 #include "nn/conv.h"
 
 #include <assert.h>
@@ -33,8 +43,9 @@
 #include <string.h>
 
 /* Columns per GEMM that batching aims for. Measured with bench/bench_nn.c at
- * one thread: grids of 256 pixels (16x16) run alone as fast as in chunks of
- * 2048 columns; 8x8 grids alone lose ~15% of GEMM speed, so they are chunked. */
+ * one thread: 16x16 grids run best one image per GEMM (chunks of 2 cost more
+ * in gather/scatter than the wider GEMM saves); 8x8 grids one at a time were
+ * ~5-10% slower overall than in chunks of 4. */
 #define CONV_GEMM_COLS 256
 
 /* Images per GEMM for a batch of B images with N output (grid) pixels each. */
@@ -421,7 +432,9 @@ static size_t workspace_floats(int CKK, int R, size_t N, int G, const geom *g, i
  * rows) and a GEMM (IC, H*W, OC*K*K) adding straight into din, instead of a
  * GEMM into dcol (IC*K*K rows, inner dimension only OC) and col2im. With fewer
  * output than input channels (the decoder's last conv: 32 -> 3) that is much
- * less memory traffic and a far better GEMM shape; same flops. */
+ * less memory traffic and a far better GEMM shape. The flops are the same when
+ * the conv keeps the image size (pad = (K-1)/2, GTMSM's 3x3 layers), and more
+ * by H*W / (OH*OW) when it shrinks it (the padding's zeros get multiplied). */
 static int conv2d_flip_backward(int IC, int OC, int K, int stride, int pad) {
   return stride == 1 && pad <= K - 1 && OC <= IC;
 }
@@ -453,7 +466,7 @@ static conv2d_plan conv2d_plan_make(int B, int IC, int H, int W, int OC, int K, 
   }
   q.col = 0;                                               // (CKK, G*N), or (OC*K*K, H*W)
   q.tmp = q.col + ncol;                                    // (OC, G*N), when G > 1
-  q.P = q.tmp + (q.G > 1 ? (size_t)OC * q.G * q.N : 0);    // phase planes + row
+  q.P = q.tmp + (q.G > 1 ? (size_t)OC * q.G * q.N : 0);    // phase planes
   q.sums = q.P + nP;                                       // (OC) doubles
   q.wf = q.sums + 2 * (size_t)OC;                          // (IC, OC, K, K), when flip
   q.total = q.wf + (q.flip ? (size_t)IC * OC * K * K : 0);
