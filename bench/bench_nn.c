@@ -1,9 +1,11 @@
 /* Throughput of the nn layers at the sizes GTMSM trains with: linear layers on
  * a batch of 16 sequences x 288 steps = 4608 frames (8x8x3 = 192 inputs), and
- * the conv / transposed-conv stack of the 32x32x3 model. Each layer's forward +
- * backward (din, dw, db) is timed and set against raw cblas_sgemm calls of the
- * same GEMM shapes timed in the same run, so `ratio = ours / sgemm` is the
- * share of GEMM speed the layer keeps after bias, im2col/col2im and copies.
+ * convolutions on 32x32x3 images: the stride-2 stack of issue 2 and the four
+ * layers core/model/vae_conv.c runs (3x3 stride 1 and 4x4 stride 2, 32 and 64
+ * channels). Each layer's forward + backward (din, dw, db) is timed and set
+ * against raw cblas_sgemm calls of the same GEMM shapes timed in the same run,
+ * so `ratio = ours / sgemm` is the share of GEMM speed the layer keeps after
+ * bias, im2col/col2im and copies.
  *
  *   bench_nn [--threads N] [--conv-batch B]
  *
@@ -128,11 +130,18 @@ static void bench_linear(int B, int IN, int OUT) {
 
 /* ---- conv and transposed conv ---- */
 
-/* Reference chunk widths: a conv's GEMMs may run per image or over chunks of
- * images, and sgemm's speed depends (a little) on the width, so the reference
- * is the fastest of one image per GEMM and chunks of at least 512 and 2048
- * columns. Independent of how conv.c chunks, so it cannot be tuned to flatter
- * the layer. */
+/* The reference is the three GEMMs of an ideal im2col implementation (see
+ * conv_gemm), on cache-hot buffers, in the fastest of several ways to run
+ * them, none of which depends on what conv.c does, so it cannot be tuned to
+ * flatter the layer: one image per GEMM or chunks of at least 512 or 2048
+ * columns (sgemm's speed depends a little on the width), each with the
+ * overwriting GEMMs as beta = 0 or as memset + beta = 1.
+ *
+ * conv.c issues these shapes, with one exception: a stride-1 conv with
+ * OC <= IC computes din as a GEMM (IC, H*W, OC*K*K) on im2col(dout) instead
+ * of (IC*K*K, OH*OW, OC) plus col2im; for the "same"-padded layers here
+ * (3x3, pad 1) that is the same flop count, and the reference keeps the
+ * im2col shape and the GFLOP/s count the im2col flops. */
 static const int REF_COLS[] = {1, 512, 2048};
 #define N_REF (sizeof REF_COLS / sizeof *REF_COLS)
 
