@@ -1,16 +1,23 @@
 /* Throughput of the nn layers at the sizes GTMSM trains with: linear layers on
  * a batch of 16 sequences x 288 steps = 4608 frames (8x8x3 = 192 inputs), and
- * the conv / transposed-conv stack of the 32x32x3 model. Each layer's forward +
- * backward (din, dw, db) is timed and set against raw cblas_sgemm calls of the
- * same GEMM shapes timed in the same run, so `ratio = ours / sgemm` is the
- * share of GEMM speed the layer keeps after bias, im2col/col2im and copies.
+ * convolutions on 32x32x3 images: the stride-2 stack of issue 2 and the four
+ * layers core/model/vae_conv.c runs (3x3 stride 1 and 4x4 stride 2, 32 and 64
+ * channels). Each layer's forward + backward (din, dw, db) is timed and set
+ * against raw cblas_sgemm calls of the same GEMM shapes timed in the same run,
+ * so `ratio = ours / sgemm` is the share of GEMM speed the layer keeps after
+ * bias, im2col/col2im and copies.
  *
  *   bench_nn [--threads N] [--conv-batch B]
  *
- * Prints a markdown table. Each measurement is one warm-up call, then repeats
- * until at least 0.3 s have passed (CLOCK_MONOTONIC); ours and sgemm are
- * measured alternately ROUNDS times and the fastest of each kept, so load from
- * other processes during one round does not skew the ratio. */
+ * Prints markdown tables. Timing: a sample is one warm call repeated for at
+ * least SAMPLE_SECONDS, as seconds per call; ours and the reference(s) are
+ * sampled round-robin, at least MIN_SAMPLES rounds and MIN_TOTAL seconds, and
+ * the fastest sample of each is kept. With one OpenBLAS thread (how every
+ * GTMSM program runs it) all the work is in the calling thread, and the clock
+ * is that thread's CPU time (CLOCK_THREAD_CPUTIME_ID): on a machine shared
+ * with other work, time spent descheduled then counts for neither side. With
+ * more threads it is wall time (CLOCK_MONOTONIC). Both sides get the same
+ * clock and the same treatment. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,38 +29,42 @@
 #include "nn/linear.h"
 #include "nn/rng.h"
 
-#define MIN_SECONDS 0.3
-#define ROUNDS 3
+#define SAMPLE_SECONDS 0.05
+#define MIN_SAMPLES 7
+#define MIN_TOTAL 1.5
+
+static clockid_t bench_clock = CLOCK_MONOTONIC;
 
 static double now(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(bench_clock, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 typedef void (*bench_fn)(void *ctx);
 
-/* Seconds per call of fn(ctx), after one warm-up call (page faults, thread start). */
-static double seconds_per_call(bench_fn fn, void *ctx) {
-  fn(ctx);
+/* Seconds per call of fn(ctx) over calls repeated for at least SAMPLE_SECONDS. */
+static double sample(bench_fn fn, void *ctx) {
   int reps = 0;
   double t0 = now(), t;
   do {
     fn(ctx);
     reps++;
     t = now() - t0;
-  } while (t < MIN_SECONDS);
+  } while (t < SAMPLE_SECONDS);
   return t / reps;
 }
 
-/* Fastest seconds per call of ours and of the reference, measured alternately. */
-static void time_pair(double *t_ours, double *t_ref, bench_fn ours, bench_fn ref, void *ctx) {
-  *t_ours = *t_ref = 1e30;
-  for (int r = 0; r < ROUNDS; r++) {
-    double a = seconds_per_call(ours, ctx), b = seconds_per_call(ref, ctx);
-    if (a < *t_ours) *t_ours = a;
-    if (b < *t_ref) *t_ref = b;
-  }
+/* t[i] = fastest sample of fns[i](ctxs[i]), i < n, sampled round-robin after
+ * one warm-up call each (page faults, thread start). */
+static void time_fns(double *t, bench_fn *fns, void **ctxs, int n) {
+  for (int i = 0; i < n; i++) fns[i](ctxs[i]), t[i] = 1e30;
+  double t0 = now();
+  for (int round = 0; round < MIN_SAMPLES || now() - t0 < MIN_TOTAL; round++)
+    for (int i = 0; i < n; i++) {
+      double x = sample(fns[i], ctxs[i]);
+      if (x < t[i]) t[i] = x;
+    }
 }
 
 static float *alloc_random(size_t n, uint64_t seed) {
@@ -68,10 +79,13 @@ static float *alloc_random(size_t n, uint64_t seed) {
   return p;
 }
 
-static void print_row(const char *layer, const char *shape, int B, double flops, double t_ours,
-                      double t_gemm) {
-  printf("| %-22s | %-26s | %5d | %8.2f | %7.1f | %7.1f | %5.2f |\n", layer, shape, B,
+/* One table row; extra, when not NULL, is one more column. */
+static void print_row(const char *layer, const char *shape, int shape_width, int B, double flops,
+                      double t_ours, double t_gemm, const char *extra) {
+  printf("| %-22s | %-*s | %5d | %8.2f | %7.1f | %7.1f | %5.2f |", layer, shape_width, shape, B,
          1e3 * t_ours, flops / t_ours * 1e-9, flops / t_gemm * 1e-9, t_gemm / t_ours);
+  if (extra) printf(" %s |", extra);
+  printf("\n");
 }
 
 /* ---- linear ---- */
@@ -104,22 +118,41 @@ static void bench_linear(int B, int IN, int OUT) {
   l.in = alloc_random(nin, 1), l.w = alloc_random(nw, 2), l.b = alloc_random((size_t)OUT, 3);
   l.out = alloc_random(nout, 4), l.dout = alloc_random(nout, 5), l.din = alloc_random(nin, 6);
   l.dw = alloc_random(nw, 7), l.db = alloc_random((size_t)OUT, 8);
-  double t_ours, t_gemm;
-  time_pair(&t_ours, &t_gemm, lin_ours, lin_gemm, &l);
+  double t[2];
+  bench_fn fns[2] = {lin_ours, lin_gemm};
+  void *ctxs[2] = {&l, &l};
+  time_fns(t, fns, ctxs, 2);
+  double t_ours = t[0], t_gemm = t[1];
   char shape[64];
   snprintf(shape, sizeof shape, "%d -> %d", IN, OUT);
-  print_row("linear fwd+bwd", shape, B, 6.0 * B * IN * OUT, t_ours, t_gemm);
+  print_row("linear fwd+bwd", shape, 26, B, 6.0 * B * IN * OUT, t_ours, t_gemm, NULL);
   free(l.in), free(l.w), free(l.b), free(l.out), free(l.dout), free(l.din), free(l.dw), free(l.db);
 }
 
 /* ---- conv and transposed conv ---- */
 
+/* The reference is the three GEMMs of an ideal im2col implementation (see
+ * conv_gemm), on cache-hot buffers, in the fastest of several ways to run
+ * them, none of which depends on what conv.c does, so it cannot be tuned to
+ * flatter the layer: one image per GEMM or chunks of at least 512 or 2048
+ * columns (sgemm's speed depends a little on the width), each with the
+ * overwriting GEMMs as beta = 0 or as memset + beta = 1.
+ *
+ * conv.c issues these shapes, with one exception: a stride-1 conv with
+ * OC <= IC computes din as a GEMM (IC, H*W, OC*K*K) on im2col(dout) instead
+ * of (IC*K*K, OH*OW, OC) plus col2im; for the "same"-padded layers here
+ * (3x3, pad 1) that is the same flop count, and the reference keeps the
+ * im2col shape and the GFLOP/s count the im2col flops. */
+static const int REF_COLS[] = {1, 512, 2048};
+#define N_REF (sizeof REF_COLS / sizeof *REF_COLS)
+
 typedef struct {
   int transposed, B, IC, H, W, OC, K, stride, pad;
   int OH, OW;
   float *in, *w, *b, *out, *dout, *din, *dw, *db, *ws;
-  /* reference GEMMs: per chunk of G images, the shapes conv.c issues */
-  int G, gm, gn, gk; // forward GEMM (gm, G*gn, gk); see conv_gemm
+  /* reference GEMMs on plain buffers, per chunk of G images (see conv_gemm) */
+  int G, gm, gn, gk;                  // forward GEMM (gm, G*gn, gk)
+  int zero; // overwriting GEMMs as memset + beta = 1 instead of beta = 0 (see conv_gemm)
   float *ga, *gb, *gc, *gd, *ge, *gf; // (gm, gk) (gk, G gn) (gm, G gn) (gm, G gn) (gm, gk) (gk, G gn)
 } conv_bench;
 
@@ -138,22 +171,30 @@ static void conv_ours(void *p) {
   }
 }
 
-/* Per chunk of G images, conv.c runs three GEMMs whose shapes, as (rows, cols,
- * inner), are with M x K the weight matrix seen by the GEMM (conv: OC x IC*K*K;
- * transposed: OC*K*K x IC) and N = G * grid pixels:
+/* The three GEMMs an im2col implementation runs per chunk of G images, as
+ * (rows, cols, inner), with M x K the weight matrix as the GEMM sees it (conv:
+ * OC x IC*K*K; transposed: OC*K*K x IC) and N = G * grid pixels:
  *   forward (M, N, K),  weight gradient (M, K, N),  input-side gradient (K, N, M).
- * The same shapes run here on plain buffers; inputs stay fixed and gradients
- * accumulate, as in the layers, so no value grows from one repeat to the next. */
+ * They run here on plain buffers that stay cache-hot from chunk to chunk
+ * (the layers stream through the batch), without bias, im2col or col2im;
+ * inputs stay fixed and gradients accumulate, as in the layers, so no value
+ * grows from one repeat to the next. The two GEMMs that overwrite their
+ * output run either with beta = 0 or, when c->zero, as memset + beta = 1,
+ * which conv.c does because OpenBLAS's own beta = 0 pass is slow; the
+ * reference is the faster of the two, so the layer gets no credit for it. */
 static void conv_gemm(void *p) {
   conv_bench *c = p;
   int M = c->gm, K = c->gk;
+  float beta = c->zero ? 1.0f : 0.0f;
   for (int b0 = 0; b0 < c->B; b0 += c->G) {
     int g = c->B - b0 < c->G ? c->B - b0 : c->G, N = g * c->gn;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, c->ga, K, c->gb, N, 0.0f,
+    if (c->zero) memset(c->gc, 0, (size_t)M * N * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, c->ga, K, c->gb, N, beta,
                 c->gc, N); // forward: (M, K) @ (K, N)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, c->gd, N, c->gb, N, 1.0f,
                 c->ge, K); // weight gradient: (M, N) @ (N, K)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, c->ga, K, c->gd, N, 0.0f,
+    if (c->zero) memset(c->gf, 0, (size_t)K * N * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, c->ga, K, c->gd, N, beta,
                 c->gf, N); // input-side gradient: (K, M) @ (M, N)
   }
 }
@@ -171,27 +212,51 @@ static void bench_conv(const char *layer, int transposed, int B, int IC, int H, 
   c.in = alloc_random(nin, 11), c.w = alloc_random(nw, 12), c.b = alloc_random((size_t)OC, 13);
   c.out = alloc_random(nout, 14), c.dout = alloc_random(nout, 15), c.din = alloc_random(nin, 16);
   c.dw = alloc_random(nw, 17), c.db = alloc_random((size_t)OC, 18), c.ws = alloc_random(nws, 19);
-  /* GEMM shapes as in conv.c. The chunk G is recovered from the workspace size,
-   * which conv.c documents as (weight columns + other operand rows) * G * N. */
-  if (transposed) { // grid = input (H, W); weight rows IC, columns OC*K*K
+  if (transposed) // grid = input (H, W); weight rows OC*K*K, columns IC
     c.gn = H * H, c.gm = OC * K * K, c.gk = IC;
-    c.G = (int)(nws / ((size_t)(OC * K * K + IC) * c.gn));
-  } else { // grid = output (OH, OW); weight rows OC, columns IC*K*K
+  else // grid = output (OH, OW); weight rows OC, columns IC*K*K
     c.gn = c.OH * c.OW, c.gm = OC, c.gk = IC * K * K;
-    c.G = (int)(nws / ((size_t)(IC * K * K + OC) * c.gn));
+  int Gs[N_REF], Gmax = 1;
+  for (size_t r = 0; r < N_REF; r++) {
+    Gs[r] = (REF_COLS[r] + c.gn - 1) / c.gn;
+    if (Gs[r] > B) Gs[r] = B;
+    if (Gs[r] > Gmax) Gmax = Gs[r];
   }
   c.ga = alloc_random((size_t)c.gm * c.gk, 21);
-  c.gb = alloc_random((size_t)c.gk * c.G * c.gn, 22);
-  c.gc = alloc_random((size_t)c.gm * c.G * c.gn, 23);
-  c.gd = alloc_random((size_t)c.gm * c.G * c.gn, 24);
+  c.gb = alloc_random((size_t)c.gk * Gmax * c.gn, 22);
+  c.gc = alloc_random((size_t)c.gm * Gmax * c.gn, 23);
+  c.gd = alloc_random((size_t)c.gm * Gmax * c.gn, 24);
   c.ge = alloc_random((size_t)c.gm * c.gk, 25);
-  c.gf = alloc_random((size_t)c.gk * c.G * c.gn, 26);
+  c.gf = alloc_random((size_t)c.gk * Gmax * c.gn, 26);
   double flops = 6.0 * B * c.gn * (double)c.gm * c.gk;
-  double t_ours, t_gemm;
-  time_pair(&t_ours, &t_gemm, conv_ours, conv_gemm, &c);
+  /* ours and every distinct reference chunking, each with beta = 0 and with
+   * memset + beta = 1, round-robin */
+  conv_bench refs[2 * N_REF];
+  bench_fn fns[1 + 2 * N_REF] = {conv_ours};
+  void *ctxs[1 + 2 * N_REF] = {&c};
+  int n = 1;
+  for (size_t r = 0; r < N_REF; r++) {
+    if (r > 0 && Gs[r] == Gs[r - 1]) continue;
+    for (int z = 0; z < 2; z++) {
+      refs[n - 1] = c;
+      refs[n - 1].G = Gs[r], refs[n - 1].zero = z;
+      fns[n] = conv_gemm, ctxs[n] = &refs[n - 1], n++;
+    }
+  }
+  double t[1 + 2 * N_REF];
+  time_fns(t, fns, ctxs, n);
+  double t_ours = t[0], t_gemm = 1e30, t_beta0 = 1e30; // t_beta0: the fastest with beta = 0
+  int G_best = 0;
+  for (int i = 1; i < n; i++) {
+    if (t[i] < t_gemm) t_gemm = t[i], G_best = refs[i - 1].G;
+    if (!refs[i - 1].zero && t[i] < t_beta0) t_beta0 = t[i];
+  }
   char shape[64];
-  snprintf(shape, sizeof shape, "%dx%dx%d -> %dx%dx%d k%d s%d", IC, H, H, OC, c.OH, c.OW, K, stride);
-  print_row(layer, shape, B, flops, t_ours, t_gemm);
+  snprintf(shape, sizeof shape, "%dx%dx%d -> %dx%dx%d k%d s%d p%d", IC, H, H, OC, c.OH, c.OW, K,
+           stride, pad);
+  char extra[48];
+  snprintf(extra, sizeof extra, "%7d | %12.2f", G_best, t_beta0 / t_ours);
+  print_row(layer, shape, 30, B, flops, t_ours, t_gemm, extra);
   free(c.in), free(c.w), free(c.b), free(c.out), free(c.dout), free(c.din), free(c.dw), free(c.db);
   free(c.ws), free(c.ga), free(c.gb), free(c.gc), free(c.gd), free(c.ge), free(c.gf);
 }
@@ -215,9 +280,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (threads > 0) openblas_set_num_threads(threads);
+  if (openblas_get_num_threads() == 1) bench_clock = CLOCK_THREAD_CPUTIME_ID;
   const int B = 16 * 288; // frames per training batch
-  printf("bench_nn: OpenBLAS threads %d; linear batch %d frames, conv batch %d images%s\n",
-         openblas_get_num_threads(), B, conv_batch,
+  printf("bench_nn: OpenBLAS threads %d (clock: %s); linear batch %d frames, conv batch %d images%s\n",
+         openblas_get_num_threads(),
+         bench_clock == CLOCK_MONOTONIC ? "wall" : "CPU time of the one working thread", B, conv_batch,
          conv_batch == B ? "" : " (a slice of the training batch: conv time scales linearly)");
   printf("GFLOP/s counts 2 flops per multiply-add of the forward and both backward GEMMs; "
          "sgemm = the same GEMM shapes on plain buffers; ratio = ours / sgemm.\n\n");
@@ -228,9 +295,25 @@ int main(int argc, char **argv) {
   bench_linear(B, 192, 256);
   bench_linear(B, 256, 256);
   bench_linear(B, 256, 32);
+  printf("\nConvolutions: sgemm = the fastest of the reference GEMMs run one image per GEMM or over "
+         "chunks of >= %d and >= %d columns, overwriting with beta = 0 or memset + beta = 1; "
+         "sgemm G = images per reference GEMM that won; ratio beta=0 = the ratio against the "
+         "fastest reference with beta = 0 only (the reference before issue 9).\n\n",
+         REF_COLS[1], REF_COLS[2]);
+  printf("| %-22s | %-30s | %5s | %8s | %7s | %7s | %5s | %7s | %12s |\n", "layer", "shape",
+         "batch", "ms/iter", "GFLOP/s", "sgemm", "ratio", "sgemm G", "ratio beta=0");
+  printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "------------------------",
+         "--------------------------------", "-------", "----------", "---------", "---------",
+         "-------", "---------", "--------------");
+  /* the stack of issue 2 (two stride-2 convs, two stride-2 transposed convs) */
   bench_conv("conv fwd+bwd", 0, conv_batch, 3, 32, 32, 4, 2, 1);
   bench_conv("conv fwd+bwd", 0, conv_batch, 32, 16, 64, 4, 2, 1);
   bench_conv("convT fwd+bwd", 1, conv_batch, 64, 8, 32, 4, 2, 1);
   bench_conv("convT fwd+bwd", 1, conv_batch, 32, 16, 3, 4, 2, 1);
+  /* the layers core/model/vae_conv.c runs at the default 32 channels */
+  bench_conv("vae enc c1", 0, conv_batch, 3, 32, 32, 3, 1, 1);
+  bench_conv("vae enc c2", 0, conv_batch, 32, 32, 64, 4, 2, 1);
+  bench_conv("vae dec t1 (convT)", 1, conv_batch, 64, 16, 32, 4, 2, 1);
+  bench_conv("vae dec c2", 0, conv_batch, 32, 32, 3, 3, 1, 1);
   return 0;
 }

@@ -6,24 +6,47 @@
  * padding). Then conv = w (OC, C*K*K) @ col. A transposed conv is the adjoint:
  * col = w^T @ in, then col2im scatters (adds) col back onto the larger image.
  *
- * Batching. A 16x16 output is only 256 GEMM columns, too narrow for sgemm to
- * reach speed (and to be worth threading), so G images go into one GEMM: col
- * becomes (C*K*K, G*OH*OW) and the other operand is gathered from (G, C, N)
- * into (C, G*N) in a second workspace area, then scattered back. G is picked
- * by conv_chunk() from the shapes alone, so the workspace size helpers and the
- * layers always agree on it. */
+ * Phase planes. im2col reads every input pixel K*K times, with stride-s gaps;
+ * done directly that is a scalar gather per element (it was the largest cost
+ * after the GEMMs). Instead each channel is first split once into s*s phase
+ * planes, plane (pi, pj) (PH, PW) holding the zero-padded image at rows
+ * y*s + pi and columns x*s + pj. The im2col row (ki, kj) is then plane
+ * (ki % s, kj % s) shifted by (ki / s, kj / s): OH contiguous copies of OW
+ * floats. col2im is the same in reverse: rows are added into zeroed planes,
+ * which are then interleaved back onto the image once.
+ *
+ * Batching. With one OpenBLAS thread (how every caller runs it) a GEMM over
+ * one image's grid is as fast as a wide one once the grid has a few hundred
+ * pixels, and then every GEMM reads and writes the (B, C, H, W) tensors in
+ * place: no gather or scatter copies, and col is one image's (C*K*K, OH*OW),
+ * which stays in L2. Smaller grids (8x8) make sgemm slow when alone, so G
+ * images go into one GEMM: col becomes (C*K*K, G*N) and the other operand is
+ * gathered from (G, C, N) into (C, G*N) in a second workspace area, then
+ * scattered back. G is picked by conv_chunk() from the shapes alone, so the
+ * workspace size helpers and the layers always agree on it.
+ *
+ * Also: the bias gradient is summed image by image inside the GEMM loop (one
+ * read of dout); a stride-1 conv with OC <= IC computes its input gradient as
+ * a conv of dout with the flipped kernel (conv2d_flip_backward); GEMMs that
+ * overwrite their output get memset + beta = 1 (zero_floats).
+ *
+ * Determinism. Every sum outside sgemm (dw over images, col2im adds, the bias
+ * sums) runs in an order fixed by the shapes alone, so results are the same
+ * from run to run. They are not the same bits for one and two OpenBLAS
+ * threads, because sgemm 0.3.21 itself rounds differently when it splits a
+ * GEMM over threads (on its Zen kernels, for nearly every shape; the old code
+ * was no different); GTMSM runs OpenBLAS with one thread. */
 #include "nn/conv.h"
 
 #include <assert.h>
 #include <cblas.h>
 #include <string.h>
 
-/* Columns per GEMM that batching aims for: large enough that sgemm runs near
- * its peak and splits over threads, small enough that col stays a few MB.
- * Measured with bench/bench_nn.c (batch 288, 2 cores): one image per GEMM (256
- * columns) was 1.5-3x slower; 1024, 2048 and 4096 were equal within noise;
- * 16384 was no faster. */
-#define CONV_GEMM_COLS 2048
+/* Columns per GEMM that batching aims for. Measured with bench/bench_nn.c at
+ * one thread: 16x16 grids run best one image per GEMM (chunks of 2 cost more
+ * in gather/scatter than the wider GEMM saves); 8x8 grids one at a time were
+ * ~5-10% slower overall than in chunks of 4. */
+#define CONV_GEMM_COLS 256
 
 /* Images per GEMM for a batch of B images with N output (grid) pixels each. */
 static int conv_chunk(int B, int N) {
@@ -32,78 +55,271 @@ static int conv_chunk(int B, int N) {
   return G < 1 ? 1 : G;
 }
 
-/* Smallest o >= 0 with o * stride >= v (v may be negative). */
-static int first_at_least(int v, int stride) { return v <= 0 ? 0 : (v + stride - 1) / stride; }
+/* ---- geometry ---- */
 
-/* Range [lo, hi) of grid positions o in [0, OG) whose image coordinate
- * o*stride - pad + k falls inside [0, S). */
-static void valid_range(int *lo, int *hi, int S, int OG, int k, int stride, int pad) {
-  int a = first_at_least(pad - k, stride), b = first_at_least(S + pad - k, stride);
-  if (a > OG) a = OG;
-  if (b > OG) b = OG;
-  if (b < a) b = a;
-  *lo = a;
-  *hi = b;
+/* One im2col: images (C, H, W) read by K x K windows at stride s, padding p,
+ * on the grid (OH, OW); phase planes are (s, s, PH, PW). */
+typedef struct {
+  int C, H, W, K, s, p, OH, OW, PH, PW;
+} geom;
+
+static geom geom_make(int C, int H, int W, int K, int s, int p, int OH, int OW) {
+  /* PH*s covers the padded image, and the furthest window row read,
+   * (OH-1) + (K-1)/s, is <= (H + 2p - 1)/s < PH (same for columns). */
+  geom g = {C, H, W, K, s, p, OH, OW, (H + 2 * p + s - 1) / s, (W + 2 * p + s - 1) / s};
+  return g;
 }
 
-/* col (C*K*K, G*OH*OW) from img (G, C, H, W) on the grid (OH, OW); overwrites col. */
-static void im2col(float *col, const float *img, int G, int C, int H, int W, int K, int stride,
-                   int pad, int OH, int OW) {
-  size_t N = (size_t)OH * OW, ld = (size_t)G * N;
-  for (int c = 0; c < C; c++)
+static size_t geom_plane_floats(const geom *g) { return (size_t)g->s * g->s * g->PH * g->PW; }
+/* scratch one im2col or col2im needs: the planes of one channel */
+static size_t geom_scratch_floats(const geom *g) { return geom_plane_floats(g); }
+
+/* Row kernels. These are the loops im2col and col2im spend their time in, on
+ * rows of 8-32 floats, so they are written with SSE2 (the x86-64 baseline, no
+ * flags needed), with plain loops elsewhere. Copies move two vectors per
+ * iteration: GCC -O2 turns a one-vector copy loop into a memcpy call, which
+ * costs more than the copy at these lengths. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define CONV_SSE2 1
+#else
+#define CONV_SSE2 0
+#endif
+
+/* d (n) = s (n) */
+static inline void copy_row(float *restrict d, const float *restrict s, int n) {
+  int i = 0;
+#if CONV_SSE2
+  for (; i + 8 <= n; i += 8) {
+    __m128 a = _mm_loadu_ps(s + i), b = _mm_loadu_ps(s + i + 4);
+    _mm_storeu_ps(d + i, a);
+    _mm_storeu_ps(d + i + 4, b);
+  }
+  if (i + 4 <= n) {
+    _mm_storeu_ps(d + i, _mm_loadu_ps(s + i));
+    i += 4;
+  }
+  /* at most 3 left; unrolled, or GCC makes this loop a memcpy call too */
+  if (i + 2 <= n) {
+    d[i] = s[i], d[i + 1] = s[i + 1];
+    i += 2;
+  }
+  if (i < n) d[i] = s[i];
+#else
+  for (; i < n; i++) d[i] = s[i];
+#endif
+}
+
+/* d (n) += s (n) */
+static inline void add_row(float *restrict d, const float *restrict s, int n) {
+  int i = 0;
+#if CONV_SSE2
+  for (; i + 4 <= n; i += 4) _mm_storeu_ps(d + i, _mm_add_ps(_mm_loadu_ps(d + i), _mm_loadu_ps(s + i)));
+#endif
+  for (; i < n; i++) d[i] += s[i];
+}
+
+/* d (n) = s (n) + v */
+static inline void copy_row_plus(float *restrict d, const float *restrict s, float v, int n) {
+  int i = 0;
+#if CONV_SSE2
+  __m128 vv = _mm_set1_ps(v);
+  for (; i + 4 <= n; i += 4) _mm_storeu_ps(d + i, _mm_add_ps(_mm_loadu_ps(s + i), vv));
+#endif
+  for (; i < n; i++) d[i] = s[i] + v;
+}
+
+/* d (n) = v */
+static inline void fill_row(float *d, float v, int n) {
+  int i = 0;
+#if CONV_SSE2
+  __m128 vv = _mm_set1_ps(v);
+  for (; i + 4 <= n; i += 4) _mm_storeu_ps(d + i, vv);
+#endif
+  for (; i < n; i++) d[i] = v;
+}
+
+/* Stride 2: column c of the padded row (c - p of the image row) belongs to
+ * phase (c + p) & 1 at x = (c + p) >> 1. split_row2 stores row (W) into its
+ * two phase rows d[0], d[1] (every column inside the image; the padding
+ * positions are left alone), merge_row2 is the adjoint: row[c] += its phase
+ * element, or row[c] = it + bias when overwrite is 1. Both go through row in
+ * windows of 8 columns from c = 0, whose even columns are 4 consecutive
+ * elements of one phase row and odd columns 4 of the other; only W % 8 columns
+ * are left to scalar code. They work on the image row in place: staging it in a
+ * padded copy made every load straddle two just-written stores (a
+ * store-forwarding stall). */
+static inline void split_row2(float *restrict d0, float *restrict d1, const float *restrict row, int W,
+                              int p) {
+  int c = 0;
+#if CONV_SSE2
+  /* evens c = 8m + 2j go to phase p & 1 at 4m + j + (p >> 1), odds to the other at 4m + j + ((p + 1) >> 1) */
+  float *de = (p & 1 ? d1 : d0) + (p >> 1), *dd = (p & 1 ? d0 : d1) + ((p + 1) >> 1);
+  for (; c + 8 <= W; c += 8) {
+    __m128 a = _mm_loadu_ps(row + c), b = _mm_loadu_ps(row + c + 4);
+    _mm_storeu_ps(de + c / 2, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm_storeu_ps(dd + c / 2, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+#endif
+  for (; c < W; c++) {
+    int q = c + p;
+    (q & 1 ? d1 : d0)[q >> 1] = row[c];
+  }
+}
+
+static inline void merge_row2(float *restrict row, const float *restrict d0, const float *restrict d1,
+                              int W, int p, int overwrite, float bias) {
+  int c = 0;
+#if CONV_SSE2
+  const float *de = (p & 1 ? d1 : d0) + (p >> 1), *dd = (p & 1 ? d0 : d1) + ((p + 1) >> 1);
+  __m128 vb = _mm_set1_ps(bias);
+  for (; c + 8 <= W; c += 8) {
+    __m128 e = _mm_loadu_ps(de + c / 2), o = _mm_loadu_ps(dd + c / 2);
+    __m128 lo = _mm_unpacklo_ps(e, o), hi = _mm_unpackhi_ps(e, o);
+    if (overwrite) {
+      _mm_storeu_ps(row + c, _mm_add_ps(lo, vb));
+      _mm_storeu_ps(row + c + 4, _mm_add_ps(hi, vb));
+    } else {
+      _mm_storeu_ps(row + c, _mm_add_ps(_mm_loadu_ps(row + c), lo));
+      _mm_storeu_ps(row + c + 4, _mm_add_ps(_mm_loadu_ps(row + c + 4), hi));
+    }
+  }
+#endif
+  for (; c < W; c++) {
+    int q = c + p;
+    float v = (q & 1 ? d1 : d0)[q >> 1];
+    row[c] = overwrite ? v + bias : row[c] + v;
+  }
+}
+
+/* d (rows, n), rows n apart, = the window s (rows, n) with rows sp apart: one
+ * im2col row. The loop for whole 8-float blocks is written out: going
+ * through copy_row per grid row cost ~1.7x more (its remainder branches and
+ * the caller's live values spilled around them). */
+static void copy_block(float *restrict d, const float *restrict s, int rows, int n, int sp) {
+#if CONV_SSE2
+  if (n % 8 == 0) {
+    for (int r = 0; r < rows; r++, d += n, s += sp)
+      for (int i = 0; i < n; i += 8) {
+        __m128 a = _mm_loadu_ps(s + i), b = _mm_loadu_ps(s + i + 4);
+        _mm_storeu_ps(d + i, a);
+        _mm_storeu_ps(d + i + 4, b);
+      }
+    return;
+  }
+#endif
+  for (int r = 0; r < rows; r++, d += n, s += sp) copy_row(d, s, n);
+}
+
+/* The window d (rows, n) with rows dp apart += s (rows, n), rows n apart. */
+static void add_block(float *restrict d, const float *restrict s, int rows, int n, int dp) {
+#if CONV_SSE2
+  if (n % 8 == 0) {
+    for (int r = 0; r < rows; r++, d += dp, s += n)
+      for (int i = 0; i < n; i += 8) {
+        __m128 a = _mm_add_ps(_mm_loadu_ps(d + i), _mm_loadu_ps(s + i));
+        __m128 b = _mm_add_ps(_mm_loadu_ps(d + i + 4), _mm_loadu_ps(s + i + 4));
+        _mm_storeu_ps(d + i, a);
+        _mm_storeu_ps(d + i + 4, b);
+      }
+    return;
+  }
+#endif
+  for (int r = 0; r < rows; r++, d += dp, s += n) add_row(d, s, n);
+}
+
+/* ---- phase planes ---- */
+
+/* P (s, s, PH, PW) = phases of the zero-padded img (H, W). P must hold zeros
+ * wherever the padding falls (phases_clear): only image pixels are written
+ * here, so the zeros stay from one channel to the next. */
+static void phases_from_image(float *restrict P, const float *restrict img, const geom *g) {
+  int s = g->s, PW = g->PW, W = g->W, p = g->p;
+  size_t plane = (size_t)g->PH * PW;
+  for (int r = 0; r < g->H; r++) {
+    int pr = r + p, pi = pr % s, y = pr / s;
+    float *d = P + (size_t)pi * s * plane + (size_t)y * PW; // phase (pi, 0), row y
+    const float *row = img + (size_t)r * W;
+    if (s == 1)
+      copy_row(d + p, row, W);
+    else if (s == 2)
+      split_row2(d, d + plane, row, W, p);
+    else
+      for (int c = 0; c < W; c++) d[(size_t)((c + p) % s) * plane + (c + p) / s] = row[c];
+  }
+}
+
+/* Zeroes the phase planes. */
+static void phases_clear(float *P, const geom *g) {
+  memset(P, 0, geom_scratch_floats(g) * sizeof(float));
+}
+
+/* img (H, W) += phases P (s, s, PH, PW), or img = P + bias when overwrite is 1
+ * (the padding positions of P are dropped). */
+static void image_from_phases(float *restrict img, const float *restrict P, const geom *g,
+                              int overwrite, float bias) {
+  int s = g->s, PW = g->PW, W = g->W, p = g->p;
+  size_t plane = (size_t)g->PH * PW;
+  for (int r = 0; r < g->H; r++) {
+    int pr = r + p, pi = pr % s, y = pr / s;
+    const float *src = P + (size_t)pi * s * plane + (size_t)y * PW; // phase (pi, 0), row y
+    float *row = img + (size_t)r * W;
+    if (s == 1) {
+      if (overwrite)
+        copy_row_plus(row, src + p, bias, W);
+      else
+        add_row(row, src + p, W);
+    } else if (s == 2) {
+      merge_row2(row, src, src + plane, W, p, overwrite, bias);
+    } else {
+      for (int c = 0; c < W; c++) {
+        float v = src[(size_t)((c + p) % s) * plane + (c + p) / s];
+        row[c] = overwrite ? v + bias : row[c] + v;
+      }
+    }
+  }
+}
+
+/* col rows (C*K*K) of OH*OW floats each, ldc apart, from img (C, H, W);
+ * overwrites them. P is (s, s, PH, PW) scratch. */
+static void im2col(float *restrict col, size_t ldc, const float *restrict img, float *restrict P,
+                   const geom *g) {
+  int s = g->s, K = g->K, OH = g->OH, OW = g->OW, PW = g->PW;
+  size_t plane = (size_t)g->PH * PW;
+  phases_clear(P, g);
+  for (int c = 0; c < g->C; c++) {
+    phases_from_image(P, img + (size_t)c * g->H * g->W, g);
     for (int ki = 0; ki < K; ki++)
       for (int kj = 0; kj < K; kj++) {
-        float *row = col + ((size_t)(c * K + ki) * K + kj) * ld;
-        int lo, hi;
-        valid_range(&lo, &hi, W, OW, kj, stride, pad);
-        for (int g = 0; g < G; g++) {
-          const float *src = img + ((size_t)g * C + c) * H * W; // (H, W)
-          float *dst = row + (size_t)g * N;                    // (OH, OW)
-          for (int oh = 0; oh < OH; oh++) {
-            int ih = oh * stride - pad + ki;
-            float *d = dst + (size_t)oh * OW;
-            if (ih < 0 || ih >= H) {
-              memset(d, 0, (size_t)OW * sizeof(float));
-              continue;
-            }
-            const float *s = src + (size_t)ih * W; // s[ow*stride - pad + kj] in bounds on [lo, hi)
-            for (int ow = 0; ow < lo; ow++) d[ow] = 0.0f;
-            if (stride == 1 && hi > lo)
-              memcpy(d + lo, s + (lo - pad + kj), (size_t)(hi - lo) * sizeof(float));
-            else
-              for (int ow = lo; ow < hi; ow++) d[ow] = s[ow * stride - pad + kj];
-            for (int ow = hi; ow < OW; ow++) d[ow] = 0.0f;
-          }
-        }
+        const float *src = P + (size_t)((ki % s) * s + kj % s) * plane + (size_t)(ki / s) * PW + kj / s;
+        float *dst = col + (size_t)((c * K + ki) * K + kj) * ldc; // (OH, OW)
+        copy_block(dst, src, OH, OW, PW);
       }
+  }
 }
 
-/* The adjoint of im2col: img (G, C, H, W) += col (C*K*K, G*OH*OW) scattered back. */
-static void col2im(float *img, const float *col, int G, int C, int H, int W, int K, int stride,
-                   int pad, int OH, int OW) {
-  size_t N = (size_t)OH * OW, ld = (size_t)G * N;
-  for (int c = 0; c < C; c++)
+/* The adjoint of im2col: img (C, H, W) += col rows scattered back; with
+ * overwrite 1, img = that scatter + b (C) instead (b may be NULL). */
+static void col2im(float *restrict img, const float *restrict col, size_t ldc, float *restrict P,
+                   const geom *g, int overwrite, const float *b) {
+  int s = g->s, K = g->K, OH = g->OH, OW = g->OW, PW = g->PW;
+  size_t plane = (size_t)g->PH * PW;
+  for (int c = 0; c < g->C; c++) {
+    memset(P, 0, geom_plane_floats(g) * sizeof(float)); // accumulated into
     for (int ki = 0; ki < K; ki++)
       for (int kj = 0; kj < K; kj++) {
-        const float *row = col + ((size_t)(c * K + ki) * K + kj) * ld;
-        int lo, hi;
-        valid_range(&lo, &hi, W, OW, kj, stride, pad);
-        for (int g = 0; g < G; g++) {
-          float *dst = img + ((size_t)g * C + c) * H * W; // (H, W)
-          const float *src = row + (size_t)g * N;        // (OH, OW)
-          for (int oh = 0; oh < OH; oh++) {
-            int ih = oh * stride - pad + ki;
-            if (ih < 0 || ih >= H) continue;
-            float *d = dst + (size_t)ih * W;
-            const float *s = src + (size_t)oh * OW;
-            for (int ow = lo; ow < hi; ow++) d[ow * stride - pad + kj] += s[ow];
-          }
-        }
+        float *dst = P + (size_t)((ki % s) * s + kj % s) * plane + (size_t)(ki / s) * PW + kj / s;
+        const float *src = col + (size_t)((c * K + ki) * K + kj) * ldc; // (OH, OW)
+        add_block(dst, src, OH, OW, PW);
       }
+    image_from_phases(img + (size_t)c * g->H * g->W, P, g, overwrite, b ? b[c] : 0.0f);
+  }
 }
+
+/* ---- batching copies (chunked path only) ---- */
 
 /* dst (C, G*N) = src (G, C, N): batch-major to channel-major for one GEMM. */
-static void gather(float *dst, const float *src, int G, int C, size_t N) {
+static void gather(float *restrict dst, const float *restrict src, int G, int C, size_t N) {
   for (int g = 0; g < G; g++)
     for (int c = 0; c < C; c++)
       memcpy(dst + ((size_t)c * G + g) * N, src + ((size_t)g * C + c) * N, N * sizeof(float));
@@ -111,39 +327,83 @@ static void gather(float *dst, const float *src, int G, int C, size_t N) {
 
 /* dst (G, C, N) = src (C, G*N) + b (C) when accumulate is 0 (b may be NULL),
  * dst += src when accumulate is 1 (b unused). */
-static void scatter(float *dst, const float *src, const float *b, int accumulate, int G, int C,
-                    size_t N) {
+static void scatter(float *restrict dst, const float *restrict src, const float *b, int accumulate,
+                    int G, int C, size_t N) {
   for (int g = 0; g < G; g++)
     for (int c = 0; c < C; c++) {
       float *d = dst + ((size_t)g * C + c) * N;
       const float *s = src + ((size_t)c * G + g) * N;
       if (accumulate) {
-        for (size_t i = 0; i < N; i++) d[i] += s[i];
+        add_row(d, s, (int)N);
       } else {
-        float bias = b ? b[c] : 0.0f;
-        for (size_t i = 0; i < N; i++) d[i] = s[i] + bias;
+        copy_row_plus(d, s, b ? b[c] : 0.0f, (int)N);
       }
     }
 }
 
-/* db (C) += dout (B, C, N) summed over batch and pixels. A training batch sums
- * ~1e6 terms per channel, so rows (N <= a few thousand) are summed in float and
- * the row sums in double. Eight float partial sums per row, because one running
- * sum is bound by add latency (this was ~10% of a conv's backward). */
-static void bias_backward(float *db, const float *dout, int B, int C, size_t N) {
-  for (int c = 0; c < C; c++) {
-    double s = 0;
-    for (int b = 0; b < B; b++) {
-      const float *d = dout + ((size_t)b * C + c) * N;
-      float acc[8] = {0};
-      size_t i = 0;
-      for (; i + 8 <= N; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += d[i + j];
-      float row = 0;
-      for (; i < N; i++) row += d[i];
-      for (int j = 0; j < 8; j++) row += acc[j];
-      s += row;
+/* GEMMs that overwrite C never use beta = 0 here: OpenBLAS 0.3.21 runs it as
+ * a separate pass zeroing C (sgemm_beta) that took several times as long as
+ * memset on this machine (6-8% of a small conv's time). C is zeroed (or
+ * filled with the bias) first and the GEMM adds with beta = 1: C = 0 + A B,
+ * the same bits. */
+static void zero_floats(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
+
+/* out (G, C, N) = b (C) broadcast, so that a GEMM with beta = 1 adds onto it. */
+static void fill_bias(float *out, const float *b, int G, int C, size_t N) {
+  for (int g = 0; g < G; g++)
+    for (int c = 0; c < C; c++) {
+      fill_row(out + ((size_t)g * C + c) * N, b[c], (int)N);
     }
+}
+
+/* The bias gradient db (C) += dout (B, C, N) summed over batch and pixels. A
+ * training batch sums ~1e6 terms per channel, so rows (N <= a few thousand)
+ * are summed in float and the row sums in double. Eight float partial sums
+ * per row, because one running sum is bound by add latency. It is summed one
+ * image at a time, inside the loop that runs the GEMMs on that image, so
+ * dout is read from memory once instead of twice (a separate pass was 6-9% of
+ * a small conv's backward); the per-channel double sums live in the workspace
+ * (2 floats each, through memcpy since it is only float-aligned) and see the
+ * row sums in batch order, as a channel-by-channel pass would. */
+static float bias_row_sum(const float *d, size_t N) {
+  float acc[8] = {0};
+  size_t i = 0;
+#if CONV_SSE2
+  __m128 a0 = _mm_setzero_ps(), a1 = _mm_setzero_ps(); // acc[0..3], acc[4..7]
+  for (; i + 8 <= N; i += 8) {
+    a0 = _mm_add_ps(a0, _mm_loadu_ps(d + i));
+    a1 = _mm_add_ps(a1, _mm_loadu_ps(d + i + 4));
+  }
+  _mm_storeu_ps(acc, a0);
+  _mm_storeu_ps(acc + 4, a1);
+#else
+  for (; i + 8 <= N; i += 8)
+    for (int j = 0; j < 8; j++) acc[j] += d[i + j];
+#endif
+  float row = 0;
+  for (; i < N; i++) row += d[i];
+  for (int j = 0; j < 8; j++) row += acc[j];
+  return row;
+}
+
+/* sums (2*C floats holding C doubles) = 0 */
+static void bias_sums_clear(float *sums, int C) { memset(sums, 0, (size_t)C * sizeof(double)); }
+
+/* sums += the row sums of one image's dout (C, N) */
+static void bias_sums_add(float *sums, const float *dout, int C, size_t N) {
+  for (int c = 0; c < C; c++) {
+    double s;
+    memcpy(&s, sums + 2 * c, sizeof s);
+    s += bias_row_sum(dout + (size_t)c * N, N);
+    memcpy(sums + 2 * c, &s, sizeof s);
+  }
+}
+
+/* db (C) += sums */
+static void bias_sums_finish(float *db, const float *sums, int C) {
+  for (int c = 0; c < C; c++) {
+    double s;
+    memcpy(&s, sums + 2 * c, sizeof s);
     db[c] += (float)s;
   }
 }
@@ -154,29 +414,98 @@ static void check_shapes(int B, int IC, int H, int W, int OC, int K, int stride,
   (void)B, (void)IC, (void)H, (void)W, (void)OC, (void)K, (void)stride, (void)pad;
 }
 
+/* Workspace layout shared by both layers: col (CKK, G*N), then, when G > 1,
+ * the gathered operand (R, G*N), then the phase planes of one channel, then
+ * the bias sums (2*NB floats). */
+static size_t workspace_floats(int CKK, int R, size_t N, int G, const geom *g, int NB) {
+  size_t n = (size_t)CKK * G * N;
+  if (G > 1) n += (size_t)R * G * N;
+  return n + geom_scratch_floats(g) + 2 * (size_t)NB;
+}
+
 /* ---- conv2d ---- */
+
+/* The input gradient of a stride-1 conv is itself a stride-1 conv: of dout
+ * (OC, OH, OW) with the kernel flipped and in/out channels swapped,
+ * wf[ic][oc][K-1-ki][K-1-kj] = w[oc][ic][ki][kj], and padding K-1-pad, which
+ * lands on the (H, W) grid again. Run that way it is im2col of dout (OC*K*K
+ * rows) and a GEMM (IC, H*W, OC*K*K) adding straight into din, instead of a
+ * GEMM into dcol (IC*K*K rows, inner dimension only OC) and col2im. With fewer
+ * output than input channels (the decoder's last conv: 32 -> 3) that is much
+ * less memory traffic and a far better GEMM shape. The flops are the same when
+ * the conv keeps the image size (pad = (K-1)/2, GTMSM's 3x3 layers), and more
+ * by H*W / (OH*OW) when it shrinks it (the padding's zeros get multiplied). */
+static int conv2d_flip_backward(int IC, int OC, int K, int stride, int pad) {
+  return stride == 1 && pad <= K - 1 && OC <= IC;
+}
+
+/* Where each piece of a conv2d's workspace lives, from the shapes alone, so
+ * conv2d_workspace_floats and the layers always agree. */
+typedef struct {
+  int OH, OW, N, G, CKK, flip;
+  geom gm;                        // in (IC, H, W) on the grid (OH, OW)
+  geom gf;                        // dout (OC, OH, OW) on the grid (H, W), when flip
+  size_t col, tmp, P, sums, wf;   // offsets in floats
+  size_t total;
+} conv2d_plan;
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+static conv2d_plan conv2d_plan_make(int B, int IC, int H, int W, int OC, int K, int stride,
+                                    int pad) {
+  conv2d_plan q;
+  q.OH = conv2d_out_size(H, K, stride, pad), q.OW = conv2d_out_size(W, K, stride, pad);
+  q.N = q.OH * q.OW, q.G = conv_chunk(B, q.N), q.CKK = IC * K * K;
+  q.flip = conv2d_flip_backward(IC, OC, K, stride, pad);
+  q.gm = geom_make(IC, H, W, K, stride, pad, q.OH, q.OW);
+  q.gf = geom_make(OC, q.OH, q.OW, K, 1, K - 1 - pad, H, W);
+  size_t ncol = (size_t)q.CKK * q.G * q.N, nP = geom_scratch_floats(&q.gm);
+  if (q.flip) {
+    ncol = max_size(ncol, (size_t)OC * K * K * H * W); // im2col(dout) of one image
+    nP = max_size(nP, geom_scratch_floats(&q.gf));
+  }
+  q.col = 0;                                               // (CKK, G*N), or (OC*K*K, H*W)
+  q.tmp = q.col + ncol;                                    // (OC, G*N), when G > 1
+  q.P = q.tmp + (q.G > 1 ? (size_t)OC * q.G * q.N : 0);    // phase planes
+  q.sums = q.P + nP;                                       // (OC) doubles
+  q.wf = q.sums + 2 * (size_t)OC;                          // (IC, OC, K, K), when flip
+  q.total = q.wf + (q.flip ? (size_t)IC * OC * K * K : 0);
+  return q;
+}
 
 size_t conv2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride, int pad) {
   check_shapes(B, IC, H, W, OC, K, stride, pad);
-  size_t N = (size_t)conv2d_out_size(H, K, stride, pad) * (size_t)conv2d_out_size(W, K, stride, pad);
-  size_t G = (size_t)conv_chunk(B, (int)N);
-  return ((size_t)IC * K * K + (size_t)OC) * G * N; // col (IC*K*K, G*N) + gathered (OC, G*N)
+  return conv2d_plan_make(B, IC, H, W, OC, K, stride, pad).total;
 }
 
 void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, const float *b,
                     int B, int IC, int H, int W, int OC, int K, int stride, int pad) {
   check_shapes(B, IC, H, W, OC, K, stride, pad);
-  int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-  assert(OH > 0 && OW > 0);
-  int N = OH * OW, G = conv_chunk(B, N), CKK = IC * K * K;
-  float *col = col_ws;                       // (CKK, G*N)
-  float *tmp = col_ws + (size_t)CKK * G * N; // (OC, G*N)
+  conv2d_plan q = conv2d_plan_make(B, IC, H, W, OC, K, stride, pad);
+  assert(q.OH > 0 && q.OW > 0);
+  int N = q.N, G = q.G, CKK = q.CKK;
+  float *col = col_ws + q.col; // (CKK, G*N)
+  float *tmp = col_ws + q.tmp; // (OC, G*N), when G > 1
+  float *P = col_ws + q.P;     // (s, s, PH, PW)
+  size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
   for (int b0 = 0; b0 < B; b0 += G) {
-    int g = B - b0 < G ? B - b0 : G;
-    im2col(col, in + (size_t)b0 * IC * H * W, g, IC, H, W, K, stride, pad, OH, OW);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, g * N, CKK, 1.0f, w, CKK, col,
-                g * N, 0.0f, tmp, g * N);
-    scatter(out + (size_t)b0 * OC * N, tmp, b, 0, g, OC, (size_t)N);
+    int g = B - b0 < G ? B - b0 : G, gN = g * N;
+    for (int i = 0; i < g; i++)
+      im2col(col + (size_t)i * N, (size_t)gN, in + (b0 + i) * in_img, P, &q.gm);
+    float *o = out + (size_t)b0 * out_img; // (g, OC, N)
+    if (G == 1) { // straight into out, onto the bias
+      if (b)
+        fill_bias(o, b, 1, OC, (size_t)N);
+      else
+        zero_floats(o, out_img);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, N, CKK, 1.0f, w, CKK, col, N,
+                  1.0f, o, N);
+    } else {
+      zero_floats(tmp, (size_t)OC * gN);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, gN, CKK, 1.0f, w, CKK, col, gN,
+                  1.0f, tmp, gN);
+      scatter(o, tmp, b, 0, g, OC, (size_t)N);
+    }
   }
 }
 
@@ -184,27 +513,52 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
                      const float *in, const float *w, int B, int IC, int H, int W, int OC, int K,
                      int stride, int pad) {
   check_shapes(B, IC, H, W, OC, K, stride, pad);
-  int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-  assert(OH > 0 && OW > 0);
-  int N = OH * OW, G = conv_chunk(B, N), CKK = IC * K * K;
-  if (db) bias_backward(db, dout, B, OC, (size_t)N);
-  if (!din && !dw) return;
-  float *col = col_ws;                       // (CKK, G*N): im2col(in), then dcol
-  float *tmp = col_ws + (size_t)CKK * G * N; // (OC, G*N): dout gathered
+  conv2d_plan q = conv2d_plan_make(B, IC, H, W, OC, K, stride, pad);
+  assert(q.OH > 0 && q.OW > 0);
+  int N = q.N, G = q.G, CKK = q.CKK, OKK = OC * K * K, HW = H * W;
+  float *col = col_ws + q.col;   // (CKK, G*N): im2col(in), then dcol or im2col(dout)
+  float *tmp = col_ws + q.tmp;   // (OC, G*N): dout gathered, when G > 1
+  float *P = col_ws + q.P;       // (s, s, PH, PW)
+  float *sums = col_ws + q.sums; // (OC) doubles
+  float *wf = col_ws + q.wf;     // (IC, OC, K, K) flipped, when q.flip
+  size_t in_img = (size_t)IC * HW, out_img = (size_t)OC * N;
+  if (db) bias_sums_clear(sums, OC);
+  if (din && q.flip)
+    for (int o = 0; o < OC; o++)
+      for (int i = 0; i < IC; i++)
+        for (int k = 0; k < K * K; k++) // (ki, kj) -> (K-1-ki, K-1-kj) is k -> K*K-1-k
+          wf[((size_t)i * OC + o) * K * K + (K * K - 1 - k)] = w[((size_t)o * IC + i) * K * K + k];
   for (int b0 = 0; b0 < B; b0 += G) {
-    int g = B - b0 < G ? B - b0 : G;
-    gather(tmp, dout + (size_t)b0 * OC * N, g, OC, (size_t)N);
-    if (dw) { // (OC, CKK) += (OC, gN) @ (gN, CKK)
-      im2col(col, in + (size_t)b0 * IC * H * W, g, IC, H, W, K, stride, pad, OH, OW);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CKK, g * N, 1.0f, tmp, g * N, col,
-                  g * N, 1.0f, dw, CKK);
+    int g = B - b0 < G ? B - b0 : G, gN = g * N;
+    const float *d = dout + (size_t)b0 * out_img; // (OC, gN) as the GEMMs see it
+    if (db)
+      for (int i = 0; i < g; i++) bias_sums_add(sums, d + i * out_img, OC, (size_t)N);
+    if (!din && !dw) continue;
+    if (G > 1) {
+      gather(tmp, d, g, OC, (size_t)N);
+      d = tmp;
     }
-    if (din) { // dcol (CKK, gN) = w^T (CKK, OC) @ (OC, gN); col is free again
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, g * N, OC, 1.0f, w, CKK, tmp,
-                  g * N, 0.0f, col, g * N);
-      col2im(din + (size_t)b0 * IC * H * W, col, g, IC, H, W, K, stride, pad, OH, OW);
+    if (dw) { // (OC, CKK) += (OC, gN) @ (gN, CKK)
+      for (int i = 0; i < g; i++)
+        im2col(col + (size_t)i * N, (size_t)gN, in + (b0 + i) * in_img, P, &q.gm);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CKK, gN, 1.0f, d, gN, col, gN, 1.0f,
+                  dw, CKK);
+    }
+    if (din && q.flip) { // per image: din (IC, HW) += wf (IC, OKK) @ im2col(dout) (OKK, HW)
+      for (int i = 0; i < g; i++) {
+        im2col(col, (size_t)HW, dout + (b0 + i) * out_img, P, &q.gf);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, IC, HW, OKK, 1.0f, wf, OKK, col, HW,
+                    1.0f, din + (b0 + i) * in_img, HW);
+      }
+    } else if (din) { // dcol (CKK, gN) = w^T (CKK, OC) @ (OC, gN); col is free again
+      zero_floats(col, (size_t)CKK * gN); // then beta = 1, see zero_floats
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, gN, OC, 1.0f, w, CKK, d, gN, 1.0f,
+                  col, gN);
+      for (int i = 0; i < g; i++)
+        col2im(din + (b0 + i) * in_img, col + (size_t)i * N, (size_t)gN, P, &q.gm, 0, NULL);
     }
   }
+  if (db) bias_sums_finish(db, sums, OC);
 }
 
 /* ---- transposed conv2d: the conv above run from the output (OC, OH, OW) to the input grid (H, W) ---- */
@@ -212,8 +566,11 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
 size_t conv_transpose2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride,
                                          int pad) {
   check_shapes(B, IC, H, W, OC, K, stride, pad);
-  size_t N = (size_t)H * W, G = (size_t)conv_chunk(B, (int)N);
-  return ((size_t)OC * K * K + (size_t)IC) * G * N; // col (OC*K*K, G*N) + gathered (IC, G*N)
+  int OH = conv_transpose2d_out_size(H, K, stride, pad);
+  int OW = conv_transpose2d_out_size(W, K, stride, pad);
+  geom g = geom_make(OC, OH, OW, K, stride, pad, H, W);
+  size_t N = (size_t)H * W;
+  return workspace_floats(OC * K * K, IC, N, conv_chunk(B, (int)N), &g, OC);
 }
 
 void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const float *w,
@@ -224,21 +581,23 @@ void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const 
   int OW = conv_transpose2d_out_size(W, K, stride, pad);
   assert(OH > 0 && OW > 0);
   int N = H * W, G = conv_chunk(B, N), CKK = OC * K * K;
-  size_t ON = (size_t)OH * OW;
-  float *col = col_ws;                       // (CKK, G*N)
-  float *tmp = col_ws + (size_t)CKK * G * N; // (IC, G*N)
+  geom gm = geom_make(OC, OH, OW, K, stride, pad, H, W); // the output image, read on the input grid
+  float *col = col_ws;                                   // (CKK, G*N)
+  float *tmp = col + (size_t)CKK * G * N;                // (IC, G*N): in gathered, when G > 1
+  float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0);     // (s, s, PH, PW)
+  size_t in_img = (size_t)IC * N, out_img = (size_t)OC * OH * OW;
   for (int b0 = 0; b0 < B; b0 += G) {
-    int g = B - b0 < G ? B - b0 : G;
-    float *o = out + (size_t)b0 * OC * ON; // (g, OC, OH, OW)
-    gather(tmp, in + (size_t)b0 * IC * N, g, IC, (size_t)N);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, g * N, IC, 1.0f, w, CKK, tmp, g * N,
-                0.0f, col, g * N);
-    for (int i = 0; i < g; i++) // col2im adds, so start from the bias
-      for (int c = 0; c < OC; c++) {
-        float *d = o + ((size_t)i * OC + c) * ON, bias = b ? b[c] : 0.0f;
-        for (size_t j = 0; j < ON; j++) d[j] = bias;
-      }
-    col2im(o, col, g, OC, OH, OW, K, stride, pad, H, W);
+    int g = B - b0 < G ? B - b0 : G, gN = g * N;
+    const float *x = in + (size_t)b0 * in_img; // (IC, gN) as the GEMM sees it
+    if (G > 1) {
+      gather(tmp, x, g, IC, (size_t)N);
+      x = tmp;
+    }
+    zero_floats(col, (size_t)CKK * gN); // then beta = 1, see zero_floats
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, gN, IC, 1.0f, w, CKK, x, gN, 1.0f,
+                col, gN);
+    for (int i = 0; i < g; i++) // overwrites out with the scatter plus the bias
+      col2im(out + (b0 + i) * out_img, col + (size_t)i * N, (size_t)gN, P, &gm, 1, b);
   }
 }
 
@@ -251,22 +610,40 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
   assert(OH > 0 && OW > 0);
   int N = H * W, G = conv_chunk(B, N), CKK = OC * K * K;
   size_t ON = (size_t)OH * OW;
-  if (db) bias_backward(db, dout, B, OC, ON);
-  if (!din && !dw) return;
-  float *col = col_ws;                       // (CKK, G*N): im2col(dout)
-  float *tmp = col_ws + (size_t)CKK * G * N; // (IC, G*N): in gathered, then din
+  geom gm = geom_make(OC, OH, OW, K, stride, pad, H, W);
+  float *col = col_ws;                               // (CKK, G*N): im2col(dout)
+  float *tmp = col + (size_t)CKK * G * N;            // (IC, G*N): in gathered, then din, when G > 1
+  float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0); // (s, s, PH, PW)
+  float *sums = P + geom_scratch_floats(&gm);        // (OC) doubles
+  size_t in_img = (size_t)IC * N, out_img = (size_t)OC * ON;
+  if (db) bias_sums_clear(sums, OC);
   for (int b0 = 0; b0 < B; b0 += G) {
-    int g = B - b0 < G ? B - b0 : G;
-    im2col(col, dout + (size_t)b0 * OC * ON, g, OC, OH, OW, K, stride, pad, H, W);
+    int g = B - b0 < G ? B - b0 : G, gN = g * N;
+    if (db)
+      for (int i = 0; i < g; i++) bias_sums_add(sums, dout + (b0 + i) * out_img, OC, ON);
+    if (!din && !dw) continue;
+    for (int i = 0; i < g; i++)
+      im2col(col + (size_t)i * N, (size_t)gN, dout + (b0 + i) * out_img, P, &gm);
     if (dw) { // (IC, CKK) += (IC, gN) @ (gN, CKK)
-      gather(tmp, in + (size_t)b0 * IC * N, g, IC, (size_t)N);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, IC, CKK, g * N, 1.0f, tmp, g * N, col,
-                  g * N, 1.0f, dw, CKK);
+      const float *x = in + (size_t)b0 * in_img;
+      if (G > 1) {
+        gather(tmp, x, g, IC, (size_t)N);
+        x = tmp;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, IC, CKK, gN, 1.0f, x, gN, col, gN, 1.0f,
+                  dw, CKK);
     }
-    if (din) { // (IC, gN) = w (IC, CKK) @ (CKK, gN), then added into din (g, IC, H, W)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, IC, g * N, CKK, 1.0f, w, CKK, col,
-                  g * N, 0.0f, tmp, g * N);
-      scatter(din + (size_t)b0 * IC * N, tmp, NULL, 1, g, IC, (size_t)N);
+    if (din) { // (IC, gN) = w (IC, CKK) @ (CKK, gN), added into din (g, IC, H, W)
+      if (G == 1) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, IC, N, CKK, 1.0f, w, CKK, col, N,
+                    1.0f, din + (size_t)b0 * in_img, N);
+      } else {
+        zero_floats(tmp, (size_t)IC * gN);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, IC, gN, CKK, 1.0f, w, CKK, col, gN,
+                    1.0f, tmp, gN);
+        scatter(din + (size_t)b0 * in_img, tmp, NULL, 1, g, IC, (size_t)N);
+      }
     }
   }
+  if (db) bias_sums_finish(db, sums, OC);
 }

@@ -1,15 +1,22 @@
 /* Tests of core/nn/conv: conv2d and transposed conv2d forward against direct
  * nested-loop references in double (random shapes over stride 1..3, padding
- * 0..2, several GEMM chunks) and against hand-worked tiny cases; the
- * transposed conv as the adjoint of the conv; finite-difference gradchecks of
- * din, dw and db for both, with gradients pre-filled so that accumulation (+=)
- * and the NULL-gradient paths are what gets checked. */
+ * 0..2, several GEMM chunks) and against hand-worked tiny cases; the backward
+ * (din, dw, db) of both against direct loops in double on random shapes
+ * (odd sizes, stride 1 and 2, pad 0 and 1, K 1..5, batches of one image and
+ * of several GEMM chunks, more and fewer output than input channels, which
+ * picks conv2d's flipped-kernel input gradient); the transposed conv as the
+ * adjoint of the conv; finite-difference gradchecks of din, dw and db for
+ * both, with gradients pre-filled so that accumulation (+=) and the
+ * NULL-gradient paths are what gets checked; the same bits from run to run. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "nn/conv.h"
+#include "nn/rng.h"
 #include "testlib.h"
 
 typedef struct {
@@ -187,6 +194,196 @@ static void test_forward_vs_direct(void) {
          worst_conv, worst_convT);
 }
 
+/* ---- backward against the direct loops ---- */
+
+/* The backward's three gradients in double, each as the sum and as the sum of
+ * |terms| (the scale of float rounding in any summation order): din (B, IC, H,
+ * W), dw (weights' shape), db (OC). transposed selects the conv transpose, whose
+ * weights are (IC, OC, K, K); otherwise (OC, IC, K, K). Both are the same
+ * pairing of an input pixel, a weight and an output pixel, summed differently. */
+static void ref_backward(double *din, double *din_abs, double *dw, double *dw_abs, double *db,
+                         double *db_abs, const float *dout, const float *in, const float *w,
+                         conv_cfg c, int transposed) {
+  int OH, OW;
+  if (transposed)
+    OH = conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad),
+    OW = conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad);
+  else
+    OH = conv2d_out_size(c.H, c.K, c.stride, c.pad), OW = conv2d_out_size(c.W, c.K, c.stride, c.pad);
+  size_t nin = (size_t)c.B * c.IC * c.H * c.W, nw = (size_t)c.OC * c.IC * c.K * c.K;
+  memset(din, 0, nin * sizeof(double)), memset(din_abs, 0, nin * sizeof(double));
+  memset(dw, 0, nw * sizeof(double)), memset(dw_abs, 0, nw * sizeof(double));
+  memset(db, 0, (size_t)c.OC * sizeof(double)), memset(db_abs, 0, (size_t)c.OC * sizeof(double));
+  for (int n = 0; n < c.B; n++)
+    for (int o = 0; o < c.OC; o++)
+      for (int y = 0; y < OH; y++)
+        for (int x = 0; x < OW; x++) {
+          double g = dout[((size_t)(n * c.OC + o) * OH + y) * OW + x];
+          db[o] += g, db_abs[o] += fabs(g);
+        }
+  /* conv: output (oh, ow) reads input (oh*s - p + ki, ow*s - p + kj);
+   * transposed: input (ih, iw) writes output (ih*s - p + ki, iw*s - p + kj). */
+  int GH = transposed ? c.H : OH, GW = transposed ? c.W : OW; // the strided grid
+  for (int n = 0; n < c.B; n++)
+    for (int o = 0; o < c.OC; o++)
+      for (int i = 0; i < c.IC; i++)
+        for (int ki = 0; ki < c.K; ki++)
+          for (int kj = 0; kj < c.K; kj++) {
+            size_t wi = transposed ? ((size_t)(i * c.OC + o) * c.K + ki) * c.K + kj
+                                   : ((size_t)(o * c.IC + i) * c.K + ki) * c.K + kj;
+            for (int gy = 0; gy < GH; gy++)
+              for (int gx = 0; gx < GW; gx++) {
+                int ty = gy * c.stride - c.pad + ki, tx = gx * c.stride - c.pad + kj;
+                int iy = transposed ? gy : ty, ix = transposed ? gx : tx;
+                int oy = transposed ? ty : gy, ox = transposed ? tx : gx;
+                if (iy < 0 || iy >= c.H || ix < 0 || ix >= c.W || oy < 0 || oy >= OH || ox < 0 ||
+                    ox >= OW)
+                  continue;
+                size_t ii = ((size_t)(n * c.IC + i) * c.H + iy) * c.W + ix;
+                double g = dout[((size_t)(n * c.OC + o) * OH + oy) * OW + ox];
+                double a = g * w[wi], b = g * in[ii];
+                din[ii] += a, din_abs[ii] += fabs(a);
+                dw[wi] += b, dw_abs[wi] += fabs(b);
+              }
+          }
+}
+
+/* max over elements of |got - g0 - ref| / (|g0| + |terms| + 1e-6): how far the
+ * accumulated gradient is from the reference, relative to its rounding scale
+ * (the float sums, and adding them onto the pre-filled g0). */
+static double rel_err(const float *got, const float *g0, const double *ref, const double *abs_ref,
+                      size_t n) {
+  double e = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)got[i] - g0[i] - ref[i]) / (fabs(g0[i]) + abs_ref[i] + 1e-6);
+    if (!(d == d)) return INFINITY; // NaN
+    if (d > e) e = d;
+  }
+  return e;
+}
+
+static void backward_case(conv_cfg c, int transposed, uint64_t seed, double *worst) {
+  int OH = transposed ? conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad)
+                      : conv2d_out_size(c.H, c.K, c.stride, c.pad);
+  int OW = transposed ? conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad)
+                      : conv2d_out_size(c.W, c.K, c.stride, c.pad);
+  size_t nin = (size_t)c.B * c.IC * c.H * c.W, nw = (size_t)c.OC * c.IC * c.K * c.K;
+  size_t nb = (size_t)c.OC, nout = (size_t)c.B * c.OC * OH * OW;
+  size_t nws = transposed ? conv_transpose2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad)
+                          : conv2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+  float *in = alloc_floats(nin), *w = alloc_floats(nw), *dout = alloc_floats(nout);
+  float *ws = alloc_nan(nws); // the layers must not read workspace they did not write
+  float *din = alloc_floats(nin), *dw = alloc_floats(nw), *db = alloc_floats(nb);
+  float *din0 = alloc_floats(nin), *dw0 = alloc_floats(nw), *db0 = alloc_floats(nb);
+  double *r[6] = {malloc(nin * sizeof(double)), malloc(nin * sizeof(double)), malloc(nw * sizeof(double)),
+                  malloc(nw * sizeof(double)),  malloc(nb * sizeof(double)),  malloc(nb * sizeof(double))};
+  test_fill_uniform(in, nin, -1, 1, seed);
+  test_fill_uniform(w, nw, -1, 1, seed + 1);
+  test_fill_uniform(dout, nout, -1, 1, seed + 2);
+  test_fill_uniform(din0, nin, -1, 1, seed + 3);
+  test_fill_uniform(dw0, nw, -1, 1, seed + 4);
+  test_fill_uniform(db0, nb, -1, 1, seed + 5);
+  memcpy(din, din0, nin * sizeof(float)), memcpy(dw, dw0, nw * sizeof(float));
+  memcpy(db, db0, nb * sizeof(float));
+  if (transposed)
+    conv_transpose2d_backward(din, dw, db, ws, dout, in, w, c.B, c.IC, c.H, c.W, c.OC, c.K,
+                              c.stride, c.pad);
+  else
+    conv2d_backward(din, dw, db, ws, dout, in, w, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+  ref_backward(r[0], r[1], r[2], r[3], r[4], r[5], dout, in, w, c, transposed);
+  double e_in = rel_err(din, din0, r[0], r[1], nin), e_w = rel_err(dw, dw0, r[2], r[3], nw);
+  double e_b = rel_err(db, db0, r[4], r[5], nb), e = fmax(e_in, fmax(e_w, e_b));
+  /* float sums of up to a few thousand terms: rounding stays below ~1e-6 of
+   * the sum of |terms|; a wrong or missing tap is of the order of one term. */
+  CHECK(e <= 1e-5, "%s backward B%d IC%d %dx%d OC%d K%d s%d p%d: rel err din %.3g dw %.3g db %.3g",
+        transposed ? "convT" : "conv", c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad, e_in, e_w,
+        e_b);
+  if (e > *worst) *worst = e;
+  free(in), free(w), free(dout), free(ws), free(din), free(dw), free(db);
+  free(din0), free(dw0), free(db0);
+  for (int i = 0; i < 6; i++) free(r[i]);
+}
+
+static void test_backward_vs_direct(void) {
+  /* fixed cases: the GTMSM layer types at small sizes, single images, and
+   * batches over several GEMM chunks (8x8 grids are batched in chunks of a
+   * few images; 17x17 grids run one image per GEMM) */
+  static const conv_cfg fixed[] = {
+      {1, 3, 16, 16, 8, 4, 2, 1}, {9, 4, 16, 16, 6, 4, 2, 1}, {5, 6, 8, 8, 3, 4, 2, 1},
+      {1, 3, 9, 9, 5, 3, 1, 1},  {3, 6, 17, 17, 2, 3, 1, 1}, {2, 5, 7, 9, 5, 3, 1, 0},
+      {6, 2, 15, 13, 3, 3, 2, 1}, {1, 4, 5, 5, 4, 1, 1, 0},  {2, 3, 6, 6, 2, 2, 1, 2},
+      {9, 5, 7, 7, 3, 3, 1, 1},  {20, 3, 8, 8, 4, 4, 2, 1},
+  };
+  double worst_conv = 0, worst_convT = 0;
+  int n = 0;
+  for (size_t t = 0; t < sizeof fixed / sizeof *fixed; t++, n++) {
+    backward_case(fixed[t], 0, 3000 + 10 * t, &worst_conv);
+    backward_case(fixed[t], 1, 4000 + 10 * t, &worst_convT);
+  }
+  /* random: odd and even sizes 3..17, K 1..5, stride 1 and 2, pad 0 and 1, batch 1..9 */
+  rng_t r;
+  rng_init(&r, 77, 0);
+  for (int t = 0; t < 40; t++) {
+    conv_cfg c = {1 + (int)rng_below(&r, 9), 1 + (int)rng_below(&r, 6), 3 + (int)rng_below(&r, 15),
+                  3 + (int)rng_below(&r, 15), 1 + (int)rng_below(&r, 6), 1 + (int)rng_below(&r, 5),
+                  1 + (int)rng_below(&r, 2), (int)rng_below(&r, 2)};
+    if (conv2d_out_size(c.H, c.K, c.stride, c.pad) < 1 || conv2d_out_size(c.W, c.K, c.stride, c.pad) < 1)
+      continue;
+    backward_case(c, 0, 5000 + 10 * (uint64_t)t, &worst_conv);
+    backward_case(c, 1, 6000 + 10 * (uint64_t)t, &worst_convT);
+    n++;
+  }
+  printf("backward vs direct loops, %d shapes: conv max rel err %.3g, convT max rel err %.3g "
+         "(relative to the sum of |terms|, tol 1e-5)\n",
+         n, worst_conv, worst_convT);
+}
+
+/* ---- determinism: the same bits from run to run ---- */
+
+/* conv2d fwd + bwd twice with the same inputs (and a workspace refilled with
+ * different garbage) must give the same bits, with one and with two OpenBLAS
+ * threads. Between thread counts the bits do differ, and not because of this
+ * layer: OpenBLAS 0.3.21's sgemm itself rounds differently when a GEMM is
+ * split over two threads (seen on its Zen kernels for nearly every shape,
+ * old conv code included); every sum here outside sgemm runs in an order
+ * fixed by the shapes alone. */
+static void test_deterministic(void) {
+  static const conv_cfg cases[] = {{24, 16, 16, 16, 32, 4, 2, 1}, {6, 32, 32, 32, 3, 3, 1, 1}};
+  for (int threads = 1; threads <= 2; threads++) {
+    openblas_set_num_threads(threads);
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+      conv_cfg c = cases[t];
+      int OH = conv2d_out_size(c.H, c.K, c.stride, c.pad), OW = conv2d_out_size(c.W, c.K, c.stride, c.pad);
+      size_t nin = (size_t)c.B * c.IC * c.H * c.W, nw = (size_t)c.OC * c.IC * c.K * c.K;
+      size_t nout = (size_t)c.B * c.OC * OH * OW, nb = (size_t)c.OC;
+      size_t nws = conv2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+      float *in = alloc_floats(nin), *w = alloc_floats(nw), *b = alloc_floats(nb), *ws = alloc_floats(nws);
+      float *res[2][4]; // per run: out, din, dw, db
+      test_fill_uniform(in, nin, -1, 1, 900 + t);
+      test_fill_uniform(w, nw, -1, 1, 901 + t);
+      test_fill_uniform(b, nb, -1, 1, 902 + t);
+      for (int k = 0; k < 2; k++) {
+        test_fill_uniform(ws, nws, -1, 1, 903 + (uint64_t)k);
+        float *out = alloc_floats(nout), *din = alloc_floats(nin), *dw = alloc_floats(nw), *db = alloc_floats(nb);
+        memset(din, 0, nin * sizeof(float)), memset(dw, 0, nw * sizeof(float)), memset(db, 0, nb * sizeof(float));
+        conv2d_forward(out, ws, in, w, b, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+        conv2d_backward(din, dw, db, ws, out, in, w, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+        res[k][0] = out, res[k][1] = din, res[k][2] = dw, res[k][3] = db;
+      }
+      size_t sz[4] = {nout, nin, nw, nb};
+      int same = 1;
+      for (int j = 0; j < 4; j++) same &= memcmp(res[0][j], res[1][j], sz[j] * sizeof(float)) == 0;
+      CHECK(same, "conv case %zu, %d OpenBLAS threads: two runs differ", t, threads);
+      printf("determinism: conv case %zu fwd+bwd, %d OpenBLAS thread(s): two runs bit-identical: %s\n",
+             t, threads, same ? "yes" : "NO");
+      for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 4; j++) free(res[k][j]);
+      free(in), free(w), free(b), free(ws);
+    }
+  }
+  openblas_set_num_threads(1);
+}
+
 /* ---- workspace: sized once for the largest batch, enough for every smaller one ---- */
 
 static void test_workspace_any_batch(void) {
@@ -351,6 +548,8 @@ static void test_gradients(void) {
   static const conv_cfg cases[] = {
       {2, 3, 5, 5, 4, 3, 1, 0}, {2, 3, 5, 6, 4, 3, 1, 1}, {2, 3, 8, 8, 4, 4, 2, 1},
       {2, 2, 7, 7, 3, 3, 2, 0}, {3, 2, 6, 5, 2, 2, 3, 1},
+      /* fewer output than input channels at stride 1: conv2d's flipped-kernel din */
+      {2, 5, 6, 5, 3, 3, 1, 1}, {2, 4, 5, 5, 2, 2, 1, 0}, {1, 3, 4, 6, 3, 4, 1, 2},
   };
   for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
     gradcheck_case(cases[t], 0, 1000 + 10 * t);
@@ -362,7 +561,9 @@ int main(void) {
   test_hand_worked();
   test_forward_vs_direct();
   test_workspace_any_batch();
+  test_backward_vs_direct();
   test_adjoint();
   test_gradients();
+  test_deterministic();
   return test_finish("test_conv");
 }
