@@ -12,3 +12,11 @@ for b in bench_nn bench_model bench_maze3d bench_dnd; do
   echo "## $b"
   if [ "$b" = bench_nn ]; then "$B/bench/$b" --threads 1; else "$B/bench/$b"; fi
 done
+# The kernel selection's effect: the layer table again on OpenBLAS's SSE3
+# fallback, the core Debian's 0.3.21 picks on CPUs newer than its table
+# (a machine that sets OPENBLAS_CORETYPE itself keeps its choice).
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  echo
+  echo "## bench_nn on the fallback core (OPENBLAS_CORETYPE=Prescott)"
+  OPENBLAS_CORETYPE=Prescott "$B/bench/bench_nn" --threads 1
+fi
