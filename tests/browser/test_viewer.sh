@@ -94,10 +94,10 @@ echo "gtmsmd on port $port serving $model and $maze"
 
 rc=0
 # shellcheck disable=SC2086 # GTMSM_VIEWER_ARGS is a list of arguments
-timeout 120 node "$HERE/viewer.mjs" --url "http://127.0.0.1:$port/" --model "$model" \
+timeout 300 node "$HERE/viewer.mjs" --url "http://127.0.0.1:$port/" --model "$model" \
   --screenshot "$SHOT" ${GTMSM_VIEWER_ARGS:-} || rc=$?
 # shellcheck disable=SC2086 # GTMSM_VIEWER_MAZE3D_ARGS is a list of arguments
-timeout 180 node "$HERE/viewer_maze3d.mjs" --url "http://127.0.0.1:$port/" --model "$maze" --model2d "$model" \
+timeout 600 node "$HERE/viewer_maze3d.mjs" --url "http://127.0.0.1:$port/" --model "$maze" --model2d "$model" \
   --screenshot "$SHOT3D" ${GTMSM_VIEWER_MAZE3D_ARGS:-} || rc=$?
 
 kill -TERM "$pid"
