@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 if [[ " $* " == *" --resume "* && ! -e runs/maze3d_rotate/checkpoint.bin && -e models/checkpoints/maze3d_rotate.bin ]]; then
   mkdir -p runs/maze3d_rotate
   cp models/checkpoints/maze3d_rotate.bin runs/maze3d_rotate/checkpoint.bin
-  cp models/checkpoints/maze3d_rotate_train.csv runs/maze3d_rotate/train.csv
+  cp models/maze3d_rotate_train.csv runs/maze3d_rotate/train.csv
 fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target gtmsm >/dev/null
