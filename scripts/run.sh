@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the main job: gtmsmd serving the shipped model
-# (models/imagenav.gtm) on 127.0.0.1:8080, with its SQLite file in data/.
+# Sets up, builds and runs the main job: gtmsmd serving the shipped models
+# (models/*.gtm: imagenav, maze3d_rotate) on 127.0.0.1:8080, with its SQLite
+# file in data/.
 # Flags and GTMSM_* variables pass through: scripts/run.sh --listen :9000
 set -euo pipefail
 cd "$(dirname "$0")/.."
