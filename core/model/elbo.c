@@ -176,7 +176,7 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
   gtmsm_prior_in pin = {.R = R, .K = K, .Z = Z, .S = S, .idx = ws->idx, .d2 = ws->d2, .mem_mu = ws->mu,
                         .mem_lv = ws->lv, .mem_s = ws->s, .s = ws->s + (size_t)r0 * S,
                         .mu = ws->mu + (size_t)r0 * Z, .lv = ws->lv + (size_t)r0 * Z, .z = zr};
-  m->prior->forward(m, ws->prior, &pin, delta, ws->kl);
+  if (m->prior->forward(m, ws->prior, &pin, delta, ws->kl)) return GTMSM_EINVAL;
   /* 6. sum up; rowc = d loss / d (row term) */
   double loss = 0;
   for (int r = 0; r < R; r++) {
