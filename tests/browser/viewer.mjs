@@ -9,53 +9,17 @@
 //   node viewer.mjs --url http://127.0.0.1:PORT/ --model NAME --screenshot OUT.png
 //                   [--world procedural|photo] [--seed N] [--photo INDEX] [--steps N]
 //                   [--speed fast|watch] [--keys ArrowLeft,ArrowUp,...] [--no-error-check]
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
-const args = {
+import { check, launch, parseArgs } from './harness.mjs';
+
+const args = parseArgs('viewer.mjs', {
   url: null, model: null, screenshot: null, world: 'procedural', seed: '3', photo: null, steps: '96',
   keys: 'ArrowLeft,ArrowLeft,ArrowUp,ArrowUp,ArrowRight,ArrowDown,ArrowRight,ArrowRight,ArrowDown,ArrowDown,s',
   speed: 'fast', 'error-check': true, chromium: '/usr/bin/chromium', timeout: '30000',
-};
-for (let i = 2; i < process.argv.length; i++) {
-  const a = process.argv[i];
-  if (a.startsWith('--no-')) { args[a.slice(5)] = false; continue; }
-  if (!a.startsWith('--') || i + 1 >= process.argv.length) { console.error(`viewer.mjs: bad argument ${a}`); process.exit(2); }
-  args[a.slice(2)] = process.argv[++i];
-}
-if (!args.url || !args.model) { console.error('viewer.mjs: --url and --model are required'); process.exit(2); }
-const TIMEOUT = Number(args.timeout);
-
-let failures = 0;
-function check(cond, what) {
-  if (cond) console.log(`ok: ${what}`);
-  else { failures++; console.error(`FAIL: ${what}`); }
-  return cond;
-}
-
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--no-first-run'];
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gtmsm-chromium-'));
-let context;
-try {
-  // launchPersistentContext passes the fresh --user-data-dir itself
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: args.chromium, headless: true, args: FLAGS, viewport: { width: 1360, height: 1000 },
-    timeout: TIMEOUT,
-  });
-} catch (e) {
-  console.error(`FAIL: Chromium (${args.chromium}) did not start: ${e.message}`);
-  fs.rmSync(userDataDir, { recursive: true, force: true });
-  process.exit(1);
-}
-
-const page = context.pages()[0] || await context.newPage();
-page.setDefaultTimeout(TIMEOUT);
-const pageErrors = [], consoleErrors = [];
-page.on('pageerror', (e) => pageErrors.push(e.message));
-page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+});
+const { page, consoleErrors, finish } = await launch(args);
 
 const summary = () => page.evaluate(() => window.gtmsmViewer.summary());
 const text = (sel) => page.locator(sel).innerText();
@@ -178,9 +142,4 @@ try {
     await page.screenshot({ path: failed, fullPage: true }).then(() => console.error(`screenshot of the failure: ${failed}`), () => {});
   }
 }
-check(pageErrors.length === 0, `no uncaught errors in the page${pageErrors.length ? ': ' + pageErrors.join(' | ') : ''}`);
-check(consoleErrors.length === 0, `no console errors${consoleErrors.length ? ': ' + consoleErrors.join(' | ') : ''}`);
-await context.close();
-fs.rmSync(userDataDir, { recursive: true, force: true });
-console.log(`viewer.mjs: ${failures} failure(s)`);
-process.exit(failures ? 1 : 0);
+await finish('viewer.mjs');
