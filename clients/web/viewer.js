@@ -786,6 +786,19 @@
     }
   }
 
+  /* Records a driven step (both modes): the predicted and the true frame and
+   * their PSNR on screen; returns the mean PSNR over the finite steps so far. */
+  function showStep(d, actions, step) {
+    d.actions = actions;
+    d.steps.push(step);
+    clearError();
+    drawFrame(ui.predFrame, step.pred);
+    drawFrame(ui.trueFrame, step.truth);
+    ui.psnr.textContent = fmtPsnr(step.psnr);
+    const finite = d.steps.map((s) => s.psnr).filter(Number.isFinite);
+    return finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : Infinity;
+  }
+
   async function predictStep(r, action) {
     if (r !== run || r.gen !== generation) return;
     const d = r.drive;
@@ -806,14 +819,7 @@
     const truth = crop(r.world, pos.col, pos.row);
     const step = { action, pos, pred, truth, psnr: psnr(pred, truth), state: frame.state,
                    seen: r.seenCells.has(pos.row * GRID + pos.col) };
-    d.actions = actions;
-    d.steps.push(step);
-    clearError();
-    drawFrame(ui.predFrame, pred);
-    drawFrame(ui.trueFrame, truth);
-    ui.psnr.textContent = fmtPsnr(step.psnr);
-    const finite = d.steps.map((s) => s.psnr).filter(Number.isFinite);
-    const mean = finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : Infinity;
+    const mean = showStep(d, actions, step);
     ui.driveInfo.textContent = `Step ${d.steps.length}: ${action} → (${pos.col}, ${pos.row}), ` +
       `${step.seen ? 'seen' : 'not seen'} during memorization · mean PSNR ${fmtPsnr(mean)}`;
     ui.drivePanel.dataset.steps = String(d.steps.length);
@@ -847,14 +853,7 @@
     if (r !== run) return;
     const pose = obs.truth;
     const step = { action, pose, pred: p, truth: t, psnr: psnr(p, t), state: frame.state, seen: seen3d(r, pose) };
-    d.actions = actions;
-    d.steps.push(step);
-    clearError();
-    drawFrame(ui.predFrame, p);
-    drawFrame(ui.trueFrame, t);
-    ui.psnr.textContent = fmtPsnr(step.psnr);
-    const finite = d.steps.map((s) => s.psnr).filter(Number.isFinite);
-    const mean = finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : Infinity;
+    const mean = showStep(d, actions, step);
     ui.driveInfo.textContent = `Step ${d.steps.length}: ${action} → (${pose.x.toFixed(2)}, ${pose.y.toFixed(2)}) ` +
       `facing ${fmtDeg(pose.heading)}${pose.collided ? ' (bumped)' : ''}, ${step.seen ? 'seen' : 'not seen'} during ` +
       `memorization · mean PSNR ${fmtPsnr(mean)}`;
