@@ -14,18 +14,21 @@ static const char GTM_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'M', 'D', 'L'};
 static const char CKPT_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'C', 'K', 'P'};
 #define META_MAX (1u << 20)
 
+/* The config's names of the parts' kinds, indexed by their enums. */
+static const char *const TRANS_NAMES[] = {"gated2d", "rot3d", "walk3d"};
+static const char *const KEYMAP_NAMES[] = {"identity", "periodic"};
+static const char *const PRIOR_NAMES[] = {"mixture", "mlp"};
+
 /* Keys added after format 2 are written only when they differ from the value
  * that a file without them means (the 2-D design), so the canonical config
  * of an older model, and with it its content hash, does not change when a
  * key is added: older files keep loading. */
 static void put_newer_keys(json_t *j, const gtmsm_config *c) {
-  static const char *const trans[] = {"gated2d", "rot3d", "walk3d"}, *const keymap[] = {"identity", "periodic"},
-                           *const prior[] = {"mixture", "mlp"};
-  if (c->trans != GTMSM_TRANS_GATED2D) json_object_set_new(j, "transition", json_string(trans[c->trans]));
-  if (c->keymap != GTMSM_KEYMAP_IDENTITY) json_object_set_new(j, "keymap", json_string(keymap[c->keymap]));
+  if (c->trans != GTMSM_TRANS_GATED2D) json_object_set_new(j, "transition", json_string(TRANS_NAMES[c->trans]));
+  if (c->keymap != GTMSM_KEYMAP_IDENTITY) json_object_set_new(j, "keymap", json_string(KEYMAP_NAMES[c->keymap]));
   if (c->keymap_learned) json_object_set_new(j, "keymap_learned", json_integer(c->keymap_learned));
   if (c->prior != GTMSM_PRIOR_MIXTURE) {
-    json_object_set_new(j, "prior", json_string(prior[c->prior]));
+    json_object_set_new(j, "prior", json_string(PRIOR_NAMES[c->prior]));
     json_object_set_new(j, "prior_hidden", json_integer(c->prior_hidden));
   }
 }
@@ -120,13 +123,11 @@ int gtmsm_config_from_json(const json_t *j, gtmsm_config *c, char *err, size_t e
   }
   if (json_object_get(j, "channels") && (rc = get_int(j, "channels", &c->channels, err, errlen))) return rc;
   /* the parts' kinds: absent means the 2-D design */
-  static const char *const trans[] = {"gated2d", "rot3d", "walk3d"}, *const keymap[] = {"identity", "periodic"},
-                           *const prior[] = {"mixture", "mlp"};
   int tk = GTMSM_TRANS_GATED2D, kk = GTMSM_KEYMAP_IDENTITY, pk = GTMSM_PRIOR_MIXTURE;
   c->prior_hidden = 256;
-  if ((rc = get_choice(j, "transition", trans, 3, &tk, err, errlen)) ||
-      (rc = get_choice(j, "keymap", keymap, 2, &kk, err, errlen)) ||
-      (rc = get_choice(j, "prior", prior, 2, &pk, err, errlen)))
+  if ((rc = get_choice(j, "transition", TRANS_NAMES, 3, &tk, err, errlen)) ||
+      (rc = get_choice(j, "keymap", KEYMAP_NAMES, 2, &kk, err, errlen)) ||
+      (rc = get_choice(j, "prior", PRIOR_NAMES, 2, &pk, err, errlen)))
     return rc;
   c->trans = (gtmsm_trans)tk;
   c->keymap = (gtmsm_keymap)kk;
