@@ -84,6 +84,25 @@ void eval_similarity_apply(const double *f, double wr, double wi, double *x, dou
   *y = f[0] * wi + f[1] * wr + f[3];
 }
 
+/* The top-down map of episode e's maze with the agent at its true final pose,
+ * into res->map[e] (new), about 320 pixels on its longer side. */
+static int episode_map(const maze3d_config *mc, const maze3d_truth *last, int e, m3e_result *res) {
+  maze3d *mz = NULL;
+  int rc = maze3d_new(&mz, mc, NULL, 0);
+  if (rc) return rc;
+  maze3d_pose pose = {last->x, last->y, last->heading};
+  int gw = maze3d_grid_width(mz), gh = maze3d_grid_height(mz), longer = gw > gh ? gw : gh;
+  int cell = 320 / longer < 4 ? 4 : 320 / longer;
+  maze3d_map_size(mz, cell, &res->map_w[e], &res->map_h[e]);
+  res->map_cell[e] = cell;
+  res->map[e] = malloc((size_t)res->map_w[e] * res->map_h[e] * 3);
+  if (!res->map[e]) rc = GTMSM_ENOMEM;
+  if (!rc) rc = maze3d_reset(mz, &pose, NULL, NULL, 0);
+  if (!rc) rc = maze3d_render_map(mz, res->map[e], cell, NULL, 0);
+  maze3d_free(mz);
+  return rc;
+}
+
 static int run_episode(const gtmsm_model *m, const m3e_config *cfg, int e, episode_out *o, m3e_result *res) {
   const int T = cfg->memorize, P = cfg->predict, N = T + P, D = gtmsm_config_D(&m->cfg), S = m->cfg.S,
             Z = m->cfg.Z, H = m->trans->hidden_size(&m->cfg);
@@ -189,7 +208,13 @@ static int run_episode(const gtmsm_model *m, const m3e_config *cfg, int e, episo
       const float *st = t < T ? mstates + (size_t)t * S : pstates + (size_t)(t - T) * S;
       res->heading_true[(size_t)e * N + t] = (float)(href[2 * t] * 180 / PI);
       res->heading_model[(size_t)e * N + t] = (float)((hc[0] * (S >= 3 ? st[2] : 0) + hc[2]) * 180 / PI);
+      double x, y;
+      eval_similarity_apply(pc, st[0], S >= 2 ? st[1] : 0, &x, &y);
+      float *xt = res->xy_true + ((size_t)e * N + t) * 2, *xm = res->xy_model + ((size_t)e * N + t) * 2;
+      xt[0] = (float)truth[t].x, xt[1] = (float)truth[t].y;
+      xm[0] = (float)x, xm[1] = (float)y;
     }
+    if ((rc = episode_map(&mc, &truth[N - 1], e, res))) goto done;
   }
 done:
   free(frames);
@@ -233,6 +258,13 @@ void m3e_result_free(m3e_result *res) {
   free(res->seen_flags);
   free(res->heading_true);
   free(res->heading_model);
+  free(res->xy_true);
+  free(res->xy_model);
+  for (int e = 0; res->map && e < res->keep; e++) free(res->map[e]);
+  free(res->map);
+  free(res->map_w);
+  free(res->map_h);
+  free(res->map_cell);
   memset(res, 0, sizeof *res);
 }
 
@@ -256,6 +288,12 @@ int gtmsm_eval_maze3d(const gtmsm_model *m, const m3e_config *cfg, m3e_result *r
   res->seen_flags = calloc((size_t)keep * P + 1, sizeof(int));
   res->heading_true = calloc((size_t)keep * (T + P) + 1, sizeof(float));
   res->heading_model = calloc((size_t)keep * (T + P) + 1, sizeof(float));
+  res->xy_true = calloc((size_t)keep * (T + P) * 2 + 1, sizeof(float));
+  res->xy_model = calloc((size_t)keep * (T + P) * 2 + 1, sizeof(float));
+  res->map = calloc((size_t)keep + 1, sizeof *res->map);
+  res->map_w = calloc((size_t)keep + 1, sizeof(int));
+  res->map_h = calloc((size_t)keep + 1, sizeof(int));
+  res->map_cell = calloc((size_t)keep + 1, sizeof(int));
   episode_out *outs = calloc((size_t)E, sizeof *outs);
   double *slab = calloc((size_t)E * P * (M3E_METHODS + 2), sizeof(double));
   int *seen = calloc((size_t)E * P, sizeof(int));
@@ -263,7 +301,8 @@ int gtmsm_eval_maze3d(const gtmsm_model *m, const m3e_config *cfg, m3e_result *r
   worker *ws = calloc((size_t)nt, sizeof *ws);
   pthread_t *tids = calloc((size_t)nt, sizeof *tids);
   int rc = GTMSM_OK, ok = res->psnr && res->seen && res->truth && res->seen_flags && res->heading_true &&
-                         res->heading_model && outs && slab && seen && ws && tids;
+                         res->heading_model && res->xy_true && res->xy_model && res->map && res->map_w &&
+                         res->map_h && res->map_cell && outs && slab && seen && ws && tids;
   for (int k = 0; k < M3E_METHODS; k++) ok = ok && res->pred[k];
   if (!ok) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");

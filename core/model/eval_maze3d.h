@@ -52,6 +52,10 @@ typedef struct {
   float *pred[M3E_METHODS], *truth;          /* kept episodes: (keep, predict, D) */
   int *seen_flags;                           /* (keep, predict) */
   float *heading_true, *heading_model;       /* (keep, T + P) degrees, for the dial plot */
+  float *xy_true, *xy_model;                 /* (keep, T + P, 2) map cells: the true trajectory and the
+                                                learned (s1, s2) through the fitted similarity */
+  uint8_t **map;                             /* (keep) top-down maps (map_h, map_w, 3), new */
+  int *map_w, *map_h, *map_cell;             /* (keep) their size and pixels per cell */
 } m3e_result;
 
 /* Runs the evaluation, deterministic in cfg->seed for any thread count. Fills

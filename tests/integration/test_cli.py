@@ -180,8 +180,12 @@ def test_maze3d(tmp):
     # renderer quantises headings, so copying the nearest view is exact there
     check(j["psnr"]["nearest_view"]["seen"] == 60.0, "seen steps: the nearest view is the same frame")
     check(set(j["heading_error_deg"]) == {"mean", "final", "scale"}, "heading error keys")
-    for f in ("psnr.csv", "psnr.png", "strip_0.png", "heading.png"):
+    for f in ("psnr.csv", "psnr.png", "strip_0.png", "heading.png", "map_0.png"):
         check(os.path.exists(f"{tmp}/reval/{f}"), f"maze3d eval wrote {f}")
+    with open(f"{tmp}/reval/map_0.png", "rb") as f:
+        head = f.read(24)
+    check(head[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(head[16:20], "big") >= 300,
+          "the map figure is a PNG at least 300 pixels wide")
     tex = run(*args, "--textures", f"{SRC}/data/textures").stdout
     check(json.loads(tex)["textures"] == f"{SRC}/data/textures" and tex != e1, "maze3d eval on the bundled textures")
 

@@ -1,7 +1,7 @@
 /* gtmsm eval: the paper's test protocol on held-out episodes, image navigation
  * or maze3d. Writes OUT/psnr.csv (per prediction step, mean over episodes),
  * OUT/psnr.png (the plot), OUT/strip_<e>.png (true / model / baseline frames
- * of the first episodes; maze3d also OUT/heading.png) and, with --json, the
+ * of the first episodes; maze3d also OUT/heading.png and OUT/map_<e>.png) and, with --json, the
  * summary on stdout. */
 #include <cblas.h>
 #include <jansson.h>

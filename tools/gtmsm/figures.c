@@ -1,6 +1,7 @@
 /* Evaluation figures: the per-step CSV, a PSNR plot and frame strips. */
 #include "figures.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,49 @@ static int line_plot(const char *path, const plot_series *s, int ns, const char 
   return rc;
 }
 
+/* The trajectory xy (n, 2) in map cells as a polyline on the map drawn at
+ * (ox, oy) with cell pixels per cell and y up. */
+static void map_polyline(image_t *im, const float *xy, int n, int ox, int oy, int cell, int map_h, draw_rgb c) {
+  for (int t = 1; t < n; t++)
+    draw_line(im, ox + (int)lround(xy[2 * (t - 1)] * cell), oy + map_h - (int)lround(xy[2 * (t - 1) + 1] * cell),
+              ox + (int)lround(xy[2 * t] * cell), oy + map_h - (int)lround(xy[2 * t + 1] * cell), c);
+}
+
+/* OUT/map_<e>.png: the room from above with the true trajectory and the
+ * learned one (s1, s2 through the similarity fitted on the memorized steps),
+ * each memorized part and predicted part in its own colour. */
+static int map_figure(const char *path, const m3e_result *res, int e, int memorize, char *err, size_t errlen) {
+  const int n = memorize + res->predict, mw = res->map_w[e], mh = res->map_h[e], cell = res->map_cell[e];
+  const int ox = 8, oy = 22, legend_h = 4 * DRAW_LINE_HEIGHT + 8;
+  int W = mw + 16 < 300 ? 300 : mw + 16;
+  image_t im = {0};
+  int rc = image_init(&im, oy + mh + legend_h, W, 3, err, errlen);
+  if (rc) return rc;
+  draw_fill(&im, draw_color(255, 255, 255));
+  char title[96];
+  snprintf(title, sizeof title, "episode %d: %d memorized + %d predicted", e, memorize, res->predict);
+  draw_text(&im, ox, 6, title, draw_color(0, 0, 0), 1);
+  if (!(rc = draw_blit(&im, ox, oy, res->map[e], mh, mw, 3, 1, err, errlen))) {
+    const float *xt = res->xy_true + (size_t)e * n * 2, *xm = res->xy_model + (size_t)e * n * 2;
+    const draw_rgb c[4] = {draw_color(255, 255, 255), draw_color(40, 120, 255), draw_color(255, 150, 0),
+                           draw_color(230, 0, 40)};
+    const char *labels[4] = {"true, memorized", "true, predicted", "learned, memorized", "learned, predicted"};
+    map_polyline(&im, xt, memorize, ox, oy, cell, mh, c[0]);
+    map_polyline(&im, xt + 2 * (memorize - 1), n - memorize + 1, ox, oy, cell, mh, c[1]);
+    map_polyline(&im, xm, memorize, ox, oy, cell, mh, c[2]);
+    map_polyline(&im, xm + 2 * (memorize - 1), n - memorize + 1, ox, oy, cell, mh, c[3]);
+    for (int k = 0; k < 4; k++) {
+      int y = oy + mh + 6 + k * DRAW_LINE_HEIGHT;
+      draw_rect_fill(&im, ox, y + 2, 14, 3, c[k]);
+      if (k == 0) draw_rect(&im, ox - 1, y + 1, 16, 5, draw_color(0, 0, 0));
+      draw_text(&im, ox + 20, y, labels[k], draw_color(0, 0, 0), 1);
+    }
+    rc = pngio_write_file(path, im.pix, im.H, im.W, 3, err, errlen);
+  }
+  image_free(&im);
+  return rc;
+}
+
 int figures_eval_maze3d(const char *out, const m3e_result *res, int memorize, int H, int W, int C, char *err,
                         size_t errlen) {
   char path[4096];
@@ -137,6 +181,8 @@ int figures_eval_maze3d(const char *out, const m3e_result *res, int memorize, in
     snprintf(path, sizeof path, "%s/strip_%d.png", out, e);
     if ((rc = figures_strip(path, rows, labels, 4, P, H, W, C, res->seen_flags + (size_t)e * P, err, errlen)))
       return rc;
+    snprintf(path, sizeof path, "%s/map_%d.png", out, e);
+    if ((rc = map_figure(path, res, e, memorize, err, errlen))) return rc;
   }
   if (res->keep > 0) {
     int n = memorize + P;

@@ -18,7 +18,8 @@ int figures_strip(const char *path, const float *rows[], const char *labels[], i
 int figures_eval(const char *out, const eval_result *res, int H, int W, int C, char *err, size_t errlen);
 
 /* maze3d: OUT/psnr.csv and psnr.png (every method), OUT/strip_<e>.png (true /
- * model / reconstruction / nearest view, unseen steps in red) and
+ * model / reconstruction / nearest view, unseen steps in red), OUT/map_<e>.png
+ * (the room from above, true and learned trajectories) and
  * OUT/heading.png (true and learned heading of the first kept episode;
  * memorize: its memorized steps). */
 int figures_eval_maze3d(const char *out, const m3e_result *res, int memorize, int H, int W, int C, char *err,
