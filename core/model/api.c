@@ -2,6 +2,7 @@
 #include "model/api.h"
 
 #include <math.h>
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,39 +13,107 @@
 static const char MEM_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'M', 'E', 'M'};
 #define MEM_HEADER (8 + 4 + 4 + 8)
 
-/* Inference runs the networks on blocks of a fixed number of rows, the last
- * one zero-padded: BLAS kernels may round differently for different matrix
- * heights, and for different row positions inside a block (OpenBLAS's
- * Haswell/Zen SGEMM does), so a frame's encoding (stored in memory) or a
- * predicted frame must sit at a row position that does not depend on how
- * many others came in the same request. Observed frames go to row
- * (step mod ROW_BLOCK) of their block, step counted from the memory's first
- * observation; predicted frames to row (t mod ROW_BLOCK) of the request. */
-#define ROW_BLOCK 64
+/* Inference runs the networks on blocks of rows, the last one zero-padded:
+ * BLAS kernels may round differently for different matrix heights, and for
+ * different row positions inside a block (OpenBLAS's Haswell/Zen SGEMM does),
+ * so a frame's encoding (stored in memory) or a predicted frame must sit at a
+ * row position that does not depend on how many others came in the same
+ * request. The rule: observed frames sit at row (step mod ROW_BLOCK) of a
+ * block of ROW_BLOCK rows, step counted from the memory's first observation;
+ * predicted frames at row (t mod ROW_BLOCK) of the request.
+ *
+ * A whole block makes one interactive step (one frame in, one out) cost
+ * ROW_BLOCK frames. Where the kernels give a row the same bits in a block of
+ * q rows (q dividing ROW_BLOCK) at its position modulo q as in the full
+ * block, blocks of q rows give exactly the rule's bits; gtmsm_infer_rows
+ * measures the smallest such q once per model, bit for bit on the running
+ * kernels, and falls back to ROW_BLOCK where none passes. ROW_BLOCK is 48 =
+ * lcm(12, 16) because OpenBLAS 0.3.21's Haswell/Zen SGEMM computes rows in
+ * tiles of 12 (q = 12 there: blocks of 64 leave a partial tile and no q
+ * passes), its SSE3 and Sandy Bridge kernels in tiles of 2 or 1. */
+#define ROW_BLOCK 48
 
-/* Encodes frames x (n, D) observed at steps step0..step0+n-1 into mu, lv (n, Z). */
-static void encode_blocked(const gtmsm_model *m, gtmsm_ws *ws, float *xpad, const float *x, int n,
+/* Encodes x (ROW_BLOCK, D) as ROW_BLOCK / q blocks of q consecutive rows and compares
+ * every row's (mu, lv) with the encoding of the whole block; the same for
+ * the decoder from z (ROW_BLOCK, Z). 1 when all are bit-identical. buf holds
+ * q (D + 2 Z) + q D floats. */
+static int blocks_agree(const gtmsm_model *m, int q, const float *x, const float *z, const float *mu_ref,
+                        const float *lv_ref, const float *out_ref, float *buf) {
+  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
+  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, q, 0);
+  if (!ws) return 0;
+  float *mu = buf, *lv = mu + (size_t)q * Z, *out = lv + (size_t)q * Z;
+  int ok = 1;
+  for (int b0 = 0; b0 < ROW_BLOCK && ok; b0 += q) {
+    gtmsm_encode(m, ws, x + (size_t)b0 * D, q, mu, lv);
+    gtmsm_decode_mean(m, ws, z + (size_t)b0 * Z, q, out);
+    ok = memcmp(mu, mu_ref + (size_t)b0 * Z, sizeof(float) * (size_t)q * Z) == 0 &&
+         memcmp(lv, lv_ref + (size_t)b0 * Z, sizeof(float) * (size_t)q * Z) == 0 &&
+         memcmp(out, out_ref + (size_t)b0 * D, sizeof(float) * (size_t)q * D) == 0;
+  }
+  gtmsm_ws_free(ws);
+  return ok;
+}
+
+int gtmsm_infer_rows(const gtmsm_model *m) {
+  /* The cache holds q + 256 * (OpenBLAS threads when measured): a GEMM split
+   * over threads splits the rows by the matrix height, so a measurement holds
+   * for its thread count only; under another the full block is used. */
+  const int threads = openblas_get_num_threads();
+  int cached = __atomic_load_n(&m->infer_rows, __ATOMIC_ACQUIRE);
+  if (cached) return cached / 256 == threads ? cached % 256 : ROW_BLOCK;
+  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
+  size_t nx = (size_t)ROW_BLOCK * D, nz = (size_t)ROW_BLOCK * Z;
+  float *x = malloc(sizeof(float) * (2 * nx + 3 * nz)), *buf = malloc(sizeof(float) * (nx + 2 * nz));
+  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, ROW_BLOCK, 0);
+  int q = ROW_BLOCK;
+  if (x && buf && ws) {
+    float *z = x + nx, *mu = z + nz, *lv = mu + nz, *out = lv + nz;
+    rng_t r;
+    rng_init(&r, 0x6c6f636bULL, 0x726f7773ULL);
+    for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(&r); /* frames in [0, 1), latents N(0, 1) */
+    rng_normal_fill(&r, z, nz);
+    gtmsm_encode(m, ws, x, ROW_BLOCK, mu, lv);
+    gtmsm_decode_mean(m, ws, z, ROW_BLOCK, out);
+    for (int c = 1; c < ROW_BLOCK; c++)
+      if (ROW_BLOCK % c == 0 && blocks_agree(m, c, x, z, mu, lv, out, buf)) {
+        q = c;
+        break;
+      }
+  }
+  gtmsm_ws_free(ws);
+  free(x);
+  free(buf);
+  /* a cache (m is otherwise read-only here): every thread measures the same value */
+  __atomic_store_n(&((gtmsm_model *)m)->infer_rows, q + 256 * threads, __ATOMIC_RELEASE);
+  return q;
+}
+
+/* Encodes frames x (n, D) observed at steps step0..step0+n-1 into mu, lv (n,
+ * Z), in blocks of q rows; xpad (q, D), mu_b and lv_b (q, Z). */
+static void encode_blocked(const gtmsm_model *m, gtmsm_ws *ws, int q, float *xpad, const float *x, int n,
                            long step0, float *mu, float *lv, float *mu_b, float *lv_b) {
   const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
   for (int i = 0; i < n;) {
-    int row0 = (int)((step0 + i) % ROW_BLOCK), rows = ROW_BLOCK - row0 < n - i ? ROW_BLOCK - row0 : n - i;
-    memset(xpad, 0, sizeof(float) * (size_t)ROW_BLOCK * D);
+    int row0 = (int)((step0 + i) % q), rows = q - row0 < n - i ? q - row0 : n - i;
+    memset(xpad, 0, sizeof(float) * (size_t)q * D);
     memcpy(xpad + (size_t)row0 * D, x + (size_t)i * D, sizeof(float) * (size_t)rows * D);
-    gtmsm_encode(m, ws, xpad, ROW_BLOCK, mu_b, lv_b);
+    gtmsm_encode(m, ws, xpad, q, mu_b, lv_b);
     memcpy(mu + (size_t)i * Z, mu_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
     memcpy(lv + (size_t)i * Z, lv_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
     i += rows;
   }
 }
 
-static void decode_blocked(const gtmsm_model *m, gtmsm_ws *ws, float *zpad, const float *z, int n,
+/* Decodes z (n, Z) into out (n, D) in blocks of q rows; zpad (q, Z), out_b (q, D). */
+static void decode_blocked(const gtmsm_model *m, gtmsm_ws *ws, int q, float *zpad, const float *z, int n,
                            float *out, float *out_b) {
   const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
-  for (int b0 = 0; b0 < n; b0 += ROW_BLOCK) {
-    int rows = n - b0 < ROW_BLOCK ? n - b0 : ROW_BLOCK;
-    memset(zpad, 0, sizeof(float) * (size_t)ROW_BLOCK * Z);
+  for (int b0 = 0; b0 < n; b0 += q) {
+    int rows = n - b0 < q ? n - b0 : q;
+    memset(zpad, 0, sizeof(float) * (size_t)q * Z);
     memcpy(zpad, z + (size_t)b0 * Z, sizeof(float) * (size_t)rows * Z);
-    gtmsm_decode_mean(m, ws, zpad, ROW_BLOCK, out_b);
+    gtmsm_decode_mean(m, ws, zpad, q, out_b);
     memcpy(out + (size_t)b0 * D, out_b, sizeof(float) * (size_t)rows * D);
   }
 }
@@ -93,8 +162,9 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
   float *mu = malloc((size_t)n * Z * sizeof(float)), *lv = malloc((size_t)n * Z * sizeof(float));
   float *val = malloc((size_t)value_size(m) * sizeof(float));
   const int D = gtmsm_config_D(&m->cfg);
-  float *xpad = malloc(sizeof(float) * (size_t)ROW_BLOCK * (D + 2 * Z));
-  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, ROW_BLOCK, 0);
+  const int q = gtmsm_infer_rows(m);
+  float *xpad = malloc(sizeof(float) * (size_t)q * (D + 2 * Z));
+  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, q, 0);
   size_t size0 = dnd_size(mem->mem);
   float state0[GTMSM_MAX_S], hidden0[GTMSM_MAX_H];
   long steps0 = mem->steps;
@@ -104,8 +174,8 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
-  float *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
-  encode_blocked(m, ws, xpad, frames, n, mem->steps, mu, lv, mu_b, lv_b);
+  float *mu_b = xpad + (size_t)q * D, *lv_b = mu_b + (size_t)q * Z;
+  encode_blocked(m, ws, q, xpad, frames, n, mem->steps, mu, lv, mu_b, lv_b);
   for (int i = 0; i < n; i++) {
     if (mem->steps > 0) {
       float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H];
@@ -150,8 +220,9 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
   if (n <= 0) return GTMSM_OK;
   if ((rc = check_actions(m, actions, n, err, errlen))) return rc;
   float *z = calloc((size_t)n * Z, sizeof(float));
-  float *zpad = malloc(sizeof(float) * (size_t)ROW_BLOCK * (Z + D));
-  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, ROW_BLOCK, 0);
+  const int q = gtmsm_infer_rows(m);
+  float *zpad = malloc(sizeof(float) * (size_t)q * (Z + D));
+  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, q, 0);
   void *pws = m->prior->ws_new(&m->cfg, 1, 0);
   if (!z || !ws || !zpad || !pws) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
@@ -185,7 +256,7 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
     for (int j2 = 0; j2 < found; j2++) values[j2] = dnd_value(mem->mem, (size_t)idx[j2]);
     m->prior->predict(m, pws, st, d2, values, found, mode == GTMSM_PREDICT_SAMPLE, &r, zt);
   }
-  decode_blocked(m, ws, zpad, z, n, frames_out, zpad + (size_t)ROW_BLOCK * Z);
+  decode_blocked(m, ws, q, zpad, z, n, frames_out, zpad + (size_t)q * Z);
   for (size_t i = 0; i < (size_t)n * D; i++) {
     float v = frames_out[i];
     frames_out[i] = v < 0 ? 0 : v > 1 ? 1 : v;

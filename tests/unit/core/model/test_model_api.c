@@ -5,6 +5,7 @@
  *   deserialises to identical predictions; bad actions are refused;
  * - a short training run lowers the loss;
  * - the evaluator is deterministic and independent of the thread count. */
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -130,6 +131,55 @@ static void test_conv_variant(const char *dir) {
   gtmsm_model bad;
   CHECK(gtmsm_model_init(&bad, &c, 1, err, sizeof err) == GTMSM_EINVAL, "odd conv frame accepted");
   gtmsm_model_free(&m);
+}
+
+/* The measured inference block (gtmsm_infer_rows) gives the bits of the full
+ * 48-row block: memories and predictions equal those computed with the full
+ * block forced, for the FC and the conv VAE, one observation per call or all
+ * at once, a prediction of 1 and of 100 steps. */
+static void test_infer_rows(void) {
+  char err[256];
+  openblas_set_num_threads(1);
+  for (int conv = 0; conv < 2; conv++) {
+    gtmsm_config c = small_config();
+    if (conv) c.vae = GTMSM_VAE_CONV, c.channels = 4;
+    gtmsm_model m;
+    CHECK(gtmsm_model_init(&m, &c, 5, err, sizeof err) == 0, "%s", err);
+    int q = gtmsm_infer_rows(&m);
+    CHECK(q >= 1 && 48 % q == 0, "block of %d rows", q);
+    printf("  %s VAE: inference blocks of %d rows on this core\n", conv ? "conv" : "fc", q);
+    enum { T = 61, P = 100 };
+    static float world[WORLD_SIZE * WORLD_SIZE * 3], frames[T * IMAGENAV_FRAME], f[2][P * IMAGENAV_FRAME],
+        one[2][IMAGENAV_FRAME];
+    int actions[T], pa[P];
+    for (int i = 0; i < P; i++) pa[i] = i % 5;
+    world_generate(world, 9);
+    imagenav_options o = imagenav_default_options();
+    imagenav_episode(world, &o, 9, T, frames, actions, NULL);
+    uint8_t *buf[2] = {NULL, NULL};
+    size_t len[2] = {0, 0};
+    for (int full = 0; full < 2; full++) {
+      if (full) m.infer_rows = 48 + 256 * openblas_get_num_threads(); /* the full block, forced */
+      CHECK(gtmsm_infer_rows(&m) == (full ? 48 : q), "forced block");
+      gtmsm_memory *mem = gtmsm_memory_new(&m);
+      for (int t = 0; t < T; t++) /* one at a time with the measured block, all at once with the full one */
+        if (!full) gtmsm_observe(&m, mem, actions + t, frames + (size_t)t * IMAGENAV_FRAME, 1, NULL, 0);
+      if (full) gtmsm_observe(&m, mem, actions, frames, T, NULL, 0);
+      gtmsm_memory_serialize(mem, c.S, &buf[full], &len[full]);
+      gtmsm_predict(&m, mem, pa, P, GTMSM_PREDICT_MEAN, 0, f[full], NULL, NULL, 0);
+      gtmsm_predict(&m, mem, pa, 1, GTMSM_PREDICT_MEAN, 0, one[full], NULL, NULL, 0);
+      gtmsm_memory_free(mem);
+    }
+    CHECK(len[0] == len[1] && memcmp(buf[0], buf[1], len[0]) == 0, "%s: memory differs from the full block's",
+          conv ? "conv" : "fc");
+    CHECK(memcmp(f[0], f[1], sizeof f[0]) == 0, "%s: 100-step prediction differs from the full block's",
+          conv ? "conv" : "fc");
+    CHECK(memcmp(one[0], one[1], sizeof one[0]) == 0 && memcmp(one[0], f[0], sizeof one[0]) == 0,
+          "%s: one-step prediction differs", conv ? "conv" : "fc");
+    free(buf[0]);
+    free(buf[1]);
+    gtmsm_model_free(&m);
+  }
 }
 
 static void test_api(void) {
@@ -292,6 +342,7 @@ int main(void) {
   test_file_round_trip(dir);
   test_conv_variant(dir);
   test_api();
+  test_infer_rows();
   test_training_lowers_loss();
   test_eval_determinism();
   char cmd[600];

@@ -1,0 +1,180 @@
+/* Benchmark of 3-D prediction (maze3d models, convolutional VAE), single
+ * thread, in process: after a walk episode's first T = 150 steps are
+ * observed,
+ * - a 150-step prediction (mean mode): frames/s and ms per request;
+ * - one predicted frame (the interactive case: one action, one frame);
+ * each against the conv decoder's GEMMs alone (its linear layer, the
+ * transposed conv and the conv as plain cblas_sgemm calls of the same shapes
+ * on the same number of frames) timed in the same run, as a ratio.
+ * Usage: bench_predict3d [MODEL.gtm] [--gemm-json]
+ * (default models/maze3d_walk.gtm, else models/maze3d_rotate.gtm); with
+ * --gemm-json it prints only the GEMM times as JSON, for bench_server.py,
+ * which measures the same through gtmsmd at 1 and 8 clients. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model/api.h"
+#include "model/gtmsm.h"
+#include "model/gtmsm_internal.h"
+#include "model/modelfile.h"
+#include "nn/blas_core.h"
+#include "nn/rng.h"
+#include "sim/maze3d.h"
+
+enum { T = 150, P = 150 };
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+  int B, Z, hw2, c1, c2, C, HW, HW2;
+  float *z, *a, *col, *b, *w; /* plain buffers, large enough for every product */
+} dec_gemm;
+
+/* The decoder's three products for B frames (see vae_conv.c): linear
+ * (B, Z) x (Z, c2 HW/4), transposed conv (c1 16, B HW/4) = W^T (c1 16, c2) x
+ * (c2, B HW/4), conv (C, B HW) = W (C, c1 9) x (c1 9, B HW). */
+static void dec_gemm_run(const dec_gemm *g) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->B, g->hw2, g->Z, 1.0f, g->z, g->Z, g->w, g->Z, 0.0f,
+              g->a, g->hw2);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->c1 * 16, g->B * g->HW2, g->c2, 1.0f, g->w, g->c1 * 16,
+              g->a, g->B * g->HW2, 0.0f, g->col, g->B * g->HW2);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->C, g->B * g->HW, g->c1 * 9, 1.0f, g->w, g->c1 * 9,
+              g->col, g->B * g->HW, 0.0f, g->b, g->B * g->HW);
+}
+
+/* Seconds per call of fn(ctx): the best of 5 rounds of at least 0.3 s. */
+static double best_time(void (*fn)(void *), void *ctx) {
+  double best = 1e30;
+  fn(ctx); /* warm-up */
+  for (int r = 0; r < 5; r++) {
+    long n = 0;
+    double t0 = now(), dt;
+    do {
+      fn(ctx);
+      n++;
+    } while ((dt = now() - t0) < 0.3);
+    if (dt / n < best) best = dt / n;
+  }
+  return best;
+}
+
+static void gemm_fn(void *p) { dec_gemm_run(p); }
+
+/* The decoder GEMM time (s) for B frames of model config c. */
+static double decoder_gemm_time(const gtmsm_config *c, int B) {
+  dec_gemm g = {.B = B, .Z = c->Z, .c1 = c->channels, .c2 = 2 * c->channels, .C = c->C, .HW = c->H * c->W,
+                .HW2 = (c->H / 2) * (c->W / 2)};
+  g.hw2 = g.c2 * g.HW2;
+  size_t big = (size_t)B * g.c1 * 16 * g.HW2 + (size_t)B * g.hw2 + (size_t)B * g.C * g.HW + 1;
+  g.z = calloc((size_t)B * g.Z, sizeof(float));
+  g.a = calloc((size_t)B * g.hw2, sizeof(float));
+  g.col = calloc(big, sizeof(float));
+  g.b = calloc((size_t)B * g.C * g.HW, sizeof(float));
+  g.w = calloc((size_t)g.hw2 * g.Z + (size_t)g.c1 * 16 * g.c2 + 1, sizeof(float));
+  double t = -1;
+  if (g.z && g.a && g.col && g.b && g.w) {
+    rng_t r;
+    rng_init(&r, 5, 5);
+    rng_normal_fill(&r, g.z, (size_t)B * g.Z);
+    rng_normal_fill(&r, g.w, (size_t)g.hw2 * g.Z);
+    t = best_time(gemm_fn, &g);
+  }
+  free(g.z);
+  free(g.a);
+  free(g.col);
+  free(g.b);
+  free(g.w);
+  return t;
+}
+
+typedef struct {
+  const gtmsm_model *m;
+  const gtmsm_memory *mem;
+  const int *actions;
+  int n;
+  float *out;
+} pred_ctx;
+
+static void pred_fn(void *p) {
+  pred_ctx *c = p;
+  gtmsm_predict(c->m, c->mem, c->actions, c->n, GTMSM_PREDICT_MEAN, 0, c->out, NULL, NULL, 0);
+}
+
+int main(int argc, char **argv) {
+  const char *path = NULL;
+  int gemm_json = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--gemm-json") == 0)
+      gemm_json = 1;
+    else if (argv[i][0] == '-') {
+      fprintf(stderr, "usage: bench_predict3d [MODEL.gtm] [--gemm-json]\n");
+      return 2;
+    } else
+      path = argv[i];
+  }
+  if (!path) {
+    FILE *f = fopen("models/maze3d_walk.gtm", "rb");
+    path = f ? "models/maze3d_walk.gtm" : "models/maze3d_rotate.gtm";
+    if (f) fclose(f);
+  }
+  openblas_set_num_threads(1);
+  char err[512], core[128];
+  gtmsm_model m;
+  if (gtmsm_model_load(&m, path, err, sizeof err)) {
+    fprintf(stderr, "bench_predict3d: %s\n", err);
+    return 1;
+  }
+  if (m.cfg.vae != GTMSM_VAE_CONV) {
+    fprintf(stderr, "bench_predict3d: %s is not a convolutional (maze3d) model\n", path);
+    gtmsm_model_free(&m);
+    return 1;
+  }
+  double g150 = decoder_gemm_time(&m.cfg, P), g1 = decoder_gemm_time(&m.cfg, 1);
+  if (gemm_json) {
+    printf("{\"blas_core\": \"%s\", \"decoder_gemm_ms\": {\"%d\": %.4f, \"1\": %.4f}}\n",
+           blas_core_describe(core, sizeof core), P, 1e3 * g150, 1e3 * g1);
+    gtmsm_model_free(&m);
+    return 0;
+  }
+  printf("BLAS core: %s\nmodel: %s (%dx%d frames, latent %d, channels %d, K %d)\n\n",
+         blas_core_describe(core, sizeof core), path, m.cfg.W, m.cfg.H, m.cfg.Z, m.cfg.channels, m.cfg.K);
+  maze3d_config mc = maze3d_config_default();
+  mc.W = m.cfg.W;
+  mc.H = m.cfg.H;
+  mc.seed = 11;
+  int rc = 1;
+  float *frames = malloc(sizeof(float) * (size_t)(T + P) * gtmsm_config_D(&m.cfg));
+  float *out = malloc(sizeof(float) * (size_t)P * gtmsm_config_D(&m.cfg));
+  int actions[T + P];
+  gtmsm_memory *mem = gtmsm_memory_new(&m);
+  if (!frames || !out || !mem ||
+      maze3d_episode(&mc, MAZE3D_SCENARIO_WALK, 11, T + P, 0, frames, actions, NULL, err, sizeof err) ||
+      gtmsm_observe(&m, mem, actions, frames, T, err, sizeof err)) {
+    fprintf(stderr, "bench_predict3d: %s\n", err);
+    goto done;
+  }
+  pred_ctx pc = {&m, mem, actions + T, P, out};
+  double t150 = best_time(pred_fn, &pc);
+  pc.n = 1;
+  double t1 = best_time(pred_fn, &pc);
+  printf("| benchmark | time | frames/s | decoder GEMMs alone | ratio |\n|---|---:|---:|---:|---:|\n");
+  printf("| predict %d steps after %d observed | %.2f ms | %.0f | %.2f ms | %.2f |\n", P, T, 1e3 * t150, P / t150,
+         1e3 * g150, t150 / g150);
+  printf("| predict 1 step (one frame) | %.3f ms | %.0f | %.3f ms | %.2f |\n", 1e3 * t1, 1 / t1, 1e3 * g1, t1 / g1);
+  printf("\n1 thread; ratio = prediction time / the decoder's GEMMs (linear, transposed conv, conv as plain "
+         "sgemm of the same shapes) for as many frames, in this run.\n");
+  rc = 0;
+done:
+  gtmsm_memory_free(mem);
+  free(frames);
+  free(out);
+  gtmsm_model_free(&m);
+  return rc;
+}
