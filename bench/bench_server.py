@@ -12,10 +12,17 @@
 4. group commit: durable single-observation requests (synchronous full) at 1,
    8 and 64 clients, with --group-commit 1 (a COMMIT per request, as before
    group commit) and the default in the same run, printed as ratios to the
-   1-client rate. --only group-commit runs this section alone (seconds).
+   1-client rate. --only group-commit runs this section alone (seconds);
+5. 3-D prediction (a maze3d model, --maze3d-model): 150-step predictions
+   (frames/s, p50/p99) at 1 and 8 clients over sessions that each observed
+   150 steps of a walk episode, and one predicted frame (the interactive
+   case) at 1 client, each against the conv decoder's GEMMs alone for as many
+   frames (bench_predict3d --gemm-json, in the same run). --only maze3d runs
+   this section alone.
 
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
-       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit]
+       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d]
+       [--maze3d-model FILE.gtm]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
 the default architecture (the weights do not change the cost)."""
 import argparse
@@ -85,8 +92,8 @@ class Daemon:
         self.log.close()
 
 
-def put_session(d, sid):
-    s, b = d.request("PUT", f"/v1/sessions/{sid}", json.dumps({"model": "imagenav"}),
+def put_session(d, sid, model="imagenav"):
+    s, b = d.request("PUT", f"/v1/sessions/{sid}", json.dumps({"model": model}),
                      {"Content-Type": "application/json"})
     assert s in (200, 201), (s, b)
 
@@ -157,6 +164,42 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds):
     return rows
 
 
+def maze3d(gtmsmd, gtmsm, bench_bin, model, tmp, seconds):
+    """The 3-D prediction section: rows for 150-step predictions at 1 and 8
+    clients and one-step predictions at 1 client, with the decoder's GEMM time
+    for as many frames measured in the same run."""
+    models = tmp + "/models3d"
+    os.makedirs(models, exist_ok=True)
+    shutil.copy(model, models + "/maze3d.gtm")
+    gemm = json.loads(sh(os.path.join(bench_bin, "bench", "bench_predict3d"), model, "--gemm-json").stdout)
+    d = Daemon(gtmsmd, models, tmp + "/maze3d.db")
+    sessions = 8
+    for i in range(sessions):
+        put_session(d, f"m3-{i}", "maze3d")
+        observe(d, f"m3-{i}", sh(gtmsm, "gen", "--env", "maze3d", "--scenario", "walk", "--seed", str(500 + i),
+                                   "--steps", "150").stdout)
+    script = os.path.join(HERE, "bench_server_predict.lua")
+    rows = []
+    for clients, steps in ((1, 150), (8, 150), (1, 1)):
+        r = wrk(d.port, script, min(clients, 2), clients, seconds, ["m3", sessions, steps, "image/png"])
+        r.update(clients=clients, steps=steps, gemm_ms=gemm["decoder_gemm_ms"][str(steps)])
+        rows.append(r)
+    d.stop()
+    return {"model": model, "blas_core": gemm["blas_core"], "rows": rows}
+
+
+def print_maze3d(res, seconds):
+    print(f"## 3-D prediction ({res['model']}, 150 observed steps per session; wrk {seconds} s per row)\n")
+    print("| clients | steps per request | predictions/s | frames/s | p50 ms | p99 ms | decoder GEMMs ms "
+          "| p50 / GEMMs | non-2xx |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in res["rows"]:
+        print(f"| {r['clients']} | {r['steps']} | {r['rps']:.1f} | {r['rps'] * r['steps']:.0f} | {r['p50_ms']:.2f} | "
+              f"{r['p99_ms']:.2f} | {r['gemm_ms']:.2f} | {r['p50_ms'] / r['gemm_ms']:.2f} | {r['non2xx']} |")
+    print("\n(decoder GEMMs: the conv decoder's linear layer, transposed conv and conv as plain sgemm of the same "
+          "shapes for as many frames, one thread, bench_predict3d in the same run)")
+
+
 def print_group_commit(rows, seconds):
     print(f"## Group commit: durable observations, 1 per request, --threads 64 (wrk {seconds} s per row)\n")
     print("| synchronous | --group-commit | clients | observations/s | x 1 client | requests per COMMIT | p50 ms | p99 ms | non-2xx |")
@@ -176,7 +219,9 @@ def main():
     ap.add_argument("--sessions", type=int, default=64, help="at least 2")
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json")
-    ap.add_argument("--only", choices=["group-commit"], help="run one section alone")
+    ap.add_argument("--only", choices=["group-commit", "maze3d"], help="run one section alone")
+    ap.add_argument("--maze3d-model", help="maze3d model of section 5 (default models/maze3d_walk.gtm, "
+                    "else models/maze3d_rotate.gtm)")
     a = ap.parse_args()
     gtmsmd = os.path.join(a.bin, "server", "gtmsmd")
     gtmsm = os.path.join(a.bin, "tools", "gtmsm")
@@ -196,6 +241,15 @@ def main():
             sh(gtmsm, "train", "--out", tmp + "/run", "--steps", "1", "--batch", "1", "--memorize", "32",
                "--predict", "8", "--model-out", models + "/imagenav.gtm")
             results["model"] = "default architecture, 1 update (gtmsm train --steps 1)"
+        m3 = a.maze3d_model or next((p for p in (os.path.join(ROOT, "models", f"maze3d_{k}.gtm")
+                                                  for k in ("walk", "rotate")) if os.path.exists(p)), None)
+        if a.only == "maze3d":
+            res = maze3d(gtmsmd, gtmsm, a.bin, m3, tmp, a.seconds)
+            print_maze3d(res, a.seconds)
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump({**results, "maze3d": res}, f, indent=1)
+            return 0
         if a.only == "group-commit":
             rows = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds)
             print_group_commit(rows, a.seconds)
@@ -282,6 +336,8 @@ def main():
             d.stop()
         results["observe"] = obs
         results["group_commit"] = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds)
+        if m3:
+            results["maze3d"] = maze3d(gtmsmd, gtmsm, a.bin, m3, tmp, a.seconds)
 
     print(f"# gtmsmd benchmarks, {results['date']}, {results['cpus']} CPUs, model: {results['model']}")
     mi = results["model_info"]
@@ -315,6 +371,9 @@ def main():
     print(f"| {rb['steps']} | {rb['rss_kib']:.0f} KiB | {rb['cache_bytes'] / 1024:.0f} KiB |")
     print(f"\n(sessions loaded cold from SQLite into a fresh daemon; the {rb['steps']}-step session was observed "
           f"in one NDJSON request in {results['big_observe_s']:.1f} s)")
+    if "maze3d" in results:
+        print()
+        print_maze3d(results["maze3d"], a.seconds)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

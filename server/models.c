@@ -72,9 +72,11 @@ int models_load_dir(model_registry *r, const char *dir) {
     memcpy(r->v[r->n].name, name, strlen(name) + 1); /* valid ids are at most 64 bytes */
     r->v[r->n].m = m;
     r->n++;
-    log_at(LOG_LEVEL_INFO, NULL, "models", "{s:s, s:s, s:s, s:i, s:i, s:i}", "msg", "model loaded",
+    /* measured now (main set OpenBLAS to one thread) rather than in the first request */
+    int rows = gtmsm_infer_rows(m);
+    log_at(LOG_LEVEL_INFO, NULL, "models", "{s:s, s:s, s:s, s:i, s:i, s:i, s:i}", "msg", "model loaded",
            "name", name, "version", m->content_hash, "width", m->cfg.W, "height", m->cfg.H,
-           "channels", m->cfg.C);
+           "channels", m->cfg.C, "inference_rows", rows);
   }
   closedir(d);
   if (r->n > 1) qsort(r->v, (size_t)r->n, sizeof *r->v, by_name);
