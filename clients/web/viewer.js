@@ -556,6 +556,28 @@
       g.stroke();
       here = drv[drv.length - 1];
     }
+    // the learned trajectory: (s1, s2) through the similarity fitted on the memorized steps
+    // (an agent that stands and turns has no path: nothing to fit)
+    const mem = run.truth.slice(0, run.memorized);
+    const spread = mem.length ? Math.max(...mem.map((p) => Math.hypot(p.x - mem[0].x, p.y - mem[0].y))) : 0;
+    const fit = run.memorized >= 2 && run.memStates[0].length >= 2 && spread > 0.25 ? similarityFit(run.memorized) : null;
+    if (fit) {
+      const learned = (s) => px(fit.apply(s[0], s[1]));
+      const path = (states, colour, width) => {
+        g.strokeStyle = colour;
+        g.lineWidth = width;
+        g.beginPath();
+        states.forEach((s, i) => { const [x, y] = learned(s); if (i === 0) g.moveTo(x, y); else g.lineTo(x, y); });
+        g.stroke();
+      };
+      path(run.memStates.slice(0, run.memorized), 'rgba(255, 150, 0, 0.85)', 1.5);
+      if (run.drive && run.drive.steps.length)
+        path([run.memStates[run.memorized - 1], ...run.drive.steps.map((s) => s.state)], 'rgba(230, 0, 140, 0.95)', 2);
+    }
+    const fitInfo = $('map-fit');
+    if (fitInfo)
+      fitInfo.textContent = fit ? `(fitted on the ${run.memorized} memorized steps: ${fit.rms.toFixed(2)} cells rms` +
+        `${fit.mirror ? ', mirrored' : ''})` : '';
     const [x, y] = px(here), r = 0.2 * m.cell_px * k, len = 0.6 * m.cell_px * k;
     g.strokeStyle = '#e8322b';
     g.lineWidth = 2;
@@ -564,6 +586,44 @@
     g.moveTo(x, y);
     g.lineTo(x + Math.cos(here.heading) * len, y - Math.sin(here.heading) * len);
     g.stroke();
+  }
+
+  /* The least-squares similarity (rotation, scale, translation, a mirror
+   * image allowed) from the learned (s1, s2) of the first n memorized steps to
+   * the true (x, y), as gtmsm eval fits it (core/model/eval_maze3d.c): as
+   * complex numbers z = a w + b or z = a conj(w) + b, whichever fits better. */
+  function similarityFit(n) {
+    let best = null;
+    for (const mirror of [false, true]) {
+      const w = run.memStates.slice(0, n).map((s) => [s[0], mirror ? -s[1] : s[1]]);
+      const z = run.truth.slice(0, n).map((p) => [p.x, p.y]);
+      const mean = (v) => v.reduce((a, p) => [a[0] + p[0] / n, a[1] + p[1] / n], [0, 0]);
+      const mw = mean(w), mz = mean(z);
+      let nr = 0, ni = 0, den = 1e-12;
+      for (let i = 0; i < n; i++) {
+        const wr = w[i][0] - mw[0], wi = w[i][1] - mw[1], zr = z[i][0] - mz[0], zi = z[i][1] - mz[1];
+        nr += wr * zr + wi * zi;
+        ni += wr * zi - wi * zr;
+        den += wr * wr + wi * wi;
+      }
+      const ar = nr / den, ai = ni / den;
+      const br = mz[0] - (ar * mw[0] - ai * mw[1]), bi = mz[1] - (ar * mw[1] + ai * mw[0]);
+      let res = 0;
+      for (let i = 0; i < n; i++) {
+        const x = ar * w[i][0] - ai * w[i][1] + br - z[i][0], y = ar * w[i][1] + ai * w[i][0] + bi - z[i][1];
+        res += x * x + y * y;
+      }
+      if (!best || res < best.res) best = { ar, ai, br, bi, mirror, res };
+    }
+    const f = best;
+    return {
+      ...f,
+      rms: Math.sqrt(f.res / n),
+      apply: (s1, s2) => {
+        const wi = f.mirror ? -s2 : s2;
+        return { x: f.ar * s1 - f.ai * wi + f.br, y: f.ar * wi + f.ai * s1 + f.bi };
+      },
+    };
   }
 
   function drawStates() {

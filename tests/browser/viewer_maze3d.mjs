@@ -77,6 +77,10 @@ try {
   const map = await pixels('#world');
   check(lit(map) === map.length / 4, 'the top-down map is drawn');
   check(lit(await pixels('#states')) > 100, 'the learned state trajectory is drawn');
+  // the learned path on the map: fitted for a walker, none for an agent that only turns
+  const fitText = await text('#map-fit');
+  check(info.training.scenario === 'rotate' ? fitText === '' : /fitted on the \d+ memorized steps: [\d.]+ cells rms/.test(fitText),
+        `map legend for a ${info.training.scenario} model: "${fitText}"`);
   const startTrue = await pixels('#true-frame');
   check(startTrue.length === 4 * F && lit(startTrue) === F, 'the true frame at the end of memorization is shown');
   let dialPx = await pixels('#dial');
