@@ -16,7 +16,9 @@
  * - through the session cache: observe in uneven batches, drop the cache,
  *   reload cold: same state, bit-identical predictions, and the same bytes on
  *   both backends;
- * - PostgreSQL only: a server that cannot be reached is STORE_EUNAVAILABLE at
+ * - store_redact: a password in a URL (user:password@, password=) becomes ***;
+ * - PostgreSQL only: four stores opening one empty database at once all get
+ *   it migrated (once, under the advisory lock); a server that cannot be reached is STORE_EUNAVAILABLE at
  *   open; a connection killed under a running store fails reads and writes
  *   with STORE_EUNAVAILABLE (writes refused at once, not ready), and a second
  *   later the store reconnects by itself and writes again.
@@ -598,6 +600,61 @@ static void test_pg_unreachable(void) {
   printf("postgresql: reconnects a second after a lost connection, writes again\n");
 }
 
+/* Two daemons starting at once on one empty database: the advisory lock
+ * makes one migrate and the other find the schema done. */
+typedef struct {
+  const char *target;
+  int rc, version;
+  char err[256];
+} opener;
+
+static void *open_thread(void *p) {
+  opener *o = p;
+  store *s = NULL;
+  o->rc = store_open(&s, o->target, 0, o->err, sizeof o->err);
+  o->version = s ? store_schema_version(s) : -1;
+  store_close(s);
+  return NULL;
+}
+
+static void test_pg_concurrent_migrations(void) {
+  char target[1024];
+  CHECK(pg_fresh(target, sizeof target, "race") == 0, "a fresh database");
+  opener o[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    o[i] = (opener){.target = target};
+    pthread_create(&th[i], NULL, open_thread, &o[i]);
+  }
+  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 4; i++)
+    CHECK(o[i].rc == 0 && o[i].version == STORE_SCHEMA_VERSION, "opener %d: rc %d version %d %s", i, o[i].rc,
+          o[i].version, o[i].err);
+  CHECK(pg_get_version(target) == STORE_SCHEMA_VERSION, "migrated once to %d", STORE_SCHEMA_VERSION);
+  printf("postgresql: 4 stores opening one empty database at once all migrate it to %d\n", STORE_SCHEMA_VERSION);
+}
+
+/* Passwords never reach a log line. */
+static void test_redact(void) {
+  static const char *const CASES[][2] = {
+      {"postgresql://u:secret@db.example:5432/g", "postgresql://u:***@db.example:5432/g"},
+      {"postgres://u@h/g?password=secret&sslmode=require", "postgres://u@h/g?password=***&sslmode=require"},
+      {"postgresql:///g?host=/tmp/x&user=u&password=p", "postgresql:///g?host=/tmp/x&user=u&password=***"},
+      {"postgresql://u:a@b@h/g", "postgresql://u:***@b@h/g"}, /* the first '@' ends the user part */
+      {"postgresql://h/g", "postgresql://h/g"},
+      {"./data/gtmsm.db", "./data/gtmsm.db"},
+  };
+  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+    char out[256];
+    store_redact(out, sizeof out, CASES[i][0]);
+    CHECK(strcmp(out, CASES[i][1]) == 0, "redact '%s': got '%s', expected '%s'", CASES[i][0], out, CASES[i][1]);
+  }
+  char small[12];
+  store_redact(small, sizeof small, "postgresql://u:secret@h/g");
+  CHECK(strstr(small, "secret") == NULL && strlen(small) < sizeof small, "a short buffer: '%s'", small);
+  printf("redact: user:password@ and password= shown as ***\n");
+}
+
 /* The fixture's URL: GTMSM_TEST_PG_URL, or the first line of the file named
  * by GTMSM_TEST_PG_URL_FILE. 0 when there is one. */
 static int find_pg_url(void) {
@@ -640,11 +697,13 @@ int main(void) {
   REG.n = 1;
   CHECK(gtmsm_config_D(&M.cfg) * PRED == PRED_BYTES, "the model's frames are 8x8x3");
   static uint8_t cold_sqlite[PRED_BYTES], cold_pg[PRED_BYTES];
+  test_redact();
   run_all(&SQLITE_BACKEND, cold_sqlite);
   if (find_pg_url() == 0) {
     run_all(&PG_BACKEND, cold_pg);
     CHECK(memcmp(cold_sqlite, cold_pg, PRED_BYTES) == 0, "the same session predicts the same bytes on both backends");
     test_pg_unreachable();
+    test_pg_concurrent_migrations();
   } else {
     printf("postgresql: skipped (no GTMSM_TEST_PG_URL or GTMSM_TEST_PG_URL_FILE; ctest's fixture sets it)\n");
   }
