@@ -14,6 +14,9 @@ PACKAGES=(
   haproxy wrk
   # gtmsmd tests: parse proto/openapi.yaml
   python3-yaml
+  # the PostgreSQL store backend (libpq) and its tests' throwaway servers (tests/lib/pglib.py
+  # runs Debian's server binaries itself; the package's default cluster is not used)
+  libpq-dev postgresql-15
   # container deployment test: podman (as root, runc), the base image made with debootstrap
   podman runc debootstrap
   # web viewer test (tests/browser): Debian's Chromium, driven by playwright-core from npm.
@@ -34,6 +37,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Installing postgresql-15 creates the cluster 15/main and, where services
+  # run, starts it: the tests start their own servers, so the one installed
+  # here is stopped and set to start by hand only. A cluster that was there
+  # before this run is not ours and is left alone.
+  if [[ " ${missing[*]} " == *" postgresql-15 "* ]] && [ -d /etc/postgresql/15/main ]; then
+    $SUDO pg_ctlcluster 15 main stop 2>/dev/null || true
+    echo manual | $SUDO tee /etc/postgresql/15/main/start.conf >/dev/null
+  fi
 else
   echo "setup: all ${#PACKAGES[@]} packages present"
 fi

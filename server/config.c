@@ -32,7 +32,10 @@ static const config_entry TABLE[] = {
     {"models", CONFIG_TYPE_STR, "./models", 0, 0, NULL, OFF(models),
      "folder of *.gtm model files, all loaded at start (name = file stem)"},
     {"db", CONFIG_TYPE_STR, "./data/gtmsm.db", 0, 0, NULL, OFF(db),
-     "SQLite database file (created with its folder if missing)"},
+     "SQLite database file (created with its folder if missing); the store unless --store is set"},
+    {"store", CONFIG_TYPE_STR, "", 0, 0, NULL, OFF(store),
+     "PostgreSQL database as a libpq URL (postgresql://USER:PASSWORD@HOST:PORT/DB?OPTION=VALUE, "
+     "a unix socket folder as ?host=/DIR) instead of --db; empty: the SQLite file --db"},
     {"listen", CONFIG_TYPE_STR, "127.0.0.1:8080", 0, 0, NULL, OFF(listen),
      "HOST:PORT, [IPV6]:PORT or :PORT for all interfaces; port 0 picks a free port"},
     {"demo-worlds", CONFIG_TYPE_STR, "./data/worlds/test", 0, 0, NULL, OFF(demo_worlds),
@@ -51,7 +54,7 @@ static const config_entry TABLE[] = {
     {"max-actions", CONFIG_TYPE_INT, "1024", 1, 1 << 20, NULL, OFF(max_actions),
      "actions per prediction"},
     {"max-sessions", CONFIG_TYPE_INT, "4096", 1, 1 << 24, NULL, OFF(max_sessions),
-     "sessions held in memory (hot); colder ones reload from SQLite"},
+     "sessions held in memory (hot); colder ones reload from the store"},
     {"cache-bytes", CONFIG_TYPE_SIZE, "512M", 0, 1LL << 50, NULL, OFF(cache_bytes),
      "bytes of session memory held in memory (LRU); suffixes k, M, G"},
     {"max-entries", CONFIG_TYPE_INT, "1000000", 1, 2147483647LL, NULL, OFF(max_entries),
@@ -76,9 +79,10 @@ static const config_entry TABLE[] = {
     {"log-level", CONFIG_TYPE_ENUM, "info", 0, 0, "debug|info|warn|error", OFF(log_level),
      "lowest level logged (JSON lines on stderr)"},
     {"synchronous", CONFIG_TYPE_ENUM, "full", 0, 0, "full|normal|off", OFF(synchronous),
-     "SQLite synchronous mode: full = every acknowledged commit survives power loss"},
+     "SQLite synchronous mode: full = every acknowledged commit survives power loss; on "
+     "PostgreSQL full and normal set synchronous_commit on, off sets it off"},
     {"group-commit", CONFIG_TYPE_INT, "64", 1, 256, NULL, OFF(group_commit),
-     "observation requests (of different sessions) that may share one SQLite transaction and "
+     "observation requests (of different sessions) that may share one store transaction and "
      "fsync; 1: a COMMIT per request"},
 };
 #define N_ENTRIES ((int)(sizeof TABLE / sizeof TABLE[0]))

@@ -15,6 +15,7 @@ typedef enum { CONFIG_SYNC_FULL = 0, CONFIG_SYNC_NORMAL = 1, CONFIG_SYNC_OFF = 2
 typedef struct {
   char models[CONFIG_STR_MAX];    /* folder of *.gtm files */
   char db[CONFIG_STR_MAX];        /* SQLite file */
+  char store[CONFIG_STR_MAX];     /* PostgreSQL URL; empty: the SQLite file db */
   char listen[CONFIG_STR_MAX];    /* HOST:PORT, [V6]:PORT or :PORT (all interfaces); port 0 = any */
   char demo_worlds[CONFIG_STR_MAX]; /* folder of PNG photo worlds for /v1/demo/episodes */
   char api_keys[CONFIG_STR_MAX];  /* file of bearer keys, one a line; empty: no auth */
@@ -33,7 +34,7 @@ typedef struct {
   long long body_timeout;         /* seconds a request body may pause */
   long long reserve;              /* in-flight slots uploads may not take */
   long long shutdown_grace;       /* seconds to finish in-flight requests on SIGTERM */
-  long long group_commit;         /* observation requests per SQLite transaction at most */
+  long long group_commit;         /* observation requests per store transaction at most */
   int log_level;                  /* log_level */
   int synchronous;                /* config_sync */
 } server_config;

@@ -1,10 +1,11 @@
 /* gtmsmd: the GTMSM prediction service. Reads the configuration (config.c),
  * opens the store, loads the models, serves HTTP until SIGTERM or SIGINT,
- * then stops accepting, lets in-flight requests finish, closes SQLite and
+ * then stops accepting, lets in-flight requests finish, closes the store and
  * exits 0. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -22,6 +23,11 @@ static void log_config(const server_config *c) {
   for (int i = 0; i < config_count(); i++) {
     char v[CONFIG_STR_MAX];
     config_value_text(c, i, v, sizeof v);
+    if (strcmp(config_name(i), "store") == 0) { /* a URL may hold a password */
+      char r[CONFIG_STR_MAX];
+      store_redact(r, sizeof r, v);
+      snprintf(v, sizeof v, "%s", r);
+    }
     json_object_set_new(j, config_name(i), json_string(v));
   }
   char core[128];
@@ -70,13 +76,24 @@ int main(int argc, char **argv) {
   }
   if (auth_enabled(&a.auth))
     log_at(LOG_LEVEL_INFO, NULL, "auth", "{s:i}", "keys", a.auth.n);
-  if (store_open(&a.db, a.cfg.db, a.cfg.synchronous, err, sizeof err)) {
-    log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "db", a.cfg.db, "error", err);
+  /* --store names a PostgreSQL database; without it the store is the SQLite
+   * file --db */
+  const char *target = a.cfg.store[0] ? a.cfg.store : a.cfg.db;
+  char shown[CONFIG_STR_MAX];
+  store_redact(shown, sizeof shown, target);
+  if (a.cfg.store[0] && !store_is_url(a.cfg.store)) {
+    log_at(LOG_LEVEL_ERROR, NULL, "config", "{s:s}", "error",
+           "--store takes a postgresql:// (or postgres://) URL; an SQLite file is --db");
+    code = 2;
+    goto done;
+  }
+  if (store_open(&a.db, target, a.cfg.synchronous, err, sizeof err)) {
+    log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "db", shown, "error", err);
     goto done;
   }
   store_set_group_max(a.db, (int)a.cfg.group_commit);
-  log_at(LOG_LEVEL_INFO, NULL, "store", "{s:s, s:i}", "db", a.cfg.db, "schema",
-         store_schema_version(a.db));
+  log_at(LOG_LEVEL_INFO, NULL, "store", "{s:s, s:s, s:i}", "db", shown, "backend",
+         store_backend_name(a.db), "schema", store_schema_version(a.db));
   if (models_load_dir(&a.models, a.cfg.models)) {
     log_at(LOG_LEVEL_ERROR, NULL, "models", "{s:s}", "error", "out of memory");
     goto done;

@@ -1,8 +1,12 @@
-/* The durable store of gtmsmd: one SQLite file in WAL mode holding sessions
- * (model, model version, steps, state) and every observation with its raw
- * frame and memory entry. Schema versioned by PRAGMA user_version with ordered
- * migrations; prepared statements only; every multi-row write is one
- * transaction, and a function that writes returns only after COMMIT.
+/* The durable store of gtmsmd: sessions (model, model version, steps, state)
+ * and every observation with its raw frame and memory entry, on one of two
+ * backends behind this one interface (store.c picks by the target, see
+ * store_open): an SQLite file in WAL mode (store_sqlite.c, the embedded
+ * default) or a PostgreSQL database (store_pg.c), with the same schema
+ * meaning on both. Schema versioned with ordered migrations (PRAGMA
+ * user_version; the gtmsm_schema table in PostgreSQL); prepared statements
+ * only; every multi-row write is one transaction, and a function that writes
+ * returns only after COMMIT.
  *
  * Memory: with each observation its DND entry is stored (the key and value
  * floats gtmsm_observe inserted, as float32 bytes), and with the session its
@@ -28,7 +32,8 @@ enum { STORE_OK = 0, STORE_NOTFOUND = 1, STORE_EXISTS = 2 };
 
 /* Storage failures (negative, beside the GTMSM_E* codes): the disk is full
  * (507 for a client), or the database cannot be written or read for now
- * (read-only, I/O errors, locked by another process: 503). After a full disk,
+ * (read-only, I/O errors, locked by another process; on PostgreSQL the
+ * server unreachable, shutting down, read-only or out of connections: 503). After a full disk,
  * a read-only database or an I/O error every write fails at once with the
  * same code until a probe (at most once a second, on the next write or
  * store_writable) writes again, so that a replica which cannot take writes
@@ -49,16 +54,29 @@ typedef struct {
   long long created_ms, updated_ms;
 } store_session;
 
-/* Opens (creating the file and its folder if needed) and migrates path, then
- * proves that it can write (a database left read-only, say by a crash on a
- * read-only folder or mount, is refused here rather than found out on the
- * first write); synchronous is config_sync (0 full, 1 normal, 2 off). *out
- * is new (free with store_close). Returns 0 or GTMSM_EIO / GTMSM_EFORMAT (a
- * schema version outside 0..STORE_SCHEMA_VERSION) with a message. */
-int store_open(store **out, const char *path, int synchronous, char *err, size_t errlen);
+/* Opens target and migrates it, then proves that it can write (a database
+ * left read-only, say by a crash on a read-only folder or mount, is refused
+ * here rather than found out on the first write). target is a PostgreSQL
+ * connection URL (postgresql://... or postgres://..., libpq's syntax) or
+ * else an SQLite file path (the file and its folder are created if needed);
+ * another scheme:// is GTMSM_EINVAL. synchronous is config_sync (0 full,
+ * 1 normal, 2 off): SQLite's PRAGMA synchronous, PostgreSQL's
+ * synchronous_commit (on, on, off: the server's own fsync settings rule the
+ * rest). *out is new (free with store_close). Returns 0 or GTMSM_EIO /
+ * GTMSM_EFORMAT (a schema version outside 0..STORE_SCHEMA_VERSION) /
+ * STORE_EUNAVAILABLE (the PostgreSQL server cannot be reached) with a
+ * message. */
+int store_open(store **out, const char *target, int synchronous, char *err, size_t errlen);
+/* 1 when target names a PostgreSQL database (postgresql:// or postgres://). */
+int store_is_url(const char *target);
+/* target with any password replaced by "***" (the URL's user:password@ and a
+ * password=... option), for logs, into out. */
+void store_redact(char *out, size_t outlen, const char *target);
+/* "sqlite" or "postgresql" (static). */
+const char *store_backend_name(store *s);
 /* Finalises statements, checkpoints the WAL and closes; s may be NULL. */
 void store_close(store *s);
-/* The schema version of the open database (PRAGMA user_version). */
+/* The schema version of the open database. */
 int store_schema_version(store *s);
 /* 0 when writes can succeed, else STORE_EFULL or STORE_EUNAVAILABLE with a
  * message; with probe = 1 a failed store is probed again when a second has
