@@ -190,6 +190,41 @@ def test_maze3d(tmp):
     tex = run(*args, "--textures", f"{SRC}/data/textures").stdout
     check(json.loads(tex)["textures"] == f"{SRC}/data/textures" and tex != e1, "maze3d eval on the bundled textures")
 
+    # recorded maze3d episodes: train on them, evaluate with the rotate protocol
+    recs = []
+    for seed in (2, 3):
+        recs.append(f"{tmp}/maze{seed}.ndjson")
+        with open(recs[-1], "wb") as f:
+            f.write(run("gen", "--env", "maze3d", "--scenario", "rotate", "--seed", str(seed), "--steps", "90").stdout)
+    run("train", "--out", f"{tmp}/mr", "--steps", "2", "--model-out", f"{tmp}/mr.gtm", *MAZE3D_TRAIN,
+        "--episodes", *recs)
+    j = json.loads(run("eval", "--model", f"{tmp}/mr.gtm", "--env", "maze3d", "--episodes", *recs, "--memorize", "33",
+                       "--predict", "47", "--json", "--out", f"{tmp}/mreval").stdout)
+    check(j["episodes"] == 2 and j["truth"] is True and j["psnr"]["nearest_view"]["seen"] == 60.0
+          and j["heading_error_deg"]["mean"] is not None, "maze3d recordings: the rotate protocol with truth")
+    for f in ("psnr.csv", "psnr.png", "strip_0.png", "heading.png"):
+        check(os.path.exists(f"{tmp}/mreval/{f}"), f"maze3d recordings: eval wrote {f}")
+    with open(f"{tmp}/maze_nt.ndjson", "w") as f:
+        for line in open(recs[0]):
+            o = json.loads(line)
+            del o["truth"]
+            f.write(json.dumps(o) + "\n")
+    j = json.loads(run("eval", "--model", f"{tmp}/mr.gtm", "--env", "maze3d", "--episodes", f"{tmp}/maze_nt.ndjson",
+                       "--memorize", "33", "--predict", "47", "--json").stdout)
+    check(j["truth"] is False and j["psnr"]["nearest_view"]["all"] is None and j["psnr"]["model"]["all"] is not None
+          and j["psnr"]["last_frame"]["all"] is not None and j["heading_error_deg"]["mean"] is None
+          and j["position_error"]["final"] is None, "maze3d recordings without truth: no pose metrics")
+    walk = [a if a != "rot3d" else "walk3d" for a in MAZE3D_TRAIN]
+    run("train", "--out", f"{tmp}/mw", "--steps", "1", *walk, "--disp-weight", "1", "--episodes", *recs)
+    r = subprocess.run([BIN, "train", "--out", f"{tmp}/mw2", "--steps", "1", *walk, "--disp-weight", "1",
+                        "--episodes", f"{tmp}/maze_nt.ndjson"], capture_output=True)
+    check(r.returncode == 2 and b"--disp-weight needs the displacement truth" in r.stderr,
+          "walk3d --disp-weight: recordings without the displacement truth refused")
+    r = subprocess.run([BIN, "train", "--out", f"{tmp}/mw3", "--steps", "1", *MAZE3D_TRAIN[2:], "--episodes", recs[0]],
+                       capture_output=True)
+    check(r.returncode == 1 and b"unknown action 'none'" in r.stderr and b"--env maze3d" in r.stderr,
+          "maze3d recordings under --env imagenav: the action and the fix named")
+
 
 def fails(args, code, needle, what):
     """Runs gtmsm with args; checks the exit code and that stderr holds needle."""
@@ -296,6 +331,17 @@ def test_recordings(tmp):
     run("train", "--out", f"{d}/o", "--episodes", eps[1], "--steps", "6", "--threads", "1",
                 "--model-out", f"{d}/o.gtm", *REC_TRAIN)
     check(sha(f"{d}/o.gtm") != sha(f"{d}/a.gtm"), "other recordings, another model")
+
+    # many recordings: the checkpoint names them all, the model file (4 KiB of metadata) counts them
+    many = []
+    for i in range(60):
+        many.append(f"{d}/{'long-recording-name-' * 4}{i:03d}.ndjson")
+        os.symlink(eps[1], many[-1])
+    run("train", "--out", f"{d}/many", "--episodes", *many, "--steps", "1", "--model-out", f"{d}/many.gtm",
+        *REC_TRAIN)
+    run("predict", "--model", f"{d}/many.gtm", "--episode", eps[1], "--memorize", "80")
+    r = run("train", "--out", f"{d}/many", "--steps", "2", "--resume")
+    check(b"windows of 60 recordings" in r.stderr, "60 recordings: the model file loads, --resume reads all 60")
 
     ev = ["eval", "--model", f"{d}/a.gtm", "--episodes", eps[0], eps[1], "--memorize", "60", "--predict", "30",
           "--json"]

@@ -89,6 +89,10 @@ static int recordings_take(recordings *r, growing *g, const char *name, const ch
   }
   r->all_disp = (r->n == 0 || r->all_disp) && g->has_disp;
   r->all_truth = (r->n == 0 || r->all_truth) && g->has_truth;
+  /* give back what the doubling reserved past the last step */
+  size_t D = (size_t)r->H * r->W * r->C;
+  uint8_t *f = realloc(g->frames, (size_t)g->n * D);
+  if (f) g->frames = f;
   r->v[r->n] = (eval_recording){.n = g->n, .frames = g->frames, .actions = g->actions,
                                 .truth = g->has_truth ? g->truth : NULL};
   r->n++;

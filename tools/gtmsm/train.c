@@ -469,6 +469,7 @@ int cmd_train(int argc, char **argv) {
   int requested_steps = o.steps, requested_threads = o.threads;
   recordings recs = {0};
   json_t *rec_src = NULL; /* where the recordings came from, for the checkpoint */
+  long rec_steps = 0;     /* their steps in all */
   recordings_session *listed = NULL;
   snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", out);
   snprintf(csvp, sizeof csvp, "%s/train.csv", out);
@@ -576,6 +577,11 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
   }
+  if (o.recs && (recs.H != m.cfg.H || recs.W != m.cfg.W || recs.C != m.cfg.C)) {
+    fprintf(stderr, "gtmsm train: the recordings' frames are %dx%dx%d, the model's %dx%dx%d\n", recs.W, recs.H,
+            recs.C, m.cfg.W, m.cfg.H, m.cfg.C);
+    goto done;
+  }
   if (o.recs) {
     int longest = 0, usable = 0;
     for (int i = 0; i < recs.n; i++) {
@@ -656,7 +662,7 @@ int cmd_train(int argc, char **argv) {
   for (size_t e = 0; e < m.p.n; e++)
     if (strncmp(m.p.entries[e].name, "ssm.", 4) == 0 || strncmp(m.p.entries[e].name, "gate.", 5) == 0)
       m.p.entries[e].lr_scale = (float)o.ssm_lr_mult;
-  long rec_steps = 0;
+  rec_steps = 0;
   for (int i = 0; i < recs.n; i++) rec_steps += recs.v[i].n;
   if (o.recs)
     fprintf(stderr,
@@ -757,6 +763,17 @@ int cmd_train(int argc, char **argv) {
       json_t *st = opts_to_json(&o, step);
       if (st && rec_src) json_object_set(st, "recordings", rec_src);
       int crc = gtmsm_checkpoint_save(&m, st, ckpt, err, sizeof err);
+      if (!crc && model_out && rec_src) {
+        /* the model file's metadata is bounded (4 KiB): its provenance counts
+         * the recordings, the checkpoint names them */
+        json_t *brief = json_copy(st);
+        json_decref(st);
+        st = brief;
+        if (st)
+          json_object_set_new(st, "recordings",
+                              json_pack("{s:i, s:I, s:O}", "count", recs.n, "steps", (json_int_t)rec_steps, "db",
+                                        json_object_get(rec_src, "db")));
+      }
       if (!crc && model_out) {
         json_t *extra = strcmp(o.env, "maze3d") == 0
                             ? json_pack("{s:s, s:s, s:o}", "environment", "maze3d", "scenario", o.maze.scenario,
