@@ -247,6 +247,9 @@ def test_usage(tmp):
           "train: --session without --from-db exits 2")
     fails(["train", "--out", f"{tmp}/u", "--vae", "rnn"], 2, "--vae must be", "train: bad --vae exits 2")
     fails(["train", "--out", f"{tmp}/u", "--env", "mars"], 2, "--env must be", "train: bad --env exits 2")
+    for cmd, more in (("gen", []), ("train", ["--out", f"{tmp}/u"]), ("eval", ["--model", "m.gtm"])):
+        fails([cmd, "--env", "maze3d", "--scenario", "moon", *more], 2, "unknown --scenario 'moon'",
+              f"{cmd}: unknown --scenario exits 2")
     fails(["nothing"], 2, "unknown command", "unknown subcommand exits 2")
 
 

@@ -198,6 +198,10 @@ int cmd_eval(int argc, char **argv) {
     fprintf(stderr, "gtmsm eval: --session needs --from-db\n");
     goto done;
   }
+  if (strcmp(env, "maze3d") == 0 && maze3d_scenario_from_name(mo.scenario) < 0) {
+    fprintf(stderr, "gtmsm eval: unknown --scenario '%s' (rotate, walk or multiroom)\n", mo.scenario);
+    goto done;
+  }
   rc = 1;
   if (gtmsm_model_load(&m, model_path, err, sizeof err)) {
     fprintf(stderr, "gtmsm eval: %s\n", err);

@@ -446,6 +446,12 @@ int cmd_train(int argc, char **argv) {
     opt_list_free(&sessions);
     return prc == 1 ? 0 : 2;
   }
+  if (maze3d_scenario_from_name(o.maze.scenario) < 0) {
+    fprintf(stderr, "gtmsm train: unknown --scenario '%s' (rotate, walk or multiroom)\n", o.maze.scenario);
+    opt_list_free(&episodes);
+    opt_list_free(&sessions);
+    return 2;
+  }
   if (sessions.n && !from_db) {
     fprintf(stderr, "gtmsm train: --session needs --from-db\n");
     opt_list_free(&episodes);
