@@ -243,7 +243,7 @@ def test_usage(tmp):
     fails(["eval"], 2, "--model is required", "eval: missing --model exits 2")
     fails(["predict", "--model", "m.gtm"], 2, "are required", "predict: missing --episode exits 2")
     fails(["train", "--episodes"], 2, "needs at least one value", "train: --episodes without a file exits 2")
-    fails(["train", "--session", "a", "--out", f"{tmp}/u"], 2, "--session needs --from-db",
+    fails(["train", "--session", "a", "--out", f"{tmp}/u"], 2, "--session and --db-model need --from-db",
           "train: --session without --from-db exits 2")
     fails(["train", "--out", f"{tmp}/u", "--vae", "rnn"], 2, "--vae must be", "train: bad --vae exits 2")
     fails(["train", "--out", f"{tmp}/u", "--env", "mars"], 2, "--env must be", "train: bad --env exits 2")

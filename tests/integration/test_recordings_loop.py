@@ -53,6 +53,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         os.makedirs(f"{tmp}/models")
         train_model(f"{tmp}/models/nav.gtm")
+        train_model(f"{tmp}/models/other.gtm", seed=2)
         db = f"{tmp}/gtmsm.db"
         d = Daemon(f"{tmp}/models", db)
         # 1. record: two sessions, streamed as NDJSON the way a client does
@@ -70,14 +71,24 @@ def main():
                                  {"Content-Type": "application/x-ndjson"})
                 check(s == 200 and j["steps"] == min(i + 50, n), f"{sid}: observations {i}.. stored")
         s, _, _ = d.json("PUT", "/v1/sessions/empty", {"model": "nav"})  # never observed: skipped
+        s, _, _ = d.json("PUT", "/v1/sessions/walk-z", {"model": "other"})  # another model's session
+        s, _, _ = d.json("POST", "/v1/sessions/walk-z/observations",
+                         gtmsm("gen", "--env", "imagenav", "--seed", "9", "--steps", "40").stdout,
+                         {"Content-Type": "application/x-ndjson"})
+        check(s == 200, "walk-z: a session of another model")
 
         # 2. train on the recordings, from the live daemon's database and from NDJSON
         r = gtmsm("train", "--out", f"{tmp}/run_db", "--from-db", db, "--session", "walk-a", "walk-b",
                   "--model-out", f"{tmp}/new_db.gtm", *TRAIN)
         check(b"windows of 2 recordings (210 steps of 8x8 frames" in r.stderr, "train --from-db: two sessions read")
-        r = gtmsm("train", "--out", f"{tmp}/run_all", "--from-db", db, "--model-out", f"{tmp}/new_all.gtm", *TRAIN)
+        r = gtmsm("train", "--out", f"{tmp}/run_all", "--from-db", db, "--db-model", "nav",
+                  "--model-out", f"{tmp}/new_all.gtm", *TRAIN)
         check(b"session empty has no observations: skipped" in r.stderr and b"windows of 2 recordings" in r.stderr,
-              "train --from-db without --session: every session with observations, in id order")
+              "train --from-db --db-model nav: every session of that model with observations, in id order")
+        r = gtmsm("train", "--out", f"{tmp}/run_any", "--from-db", db, *TRAIN)
+        check(b"windows of 3 recordings (250 steps" in r.stderr, "train --from-db: every session of any model")
+        refused(["train", "--out", f"{tmp}/x", "--from-db", db, "--db-model", "nav", "--session", "walk-z", *TRAIN],
+                1, "session walk-z was recorded with model 'other', not 'nav'", "--db-model: a listed session of another model")
         gtmsm("train", "--out", f"{tmp}/run_nd", "--episodes", eps["walk-a"], eps["walk-b"],
               "--model-out", f"{tmp}/new.gtm", *TRAIN)
         check(content_hash(f"{tmp}/new_db.gtm") == content_hash(f"{tmp}/new.gtm") ==

@@ -134,7 +134,7 @@ int cmd_eval(int argc, char **argv) {
   opts_maze3d mo = opts_maze3d_default();
   mo.scenario = "rotate";
   opt_list episodes_arg = {0}, sessions = {0};
-  const char *from_db = NULL;
+  const char *from_db = NULL, *db_model = NULL;
   opt_def defs[] = {
       {"model", OPT_STRING, &model_path, 1, 0, "model file (.gtm)"},
       {"env", OPT_STRING, &env, 1, 0, "environment: imagenav | maze3d"},
@@ -144,6 +144,7 @@ int cmd_eval(int argc, char **argv) {
        "a number of simulated episodes (default 100), or recorded episodes: NDJSON files as gen prints them"},
       {"from-db", OPT_STRING, &from_db, 1, 0, "evaluate on the sessions a gtmsmd stored in this SQLite file"},
       {"session", OPT_LIST, &sessions, 1, 0, "with --from-db: only these session ids (default all)"},
+      {"db-model", OPT_STRING, &db_model, 1, 0, "with --from-db: only sessions created with this model name"},
       {"seed", OPT_U64, &seed, 1, 0, "seed of the episodes"},
       {"memorize", OPT_INT, &memorize, 2, 1e6, "memorized steps"},
       {"predict", OPT_INT, &predict, 1, 1e6, "predicted steps"},
@@ -194,8 +195,8 @@ int cmd_eval(int argc, char **argv) {
     fprintf(stderr, "gtmsm eval: --env must be imagenav or maze3d\n");
     goto done;
   }
-  if (sessions.n && !from_db) {
-    fprintf(stderr, "gtmsm eval: --session needs --from-db\n");
+  if ((sessions.n || db_model) && !from_db) {
+    fprintf(stderr, "gtmsm eval: --session and --db-model need --from-db\n");
     goto done;
   }
   if (strcmp(env, "maze3d") == 0 && maze3d_scenario_from_name(mo.scenario) < 0) {
@@ -217,7 +218,7 @@ int cmd_eval(int argc, char **argv) {
     int lrc = listed ? 0 : GTMSM_ENOMEM;
     for (int i = 0; !lrc && i < files; i++)
       lrc = recordings_load_ndjson(&recs, &renv, episodes_arg.v[i], -1, err, sizeof err);
-    if (!lrc && from_db) lrc = recordings_load_db(&recs, &renv, from_db, listed, sessions.n, err, sizeof err);
+    if (!lrc && from_db) lrc = recordings_load_db(&recs, &renv, from_db, listed, sessions.n, db_model, err, sizeof err);
     if (lrc) {
       fprintf(stderr, "gtmsm eval: %s\n", err);
       rc = lrc == RECORDINGS_ENOENT ? 2 : 1;

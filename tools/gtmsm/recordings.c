@@ -327,7 +327,7 @@ done:
 }
 
 int recordings_load_db(recordings *r, const recordings_env *env, const char *path, const recordings_session *listed,
-                       int n, char *err, size_t errlen) {
+                       int n, const char *model, char *err, size_t errlen) {
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
   int rc = 0, in_tx = 0;
@@ -358,11 +358,13 @@ int recordings_load_db(recordings *r, const recordings_env *env, const char *pat
                     version == 0 ? ": not a gtmsmd database" : ": written by a newer gtmsmd?");
     goto done;
   }
-  const char *sql = n > 0 ? "SELECT sid, id FROM sessions WHERE id = ?1" : "SELECT sid, id FROM sessions ORDER BY id";
+  const char *sql = n > 0 ? "SELECT sid, id, model FROM sessions WHERE id = ?1"
+                          : "SELECT sid, id, model FROM sessions WHERE ?2 IS NULL OR model = ?2 ORDER BY id";
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
     rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "%s: %s", path, sqlite3_errmsg(db));
     goto done;
   }
+  if (n == 0 && model) sqlite3_bind_text(st, 2, model, -1, SQLITE_TRANSIENT);
   int found = 0;
   for (int i = 0; n == 0 || i < n; i++) {
     if (n > 0) {
@@ -381,12 +383,20 @@ int recordings_load_db(recordings *r, const recordings_env *env, const char *pat
     }
     char id[128];
     snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 1));
+    const char *its = (const char *)sqlite3_column_text(st, 2);
+    if (model && (!its || strcmp(its, model) != 0)) {
+      rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "%s session %s was recorded with model '%.64s', not '%.64s'",
+                      path, id, its ? its : "", model);
+      goto done;
+    }
     if ((rc = db_session(r, env, db, path, sqlite3_column_int64(st, 0), id, n > 0 ? listed[i].steps : -1, err,
                          errlen)))
       goto done;
     found++;
   }
-  if (found == 0) rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "%s holds no sessions", path);
+  if (found == 0)
+    rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "%s holds no sessions%s%.64s%s", path, model ? " of model '" : "",
+                    model ? model : "", model ? "'" : "");
 done:
   sqlite3_finalize(st);
   if (in_tx) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);

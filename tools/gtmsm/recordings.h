@@ -60,14 +60,15 @@ typedef struct {
 
 /* Appends sessions of the gtmsmd database path (opened read-only, in one
  * read transaction) to r: the listed ones (n > 0), or every session in id
- * order (n == 0). Frames are H*W*3 bytes (square frames: the size comes from
+ * order (n == 0), in either case only those created with the model named
+ * model (NULL: any; a listed session of another model is an error). Frames are H*W*3 bytes (square frames: the size comes from
  * the blob), actions indices into env. r->session[i] and r->v[i].n then say
  * what was read, so a checkpoint can name it. Returns 0, RECORDINGS_ENOENT
  * (no such file, no such session) or GTMSM_EFORMAT (not a gtmsmd database,
  * an unknown schema version, a gap in t, a frame of another size, an action
  * out of range: session and t in the message). */
 int recordings_load_db(recordings *r, const recordings_env *env, const char *path, const recordings_session *listed,
-                       int n, char *err, size_t errlen);
+                       int n, const char *model, char *err, size_t errlen);
 
 void recordings_free(recordings *r);
 

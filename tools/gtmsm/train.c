@@ -313,7 +313,7 @@ static int recordings_from_json(recordings *r, train_opts *o, const json_t *j, j
     if (!listed) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     json_array_foreach(ses, i, v) listed[i] = (recordings_session){json_string_value(json_object_get(v, "id")),
                                                                   (long)json_integer_value(json_object_get(v, "steps"))};
-    rc = recordings_load_db(r, &env, db, listed, (int)ns, err, errlen);
+    rc = recordings_load_db(r, &env, db, listed, (int)ns, NULL, err, errlen);
     free(listed);
     if (rc) return rc;
   }
@@ -374,7 +374,7 @@ int cmd_train(int argc, char **argv) {
                   .curriculum = 4000, .k_start = 24, .delta_start = 1.0, .memorize_start = 0,
                   .wallfree = 1500, .ssm_lr_mult = 5.0, .still = 1.0, .b_lr_after = 0.1,
                   .seed = 1, .threads = 2};
-  const char *out = "runs/imagenav", *model_out = NULL, *from_db = NULL;
+  const char *out = "runs/imagenav", *model_out = NULL, *from_db = NULL, *db_model = NULL;
   int resume = 0, log_every = 25;
   double ckpt_every = 300;
   opt_list episodes = {0}, sessions = {0};
@@ -385,6 +385,7 @@ int cmd_train(int argc, char **argv) {
        "train on recorded episodes: NDJSON files as gen prints them (frames, actions, optional truth)"},
       {"from-db", OPT_STRING, &from_db, 1, 0, "train on the sessions a gtmsmd stored in this SQLite file (read-only)"},
       {"session", OPT_LIST, &sessions, 1, 0, "with --from-db: only these session ids (default all)"},
+      {"db-model", OPT_STRING, &db_model, 1, 0, "with --from-db: only sessions created with this model name"},
       OPTS_MAZE3D_DEFS(&o.maze),
       {"episode", OPT_INT, &o.episode, 2, 100000, "maze3d: episode length (sequences are windows of it)"},
       {"transition", OPT_STRING, &o.transition, 1, 0, "gated2d (2-D, eq. 4) | rot3d (heading, eq. 5) | walk3d (momentum)"},
@@ -452,8 +453,8 @@ int cmd_train(int argc, char **argv) {
     opt_list_free(&sessions);
     return 2;
   }
-  if (sessions.n && !from_db) {
-    fprintf(stderr, "gtmsm train: --session needs --from-db\n");
+  if ((sessions.n || db_model) && !from_db) {
+    fprintf(stderr, "gtmsm train: --session and --db-model need --from-db\n");
     opt_list_free(&episodes);
     opt_list_free(&sessions);
     return 2;
@@ -515,7 +516,7 @@ int cmd_train(int argc, char **argv) {
       int lrc = listed ? 0 : GTMSM_ENOMEM;
       for (int i = 0; !lrc && i < episodes.n; i++)
         lrc = recordings_load_ndjson(&recs, &env, episodes.v[i], -1, err, sizeof err);
-      if (!lrc && from_db) lrc = recordings_load_db(&recs, &env, from_db, listed, sessions.n, err, sizeof err);
+      if (!lrc && from_db) lrc = recordings_load_db(&recs, &env, from_db, listed, sessions.n, db_model, err, sizeof err);
       if (!lrc && !(rec_src = recordings_to_json(&recs, from_db))) lrc = gtmsm_fail(err, sizeof err, GTMSM_ENOMEM, "out of memory");
       if (lrc) {
         fprintf(stderr, "gtmsm train: %s\n", err);
