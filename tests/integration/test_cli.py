@@ -397,6 +397,9 @@ def test_recordings(tmp):
         "mixed frame sizes")
     bad("json.ndjson", "\n".join(lines[:2]) + "\n{oops\n", "json.ndjson:3: not JSON", "a line that is not JSON")
     bad("empty.ndjson", "", "empty.ndjson: no observations", "an empty recording")
+    o = json.loads(lines[5]); del o["truth"]
+    bad("half.ndjson", "\n".join(lines[:5] + [json.dumps(o)]) + "\n", "half.ndjson:6: truth missing here",
+        "truth on some steps only")
     bad("gap2.ndjson", "\n".join(lines[:3] + lines[4:40]) + "\n", "gap2.ndjson:4: t=4 after t=2", "eval: a gap in t",
         cmd="eval")
     fails(["train", "--out", f"{d}/bad", "--episodes", eps[0], f"{d}/missing.ndjson", *REC_TRAIN], 2,

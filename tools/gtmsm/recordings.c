@@ -225,9 +225,12 @@ int recordings_load_ndjson(recordings *r, const recordings_env *env, const char 
       float tr[REC_TRUTH_N];
       int disp, has = parse_truth(env, json_object_get(j, "truth"), tr, &disp);
       if (g.n == 0) g.has_truth = has, g.has_disp = disp;
-      if (has != g.has_truth || (g.has_truth && disp != g.has_disp)) {
+      if (has != g.has_truth) {
         snprintf(what, sizeof what, "truth %s here but %s on the first line: all steps or none",
                  has ? "present" : "missing", has ? "missing" : "present");
+      } else if (g.has_truth && disp != g.has_disp) {
+        snprintf(what, sizeof what, "truth's d_forward, d_left, d_heading %s here but %s on the first line",
+                 disp ? "present" : "missing", disp ? "missing" : "present");
       } else if ((rc = growing_push(&g, (size_t)H * W * C))) {
         snprintf(what, sizeof what, "out of memory");
       } else {
