@@ -249,6 +249,10 @@ int cmd_gen(int argc, char **argv) {
   if (prc) return prc == 1 ? 0 : 2;
   preview pv = {0};
   int rc;
+  if (strcmp(env, "maze3d") == 0 && maze3d_scenario_from_name(mo.scenario) < 0) {
+    fprintf(stderr, "gtmsm gen: unknown --scenario '%s' (rotate, walk or multiroom)\n", mo.scenario);
+    return 2;
+  }
   if (strcmp(env, "imagenav") == 0 && mo.textures) {
     fprintf(stderr, "gtmsm gen: --textures is a maze3d option (imagenav takes --images)\n");
     return 2;

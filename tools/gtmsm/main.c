@@ -10,8 +10,8 @@ static void usage(FILE *f) {
           "usage: gtmsm <command> [options]\n"
           "commands:\n"
           "  gen       generate an episode as NDJSON\n"
-          "  train     train a model on generated episodes\n"
-          "  eval      evaluate a model (PSNR curves, strips, JSON summary)\n"
+          "  train     train a model on generated or recorded episodes\n"
+          "  eval      evaluate a model on generated or recorded episodes (PSNR, strips, JSON)\n"
           "  predict   predict frames offline from an episode file\n"
           "  (gtmsm <command> --help for options)\n"
           "  --version print the version\n");

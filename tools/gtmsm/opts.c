@@ -5,7 +5,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+
+void opt_list_free(opt_list *l) {
+  free(l->v);
+  l->v = NULL;
+  l->n = 0;
+}
+
+/* Appends val to the list; argc bounds how many values there can be. */
+static int list_push(opt_list *l, const char *val, int argc) {
+  if (!l->v && !(l->v = malloc(sizeof(char *) * (size_t)argc))) return -1;
+  l->v[l->n++] = val;
+  return 0;
+}
 
 static void usage(FILE *f, const char *cmd, const char *summary, const opt_def *defs) {
   fprintf(f, "usage: gtmsm %s [options]\n%s\noptions:\n", cmd, summary);
@@ -20,7 +34,9 @@ static void usage(FILE *f, const char *cmd, const char *summary, const opt_def *
         break;
       default: break;
     }
-    fprintf(f, "  --%-18s %s%s\n", d->name, d->help, def);
+    char name[64];
+    snprintf(name, sizeof name, "%s%s", d->name, d->type == OPT_LIST ? " ..." : "");
+    fprintf(f, "  --%-18s %s%s\n", name, d->help, def);
   }
 }
 
@@ -46,7 +62,23 @@ int opts_parse(const char *cmd, const char *summary, const opt_def *defs, int ar
       return 2;
     }
     if (d->type == OPT_FLAG) {
+      if (eq) {
+        fprintf(stderr, "gtmsm %s: --%s takes no value\n", cmd, d->name);
+        return 2;
+      }
       *(int *)d->ptr = 1;
+      continue;
+    }
+    if (d->type == OPT_LIST) {
+      opt_list *l = d->ptr;
+      int before = l->n;
+      if (eq && *(eq + 1) && list_push(l, eq + 1, argc)) goto oom;
+      while (!eq && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+        if (list_push(l, argv[++i], argc)) goto oom;
+      if (l->n == before) {
+        fprintf(stderr, "gtmsm %s: --%s needs at least one value\n", cmd, d->name);
+        return 2;
+      }
       continue;
     }
     if (eq) val = eq + 1;
@@ -87,6 +119,44 @@ int opts_parse(const char *cmd, const char *summary, const opt_def *defs, int ar
     return 2;
   }
   return 0;
+oom:
+  fprintf(stderr, "gtmsm %s: out of memory\n", cmd);
+  return 2;
+}
+
+int opts_mkdir_p(const char *path, char *err, size_t errlen) {
+  char buf[4096];
+  size_t n = strlen(path);
+  if (n == 0 || n >= sizeof buf) {
+    snprintf(err, errlen, "cannot create folder '%.200s': empty or too long", path);
+    return -1;
+  }
+  memcpy(buf, path, n + 1);
+  /* each prefix ending at a '/', then the whole path */
+  for (size_t i = 1; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    char keep = buf[i];
+    buf[i] = '\0';
+    struct stat sb;
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+      snprintf(err, errlen, "cannot create folder %s: %s", buf, strerror(errno));
+      return -1;
+    }
+    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+      snprintf(err, errlen, "cannot create folder %s: a file of that name is in the way", buf);
+      return -1;
+    }
+    buf[i] = keep;
+  }
+  return 0;
+}
+
+int opts_mkdir_parent(const char *path, char *err, size_t errlen) {
+  const char *slash = strrchr(path, '/');
+  if (!slash || slash == path) return 0;
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  return opts_mkdir_p(dir, err, errlen);
 }
 
 double opts_now(void) {

@@ -1,26 +1,34 @@
 /* gtmsm train: trains GTMSM on episodes generated on the fly: image
- * navigation (2-D), or maze3d (the rotating agent: windows of rotate episodes).
+ * navigation (2-D), or maze3d (the rotating agent: windows of rotate episodes);
+ * or on recorded episodes (--episodes NDJSON files, --from-db a gtmsmd
+ * database): windows of the recordings, sampled as the maze3d windows are.
  *
  * Every sequence of every step is a pure function of (seed, step, index): its
  * world, trajectory and noise draws. Sequences run on worker threads, each
  * into its own gradient buffer, and the buffers are summed in index order, so a
  * run is bit-reproducible for a seed whatever the thread count. Checkpoints
  * (model + Adam state + trainer state) are written atomically every
- * --ckpt-every seconds; --resume continues from one exactly. */
+ * --ckpt-every seconds and when SIGINT or SIGTERM arrives (the handler only
+ * sets a flag; the loop writes the checkpoint after the update in flight and
+ * exits 128 + the signal); --resume continues from one exactly. */
 #include <cblas.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
+#include "base/err.h"
+#include "img/image.h"
 #include "model/gtmsm.h"
 #include "model/modelfile.h"
 #include "nn/rng.h"
 #include "opts.h"
 #include "opts_maze3d.h"
+#include "recordings.h"
 #include "sim/maze3d.h"
 #include "sim/imagenav.h"
 #include "sim/worldset.h"
@@ -51,7 +59,38 @@ typedef struct {
   double lr, lr_final, clip, aux, kl_start, ssm_lr_mult, still, b_lr_after;
   uint64_t seed;
   int threads;
+  const recordings *recs;   /* recorded episodes to sample windows of; NULL: the simulator */
 } train_opts;
+
+/* Set by SIGINT / SIGTERM (the signal number); read by the training loop. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+  if (stop_signal) _exit(128 + sig); /* a second signal: stop now (the last checkpoint stays whole) */
+  stop_signal = sig;
+}
+
+/* A window of N consecutive steps of the recordings, uniform over all the
+ * windows there are (a recording with more steps holds more of them), drawn
+ * from the sequence's seed as the maze3d offset is. */
+static void recordings_window(const recordings *r, int N, uint64_t s, int *rec, int *first) {
+  uint64_t total = 0;
+  for (int i = 0; i < r->n; i++)
+    if (r->v[i].n >= N) total += (uint64_t)(r->v[i].n - N + 1);
+  rng_t wr;
+  rng_init(&wr, s, 12);
+  uint64_t u = (((uint64_t)rng_u32(&wr) << 32) | rng_u32(&wr)) % total;
+  for (int i = 0; i < r->n; i++) {
+    if (r->v[i].n < N) continue;
+    uint64_t k = (uint64_t)(r->v[i].n - N + 1);
+    if (u < k) {
+      *rec = i;
+      *first = (int)u;
+      return;
+    }
+    u -= k;
+  }
+}
 
 typedef struct {
   const gtmsm_model *m;
@@ -101,12 +140,27 @@ static void *worker_run(void *arg) {
   eo.obstacles = o->obstacles;
   gtmsm_seq_spec spec = {.N = N, .T = w->memorize_now, .aux = (float)o->aux, .kl_weight = w->kl_weight,
                          .K = w->k_now, .delta = w->delta_now, .still = (float)o->still,
-                         .displacement = strcmp(o->env, "maze3d") == 0 ? w->disp : NULL,
+                         .displacement = strcmp(o->env, "maze3d") == 0 && (!o->recs || o->recs->all_disp)
+                                             ? w->disp : NULL,
                          .disp_weight = (float)o->disp_weight};
   for (int b = w->tid; b < o->batch; b += w->nthreads) {
     uint64_t s = seq_seed(o->seed, w->step, b);
     const int *actions = w->actions;
-    if (strcmp(o->env, "maze3d") == 0) {
+    if (o->recs) {
+      int ri = 0, first = 0;
+      recordings_window(o->recs, N, s, &ri, &first);
+      const eval_recording *rv = &o->recs->v[ri];
+      size_t D = (size_t)gtmsm_config_D(&w->m->cfg);
+      image_float_from_u8(w->frames, rv->frames + (size_t)first * D, (size_t)N * D);
+      for (int t = 0; t < N; t++) w->actions[t] = rv->actions[first + t];
+      if (o->recs->all_disp)
+        for (int t = 0; t < N; t++) {
+          const float *tr = rv->truth + (size_t)(first + t) * REC_TRUTH_N;
+          w->disp[3 * t] = tr[REC_TRUTH_D_FORWARD];
+          w->disp[3 * t + 1] = tr[REC_TRUTH_D_LEFT];
+          w->disp[3 * t + 2] = tr[REC_TRUTH_D_HEADING];
+        }
+    } else if (strcmp(o->env, "maze3d") == 0) {
       /* a window of N consecutive steps at a random offset of the episode */
       rng_t wr;
       rng_init(&wr, s, 12);
@@ -217,6 +271,59 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
 }
 
 /* Index of s in names (n), or -1. */
+/* Where the recordings of a run came from, for its checkpoint (new
+ * reference, NULL on OOM): {"episodes": [{"path", "steps"}], "db", "sessions":
+ * [{"id", "steps"}]}, steps as read, so a resume reads the same data even
+ * when a daemon has appended to the sessions since. */
+static json_t *recordings_to_json(const recordings *r, const char *db) {
+  json_t *eps = json_array(), *ses = json_array();
+  for (int i = 0; i < r->n; i++) {
+    if (r->session[i])
+      json_array_append_new(ses, json_pack("{s:s, s:i}", "id", r->session[i], "steps", r->v[i].n));
+    else
+      json_array_append_new(eps, json_pack("{s:s, s:i}", "path", r->names[i], "steps", r->v[i].n));
+  }
+  return json_pack("{s:o, s:s?, s:o}", "episodes", eps, "db", db, "sessions", ses);
+}
+
+/* Reloads the recordings a checkpoint names (j may be NULL: a simulator run)
+ * into r, with o->env's actions; sets o->recs and *src (a new reference to
+ * j). A file that no longer holds the steps it held is an error. */
+static int recordings_from_json(recordings *r, train_opts *o, const json_t *j, json_t **src, char *err,
+                                size_t errlen) {
+  if (!j) return 0;
+  recordings_env env;
+  if (recordings_env_init(&env, o->env)) return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "unknown env '%s'", o->env);
+  const json_t *eps = json_object_get(j, "episodes"), *ses = json_object_get(j, "sessions"), *v;
+  const char *db = json_string_value(json_object_get(j, "db"));
+  size_t i;
+  int rc = 0;
+  json_array_foreach(eps, i, v) {
+    const char *path = json_string_value(json_object_get(v, "path"));
+    long steps = (long)json_integer_value(json_object_get(v, "steps"));
+    if (!path) return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "checkpoint: a recording without a path");
+    if ((rc = recordings_load_ndjson(r, &env, path, steps, err, errlen))) return rc;
+    if (r->v[r->n - 1].n != steps)
+      return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "%s now holds %d steps, %ld when the run started", path,
+                        r->v[r->n - 1].n, steps);
+  }
+  size_t ns = json_array_size(ses);
+  if (db && ns > 0) {
+    recordings_session *listed = calloc(ns, sizeof *listed);
+    if (!listed) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    json_array_foreach(ses, i, v) listed[i] = (recordings_session){json_string_value(json_object_get(v, "id")),
+                                                                  (long)json_integer_value(json_object_get(v, "steps"))};
+    rc = recordings_load_db(r, &env, db, listed, (int)ns, NULL, err, errlen);
+    free(listed);
+    if (rc) return rc;
+  }
+  if (r->n == 0) return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "checkpoint names no recordings");
+  o->recs = r;
+  if (strcmp(o->env, "maze3d") == 0) o->maze.size = r->H;
+  *src = json_incref((json_t *)j);
+  return 0;
+}
+
 static int name_index(const char *s, const char *const *names, int n) {
   for (int i = 0; i < n; i++)
     if (strcmp(s, names[i]) == 0) return i;
@@ -267,12 +374,18 @@ int cmd_train(int argc, char **argv) {
                   .curriculum = 4000, .k_start = 24, .delta_start = 1.0, .memorize_start = 0,
                   .wallfree = 1500, .ssm_lr_mult = 5.0, .still = 1.0, .b_lr_after = 0.1,
                   .seed = 1, .threads = 2};
-  const char *out = "runs/imagenav", *model_out = NULL;
+  const char *out = "runs/imagenav", *model_out = NULL, *from_db = NULL, *db_model = NULL;
   int resume = 0, log_every = 25;
   double ckpt_every = 300;
+  opt_list episodes = {0}, sessions = {0};
   opt_def defs[] = {
-      {"out", OPT_STRING, &out, 1, 0, "run folder: checkpoint.bin, train.csv"},
-      {"env", OPT_STRING, &o.env, 1, 0, "imagenav | maze3d"},
+      {"out", OPT_STRING, &out, 1, 0, "run folder (created with its parents): checkpoint.bin, train.csv"},
+      {"env", OPT_STRING, &o.env, 1, 0, "imagenav | maze3d (with recordings: whose actions they use)"},
+      {"episodes", OPT_LIST, &episodes, 1, 0,
+       "train on recorded episodes: NDJSON files as gen prints them (frames, actions, optional truth)"},
+      {"from-db", OPT_STRING, &from_db, 1, 0, "train on the sessions a gtmsmd stored in this SQLite file (read-only)"},
+      {"session", OPT_LIST, &sessions, 1, 0, "with --from-db: only these session ids (default all)"},
+      {"db-model", OPT_STRING, &db_model, 1, 0, "with --from-db: only sessions created with this model name"},
       OPTS_MAZE3D_DEFS(&o.maze),
       {"episode", OPT_INT, &o.episode, 2, 100000, "maze3d: episode length (sequences are windows of it)"},
       {"transition", OPT_STRING, &o.transition, 1, 0, "gated2d (2-D, eq. 4) | rot3d (heading, eq. 5) | walk3d (momentum)"},
@@ -325,9 +438,27 @@ int cmd_train(int argc, char **argv) {
       {"ckpt-every", OPT_DOUBLE, &ckpt_every, 1, 1e6, "seconds between checkpoints"},
       {NULL, 0, NULL, 0, 0, NULL},
   };
-  int prc = opts_parse("train", "Train GTMSM on episodes generated on the fly (imagenav, or maze3d windows).",
+  int prc = opts_parse("train",
+                       "Train GTMSM on episodes generated on the fly (imagenav, or maze3d windows), or on\n"
+                       "windows of recorded episodes (--episodes FILE..., --from-db gtmsm.db [--session ID...]).",
                        defs, argc, argv);
-  if (prc) return prc == 1 ? 0 : 2;
+  if (prc) {
+    opt_list_free(&episodes);
+    opt_list_free(&sessions);
+    return prc == 1 ? 0 : 2;
+  }
+  if (maze3d_scenario_from_name(o.maze.scenario) < 0) {
+    fprintf(stderr, "gtmsm train: unknown --scenario '%s' (rotate, walk or multiroom)\n", o.maze.scenario);
+    opt_list_free(&episodes);
+    opt_list_free(&sessions);
+    return 2;
+  }
+  if ((sessions.n || db_model) && !from_db) {
+    fprintf(stderr, "gtmsm train: --session and --db-model need --from-db\n");
+    opt_list_free(&episodes);
+    opt_list_free(&sessions);
+    return 2;
+  }
 
   int rc = 1;
   char err[512], ckpt[4096], csvp[4096];
@@ -343,9 +474,16 @@ int cmd_train(int argc, char **argv) {
   FILE *csv = NULL;
   long step = 0;
   int requested_steps = o.steps, requested_threads = o.threads;
-  mkdir(out, 0755);
+  recordings recs = {0};
+  json_t *rec_src = NULL; /* where the recordings came from, for the checkpoint */
+  long rec_steps = 0;     /* their steps in all */
+  recordings_session *listed = NULL;
   snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", out);
   snprintf(csvp, sizeof csvp, "%s/train.csv", out);
+  if (opts_mkdir_p(out, err, sizeof err) || (model_out && opts_mkdir_parent(model_out, err, sizeof err))) {
+    fprintf(stderr, "gtmsm train: %s\n", err);
+    goto done;
+  }
 
   if (resume) {
     if (gtmsm_checkpoint_load(&m, &state, ckpt, err, sizeof err)) {
@@ -359,7 +497,35 @@ int cmd_train(int argc, char **argv) {
     o.steps = requested_steps;
     o.threads = requested_threads;
     fprintf(stderr, "resuming %s at step %ld of %d\n", ckpt, step, o.steps);
+    if ((rc = recordings_from_json(&recs, &o, json_object_get(state, "recordings"), &rec_src, err, sizeof err))) {
+      fprintf(stderr, "gtmsm train: --resume: %s\n", err);
+      rc = rc == RECORDINGS_ENOENT ? 2 : 1;
+      goto done;
+    }
+    rc = 1;
   } else {
+    if (episodes.n || from_db) {
+      recordings_env env;
+      if (recordings_env_init(&env, o.env)) {
+        fprintf(stderr, "gtmsm train: --env must be imagenav or maze3d\n");
+        rc = 2;
+        goto done;
+      }
+      listed = calloc((size_t)sessions.n + 1, sizeof *listed);
+      for (int i = 0; listed && i < sessions.n; i++) listed[i] = (recordings_session){sessions.v[i], -1};
+      int lrc = listed ? 0 : GTMSM_ENOMEM;
+      for (int i = 0; !lrc && i < episodes.n; i++)
+        lrc = recordings_load_ndjson(&recs, &env, episodes.v[i], -1, err, sizeof err);
+      if (!lrc && from_db) lrc = recordings_load_db(&recs, &env, from_db, listed, sessions.n, db_model, err, sizeof err);
+      if (!lrc && !(rec_src = recordings_to_json(&recs, from_db))) lrc = gtmsm_fail(err, sizeof err, GTMSM_ENOMEM, "out of memory");
+      if (lrc) {
+        fprintf(stderr, "gtmsm train: %s\n", err);
+        rc = lrc == RECORDINGS_ENOENT ? 2 : 1;
+        goto done;
+      }
+      o.recs = &recs;
+      if (strcmp(o.env, "maze3d") == 0) o.maze.size = recs.H;
+    }
     gtmsm_config cfg = gtmsm_default_config();
     if (strcmp(o.env, "maze3d") == 0) {
       /* first-person RGB frames, the 8 Labyrinth actions and the no-op that
@@ -372,7 +538,13 @@ int cmd_train(int argc, char **argv) {
       cfg.S = 3;
     } else if (strcmp(o.env, "imagenav") != 0) {
       fprintf(stderr, "gtmsm train: --env must be imagenav or maze3d\n");
+      rc = 2;
       goto done;
+    }
+    if (o.recs) { /* the frame shape of the recordings */
+      cfg.H = recs.H;
+      cfg.W = recs.W;
+      cfg.C = recs.C;
     }
     static const char *const trans[] = {"gated2d", "rot3d", "walk3d"}, *const keymaps[] = {"identity", "periodic"},
                              *const priors[] = {"mixture", "mlp"};
@@ -380,6 +552,7 @@ int cmd_train(int argc, char **argv) {
         pk = name_index(o.prior, priors, 2);
     if (tk < 0 || kk < 0 || pk < 0) {
       fprintf(stderr, "gtmsm train: --transition gated2d|rot3d|walk3d, --keymap identity|periodic, --prior mixture|mlp\n");
+      rc = 2;
       goto done;
     }
     cfg.trans = (gtmsm_trans)tk;
@@ -393,6 +566,7 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(o.vae, "conv") == 0) cfg.vae = GTMSM_VAE_CONV;
     else if (strcmp(o.vae, "fc") != 0) {
       fprintf(stderr, "gtmsm train: --vae must be fc or conv\n");
+      rc = 2;
       goto done;
     }
     cfg.gate_hidden = o.gate_hidden;
@@ -402,6 +576,7 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(o.decoder, "bernoulli") == 0) cfg.decoder = GTMSM_DEC_BERNOULLI;
     else if (strcmp(o.decoder, "gaussian") != 0) {
       fprintf(stderr, "gtmsm train: --decoder must be gaussian or bernoulli\n");
+      rc = 2;
       goto done;
     }
     if (gtmsm_model_init(&m, &cfg, o.seed, err, sizeof err)) {
@@ -409,9 +584,36 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
   }
-  if (strcmp(o.env, "maze3d") == 0 && o.memorize + o.predict > o.episode) {
+  if (o.recs && (recs.H != m.cfg.H || recs.W != m.cfg.W || recs.C != m.cfg.C)) {
+    fprintf(stderr, "gtmsm train: the recordings' frames are %dx%dx%d, the model's %dx%dx%d\n", recs.W, recs.H,
+            recs.C, m.cfg.W, m.cfg.H, m.cfg.C);
+    goto done;
+  }
+  if (o.recs) {
+    int longest = 0, usable = 0;
+    for (int i = 0; i < recs.n; i++) {
+      if (recs.v[i].n > longest) longest = recs.v[i].n;
+      if (recs.v[i].n >= o.memorize + o.predict) usable++;
+      else if (!resume)
+        fprintf(stderr, "gtmsm train: %s: %d steps, shorter than a window (%d): not sampled\n", recs.names[i],
+                recs.v[i].n, o.memorize + o.predict);
+    }
+    if (!usable) {
+      fprintf(stderr, "gtmsm train: no recording holds --memorize + --predict = %d steps (the longest: %d)\n",
+              o.memorize + o.predict, longest);
+      rc = 2;
+      goto done;
+    }
+    if (o.disp_weight > 0 && m.cfg.trans == GTMSM_TRANS_WALK3D && !recs.all_disp) {
+      fprintf(stderr, "gtmsm train: --disp-weight needs the displacement truth (d_forward, d_left, d_heading) "
+                      "in every recording\n");
+      rc = 2;
+      goto done;
+    }
+  } else if (strcmp(o.env, "maze3d") == 0 && o.memorize + o.predict > o.episode) {
     fprintf(stderr, "gtmsm train: --memorize + --predict (%d) longer than --episode %d\n", o.memorize + o.predict,
             o.episode);
+    rc = 2;
     goto done;
   }
   if (opts_maze3d_load_textures(&o.maze, &textures, err, sizeof err)) {
@@ -467,7 +669,14 @@ int cmd_train(int argc, char **argv) {
   for (size_t e = 0; e < m.p.n; e++)
     if (strncmp(m.p.entries[e].name, "ssm.", 4) == 0 || strncmp(m.p.entries[e].name, "gate.", 5) == 0)
       m.p.entries[e].lr_scale = (float)o.ssm_lr_mult;
-  if (strcmp(o.env, "maze3d") == 0)
+  rec_steps = 0;
+  for (int i = 0; i < recs.n; i++) rec_steps += recs.v[i].n;
+  if (o.recs)
+    fprintf(stderr,
+            "training %zu parameters: batch %d x (%d memorized + %d predicted) windows of %d recordings "
+            "(%ld steps of %dx%d frames, %s actions), %d threads\n",
+            total, o.batch, o.memorize, o.predict, recs.n, rec_steps, recs.W, recs.H, o.env, o.threads);
+  else if (strcmp(o.env, "maze3d") == 0)
     fprintf(stderr,
             "training %zu parameters: batch %d x (%d memorized + %d predicted) windows of %d-step maze3d %s "
             "episodes, %d threads, textures: %s\n",
@@ -479,6 +688,13 @@ int cmd_train(int argc, char **argv) {
             "worlds: %s (%d photos, share %.2f)\n",
             total, o.batch, o.memorize, o.predict, o.threads, o.worlds ? o.worlds : "procedural",
             photos.n, o.worlds ? o.photo_frac : 0.0);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
   double t0 = opts_now(), t_last_ckpt = t0, t_log = t0;
   long step0 = step, log_step = step;
   double acc[7] = {0};
@@ -549,9 +765,22 @@ int cmd_train(int argc, char **argv) {
       log_step = step;
       fflush(csv);
     }
-    if (now - t_last_ckpt >= ckpt_every || step == o.steps) {
+    int stopping = stop_signal != 0;
+    if (now - t_last_ckpt >= ckpt_every || step == o.steps || stopping) {
       json_t *st = opts_to_json(&o, step);
+      if (st && rec_src) json_object_set(st, "recordings", rec_src);
       int crc = gtmsm_checkpoint_save(&m, st, ckpt, err, sizeof err);
+      if (!crc && model_out && rec_src) {
+        /* the model file's metadata is bounded (4 KiB): its provenance counts
+         * the recordings, the checkpoint names them */
+        json_t *brief = json_copy(st);
+        json_decref(st);
+        st = brief;
+        if (st)
+          json_object_set_new(st, "recordings",
+                              json_pack("{s:i, s:I, s:O}", "count", recs.n, "steps", (json_int_t)rec_steps, "db",
+                                        json_object_get(rec_src, "db")));
+      }
       if (!crc && model_out) {
         json_t *extra = strcmp(o.env, "maze3d") == 0
                             ? json_pack("{s:s, s:s, s:o}", "environment", "maze3d", "scenario", o.maze.scenario,
@@ -569,6 +798,13 @@ int cmd_train(int argc, char **argv) {
       fprintf(stderr, "checkpoint at step %ld -> %s%s%s\n", step, ckpt, model_out ? " and " : "",
               model_out ? model_out : "");
       t_last_ckpt = now;
+    }
+    if (stopping) {
+      fprintf(stderr, "gtmsm train: %s at step %ld of %d: checkpoint written; --resume continues\n",
+              stop_signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)", step, o.steps);
+      fflush(csv);
+      rc = 128 + stop_signal;
+      goto done;
     }
   }
   rc = 0;
@@ -593,5 +829,12 @@ done:
   maze3d_texture_set_free(&textures);
   gtmsm_model_free(&m);
   json_decref(state);
+  json_decref(rec_src);
+  recordings_free(&recs);
+  free(listed);
+  opt_list_free(&episodes);
+  opt_list_free(&sessions);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
   return rc;
 }
