@@ -25,6 +25,7 @@ typedef struct {
   int *seen;           /* (P) */
   double *head_err, *pos_err; /* (P) */
   double head_scale;
+  int has_truth;
   int rc;
 } episode_out;
 
@@ -103,7 +104,11 @@ static int episode_map(const maze3d_config *mc, const maze3d_truth *last, int e,
   return rc;
 }
 
-static int run_episode(const gtmsm_model *m, const m3e_config *cfg, int e, episode_out *o, m3e_result *res) {
+/* One episode: its first N steps from the source, observed and predicted;
+ * the baselines, and with truth the nearest view, seen flags, heading and
+ * position errors (NAN without). */
+static int run_episode(const gtmsm_model *m, const m3e_config *cfg, m3e_source src, void *ctx, int e, episode_out *o,
+                       m3e_result *res) {
   const int T = cfg->memorize, P = cfg->predict, N = T + P, D = gtmsm_config_D(&m->cfg), S = m->cfg.S,
             Z = m->cfg.Z, H = m->trans->hidden_size(&m->cfg);
   int rc = GTMSM_OK;
@@ -111,7 +116,7 @@ static int run_episode(const gtmsm_model *m, const m3e_config *cfg, int e, episo
   int *actions = malloc(sizeof(int) * (size_t)N);
   maze3d_truth *truth = malloc(sizeof *truth * (size_t)N);
   float *out[M3E_METHODS];
-  for (int k = 0; k < M3E_METHODS; k++) out[k] = malloc(sizeof(float) * (size_t)P * D);
+  for (int k = 0; k < M3E_METHODS; k++) out[k] = calloc((size_t)P * D, sizeof(float));
   float *pstates = malloc(sizeof(float) * (size_t)P * S), *mstates = malloc(sizeof(float) * (size_t)T * S);
   float *mu = malloc(sizeof(float) * (size_t)P * Z), *lv = malloc(sizeof(float) * (size_t)P * Z);
   float *zero = calloc((size_t)P * Z, sizeof(float));
@@ -126,12 +131,14 @@ static int run_episode(const gtmsm_model *m, const m3e_config *cfg, int e, episo
     rc = GTMSM_ENOMEM;
     goto done;
   }
-  uint64_t es = rng_mix(cfg->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)e + 0x3D3D);
-  maze3d_config mc = cfg->maze;
-  mc.seed = es;
-  if ((rc = maze3d_episode(&mc, cfg->scenario, es, N, 0, frames, actions, truth, NULL, 0))) goto done;
+  int has = src(ctx, e, N, frames, actions, truth);
+  if (has < 0) {
+    rc = has;
+    goto done;
+  }
+  o->has_truth = has;
   for (int t = 0; t < N; t++)
-    if (actions[t] >= m->cfg.A) {
+    if (actions[t] < 0 || actions[t] >= m->cfg.A) {
       rc = GTMSM_EINVAL; /* a model without maze3d's actions */
       goto done;
     }
@@ -157,47 +164,55 @@ static int run_episode(const gtmsm_model *m, const m3e_config *cfg, int e, episo
   }
   const double seen_rad = cfg->seen_deg * PI / 180;
   for (int p = 0; p < P; p++) {
-    const maze3d_truth *tp = &truth[T + p];
     int best = 0, seen = 0;
-    double bd = INFINITY;
-    for (int t = 0; t < T; t++) {
-      double d = pose_dist(tp, &truth[t]);
-      if (d < bd) bd = d, best = t;
-      if (hypot(tp->x - truth[t].x, tp->y - truth[t].y) <= cfg->seen_cells &&
-          fabs(wrap_pi(tp->heading - truth[t].heading)) <= seen_rad)
-        seen = 1;
+    if (has) { /* the memorized view of the nearest true pose */
+      const maze3d_truth *tp = &truth[T + p];
+      double bd = INFINITY;
+      for (int t = 0; t < T; t++) {
+        double d = pose_dist(tp, &truth[t]);
+        if (d < bd) bd = d, best = t;
+        if (hypot(tp->x - truth[t].x, tp->y - truth[t].y) <= cfg->seen_cells &&
+            fabs(wrap_pi(tp->heading - truth[t].heading)) <= seen_rad)
+          seen = 1;
+      }
+      memcpy(out[M3E_NEAREST_VIEW] + (size_t)p * D, frames + (size_t)best * D, sizeof(float) * (size_t)D);
     }
-    memcpy(out[M3E_NEAREST_VIEW] + (size_t)p * D, frames + (size_t)best * D, sizeof(float) * (size_t)D);
     memcpy(out[M3E_LAST_FRAME] + (size_t)p * D, frames + (size_t)(T - 1) * D, sizeof(float) * (size_t)D);
     o->seen[p] = seen;
     for (int k = 0; k < M3E_METHODS; k++)
-      o->psnr[(size_t)k * P + p] = psnr_capped(out[k] + (size_t)p * D, frames + (size_t)(T + p) * D, D);
+      o->psnr[(size_t)k * P + p] = k == M3E_NEAREST_VIEW && !has
+                                       ? NAN
+                                       : psnr_capped(out[k] + (size_t)p * D, frames + (size_t)(T + p) * D, D);
+    o->head_err[p] = o->pos_err[p] = NAN;
   }
-  /* heading: true heading unwrapped by its signed changes, fitted on the memorized steps */
-  double hu = truth[0].heading;
-  for (int t = 0; t < N; t++) {
-    if (t > 0) hu += truth[t].d_heading;
-    href[2 * t] = hu;
-    href[2 * t + 1] = 0;
-  }
-  double hc[4], pc[5] = {0};
-  for (int t = 0; t < T; t++) {
-    s3[t] = S >= 3 ? mstates[(size_t)t * S + 2] : 0;
-    s12[2 * t] = mstates[(size_t)t * S];
-    s12[2 * t + 1] = S >= 2 ? mstates[(size_t)t * S + 1] : 0;
-    pos[2 * t] = truth[t].x;
-    pos[2 * t + 1] = truth[t].y;
-  }
-  eval_affine_fit(s3, href, T, 1, hc);
-  eval_similarity_fit(s12, pos, T, pc);
-  o->head_scale = hc[0];
-  for (int p = 0; p < P; p++) {
-    const float *st = pstates + (size_t)p * S;
-    double h = hc[0] * (S >= 3 ? st[2] : 0) + hc[2];
-    o->head_err[p] = fabs(wrap_pi(h - href[2 * (T + p)])) * 180 / PI;
-    double x, y;
-    eval_similarity_apply(pc, st[0], S >= 2 ? st[1] : 0, &x, &y);
-    o->pos_err[p] = hypot(x - truth[T + p].x, y - truth[T + p].y);
+  o->head_scale = NAN;
+  double hc[4] = {NAN, NAN, NAN, NAN}, pc[5] = {0};
+  if (has) {
+    /* heading: true heading unwrapped by its signed changes, fitted on the memorized steps */
+    double hu = truth[0].heading;
+    for (int t = 0; t < N; t++) {
+      if (t > 0) hu += truth[t].d_heading;
+      href[2 * t] = hu;
+      href[2 * t + 1] = 0;
+    }
+    for (int t = 0; t < T; t++) {
+      s3[t] = S >= 3 ? mstates[(size_t)t * S + 2] : 0;
+      s12[2 * t] = mstates[(size_t)t * S];
+      s12[2 * t + 1] = S >= 2 ? mstates[(size_t)t * S + 1] : 0;
+      pos[2 * t] = truth[t].x;
+      pos[2 * t + 1] = truth[t].y;
+    }
+    eval_affine_fit(s3, href, T, 1, hc);
+    eval_similarity_fit(s12, pos, T, pc);
+    o->head_scale = hc[0];
+    for (int p = 0; p < P; p++) {
+      const float *st = pstates + (size_t)p * S;
+      double h = hc[0] * (S >= 3 ? st[2] : 0) + hc[2];
+      o->head_err[p] = fabs(wrap_pi(h - href[2 * (T + p)])) * 180 / PI;
+      double x, y;
+      eval_similarity_apply(pc, st[0], S >= 2 ? st[1] : 0, &x, &y);
+      o->pos_err[p] = hypot(x - truth[T + p].x, y - truth[T + p].y);
+    }
   }
   if (e < res->keep) {
     size_t per = (size_t)P * D;
@@ -206,15 +221,14 @@ static int run_episode(const gtmsm_model *m, const m3e_config *cfg, int e, episo
     for (int p = 0; p < P; p++) res->seen_flags[(size_t)e * P + p] = o->seen[p];
     for (int t = 0; t < N; t++) {
       const float *st = t < T ? mstates + (size_t)t * S : pstates + (size_t)(t - T) * S;
-      res->heading_true[(size_t)e * N + t] = (float)(href[2 * t] * 180 / PI);
-      res->heading_model[(size_t)e * N + t] = (float)((hc[0] * (S >= 3 ? st[2] : 0) + hc[2]) * 180 / PI);
-      double x, y;
-      eval_similarity_apply(pc, st[0], S >= 2 ? st[1] : 0, &x, &y);
+      double x = NAN, y = NAN;
+      if (has) eval_similarity_apply(pc, st[0], S >= 2 ? st[1] : 0, &x, &y);
+      res->heading_true[(size_t)e * N + t] = has ? (float)(href[2 * t] * 180 / PI) : NAN;
+      res->heading_model[(size_t)e * N + t] = has ? (float)((hc[0] * (S >= 3 ? st[2] : 0) + hc[2]) * 180 / PI) : NAN;
       float *xt = res->xy_true + ((size_t)e * N + t) * 2, *xm = res->xy_model + ((size_t)e * N + t) * 2;
-      xt[0] = (float)truth[t].x, xt[1] = (float)truth[t].y;
+      xt[0] = has ? (float)truth[t].x : NAN, xt[1] = has ? (float)truth[t].y : NAN;
       xm[0] = (float)x, xm[1] = (float)y;
     }
-    if ((rc = episode_map(&mc, &truth[N - 1], e, res))) goto done;
   }
 done:
   free(frames);
@@ -235,9 +249,28 @@ done:
   return rc;
 }
 
+/* The simulator as a source: episode e of cfg's scenario, and for a kept
+ * episode its map with the agent at the true final pose. */
+typedef struct {
+  const m3e_config *cfg;
+  m3e_result *res;
+} sim_source;
+
+static int sim_episode(void *ctx, int e, int N, float *frames, int *actions, maze3d_truth *truth) {
+  const sim_source *ss = ctx;
+  uint64_t es = rng_mix(ss->cfg->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)e + 0x3D3D);
+  maze3d_config mc = ss->cfg->maze;
+  mc.seed = es;
+  int rc = maze3d_episode(&mc, ss->cfg->scenario, es, N, 0, frames, actions, truth, NULL, 0);
+  if (!rc && e < ss->res->keep) rc = episode_map(&mc, &truth[N - 1], e, ss->res);
+  return rc ? rc : 1;
+}
+
 typedef struct {
   const gtmsm_model *m;
   const m3e_config *cfg;
+  m3e_source src;
+  void *ctx;
   m3e_result *res;
   episode_out *outs;
   int tid, nthreads;
@@ -246,7 +279,7 @@ typedef struct {
 static void *worker_run(void *arg) {
   worker *w = arg;
   for (int e = w->tid; e < w->cfg->episodes; e += w->nthreads)
-    w->outs[e].rc = run_episode(w->m, w->cfg, e, &w->outs[e], w->res);
+    w->outs[e].rc = run_episode(w->m, w->cfg, w->src, w->ctx, e, &w->outs[e], w->res);
   return NULL;
 }
 
@@ -270,13 +303,19 @@ void m3e_result_free(m3e_result *res) {
 
 int gtmsm_eval_maze3d(const gtmsm_model *m, const m3e_config *cfg, m3e_result *res, char *err,
                       size_t errlen) {
+  if (cfg->maze.W != m->cfg.W || cfg->maze.H != m->cfg.H || m->cfg.C != 3)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "eval: maze frames %dx%d, the model's are %dx%dx%d",
+                      cfg->maze.W, cfg->maze.H, m->cfg.W, m->cfg.H, m->cfg.C);
+  sim_source ss = {cfg, res};
+  return gtmsm_eval_maze3d_from(m, cfg, sim_episode, &ss, res, err, errlen);
+}
+
+int gtmsm_eval_maze3d_from(const gtmsm_model *m, const m3e_config *cfg, m3e_source src, void *ctx, m3e_result *res,
+                           char *err, size_t errlen) {
   memset(res, 0, sizeof *res);
   const int E = cfg->episodes, P = cfg->predict, T = cfg->memorize, D = gtmsm_config_D(&m->cfg);
   if (E < 1 || P < 1 || T < 2 || cfg->threads < 1)
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "eval: episodes, predict >= 1, memorize >= 2");
-  if (cfg->maze.W != m->cfg.W || cfg->maze.H != m->cfg.H || m->cfg.C != 3)
-    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "eval: maze frames %dx%d, the model's are %dx%dx%d",
-                      cfg->maze.W, cfg->maze.H, m->cfg.W, m->cfg.H, m->cfg.C);
   int keep = cfg->keep < E ? cfg->keep : E;
   res->predict = P;
   res->keep = keep;
@@ -314,7 +353,7 @@ int gtmsm_eval_maze3d(const gtmsm_model *m, const m3e_config *cfg, m3e_result *r
                             .pos_err = b + (size_t)(M3E_METHODS + 1) * P, .seen = seen + (size_t)e * P};
   }
   for (int t = 0; t < nt; t++) {
-    ws[t] = (worker){m, cfg, res, outs, t, nt};
+    ws[t] = (worker){m, cfg, src, ctx, res, outs, t, nt};
     pthread_create(&tids[t], NULL, worker_run, &ws[t]);
   }
   for (int t = 0; t < nt; t++) pthread_join(tids[t], NULL);
@@ -323,6 +362,9 @@ int gtmsm_eval_maze3d(const gtmsm_model *m, const m3e_config *cfg, m3e_result *r
       rc = gtmsm_fail(err, errlen, outs[e].rc, "eval: episode %d failed (%d)", e, outs[e].rc);
       goto done;
     }
+  /* truth metrics only when every episode has the truth */
+  int truth = 1;
+  for (int e = 0; e < E; e++) truth = truth && outs[e].has_truth;
   /* sums in episode order */
   double sum[M3E_METHODS][3] = {{0}};
   long cnt[3] = {0};
@@ -332,7 +374,7 @@ int gtmsm_eval_maze3d(const gtmsm_model *m, const m3e_config *cfg, m3e_result *r
       int g = o->seen[p] ? 1 : 2;
       cnt[0]++;
       cnt[g]++;
-      res->seen[p] += o->seen[p] / (double)E;
+      res->seen[p] += truth ? o->seen[p] / (double)E : NAN;
       for (int k = 0; k < M3E_METHODS; k++) {
         double v = o->psnr[(size_t)k * P + p];
         res->psnr[(size_t)k * P + p] += v / E;
@@ -350,8 +392,8 @@ int gtmsm_eval_maze3d(const gtmsm_model *m, const m3e_config *cfg, m3e_result *r
   if (P < 150) res->pos_at_150 = NAN;
   for (int k = 0; k < M3E_METHODS; k++) {
     res->summary[k].all = cnt[0] ? sum[k][0] / cnt[0] : NAN;
-    res->summary[k].seen = cnt[1] ? sum[k][1] / cnt[1] : NAN;
-    res->summary[k].unseen = cnt[2] ? sum[k][2] / cnt[2] : NAN;
+    res->summary[k].seen = truth && cnt[1] ? sum[k][1] / cnt[1] : NAN;
+    res->summary[k].unseen = truth && cnt[2] ? sum[k][2] / cnt[2] : NAN;
   }
 done:
   free(outs);

@@ -54,7 +54,8 @@ typedef struct {
   float *heading_true, *heading_model;       /* (keep, T + P) degrees, for the dial plot */
   float *xy_true, *xy_model;                 /* (keep, T + P, 2) map cells: the true trajectory and the
                                                 learned (s1, s2) through the fitted similarity */
-  uint8_t **map;                             /* (keep) top-down maps (map_h, map_w, 3), new */
+  uint8_t **map;                             /* (keep) top-down maps (map_h, map_w, 3), new; NULL entries
+                                                for episodes without a maze (recordings) */
   int *map_w, *map_h, *map_cell;             /* (keep) their size and pixels per cell */
 } m3e_result;
 
@@ -63,6 +64,17 @@ typedef struct {
 int gtmsm_eval_maze3d(const gtmsm_model *m, const m3e_config *cfg, m3e_result *res, char *err,
                       size_t errlen);
 void m3e_result_free(m3e_result *res);
+
+/* Episodes from elsewhere (recordings): src(ctx, e, N, frames, actions,
+ * truth) fills episode e's first N steps (frames (N, D) in [0, 1], actions
+ * (N), truth (N)) and returns 1 with the truth filled, 0 without (then the
+ * nearest view, seen flags, heading and position errors are NAN, and their
+ * summaries too unless every episode has it), or a negative GTMSM_E* code.
+ * Called from worker threads, each e once. cfg's maze and scenario are not
+ * used, nor are maps drawn (res->map[e] stays NULL). */
+typedef int (*m3e_source)(void *ctx, int e, int N, float *frames, int *actions, maze3d_truth *truth);
+int gtmsm_eval_maze3d_from(const gtmsm_model *m, const m3e_config *cfg, m3e_source src, void *ctx, m3e_result *res,
+                           char *err, size_t errlen);
 
 /* Least-squares similarity (rotation, uniform scale, translation; a mirror
  * image allowed, since nothing fixes the handedness of a learned map) from

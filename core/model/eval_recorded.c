@@ -1,6 +1,7 @@
-/* The evaluators on recorded episodes (see eval_recorded.h). The per-episode
- * work follows eval.c and eval_maze3d.c step for step, with the frames taken
- * from the recording and the truth optional. Episodes run on worker threads
+/* The evaluators on recorded episodes (see eval_recorded.h). maze3d is
+ * eval_maze3d.c's protocol with the recordings as its episode source; the
+ * imagenav one follows eval.c step for step, with the frames taken from the
+ * recording and the truth optional. Episodes run on worker threads
  * into their own slots and are summed in episode order afterwards, so the
  * result does not depend on the thread count. */
 #include "model/eval_recorded.h"
@@ -15,8 +16,6 @@
 #include "model/api.h"
 #include "model/gtmsm_internal.h"
 #include "sim/imagenav.h"
-
-#define PI 3.14159265358979323846
 
 typedef struct {
   double *psnr;               /* (methods, P) */
@@ -66,12 +65,6 @@ static void run_all(const episode_task *task) {
 static double psnr_capped(const float *a, const float *b, int D) {
   double p = image_psnr_f32(a, b, (size_t)D);
   return p > EVAL_PSNR_CAP ? EVAL_PSNR_CAP : p;
-}
-
-static double wrap_pi(double a) {
-  a = fmod(a + PI, 2 * PI);
-  if (a < 0) a += 2 * PI;
-  return a - PI;
 }
 
 static float clamp01(float v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
@@ -298,131 +291,25 @@ done:
   return rc;
 }
 
-/* ---- maze3d ---- */
+/* ---- maze3d: eval_maze3d.c's protocol with the recordings as its source ---- */
 
-static int maze3d_episode_run(const episode_task *task, int e, episode_out *o) {
-  const gtmsm_model *m = task->m;
-  const eval_recorded_config *cfg = task->cfg;
-  const eval_recording *r = &cfg->recs[e];
-  m3e_result *res = task->res;
-  const int T = cfg->memorize, P = cfg->predict, N = T + P, D = gtmsm_config_D(&m->cfg), S = m->cfg.S,
-            Z = m->cfg.Z, H = m->trans->hidden_size(&m->cfg);
-  const float *truth = task->truth ? r->truth : NULL;
-  int rc = GTMSM_OK;
-  float *frames = malloc(sizeof(float) * (size_t)N * D);
-  int *actions = malloc(sizeof(int) * (size_t)N);
-  float *out[M3E_METHODS];
-  for (int k = 0; k < M3E_METHODS; k++) out[k] = calloc((size_t)P * D, sizeof(float));
-  float *pstates = malloc(sizeof(float) * (size_t)P * S), *mstates = calloc((size_t)T * S, sizeof(float));
-  float *mu = malloc(sizeof(float) * (size_t)P * Z), *lv = malloc(sizeof(float) * (size_t)P * Z);
-  float *zero = calloc((size_t)P * Z, sizeof(float));
-  double *href = malloc(sizeof(double) * (size_t)N * 2), *pos = malloc(sizeof(double) * (size_t)T * 2);
-  float *s12 = malloc(sizeof(float) * (size_t)T * 2), *s3 = malloc(sizeof(float) * (size_t)T);
-  gtmsm_memory *mem = gtmsm_memory_new(m);
-  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, P, 0);
-  int ok = frames && actions && pstates && mstates && mu && lv && zero && href && pos && s12 && s3 && mem && ws;
-  for (int k = 0; k < M3E_METHODS; k++) ok = ok && out[k];
-  if (!ok) {
-    rc = GTMSM_ENOMEM;
-    goto done;
+typedef struct {
+  const eval_recorded_config *cfg;
+  int D, truth;
+} rec_source;
+
+static int rec_episode(void *ctx, int e, int N, float *frames, int *actions, maze3d_truth *truth) {
+  const rec_source *rs = ctx;
+  const eval_recording *r = &rs->cfg->recs[e];
+  window(r, N, rs->D, frames, actions);
+  if (!rs->truth) return 0;
+  for (int t = 0; t < N; t++) {
+    const float *x = r->truth + (size_t)t * REC_TRUTH_N;
+    truth[t] = (maze3d_truth){.action = actions[t], .x = x[REC_TRUTH_X], .y = x[REC_TRUTH_Y],
+                              .heading = x[REC_TRUTH_HEADING], .d_forward = x[REC_TRUTH_D_FORWARD],
+                              .d_left = x[REC_TRUTH_D_LEFT], .d_heading = x[REC_TRUTH_D_HEADING]};
   }
-  window(r, N, D, frames, actions);
-  if ((rc = gtmsm_observe(m, mem, actions, frames, T, NULL, 0))) goto done;
-  if ((rc = gtmsm_predict(m, mem, actions + T, P, GTMSM_PREDICT_MEAN, 0, out[M3E_MODEL], pstates, NULL, 0)))
-    goto done;
-  /* the memorized states, as observe rolled them */
-  float h0[GTMSM_MAX_H] = {0}, h1[GTMSM_MAX_H] = {0};
-  for (int t = 1; t < T; t++) {
-    m->trans->step(m, mstates + (size_t)(t - 1) * S, h0, actions[t], mstates + (size_t)t * S, h1, NULL, 0);
-    memcpy(h0, h1, sizeof(float) * (size_t)H);
-  }
-  gtmsm_encode(m, ws, frames + (size_t)T * D, P, mu, lv);
-  gtmsm_decode_mean(m, ws, mu, P, out[M3E_RECONSTRUCTION]);
-  gtmsm_decode_mean(m, ws, zero, P, out[M3E_NO_MEMORY]);
-  for (size_t i = 0; i < (size_t)P * D; i++) {
-    out[M3E_RECONSTRUCTION][i] = clamp01(out[M3E_RECONSTRUCTION][i]);
-    out[M3E_NO_MEMORY][i] = clamp01(out[M3E_NO_MEMORY][i]);
-  }
-  const double seen_rad = cfg->seen_deg * PI / 180;
-  for (int p = 0; p < P; p++) {
-    int best = 0, seen = 0;
-    if (truth) { /* the memorized view of the nearest true pose (cells + radians) */
-      const float *tp = truth + (size_t)(T + p) * REC_TRUTH_N;
-      double bd = INFINITY;
-      for (int t = 0; t < T; t++) {
-        const float *tt = truth + (size_t)t * REC_TRUTH_N;
-        double dxy = hypot(tp[REC_TRUTH_X] - tt[REC_TRUTH_X], tp[REC_TRUTH_Y] - tt[REC_TRUTH_Y]);
-        double dh = fabs(wrap_pi((double)tp[REC_TRUTH_HEADING] - tt[REC_TRUTH_HEADING]));
-        if (dxy + dh < bd) bd = dxy + dh, best = t;
-        if (dxy <= cfg->seen_cells && dh <= seen_rad) seen = 1;
-      }
-      memcpy(out[M3E_NEAREST_VIEW] + (size_t)p * D, frames + (size_t)best * D, sizeof(float) * (size_t)D);
-    }
-    memcpy(out[M3E_LAST_FRAME] + (size_t)p * D, frames + (size_t)(T - 1) * D, sizeof(float) * (size_t)D);
-    o->seen[p] = seen;
-    for (int k = 0; k < M3E_METHODS; k++)
-      o->psnr[(size_t)k * P + p] = k == M3E_NEAREST_VIEW && !truth
-                                       ? NAN
-                                       : psnr_capped(out[k] + (size_t)p * D, frames + (size_t)(T + p) * D, D);
-    o->head_err[p] = o->pos_err[p] = NAN;
-  }
-  o->head_scale = NAN;
-  double hc[4] = {NAN, NAN, NAN, NAN};
-  if (truth) {
-    /* heading unwrapped by its signed changes, fitted on the memorized steps;
-     * (s1, s2) to (x, y) by the similarity fitted there (as eval_maze3d.c) */
-    double hu = truth[REC_TRUTH_HEADING], pc[5] = {0};
-    for (int t = 0; t < N; t++) {
-      if (t > 0) hu += truth[(size_t)t * REC_TRUTH_N + REC_TRUTH_D_HEADING];
-      href[2 * t] = hu;
-      href[2 * t + 1] = 0;
-    }
-    for (int t = 0; t < T; t++) {
-      s3[t] = S >= 3 ? mstates[(size_t)t * S + 2] : 0;
-      s12[2 * t] = mstates[(size_t)t * S];
-      s12[2 * t + 1] = S >= 2 ? mstates[(size_t)t * S + 1] : 0;
-      pos[2 * t] = truth[(size_t)t * REC_TRUTH_N + REC_TRUTH_X];
-      pos[2 * t + 1] = truth[(size_t)t * REC_TRUTH_N + REC_TRUTH_Y];
-    }
-    eval_affine_fit(s3, href, T, 1, hc);
-    eval_similarity_fit(s12, pos, T, pc);
-    o->head_scale = hc[0];
-    for (int p = 0; p < P; p++) {
-      const float *st = pstates + (size_t)p * S, *tp = truth + (size_t)(T + p) * REC_TRUTH_N;
-      double h = hc[0] * (S >= 3 ? st[2] : 0) + hc[2], x, y;
-      o->head_err[p] = fabs(wrap_pi(h - href[2 * (T + p)])) * 180 / PI;
-      eval_similarity_apply(pc, st[0], S >= 2 ? st[1] : 0, &x, &y);
-      o->pos_err[p] = hypot(x - tp[REC_TRUTH_X], y - tp[REC_TRUTH_Y]);
-    }
-  }
-  if (e < res->keep) {
-    size_t per = (size_t)P * D;
-    memcpy(res->truth + e * per, frames + (size_t)T * D, per * sizeof(float));
-    for (int k = 0; k < M3E_METHODS; k++) memcpy(res->pred[k] + e * per, out[k], per * sizeof(float));
-    for (int p = 0; p < P; p++) res->seen_flags[(size_t)e * P + p] = o->seen[p];
-    for (int t = 0; t < N; t++) {
-      const float *st = t < T ? mstates + (size_t)t * S : pstates + (size_t)(t - T) * S;
-      res->heading_true[(size_t)e * N + t] = truth ? (float)(href[2 * t] * 180 / PI) : NAN;
-      res->heading_model[(size_t)e * N + t] =
-          truth ? (float)((hc[0] * (S >= 3 ? st[2] : 0) + hc[2]) * 180 / PI) : NAN;
-    }
-  }
-done:
-  free(frames);
-  free(actions);
-  for (int k = 0; k < M3E_METHODS; k++) free(out[k]);
-  free(pstates);
-  free(mstates);
-  free(mu);
-  free(lv);
-  free(zero);
-  free(href);
-  free(pos);
-  free(s12);
-  free(s3);
-  gtmsm_memory_free(mem);
-  gtmsm_ws_free(ws);
-  return rc;
+  return 1;
 }
 
 int gtmsm_eval_recorded_maze3d(const gtmsm_model *m, const eval_recorded_config *cfg, m3e_result *res,
@@ -430,64 +317,9 @@ int gtmsm_eval_recorded_maze3d(const gtmsm_model *m, const eval_recorded_config 
   memset(res, 0, sizeof *res);
   int truth, rc = check_config(m, cfg, &truth, err, errlen);
   if (rc) return rc;
-  const int E = cfg->episodes, P = cfg->predict, T = cfg->memorize, D = gtmsm_config_D(&m->cfg);
-  int keep = cfg->keep < E ? cfg->keep : E;
-  episode_out *outs = NULL;
-  double *slab = NULL;
-  int *seen = NULL;
-  res->predict = P;
-  res->keep = keep;
-  res->D = D;
-  res->psnr = calloc((size_t)M3E_METHODS * P, sizeof(double));
-  res->seen = calloc((size_t)P, sizeof(double));
-  res->truth = calloc((size_t)keep * P * D + 1, sizeof(float));
-  for (int k = 0; k < M3E_METHODS; k++) res->pred[k] = calloc((size_t)keep * P * D + 1, sizeof(float));
-  res->seen_flags = calloc((size_t)keep * P + 1, sizeof(int));
-  res->heading_true = calloc((size_t)keep * (T + P) + 1, sizeof(float));
-  res->heading_model = calloc((size_t)keep * (T + P) + 1, sizeof(float));
-  rc = outs_new(&outs, &slab, &seen, E, P, M3E_METHODS);
-  int ok = !rc && res->psnr && res->seen && res->truth && res->seen_flags && res->heading_true && res->heading_model;
-  for (int k = 0; k < M3E_METHODS; k++) ok = ok && res->pred[k];
-  if (!ok) {
-    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
-    goto done;
-  }
-  episode_task task = {m, cfg, truth, maze3d_episode_run, res, outs};
-  run_all(&task);
-  if ((rc = first_failure(outs, E, err, errlen))) goto done;
-  double sum[M3E_METHODS][3] = {{0}};
-  long cnt[3] = {0};
-  for (int e = 0; e < E; e++) {
-    const episode_out *o = &outs[e];
-    for (int p = 0; p < P; p++) {
-      int g = o->seen[p] ? 1 : 2;
-      cnt[0]++;
-      cnt[g]++;
-      res->seen[p] += truth ? o->seen[p] / (double)E : NAN;
-      for (int k = 0; k < M3E_METHODS; k++) {
-        double v = o->psnr[(size_t)k * P + p];
-        res->psnr[(size_t)k * P + p] += v / E;
-        sum[k][0] += v;
-        sum[k][g] += v;
-      }
-      res->heading_mean += o->head_err[p] / ((double)E * P);
-      res->pos_mean += o->pos_err[p] / ((double)E * P);
-    }
-    res->heading_final += o->head_err[P - 1] / E;
-    res->heading_scale += o->head_scale / E;
-    res->pos_final += o->pos_err[P - 1] / E;
-    res->pos_at_150 += P >= 150 ? o->pos_err[149] / E : 0;
-  }
-  if (P < 150) res->pos_at_150 = NAN;
-  for (int k = 0; k < M3E_METHODS; k++) {
-    res->summary[k].all = cnt[0] ? sum[k][0] / cnt[0] : NAN;
-    res->summary[k].seen = truth && cnt[1] ? sum[k][1] / cnt[1] : NAN;
-    res->summary[k].unseen = truth && cnt[2] ? sum[k][2] / cnt[2] : NAN;
-  }
-done:
-  free(outs);
-  free(slab);
-  free(seen);
-  if (rc) m3e_result_free(res);
-  return rc;
+  m3e_config mc = {.episodes = cfg->episodes, .memorize = cfg->memorize, .predict = cfg->predict,
+                   .seen_cells = cfg->seen_cells, .seen_deg = cfg->seen_deg, .keep = cfg->keep,
+                   .threads = cfg->threads < 1 ? 1 : cfg->threads};
+  rec_source rs = {cfg, gtmsm_config_D(&m->cfg), truth};
+  return gtmsm_eval_maze3d_from(m, &mc, rec_episode, &rs, res, err, errlen);
 }

@@ -182,7 +182,7 @@ int figures_eval_maze3d(const char *out, const m3e_result *res, int memorize, in
     if ((rc = figures_strip(path, rows, labels, 4, P, H, W, C, res->seen_flags + (size_t)e * P, err, errlen)))
       return rc;
     snprintf(path, sizeof path, "%s/map_%d.png", out, e);
-    if ((rc = map_figure(path, res, e, memorize, err, errlen))) return rc;
+    if (res->map[e] && (rc = map_figure(path, res, e, memorize, err, errlen))) return rc; /* recordings: no maze */
   }
   if (res->keep > 0) {
     int n = memorize + P;
