@@ -5,6 +5,7 @@
 
 #include "base/err.h"
 #include "handlers.h"
+#include "jsonfmt.h"
 #include "img/base64.h"
 #include "log.h"
 #include "util.h"
@@ -166,7 +167,7 @@ void handle_export(http_req *r) {
   char *mem_b64 = NULL;
   export_ctx x = {m, json_array(), 0};
   json_t *state = json_array();
-  for (int k = 0; k < m->cfg.S; k++) json_array_append_new(state, json_real(s->mem->state[k]));
+  for (int k = 0; k < m->cfg.S; k++) json_array_append_new(state, jsonfmt_real_f32(s->mem->state[k]));
   int rc = gtmsm_memory_serialize(s->mem, m->cfg.S, &mem, &mem_len);
   if (!rc) rc = base64_encode(&mem_b64, NULL, mem, mem_len, err, sizeof err);
   if (!rc) rc = sessions_each_frame(c, s, export_frame, &x, err, sizeof err);
@@ -182,7 +183,7 @@ void handle_export(http_req *r) {
   sessions_unlock(c, s);
   if (dump && s->mem->H > 0) { /* walking models: Delta, also inside "memory" */
     json_t *h = json_array();
-    for (int k = 0; k < s->mem->H; k++) json_array_append_new(h, json_real(s->mem->hidden[k]));
+    for (int k = 0; k < s->mem->H; k++) json_array_append_new(h, jsonfmt_real_f32(s->mem->hidden[k]));
     json_object_set_new(dump, "transition_state", h);
   }
   if (dump) http_reply_json(r, 200, dump);

@@ -20,6 +20,7 @@
 
 #include "base/err.h"
 #include "conns.h"
+#include "jsonfmt.h"
 #include "log.h"
 #include "routes.h"
 #include "signals.h"
@@ -135,7 +136,7 @@ static void reply_json_type(http_req *r, int status, json_t *body, const char *c
     json_decref(body);
     return;
   }
-  char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  char *s = body ? jsonfmt_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
   json_decref(body);
   if (!s) {
     static const char OOM[] = "{\"type\":\"urn:gtmsm:problem:internal\",\"title\":\"Internal "
