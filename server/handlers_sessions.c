@@ -26,6 +26,7 @@ static const model_entry *requested_model(http_req *r) {
   }
   const model_entry *me = models_find(&http_app(r)->models, name);
   if (!me) http_problem(r, 404, "model-not-found", NULL, "no model '%s' (GET /v1/models lists them)", name);
+  http_set_model(r, me);
   return me;
 }
 
@@ -239,6 +240,7 @@ void handle_import(http_req *r) {
     http_problem(r, 404, "model-not-found", NULL, "no model '%.64s' on this replica", model);
     goto done;
   }
+  http_set_model(r, me);
   const gtmsm_model *m = me->m;
   if (strcmp(version, m->content_hash) != 0) {
     http_problem(r, 409, "model-version", NULL, "the dump is for %s version %.20s; this replica "

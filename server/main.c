@@ -17,6 +17,11 @@
 
 static const char *env_lookup(const char *name) { return getenv(name); }
 
+/* The metrics label of model i: its name in the registry (cls). */
+static const char *model_label(const void *cls, int i) {
+  return ((const model_registry *)cls)->v[i].name;
+}
+
 static void log_config(const server_config *c) {
   json_t *j = json_object();
   for (int i = 0; i < config_count(); i++) {
@@ -90,7 +95,8 @@ int main(int argc, char **argv) {
     log_at(LOG_LEVEL_INFO, NULL, "demo", "{s:s, s:i}", "dir", a.cfg.demo_worlds, "photo_worlds",
            a.demo_worlds.n);
   if (sessions_new(&a.cache, a.db, &a.models, &a.cfg) ||
-      !(a.metrics = metrics_new(routes_count() + 1, routes_name))) {
+      !(a.metrics = metrics_new(routes_count() + 1, routes_name, a.models.n, model_label,
+                                &a.models))) {
     log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", "out of memory");
     goto done;
   }
