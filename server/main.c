@@ -1,7 +1,7 @@
 /* gtmsmd: the GTMSM prediction service. Reads the configuration (config.c),
- * opens the store, loads the models, serves HTTP until SIGTERM or SIGINT,
- * then stops accepting, lets in-flight requests finish, closes SQLite and
- * exits 0. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration. */
+ * locks the database (one daemon per file, dblock.h), opens the store, loads
+ * the models, serves HTTP until SIGTERM or SIGINT, then stops accepting, lets
+ * in-flight requests finish, closes SQLite and exits 0. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 
 #include "app.h"
 #include "base/err.h"
+#include "dblock.h"
 #include "http.h"
 #include "log.h"
 #include "nn/blas_core.h"
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
   char err[512] = "";
   int help = 0, version = 0, code = 1;
   http_server *srv = NULL;
+  dblock lock = {.fd = -1};
   if (config_load(&a.cfg, argc, argv, env_lookup, &help, &version, err, sizeof err)) {
     fprintf(stderr, "gtmsmd: %s\n", err);
     return 2;
@@ -75,6 +77,12 @@ int main(int argc, char **argv) {
   }
   if (auth_enabled(&a.auth))
     log_at(LOG_LEVEL_INFO, NULL, "auth", "{s:i}", "keys", a.auth.n);
+  /* Before the store opens (it may migrate the schema): a second daemon on
+   * this file stops here, the first one untouched. */
+  if (dblock_acquire(&lock, a.cfg.db, err, sizeof err)) {
+    log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "db", a.cfg.db, "error", err);
+    goto done;
+  }
   if (store_open(&a.db, a.cfg.db, a.cfg.synchronous, err, sizeof err)) {
     log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "db", a.cfg.db, "error", err);
     goto done;
@@ -125,6 +133,7 @@ done:
   http_stop(srv, 0);
   sessions_free(a.cache);
   store_close(a.db);
+  dblock_release(&lock); /* after the store: no write of ours can follow a new daemon's start */
   models_free(&a.models);
   worldset_free(&a.demo_worlds);
   metrics_free(a.metrics);

@@ -13,18 +13,23 @@ with a real SQLite file:
   - /metrics: requests and latencies by route, method and model, model
     labels only from loaded models (never from the request), build info;
   - numbers in JSON in their shortest form (0.1, not 0.10000000000000001) in
-    every body, NDJSON line and log line.
+    every body, NDJSON line and log line;
+  - one daemon per database: a second gtmsmd on the same file exits 1 naming
+    the file and the first one's PID; after the first stops (or is killed)
+    the file can be served again.
 At the end, every (path, method, status) that openapi.yaml lists for these
 paths was seen, and nothing else."""
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_server_startup import (SRC, Daemon, RawStream, check, episode, finish, is_problem,  # noqa: E402
+from test_server_startup import (GTMSMD, SRC, Daemon, RawStream, check, episode, finish, is_problem,  # noqa: E402
                                  ndjson, openapi_statuses, train_model)
 
 PATHS = {"/openapi.yaml", "/v2", "/v2/models/{name}", "/v2/models/{name}/ready",
@@ -284,6 +289,35 @@ def test_metrics(d, sid):
     check("gtmsm_metrics_series_dropped_total 0" in t, "no series dropped")
 
 
+# ---- one daemon per database ----------------------------------------------------
+
+def test_one_daemon_per_db(tmp, model_dir):
+    db = tmp + "/one.db"
+    first = Daemon(model_dir, db)
+    first.json("PUT", "/v1/sessions/kept", {"model": "imagenav"})
+    p = subprocess.run([GTMSMD, "--models", model_dir, "--db", db, "--listen", "127.0.0.1:0"],
+                       capture_output=True, timeout=60)
+    err = p.stderr.decode()
+    check(p.returncode == 1 and db in err and f"pid {first.proc.pid}" in err and db + ".lock" in err
+          and '"listening"' not in err,
+          f"a second daemon on the database: exit 1 naming the file and the holder's pid (exit {p.returncode})") \
+        or print(err[-1000:], file=sys.stderr)
+    s, h, j = first.json("GET", "/v1/sessions/kept")
+    check(s == 200, "the first daemon serves on")
+    first.proc.send_signal(signal.SIGKILL)  # a crash: the kernel drops the lock
+    first.proc.wait()
+    first.logf.close()
+    second = Daemon(model_dir, db)
+    s, h, j = second.json("GET", "/v1/sessions/kept")
+    check(s == 200, "after the first one died: a new daemon takes the database")
+    check(second.stop() == 0, "stops cleanly")
+    third = Daemon(model_dir, db)
+    check(third.stop() == 0, "after a clean stop: the database can be taken again")
+    other = Daemon(model_dir, tmp + "/other.db")
+    check(other.json("GET", "/v2/health/ready")[0] == 200, "another database beside it: no conflict")
+    other.stop()
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = tmp + "/models"
@@ -298,6 +332,7 @@ def main():
         test_metrics(d, sid)
         check(d.stop() == 0, "SIGTERM: exit 0")
         test_oip_auth_and_overload(tmp, model_dir)
+        test_one_daemon_per_db(tmp, model_dir)
         missing = sorted(SPEC - SEEN)
         for m in missing:
             print("  not exercised:", m, file=sys.stderr)
