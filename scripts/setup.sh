@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# Installs every Debian package the project needs (build, tests, fuzzing, load
-# balancer, browser tests, benchmarks). Idempotent: packages already present are
-# skipped, so a second run costs a dpkg query and nothing else.
+# Installs the Debian packages the project needs. Idempotent: packages already
+# present are skipped, so a second run costs a dpkg query and nothing else.
+#   scripts/setup.sh         everything: build, tests, fuzzing, load balancer,
+#                            browser tests, benchmarks (scripts/test.sh)
+#   scripts/setup.sh serve   what building and serving gtmsmd needs, no more
+#                            (scripts/run.sh): no compilers for fuzzing, no
+#                            Chromium, no podman
 set -euo pipefail
 
-PACKAGES=(
-  # build
-  build-essential cmake pkg-config git ca-certificates
+profile=${1:-all}
+case "$profile" in
+  all | serve) ;;
+  *) echo "usage: scripts/setup.sh [all|serve]" >&2; exit 2 ;;
+esac
+
+SERVE_PACKAGES=(
+  # build gtmsmd and gtmsm
+  build-essential cmake pkg-config ca-certificates
   libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev libpng-dev zlib1g-dev
+  # the quick start's readiness check (README: curl .../v2/health/ready)
+  curl
+)
+
+PACKAGES=(
+  "${SERVE_PACKAGES[@]}" git
   # tests, sanitizers, fuzzing
   clang libclang-rt-14-dev python3 python3-skimage-lib curl sqlite3
   # service, deployment, benchmarks
@@ -22,6 +38,8 @@ PACKAGES=(
   chromium
 )
 
+[ "$profile" = serve ] && PACKAGES=("${SERVE_PACKAGES[@]}")
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,5 +53,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
-  echo "setup: all ${#PACKAGES[@]} packages present"
+  echo "setup: all ${#PACKAGES[@]} packages present ($profile)"
 fi
