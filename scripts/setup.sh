@@ -30,6 +30,8 @@ PACKAGES=(
   haproxy wrk
   # gtmsmd tests: parse proto/openapi.yaml
   python3-yaml
+  # the Python client's package test: an offline pip install into a venv, numpy arrays, mypy
+  python3-venv python3-setuptools python3-numpy mypy
   # container deployment test: podman (as root, runc), the base image made with debootstrap
   podman runc debootstrap
   # web viewer test (tests/browser): Debian's Chromium, driven by playwright-core from npm.
