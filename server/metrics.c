@@ -30,11 +30,11 @@ static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "O
                                       "other"};
 #define N_METHODS ((int)(sizeof METHODS / sizeof METHODS[0]))
 
-/* Request series live in open-addressing tables keyed by their labels
- * packed into 64 bits (0: a free slot), claimed with a compare-and-swap and
- * never freed, so request threads count without a lock. Their sizes bound
- * the series: a few routes concern a model, each sees a handful of
- * statuses, so even 100 models stay far below. */
+/* Request series live in open-addressing tables (linear probing) keyed by
+ * their labels packed into 64 bits (0: a free slot), claimed with a
+ * compare-and-swap and never freed, so request threads count without a
+ * lock. Their sizes bound the series: a few routes concern a model, each
+ * sees a handful of statuses, so even 100 models stay far below. */
 #define COUNTERS_MAX 8192 /* (route, method, model, status) */
 #define HISTS_MAX 2048    /* (route, method, model) */
 
@@ -111,21 +111,36 @@ static void unpack(unsigned long long key, int *route, int *method, int *model, 
   *route = (int)(key >> 30);
 }
 
-/* The slot of key in a table of cap (a power of two) slots whose keys are
- * at keys[i * stride] (atomic_ullong units), claimed when new; -1 when full. */
-static long slot_of(atomic_ullong *keys, size_t stride, size_t cap, unsigned long long key) {
-  unsigned long long h = key * 0x9E3779B97F4A7C15ull;
-  for (size_t probe = 0; probe < cap; probe++) {
-    const size_t i = ((size_t)(h >> 40) + probe) & (cap - 1);
-    atomic_ullong *k = keys + i * stride;
-    unsigned long long cur = atomic_load(k);
-    if (cur == 0) {
-      unsigned long long expected = 0;
-      if (atomic_compare_exchange_strong(k, &expected, key)) return (long)i;
-      cur = expected;
-    }
-    if (cur == key) return (long)i;
+/* Probes per lookup before a label set counts as dropped: the tables stay
+ * far from full, so a lookup takes one or two; the cap bounds a full one. */
+#define PROBES_MAX 64
+
+/* Whether slot k holds key, claiming it when free. */
+static int claim(atomic_ullong *k, unsigned long long key) {
+  unsigned long long cur = atomic_load(k);
+  if (cur == 0) {
+    unsigned long long expected = 0;
+    if (atomic_compare_exchange_strong(k, &expected, key)) return 1;
+    cur = expected; /* another thread claimed it first: maybe for the same key */
   }
+  return cur == key;
+}
+
+/* The first slot to probe for key in a table of cap (a power of two) slots. */
+static size_t home(unsigned long long key, size_t cap) {
+  return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 40) & (cap - 1);
+}
+
+/* The slot of key in the counters (or the histograms), claimed when new; -1
+ * when PROBES_MAX slots from its home are taken by others. */
+static long counter_slot(metrics *m, unsigned long long key) {
+  for (size_t p = 0, i = home(key, COUNTERS_MAX); p < PROBES_MAX; p++, i = (i + 1) & (COUNTERS_MAX - 1))
+    if (claim(&m->requests[i].key, key)) return (long)i;
+  return -1;
+}
+static long hist_slot(metrics *m, unsigned long long key) {
+  for (size_t p = 0, i = home(key, HISTS_MAX); p < PROBES_MAX; p++, i = (i + 1) & (HISTS_MAX - 1))
+    if (claim(&m->latency[i].key, key)) return (long)i;
   return -1;
 }
 
@@ -137,10 +152,8 @@ void metrics_request(metrics *m, int route, const char *method, int model, int s
   int meth = N_METHODS - 1;
   for (int i = 0; method && i < N_METHODS - 1; i++)
     if (strcmp(method, METHODS[i]) == 0) meth = i;
-  long c = slot_of(&m->requests[0].key, sizeof(counter) / sizeof(atomic_ullong), COUNTERS_MAX,
-                   pack(route, meth, model, status));
-  long h = slot_of(&m->latency[0].key, sizeof(keyed_histogram) / sizeof(atomic_ullong), HISTS_MAX,
-                   pack(route, meth, model, 0));
+  long c = counter_slot(m, pack(route, meth, model, status));
+  long h = hist_slot(m, pack(route, meth, model, 0));
   if (c >= 0) atomic_fetch_add(&m->requests[c].n, 1);
   if (h >= 0) hist_add(&m->latency[h].h, seconds);
   if (c < 0 || h < 0) atomic_fetch_add(&m->dropped, 1);
