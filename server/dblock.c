@@ -24,9 +24,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/err.h"
+
+/* mkdir of path's parent folder (one level), as the store makes it for the
+ * database: the lock comes first, so the default ./data may not exist yet. */
+static void make_parent(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash || slash == dir) return;
+  *slash = '\0';
+  (void)mkdir(dir, 0755); /* failing, the open below says why */
+}
 
 /* The PID written in the lock file, or 0 when it holds none. */
 static long holder_pid(int fd) {
@@ -47,6 +59,10 @@ int dblock_acquire(dblock *l, const char *db_path, char *err, size_t errlen) {
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "database path too long: %.200s", db_path);
   int write = 1;
   int fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ENOENT) {
+    make_parent(l->path);
+    fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  }
   if (fd < 0 && (errno == EROFS || errno == EACCES)) {
     /* A read-only file system or folder: a read lock on an existing lock
      * file still meets a writer's lock; without the file, nobody can be

@@ -17,8 +17,9 @@ typedef struct {
   char path[4096];
 } dblock;
 
-/* Locks db_path's sidecar "<db_path>.lock" (created 0644 if missing; our PID
- * is written into it). Returns 0 with *l holding the lock (or holding none
+/* Locks db_path's sidecar "<db_path>.lock" (created 0644 if missing, and its
+ * folder, one level, as the store does for the database; our PID is written
+ * into it). Returns 0 with *l holding the lock (or holding none
  * for ":memory:", and on a read-only file system where the file cannot be
  * created: the store then refuses the database itself); DBLOCK_EBUSY when
  * another process holds it, with err naming the database, the lock file and

@@ -316,6 +316,20 @@ def test_one_daemon_per_db(tmp, model_dir):
     other = Daemon(model_dir, tmp + "/other.db")
     check(other.json("GET", "/v2/health/ready")[0] == 200, "another database beside it: no conflict")
     other.stop()
+    # a database in a folder not made yet, like the default data/gtmsm.db (the log is beside it)
+    with open(tmp + "/fresh.log", "wb") as log:
+        p = subprocess.Popen([GTMSMD, "--models", model_dir, "--db", tmp + "/new-folder/gtmsm.db", "--listen",
+                              "127.0.0.1:0"], stdout=subprocess.DEVNULL, stderr=log)
+        ready = False
+        for _ in range(200):
+            if b'"event":"ready"' in open(tmp + "/fresh.log", "rb").read() or p.poll() is not None:
+                ready = p.poll() is None
+                break
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        code = p.wait(30)
+    check(ready and code == 0 and os.path.exists(tmp + "/new-folder/gtmsm.db.lock"),
+          "a database in a folder not made yet: the folder is made, the lock taken, the daemon ready")
 
 
 def main():

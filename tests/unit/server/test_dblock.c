@@ -1,7 +1,8 @@
 /* One daemon per database (server/dblock.c): the lock file is created with
  * our PID; a second acquire (an OFD lock conflicts within one process too)
  * fails with DBLOCK_EBUSY naming the database, the lock file and the PID;
- * after a release it succeeds again; ":memory:" takes no lock. */
+ * after a release it succeeds again; ":memory:" takes no lock; a missing
+ * folder (the default data/) is made, as the store makes it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,16 @@ int main(void) {
   dblock_release(&b); /* twice: a no-op */
   dblock m;
   CHECK(dblock_acquire(&m, ":memory:", err, sizeof err) == 0 && m.fd == -1, ":memory: takes no lock");
+  /* a database in a folder not made yet (the default data/): the folder is made */
+  char sub[300], subdb[320], sublock[340];
+  snprintf(sub, sizeof sub, "%s/data", dir);
+  snprintf(subdb, sizeof subdb, "%s/g.db", sub);
+  snprintf(sublock, sizeof sublock, "%s.lock", subdb);
+  CHECK(dblock_acquire(&m, subdb, err, sizeof err) == 0 && m.fd >= 0 && access(sublock, F_OK) == 0,
+        "a database in a missing folder: folder and lock file made (%s)", err);
+  dblock_release(&m);
+  unlink(sublock);
+  rmdir(sub);
   unlink(lockpath);
   rmdir(dir);
   return test_finish("test_dblock");
