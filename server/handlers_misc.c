@@ -122,7 +122,8 @@ static void model_metadata(http_req *r, int versioned) {
   const gtmsm_config *c = &me->m->cfg;
   /* Observations are frames (T, H, W, C) with their actions (T) by name;
    * predictions take actions (T) and give frames and state means (T, S). */
-  json_t *inputs = json_pack("[o, o]", tensor("frames", "UINT8", json_pack("[i, i, i, i]", -1, c->H, c->W, c->C)),
+  json_t *inputs = json_pack("[o, o]",
+                             tensor("frames", "UINT8", json_pack("[i, i, i, i]", -1, c->H, c->W, c->C)),
                              tensor("actions", "BYTES", json_pack("[i]", -1)));
   json_t *outputs = json_pack("[o, o]", tensor("predicted_frames", "UINT8",
                                                json_pack("[i, i, i, i]", -1, c->H, c->W, c->C)),

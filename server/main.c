@@ -1,7 +1,9 @@
 /* gtmsmd: the GTMSM prediction service. Reads the configuration (config.c),
  * locks the database (one daemon per file, dblock.h), opens the store, loads
  * the models, serves HTTP until SIGTERM or SIGINT, then stops accepting, lets
- * in-flight requests finish, closes SQLite and exits 0. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration. */
+ * in-flight requests finish, closes SQLite and exits 0. Exit codes: 0 clean
+ * stop, 1 runtime failure (also: another gtmsmd holds the database), 2 bad
+ * configuration. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
