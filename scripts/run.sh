@@ -5,7 +5,7 @@
 # Flags and GTMSM_* variables pass through: scripts/run.sh --listen :9000
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh serve # build and serve only: no browser, container or fuzzing tools
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
 mkdir -p data

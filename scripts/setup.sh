@@ -1,22 +1,42 @@
 #!/usr/bin/env bash
-# Installs every Debian package the project needs (build, tests, fuzzing, load
-# balancer, browser tests, benchmarks). Idempotent: packages already present are
-# skipped, so a second run costs a dpkg query and nothing else.
+# Installs the Debian packages the project needs. Idempotent: packages already
+# present are skipped, so a second run costs a dpkg query and nothing else.
+#   scripts/setup.sh         everything: build, tests, fuzzing, load balancer,
+#                            browser tests, benchmarks (scripts/test.sh)
+#   scripts/setup.sh serve   what building and serving gtmsmd needs, no more
+#                            (scripts/run.sh): no compilers for fuzzing, no
+#                            Chromium, no podman
 set -euo pipefail
 
-PACKAGES=(
-  # build
-  build-essential cmake pkg-config git ca-certificates
+profile=${1:-all}
+case "$profile" in
+  all | serve) ;;
+  *) echo "usage: scripts/setup.sh [all|serve]" >&2; exit 2 ;;
+esac
+
+SERVE_PACKAGES=(
+  # build gtmsmd and gtmsm
+  build-essential cmake pkg-config ca-certificates
   libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev libpng-dev zlib1g-dev
+  # gtmsmd's PostgreSQL store backend (--store postgresql://...)
+  libpq-dev
+  # the quick start's readiness check (README: curl .../v2/health/ready)
+  curl
+)
+
+PACKAGES=(
+  "${SERVE_PACKAGES[@]}" git
   # tests, sanitizers, fuzzing
   clang libclang-rt-14-dev python3 python3-skimage-lib curl sqlite3
   # service, deployment, benchmarks
   haproxy wrk
   # gtmsmd tests: parse proto/openapi.yaml
   python3-yaml
-  # the PostgreSQL store backend (libpq) and its tests' throwaway servers (tests/lib/pglib.py
-  # runs Debian's server binaries itself; the package's default cluster is not used)
-  libpq-dev postgresql-15
+  # the PostgreSQL store's tests: throwaway servers (tests/lib/pglib.py runs Debian's server
+  # binaries itself; the package's default cluster is not used)
+  postgresql-15
+  # the Python client's package test: an offline pip install into a venv, numpy arrays, mypy
+  python3-venv python3-setuptools python3-numpy mypy
   # container deployment test: podman (as root, runc), the base image made with debootstrap
   podman runc debootstrap
   # web viewer test (tests/browser): Debian's Chromium, driven by playwright-core from npm.
@@ -24,6 +44,8 @@ PACKAGES=(
   # npm package conflicts with it, so it is not listed here)
   chromium
 )
+
+[ "$profile" = serve ] && PACKAGES=("${SERVE_PACKAGES[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -46,5 +68,5 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo manual | $SUDO tee /etc/postgresql/15/main/start.conf >/dev/null
   fi
 else
-  echo "setup: all ${#PACKAGES[@]} packages present"
+  echo "setup: all ${#PACKAGES[@]} packages present ($profile)"
 fi

@@ -9,12 +9,17 @@
 
 #include "http.h"
 
-/* handlers_misc.c: health, metrics, models */
+/* handlers_misc.c: health, metrics, models, Open Inference Protocol metadata */
 void handle_live(http_req *r);
 void handle_ready(http_req *r);
 void handle_metrics(http_req *r);
 void handle_models(http_req *r);
 void handle_model(http_req *r);
+void handle_v2_server(http_req *r);
+void handle_v2_model(http_req *r);
+void handle_v2_model_version(http_req *r);
+void handle_v2_model_ready(http_req *r);
+void handle_v2_model_version_ready(http_req *r);
 
 /* handlers_sessions.c: create, put, get, delete, export, import */
 void handle_session_create(http_req *r);
@@ -33,9 +38,10 @@ json_t *observe_progress(http_req *r);
 /* handlers_predict.c: predictions as JSON, a PNG film strip or NDJSON */
 void handle_predict(http_req *r);
 
-/* handlers_web.c: the web viewer's page and files (embedded) */
+/* handlers_web.c: the web viewer's page and files, the API contract (embedded) */
 void handle_web_index(http_req *r);
 void handle_web_asset(http_req *r);
+void handle_openapi(http_req *r);
 
 /* handlers_demo.c: the simulators' worlds and episodes for the viewer */
 void handle_demo_worlds(http_req *r);

@@ -26,7 +26,10 @@ int handler_session(http_req *r, session **out) {
   if (handler_check_id(r, "session id", id)) return 1;
   char err[256] = "";
   int rc = sessions_acquire(http_app(r)->cache, id, out, err, sizeof err);
-  if (rc == SESSIONS_OK) return 0;
+  if (rc == SESSIONS_OK) {
+    http_set_model(r, models_find(&http_app(r)->models, (*out)->model_name));
+    return 0;
+  }
   if (rc == SESSIONS_NOTFOUND)
     http_problem(r, 404, "session-not-found", NULL, "no session '%s'", id);
   else if (rc == SESSIONS_BUSY)

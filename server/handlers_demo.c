@@ -28,6 +28,7 @@ static int demo_model(http_req *r, const char *name, const model_entry **me, dem
     http_problem(r, 404, "model-not-found", NULL, "no model '%s' (GET /v1/models lists them)", name);
     return 1;
   }
+  http_set_model(r, *me);
   if (demo_check_model((*me)->m, sim, &e)) {
     http_problem_codec(r, &e, NULL);
     return 1;

@@ -1,4 +1,9 @@
-/* Health (Open Inference Protocol paths), Prometheus metrics and models. */
+/* Health and metadata on the Open Inference Protocol's paths (KServe v2:
+ * GET /v2, /v2/models/{name}[/versions/{version}][/ready]), Prometheus
+ * metrics and models. gtmsmd has no /v2/models/{name}/infer: a prediction
+ * needs a session's memory, which the protocol's stateless tensors do not
+ * carry; the metadata lets OIP tooling (probes, catalogues) see the models. */
+#include <stdio.h>
 #include <string.h>
 
 #include "handlers.h"
@@ -69,5 +74,81 @@ void handle_model(http_req *r) {
     http_problem(r, 404, "model-not-found", NULL, "no model '%s' (GET /v1/models lists them)", name);
     return;
   }
+  http_set_model(r, me);
   http_reply_json(r, 200, models_to_json(me));
 }
+
+/* ---- Open Inference Protocol (KServe v2) metadata ------------------------ */
+
+void handle_v2_server(http_req *r) {
+  http_reply_json(r, 200, json_pack("{s:s, s:s, s:[]}", "name", "gtmsmd", "version", GTMSM_VERSION,
+                                    "extensions"));
+}
+
+/* The model named by {name} (and, when the route has it, of version
+ * {version}), or NULL after replying 400 bad-id or 404 model-not-found. The
+ * 404 also carries OIP's "error" member, for clients of that protocol. */
+static const model_entry *v2_model(http_req *r, int versioned) {
+  app *a = http_app(r);
+  const char *name = http_param(r, 0);
+  if (handler_check_id(r, "model name", name)) return NULL;
+  const model_entry *me = models_find(&a->models, name);
+  http_set_model(r, me); /* a wrong version still concerns the model */
+  if (me && versioned && strcmp(http_param(r, 1), me->m->content_hash) != 0) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "model '%s' has no version '%.32s'", name, http_param(r, 1));
+    http_problem(r, 404, "model-not-found", json_pack("{s:s}", "error", msg),
+                 "%s; the version served is %s", msg, me->m->content_hash);
+    return NULL;
+  }
+  if (!me) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "no model '%s'", name);
+    http_problem(r, 404, "model-not-found", json_pack("{s:s}", "error", msg),
+                 "%s (GET /v1/models lists them)", msg);
+    return NULL;
+  }
+  return me;
+}
+
+/* One tensor's metadata: name, datatype, shape (-1: any length). New reference. */
+static json_t *tensor(const char *name, const char *datatype, json_t *shape) {
+  return json_pack("{s:s, s:s, s:o}", "name", name, "datatype", datatype, "shape", shape);
+}
+
+static void model_metadata(http_req *r, int versioned) {
+  const model_entry *me = v2_model(r, versioned);
+  if (!me) return;
+  const gtmsm_config *c = &me->m->cfg;
+  /* Observations are frames (T, H, W, C) with their actions (T) by name;
+   * predictions take actions (T) and give frames and state means (T, S). */
+  json_t *inputs = json_pack("[o, o]",
+                             tensor("frames", "UINT8", json_pack("[i, i, i, i]", -1, c->H, c->W, c->C)),
+                             tensor("actions", "BYTES", json_pack("[i]", -1)));
+  json_t *outputs = json_pack("[o, o]", tensor("predicted_frames", "UINT8",
+                                               json_pack("[i, i, i, i]", -1, c->H, c->W, c->C)),
+                              tensor("states", "FP32", json_pack("[i, i]", -1, c->S)));
+  http_reply_json(r, 200, json_pack("{s:s, s:[s], s:s, s:o, s:o}", "name", me->name, "versions",
+                                    me->m->content_hash, "platform", "gtmsm_gtm", "inputs", inputs,
+                                    "outputs", outputs));
+}
+
+void handle_v2_model(http_req *r) { model_metadata(r, 0); }
+void handle_v2_model_version(http_req *r) { model_metadata(r, 1); }
+
+static void model_ready(http_req *r, int versioned) {
+  const model_entry *me = v2_model(r, versioned);
+  if (!me) return;
+  app *a = http_app(r);
+  char err[300] = "";
+  if (!atomic_load(&a->ready))
+    http_problem(r, 503, "not-ready", NULL, "model '%s' is loaded but the server is %s", me->name,
+                 atomic_load(&a->stopping) ? "shutting down" : "not ready");
+  else if (store_writable(a->db, 1, err, sizeof err) != 0)
+    http_problem(r, 503, "not-ready", NULL, "%s", err);
+  else
+    http_reply_json(r, 200, json_pack("{s:s, s:b}", "name", me->name, "ready", 1));
+}
+
+void handle_v2_model_ready(http_req *r) { model_ready(r, 0); }
+void handle_v2_model_version_ready(http_req *r) { model_ready(r, 1); }

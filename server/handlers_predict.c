@@ -7,6 +7,7 @@
 
 #include "base/err.h"
 #include "handlers.h"
+#include "jsonfmt.h"
 #include "img/image.h"
 #include "img/png.h"
 
@@ -22,7 +23,7 @@ static json_t *frame_json(const gtmsm_model *m, int i, int action, const uint8_t
   char *b64 = NULL;
   if (codec_png_base64(pix, m->cfg.H, m->cfg.W, m->cfg.C, &b64)) return NULL;
   json_t *st = json_array();
-  for (int k = 0; k < m->cfg.S; k++) json_array_append_new(st, json_real(state[k]));
+  for (int k = 0; k < m->cfg.S; k++) json_array_append_new(st, jsonfmt_real_f32(state[k]));
   json_t *j = json_pack("{s:i, s:s, s:s, s:o}", "index", i, "action", m->cfg.action_names[action],
                         "png", b64, "state", st);
   free(b64);
@@ -62,7 +63,7 @@ static long stream_next(void *cls, char *buf, size_t max) {
       json_t *j = frame_json(s->m, s->i, s->actions[s->i], s->pix + (size_t)s->i * D,
                              s->states + (size_t)s->i * s->m->cfg.S);
       free(s->line);
-      s->line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+      s->line = j ? jsonfmt_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
       json_decref(j);
       if (!s->line) return -1;
       s->len = strlen(s->line);

@@ -5,6 +5,7 @@
 
 #include "base/err.h"
 #include "handlers.h"
+#include "jsonfmt.h"
 #include "img/base64.h"
 #include "log.h"
 #include "util.h"
@@ -25,6 +26,7 @@ static const model_entry *requested_model(http_req *r) {
   }
   const model_entry *me = models_find(&http_app(r)->models, name);
   if (!me) http_problem(r, 404, "model-not-found", NULL, "no model '%s' (GET /v1/models lists them)", name);
+  http_set_model(r, me);
   return me;
 }
 
@@ -166,7 +168,7 @@ void handle_export(http_req *r) {
   char *mem_b64 = NULL;
   export_ctx x = {m, json_array(), 0};
   json_t *state = json_array();
-  for (int k = 0; k < m->cfg.S; k++) json_array_append_new(state, json_real(s->mem->state[k]));
+  for (int k = 0; k < m->cfg.S; k++) json_array_append_new(state, jsonfmt_real_f32(s->mem->state[k]));
   int rc = gtmsm_memory_serialize(s->mem, m->cfg.S, &mem, &mem_len);
   if (!rc) rc = base64_encode(&mem_b64, NULL, mem, mem_len, err, sizeof err);
   if (!rc) rc = sessions_each_frame(c, s, export_frame, &x, err, sizeof err);
@@ -182,7 +184,7 @@ void handle_export(http_req *r) {
   sessions_unlock(c, s);
   if (dump && s->mem->H > 0) { /* walking models: Delta, also inside "memory" */
     json_t *h = json_array();
-    for (int k = 0; k < s->mem->H; k++) json_array_append_new(h, json_real(s->mem->hidden[k]));
+    for (int k = 0; k < s->mem->H; k++) json_array_append_new(h, jsonfmt_real_f32(s->mem->hidden[k]));
     json_object_set_new(dump, "transition_state", h);
   }
   if (dump) http_reply_json(r, 200, dump);
@@ -238,6 +240,7 @@ void handle_import(http_req *r) {
     http_problem(r, 404, "model-not-found", NULL, "no model '%.64s' on this replica", model);
     goto done;
   }
+  http_set_model(r, me);
   const gtmsm_model *m = me->m;
   if (strcmp(version, m->content_hash) != 0) {
     http_problem(r, 409, "model-version", NULL, "the dump is for %s version %.20s; this replica "

@@ -1,5 +1,6 @@
 /* The web viewer: GET / is the page (index.html), GET /web/{file} its script,
- * style sheet and images, all embedded at build time (web_assets.h). Open
+ * style sheet and images, and GET /openapi.yaml the API contract the daemon
+ * was built with, all embedded at build time (web_assets.h). Open
  * without an API key (the files hold no data; the page asks for a key when
  * the API needs one). Replies carry a strong ETag and Cache-Control: no-cache,
  * so a browser revalidates and gets 304 while the daemon's build is the same. */
@@ -54,6 +55,14 @@ void handle_web_index(http_req *r) {
     return;
   }
   serve(r, f);
+}
+
+void handle_openapi(http_req *r) {
+  if (API_ASSETS_N < 1) { /* embed_web.cmake refuses a build without it: not reached */
+    http_problem(r, 500, "internal", NULL, "this build of gtmsmd has no openapi.yaml");
+    return;
+  }
+  serve(r, &API_ASSETS[0]);
 }
 
 void handle_web_asset(http_req *r) {

@@ -20,6 +20,7 @@
 
 #include "base/err.h"
 #include "conns.h"
+#include "jsonfmt.h"
 #include "log.h"
 #include "routes.h"
 #include "signals.h"
@@ -56,6 +57,7 @@ struct http_req {
   int upload;                  /* a long body: chunked or over UPLOAD_MIN_BYTES */
   int upload_counted;          /* counted in app->uploads */
   int route;          /* index, or routes_count() when unmatched */
+  int model;          /* the loaded model the request concerns (metrics label), or -1 */
   char params[ROUTES_MAX_PARAMS][ROUTES_PARAM_MAX + 1];
   char ctype[128];
   double t0;
@@ -102,6 +104,10 @@ void http_set_state(http_req *r, void *state, void (*free_fn)(void *)) {
   r->state_free = free_fn;
 }
 void *http_state(const http_req *r) { return r->state; }
+void http_set_model(http_req *r, const model_entry *e) {
+  const model_registry *m = &r->app->models;
+  if (e && e >= m->v && e < m->v + m->n) r->model = (int)(e - m->v);
+}
 int http_replied(const http_req *r) { return r->resp != NULL || r->queued; }
 
 /* ---- replies ------------------------------------------------------------- */
@@ -135,7 +141,7 @@ static void reply_json_type(http_req *r, int status, json_t *body, const char *c
     json_decref(body);
     return;
   }
-  char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  char *s = body ? jsonfmt_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
   json_decref(body);
   if (!s) {
     static const char OOM[] = "{\"type\":\"urn:gtmsm:problem:internal\",\"title\":\"Internal "
@@ -499,6 +505,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
   r->conn = conn;
   r->slot = slot_of(conn);
   r->route = routes_count();
+  r->model = -1;
   r->t0 = util_mono_seconds();
   r->bad_offset = -1;
   if (!uri) uri = "";
@@ -596,7 +603,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   *con_cls = NULL;
   double secs = util_mono_seconds() - r->t0;
   int status = r->queued ? r->status : 499; /* 499: closed before a reply (nginx's convention) */
-  metrics_request(a->metrics, r->route, status, secs);
+  metrics_request(a->metrics, r->route, r->method, r->model, status, secs);
   if (log_enabled(LOG_LEVEL_INFO)) {
     char addr[64] = "";
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);

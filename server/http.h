@@ -59,6 +59,9 @@ int http_body_append(http_req *r, const char *data, size_t len);
 /* Handler state: freed with free_fn (may be NULL) in the completion callback. */
 void http_set_state(http_req *r, void *state, void (*free_fn)(void *));
 void *http_state(const http_req *r);
+/* The request concerns model e (borrowed, an entry of the app's registry;
+ * others are ignored): its name labels the request's metrics. */
+void http_set_model(http_req *r, const model_entry *e);
 
 /* ---- replies: the first one counts, later ones are ignored -------------- */
 

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonfmt.h"
+
 static atomic_int g_level = LOG_LEVEL_INFO;
 static const char *const LEVEL_NAMES[] = {"debug", "info", "warn", "error"};
 
@@ -52,7 +54,7 @@ void log_at(log_level level, const char *rid, const char *event, const char *fmt
       json_object_set_new(line, "log_error", json_string(jerr.text));
     }
   }
-  char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  char *s = jsonfmt_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(line);
   if (!s) return;
   size_t n = strlen(s);

@@ -1,7 +1,9 @@
 /* gtmsmd: the GTMSM prediction service. Reads the configuration (config.c),
- * opens the store, loads the models, serves HTTP until SIGTERM or SIGINT,
- * then stops accepting, lets in-flight requests finish, closes the store and
- * exits 0. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration. */
+ * locks an SQLite database (one daemon per file, dblock.h), opens the
+ * store, loads the models, serves HTTP until SIGTERM or SIGINT, then stops
+ * accepting, lets in-flight requests finish, closes the store and exits 0.
+ * Exit codes: 0 clean stop, 1 runtime failure (also: another gtmsmd holds the
+ * database file), 2 bad configuration. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "app.h"
 #include "base/err.h"
+#include "dblock.h"
 #include "http.h"
 #include "log.h"
 #include "nn/blas_core.h"
@@ -17,6 +20,11 @@
 #include "signals.h"
 
 static const char *env_lookup(const char *name) { return getenv(name); }
+
+/* The metrics label of model i: its name in the registry (cls). */
+static const char *model_label(const void *cls, int i) {
+  return ((const model_registry *)cls)->v[i].name;
+}
 
 static void log_config(const server_config *c) {
   json_t *j = json_object();
@@ -41,6 +49,7 @@ int main(int argc, char **argv) {
   char err[512] = "";
   int help = 0, version = 0, code = 1;
   http_server *srv = NULL;
+  dblock lock = {.fd = -1};
   if (config_load(&a.cfg, argc, argv, env_lookup, &help, &version, err, sizeof err)) {
     fprintf(stderr, "gtmsmd: %s\n", err);
     return 2;
@@ -87,6 +96,13 @@ int main(int argc, char **argv) {
     code = 2;
     goto done;
   }
+  /* Before the store opens (it may migrate the schema): a second daemon on
+   * this SQLite file stops here, the first one untouched. (A PostgreSQL
+   * database is shared by replicas on purpose.) */
+  if (!a.cfg.store[0] && dblock_acquire(&lock, a.cfg.db, err, sizeof err)) {
+    log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "db", a.cfg.db, "error", err);
+    goto done;
+  }
   if (store_open(&a.db, target, a.cfg.synchronous, err, sizeof err)) {
     log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "db", shown, "error", err);
     goto done;
@@ -107,7 +123,8 @@ int main(int argc, char **argv) {
     log_at(LOG_LEVEL_INFO, NULL, "demo", "{s:s, s:i}", "dir", a.cfg.demo_worlds, "photo_worlds",
            a.demo_worlds.n);
   if (sessions_new(&a.cache, a.db, &a.models, &a.cfg) ||
-      !(a.metrics = metrics_new(routes_count() + 1, routes_name))) {
+      !(a.metrics = metrics_new(routes_count() + 1, routes_name, a.models.n, model_label,
+                                &a.models))) {
     log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", "out of memory");
     goto done;
   }
@@ -136,6 +153,7 @@ done:
   http_stop(srv, 0);
   sessions_free(a.cache);
   store_close(a.db);
+  dblock_release(&lock); /* after the store: no write of ours can follow a new daemon's start */
   models_free(&a.models);
   worldset_free(&a.demo_worlds);
   metrics_free(a.metrics);

@@ -25,25 +25,58 @@ typedef struct {
   atomic_ullong sum_ns;
 } histogram;
 
+/* The method label: a fixed list, anything else is "other". */
+static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH",
+                                      "other"};
+#define N_METHODS ((int)(sizeof METHODS / sizeof METHODS[0]))
+
+/* Request series live in open-addressing tables (linear probing) keyed by
+ * their labels packed into 64 bits (0: a free slot), claimed with a
+ * compare-and-swap and never freed, so request threads count without a
+ * lock. Their sizes bound the series: a few routes concern a model, each
+ * sees a handful of statuses, so even 100 models stay far below. */
+#define COUNTERS_MAX 8192 /* (route, method, model, status) */
+#define HISTS_MAX 2048    /* (route, method, model) */
+
+typedef struct {
+  atomic_ullong key;
+  atomic_ullong n;
+} counter;
+
+typedef struct {
+  atomic_ullong key;
+  histogram h;
+} keyed_histogram;
+
 struct metrics {
-  int n_routes;
+  int n_routes, n_models;
   const char *(*name)(int route); /* label of a route index */
-  atomic_ullong *status;  /* (n_routes, N_STATUS) */
-  histogram *latency;     /* (n_routes) */
+  const char *(*model_name)(const void *cls, int i);
+  const void *cls;
+  counter *requests;              /* (COUNTERS_MAX) */
+  keyed_histogram *latency;       /* (HISTS_MAX) */
+  atomic_ullong dropped;          /* requests not counted: a table was full */
   histogram commit;
   atomic_ullong group[N_GROUP_BUCKETS + 1]; /* COMMITs by requests covered; the last is +Inf */
   atomic_ullong group_count, group_sum;
   atomic_ullong observations, duplicates, predicted;
 };
 
-metrics *metrics_new(int n_routes, const char *(*name)(int route)) {
+metrics *metrics_new(int n_routes, const char *(*name)(int route), int n_models,
+                     const char *(*model_name)(const void *cls, int i), const void *cls) {
+  if (n_routes < 0 || n_routes > 255 || n_models < 0 || n_models > 65534 ||
+      (n_models > 0 && !model_name))
+    return NULL;
   metrics *m = calloc(1, sizeof *m);
   if (!m) return NULL;
   m->n_routes = n_routes;
+  m->n_models = n_models;
   m->name = name;
-  m->status = calloc((size_t)n_routes * N_STATUS, sizeof *m->status);
-  m->latency = calloc((size_t)n_routes, sizeof *m->latency);
-  if (!m->status || !m->latency) {
+  m->model_name = model_name;
+  m->cls = cls;
+  m->requests = calloc(COUNTERS_MAX, sizeof *m->requests);
+  m->latency = calloc(HISTS_MAX, sizeof *m->latency);
+  if (!m->requests || !m->latency) {
     metrics_free(m);
     return NULL;
   }
@@ -52,7 +85,7 @@ metrics *metrics_new(int n_routes, const char *(*name)(int route)) {
 
 void metrics_free(metrics *m) {
   if (!m) return;
-  free(m->status);
+  free(m->requests);
   free(m->latency);
   free(m);
 }
@@ -65,11 +98,65 @@ static void hist_add(histogram *h, double seconds) {
   atomic_fetch_add(&h->sum_ns, (unsigned long long)(seconds * 1e9));
 }
 
-void metrics_request(metrics *m, int route, int status, double seconds) {
+/* Labels packed: route (8 bits), method (4), model + 1 (16), status (10), plus 1. */
+static unsigned long long pack(int route, int method, int model, int status) {
+  return ((((unsigned long long)route << 4 | (unsigned)method) << 16 | (unsigned)(model + 1)) << 10 |
+          (unsigned)status) + 1;
+}
+static void unpack(unsigned long long key, int *route, int *method, int *model, int *status) {
+  key--;
+  *status = (int)(key & 1023);
+  *model = (int)((key >> 10) & 0xffff) - 1;
+  *method = (int)((key >> 26) & 15);
+  *route = (int)(key >> 30);
+}
+
+/* Probes per lookup before a label set counts as dropped: the tables stay
+ * far from full, so a lookup takes one or two; the cap bounds a full one. */
+#define PROBES_MAX 64
+
+/* Whether slot k holds key, claiming it when free. */
+static int claim(atomic_ullong *k, unsigned long long key) {
+  unsigned long long cur = atomic_load(k);
+  if (cur == 0) {
+    unsigned long long expected = 0;
+    if (atomic_compare_exchange_strong(k, &expected, key)) return 1;
+    cur = expected; /* another thread claimed it first: maybe for the same key */
+  }
+  return cur == key;
+}
+
+/* The first slot to probe for key in a table of cap (a power of two) slots. */
+static size_t home(unsigned long long key, size_t cap) {
+  return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 40) & (cap - 1);
+}
+
+/* The slot of key in the counters (or the histograms), claimed when new; -1
+ * when PROBES_MAX slots from its home are taken by others. */
+static long counter_slot(metrics *m, unsigned long long key) {
+  for (size_t p = 0, i = home(key, COUNTERS_MAX); p < PROBES_MAX; p++, i = (i + 1) & (COUNTERS_MAX - 1))
+    if (claim(&m->requests[i].key, key)) return (long)i;
+  return -1;
+}
+static long hist_slot(metrics *m, unsigned long long key) {
+  for (size_t p = 0, i = home(key, HISTS_MAX); p < PROBES_MAX; p++, i = (i + 1) & (HISTS_MAX - 1))
+    if (claim(&m->latency[i].key, key)) return (long)i;
+  return -1;
+}
+
+void metrics_request(metrics *m, int route, const char *method, int model, int status,
+                     double seconds) {
   if (route < 0 || route >= m->n_routes) return;
   if (status < 0 || status >= N_STATUS) status = 0;
-  atomic_fetch_add(&m->status[(size_t)route * N_STATUS + (size_t)status], 1);
-  hist_add(&m->latency[route], seconds);
+  if (model < -1 || model >= m->n_models) model = -1;
+  int meth = N_METHODS - 1;
+  for (int i = 0; method && i < N_METHODS - 1; i++)
+    if (strcmp(method, METHODS[i]) == 0) meth = i;
+  long c = counter_slot(m, pack(route, meth, model, status));
+  long h = hist_slot(m, pack(route, meth, model, 0));
+  if (c >= 0) atomic_fetch_add(&m->requests[c].n, 1);
+  if (h >= 0) hist_add(&m->latency[h].h, seconds);
+  if (c < 0 || h < 0) atomic_fetch_add(&m->dropped, 1);
 }
 
 void metrics_observations(metrics *m, long long accepted, long long duplicates) {
@@ -137,27 +224,75 @@ static void put_hist(text *t, const char *name, const char *labels, const histog
   put(t, "%s_count%s%s%s %llu\n", name, open, labels, close, atomic_load(&h->count));
 }
 
+typedef struct {
+  unsigned long long key;
+  size_t slot;
+} series;
+
+static int by_key(const void *a, const void *b) {
+  const unsigned long long x = ((const series *)a)->key, y = ((const series *)b)->key;
+  return x < y ? -1 : x > y;
+}
+
+/* The label set of a series: route, method, model (when there is one) and,
+ * for counters (with_status), the status. */
+static void labels_of(const metrics *m, unsigned long long key, int with_status, char *out,
+                      size_t outlen) {
+  int route, meth, model, status;
+  unpack(key, &route, &meth, &model, &status);
+  int n = snprintf(out, outlen, "route=\"%s\",method=\"%s\"", m->name(route), METHODS[meth]);
+  if (model >= 0 && n >= 0 && (size_t)n < outlen)
+    n += snprintf(out + n, outlen - (size_t)n, ",model=\"%s\"", m->model_name(m->cls, model));
+  if (with_status && n >= 0 && (size_t)n < outlen)
+    snprintf(out + n, outlen - (size_t)n, ",status=\"%d\"", status);
+}
+
+/* The request counters and latency histograms, in label order (route index,
+ * method, model, status). */
+static void render_requests(text *t, const metrics *m) {
+  series *v = malloc(sizeof *v * (COUNTERS_MAX > HISTS_MAX ? COUNTERS_MAX : HISTS_MAX));
+  if (!v) {
+    t->failed = 1;
+    return;
+  }
+  char labels[256];
+  put(t, "# HELP gtmsm_http_requests_total HTTP requests by route, method, model (when the "
+         "request concerns one) and status.\n# TYPE gtmsm_http_requests_total counter\n");
+  size_t n = 0;
+  for (size_t i = 0; i < COUNTERS_MAX; i++) {
+    const unsigned long long k = atomic_load(&m->requests[i].key);
+    if (k) v[n++] = (series){k, i};
+  }
+  qsort(v, n, sizeof *v, by_key);
+  for (size_t i = 0; i < n; i++) {
+    labels_of(m, v[i].key, 1, labels, sizeof labels);
+    put(t, "gtmsm_http_requests_total{%s} %llu\n", labels, atomic_load(&m->requests[v[i].slot].n));
+  }
+  put(t, "# HELP gtmsm_http_request_duration_seconds Request latency by route, method and model, "
+         "first byte in to last byte out.\n# TYPE gtmsm_http_request_duration_seconds histogram\n");
+  n = 0;
+  for (size_t i = 0; i < HISTS_MAX; i++) {
+    const unsigned long long k = atomic_load(&m->latency[i].key);
+    if (k) v[n++] = (series){k, i};
+  }
+  qsort(v, n, sizeof *v, by_key);
+  for (size_t i = 0; i < n; i++) {
+    labels_of(m, v[i].key, 0, labels, sizeof labels);
+    put_hist(t, "gtmsm_http_request_duration_seconds", labels, &m->latency[v[i].slot].h);
+  }
+  put(t, "# HELP gtmsm_metrics_series_dropped_total Requests not counted above: the table of "
+         "label sets was full.\n# TYPE gtmsm_metrics_series_dropped_total counter\n"
+         "gtmsm_metrics_series_dropped_total %llu\n", atomic_load(&m->dropped));
+  free(v);
+}
+
 char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
   text t = {malloc(16384), 0, 16384, 0};
   if (!t.buf) return NULL;
   put(&t, "# HELP gtmsm_build_info The version and the OpenBLAS kernel set (core) in use.\n"
           "# TYPE gtmsm_build_info gauge\ngtmsm_build_info{version=\"%s\",blas_core=\"%s\"} 1\n",
       GTMSM_VERSION, blas_core_name());
-  put(&t, "# HELP gtmsm_http_requests_total HTTP requests by route and status.\n"
-          "# TYPE gtmsm_http_requests_total counter\n");
-  for (int r = 0; r < m->n_routes; r++)
-    for (int s = 0; s < N_STATUS; s++) {
-      unsigned long long v = atomic_load(&m->status[(size_t)r * N_STATUS + (size_t)s]);
-      if (v) put(&t, "gtmsm_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", m->name(r), s, v);
-    }
-  put(&t, "# HELP gtmsm_http_request_duration_seconds Request latency by route, first byte in to "
-          "last byte out.\n# TYPE gtmsm_http_request_duration_seconds histogram\n");
-  for (int r = 0; r < m->n_routes; r++) {
-    if (!atomic_load(&m->latency[r].count)) continue;
-    char labels[96];
-    snprintf(labels, sizeof labels, "route=\"%s\"", m->name(r));
-    put_hist(&t, "gtmsm_http_request_duration_seconds", labels, &m->latency[r]);
-  }
+  render_requests(&t, m);
   put(&t, "# HELP gtmsm_sqlite_commit_duration_seconds Duration of SQLite COMMITs of observations.\n"
           "# TYPE gtmsm_sqlite_commit_duration_seconds histogram\n");
   put_hist(&t, "gtmsm_sqlite_commit_duration_seconds", "", &m->commit);

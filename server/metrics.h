@@ -1,7 +1,11 @@
 /* Prometheus metrics of gtmsmd: lock-free counters and histograms updated by
  * request threads, rendered as text exposition format 0.0.4 on /metrics.
- * Requests are counted by route and status, latencies by route; the model
- * and store counters are plain totals. */
+ * Requests are counted by route, method, model (when the request concerns a
+ * loaded model) and status, latencies by route, method and model; the model
+ * and store counters are plain totals. Label values come from the routing
+ * table, a fixed list of methods and the loaded models' names only, never
+ * from request text, so the series are bounded (and held in fixed tables:
+ * past their size, requests are counted in gtmsm_metrics_series_dropped_total). */
 #ifndef GTMSMD_METRICS_H
 #define GTMSMD_METRICS_H
 
@@ -20,12 +24,19 @@ typedef struct {
   long long conns_evicted, conns_head_timeouts, conns_body_timeouts; /* cut, by reason */
 } metrics_gauges;
 
-/* A registry for n_routes routes, labelled by name(route) (static strings). NULL on OOM. */
-metrics *metrics_new(int n_routes, const char *(*name)(int route));
+/* A registry for n_routes routes labelled by name(route) (static strings)
+ * and n_models models labelled by model_name(cls, i) (strings and cls
+ * borrowed, outliving the registry; model_name may be NULL when n_models is
+ * 0). NULL on OOM. */
+metrics *metrics_new(int n_routes, const char *(*name)(int route), int n_models,
+                     const char *(*model_name)(const void *cls, int i), const void *cls);
 void metrics_free(metrics *m);
 
-/* One finished request: route index (0..n_routes-1), HTTP status, seconds. */
-void metrics_request(metrics *m, int route, int status, double seconds);
+/* One finished request: route index (0..n_routes-1), method (borrowed; one
+ * not in the fixed list counts as "other"), model index (-1: none), HTTP
+ * status, seconds. */
+void metrics_request(metrics *m, int route, const char *method, int model, int status,
+                     double seconds);
 void metrics_observations(metrics *m, long long accepted, long long duplicates);
 void metrics_frames_predicted(metrics *m, long long n);
 /* One COMMIT of observations: its duration and the requests (appends) it covered. */

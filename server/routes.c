@@ -9,8 +9,17 @@
 static const route ROUTES[] = {
     {"GET", "/", "web_index", ROUTE_BODY_NONE, 1, NULL, NULL, handle_web_index, NULL},
     {"GET", "/web/{file}", "web_asset", ROUTE_BODY_NONE, 1, NULL, NULL, handle_web_asset, NULL},
+    {"GET", "/openapi.yaml", "openapi", ROUTE_BODY_NONE, 1, NULL, NULL, handle_openapi, NULL},
     {"GET", "/v2/health/live", "health_live", ROUTE_BODY_NONE, 1, NULL, NULL, handle_live, NULL},
     {"GET", "/v2/health/ready", "health_ready", ROUTE_BODY_NONE, 1, NULL, NULL, handle_ready, NULL},
+    {"GET", "/v2", "oip_server", ROUTE_BODY_NONE, 0, NULL, NULL, handle_v2_server, NULL},
+    {"GET", "/v2/models/{name}", "oip_model", ROUTE_BODY_NONE, 0, NULL, NULL, handle_v2_model, NULL},
+    {"GET", "/v2/models/{name}/ready", "oip_model_ready", ROUTE_BODY_NONE, 0, NULL, NULL,
+     handle_v2_model_ready, NULL},
+    {"GET", "/v2/models/{name}/versions/{version}", "oip_model_version", ROUTE_BODY_NONE, 0, NULL,
+     NULL, handle_v2_model_version, NULL},
+    {"GET", "/v2/models/{name}/versions/{version}/ready", "oip_model_version_ready",
+     ROUTE_BODY_NONE, 0, NULL, NULL, handle_v2_model_version_ready, NULL},
     {"GET", "/metrics", "metrics", ROUTE_BODY_NONE, 0, NULL, NULL, handle_metrics, NULL},
     {"GET", "/v1/models", "models_list", ROUTE_BODY_NONE, 0, NULL, NULL, handle_models, NULL},
     {"GET", "/v1/models/{name}", "model_get", ROUTE_BODY_NONE, 0, NULL, NULL, handle_model, NULL},
@@ -72,14 +81,19 @@ int routes_match(const char *method, const char *path,
                  size_t allowlen) {
   int path_matched = 0;
   size_t alen = 0;
+  /* HEAD is GET without the body (RFC 9110 9.3.2), so every GET route
+   * answers it here, through the GET handler: status and headers are the
+   * same by construction, and libmicrohttpd sends the headers only. */
+  const int head = strcmp(method, "HEAD") == 0;
   if (allowlen) allow[0] = '\0';
   for (int i = 0; i < N_ROUTES; i++) {
     if (!match_path(ROUTES[i].pattern, path, params)) continue;
-    if (strcmp(ROUTES[i].method, method) == 0) return i;
+    const int get = strcmp(ROUTES[i].method, "GET") == 0;
+    if (strcmp(ROUTES[i].method, method) == 0 || (head && get)) return i;
     path_matched = 1;
-    if (alen + 10 < allowlen)
-      alen += (size_t)snprintf(allow + alen, allowlen - alen, "%s%s", alen ? ", " : "",
-                               ROUTES[i].method);
+    if (alen + 16 < allowlen)
+      alen += (size_t)snprintf(allow + alen, allowlen - alen, "%s%s%s", alen ? ", " : "",
+                               ROUTES[i].method, get ? ", HEAD" : "");
   }
   return path_matched ? -2 : -1;
 }

@@ -40,8 +40,9 @@ const char *routes_name(int i);
 
 /* Matches method and path (borrowed). Returns the route index with its
  * parameters copied into params (each truncated to ROUTES_PARAM_MAX bytes);
- * -1 when no pattern matches the path; -2 when the path matches only with
- * other methods, listed in allow ("GET, PUT"). */
+ * HEAD matches every GET route. -1 when no pattern matches the path; -2 when
+ * the path matches only with other methods, listed in allow ("GET, HEAD,
+ * PUT"). */
 int routes_match(const char *method, const char *path,
                  char params[ROUTES_MAX_PARAMS][ROUTES_PARAM_MAX + 1], char *allow,
                  size_t allowlen);

@@ -2,7 +2,8 @@
  * server/embed_web.cmake turns every *.html, *.js, *.css, *.svg and *.png of
  * clients/web into the table defined in the generated web_assets.c, so the
  * daemon serves the page that matches its own API wherever it runs (no
- * folder to install or configure). Read-only, shared by all threads. */
+ * folder to install or configure). Read-only, shared by all threads. The
+ * same table type holds the API contract (proto/openapi.yaml). */
 #ifndef GTMSMD_WEB_ASSETS_H
 #define GTMSMD_WEB_ASSETS_H
 
@@ -19,5 +20,9 @@ typedef struct {
 /* The embedded files, in name order (static, generated). */
 extern const web_asset WEB_ASSETS[];
 extern const int WEB_ASSETS_N;
+/* The API contract: proto/openapi.yaml (application/yaml), embedded the same
+ * way into the generated api_assets.c. */
+extern const web_asset API_ASSETS[];
+extern const int API_ASSETS_N;
 
 #endif

@@ -153,7 +153,7 @@ def test_page(d):
         s, h, j = d.json("GET", path)
         check(s == 404 and is_problem(h, j, 404, "not-found"), f"GET {path}: 404 (no such route)")
     s, h, j = d.json("POST", "/", {})
-    check(s == 405 and h.get("allow") == "GET", "POST /: 405 Allow GET")
+    check(s == 405 and h.get("allow") == "GET, HEAD", "POST /: 405 Allow GET")
 
 
 # ---- the demo endpoint ----------------------------------------------------
@@ -166,7 +166,7 @@ def test_worlds(d):
     check([p["name"] for p in j["photos"]] == names and [p["index"] for p in j["photos"]] == list(range(len(names))),
           f"the {len(names)} bundled photo worlds, in name order, indexed")
     s, h, j = d.json("POST", "/v1/demo/worlds", {})
-    check(s == 405 and h.get("allow") == "GET", "POST /v1/demo/worlds: 405 Allow GET")
+    check(s == 405 and h.get("allow") == "GET, HEAD", "POST /v1/demo/worlds: 405 Allow GET")
 
 
 def same_episode(obs, lines):

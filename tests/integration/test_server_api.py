@@ -43,7 +43,11 @@ validate_spec()
 # The web viewer's paths are exercised, and checked against openapi.yaml the
 # same way, by test_demo.py (and test_demo_maze3d.py).
 VIEWER_PATHS = {"/", "/web/{file}", "/v1/demo/worlds", "/v1/demo/episodes", "/v1/demo/episodes/step"}
-SPEC = {x for x in openapi_statuses() if x[0] not in VIEWER_PATHS}
+# The model servers' conventions (the contract served, Open Inference Protocol
+# metadata) are exercised and checked the same way by test_server_conventions.py.
+CONVENTION_PATHS = {"/openapi.yaml", "/v2", "/v2/models/{name}", "/v2/models/{name}/ready",
+                    "/v2/models/{name}/versions/{version}", "/v2/models/{name}/versions/{version}/ready"}
+SPEC = {x for x in openapi_statuses() if x[0] not in VIEWER_PATHS | CONVENTION_PATHS}
 # Statuses that need a fault to happen (a full disk, a damaged database) are
 # exercised by the fault label (tests/fault/test_storage.py), which
 # checks them against openapi.yaml the same way.
@@ -221,7 +225,7 @@ def test_flow(d):
     s, h, text = d.request("GET", "/metrics")
     t = text.decode()
     check(s == 200 and h.get("content-type", "").startswith("text/plain")
-          and 'gtmsm_http_requests_total{route="observations",status="200"}' in t
+          and 'gtmsm_http_requests_total{route="observations",method="POST",model="imagenav",status="200"}' in t
           and "gtmsm_http_request_duration_seconds_bucket" in t and "gtmsm_observations_total 300" in t
           and "gtmsm_sqlite_commit_duration_seconds_count" in t and "gtmsm_sessions_stored" in t
           and "gtmsm_frames_predicted_total" in t and "gtmsm_sessions_hot" in t, "Prometheus metrics")
@@ -333,7 +337,7 @@ def test_bad_inputs(d):
     s, h, j = d.json("GET", "/v1/sessions/bad")
     check(j["steps"] == 5, "no bad request changed the session (5 steps)")
     s, h, j = d.json("DELETE", "/v1/models")
-    check(s == 405 and h.get("allow") == "GET", "405 names the allowed methods")
+    check(s == 405 and h.get("allow") == "GET, HEAD", "405 names the allowed methods")
     s, h, j = d.json("POST", obs, ndjson(ep[5:7]) + b"{broken\n" + ndjson(ep[7:8]), nd)
     check(s == 400 and j.get("accepted") == 2 and j.get("steps") == 7 and "line 3" in j["detail"],
           "a bad line after good ones: 400 naming line 3, the 2 before it committed")

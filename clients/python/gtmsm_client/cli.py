@@ -90,18 +90,18 @@ def _read_episode(path: str) -> List[dict]:
 
 # ---- commands ------------------------------------------------------------------------------
 
-def cmd_health(c: Client, a) -> int:
+def cmd_health(c: Client, a: argparse.Namespace) -> int:
     ready = c.ready()
     _print_json({"url": c.base_url, "live": c.live(), "ready": ready})
     return 0 if ready else 1
 
 
-def cmd_models(c: Client, a) -> int:
+def cmd_models(c: Client, a: argparse.Namespace) -> int:
     _print_json(c.model(a.name) if a.name else c.models())
     return 0
 
 
-def cmd_session(c: Client, a) -> int:
+def cmd_session(c: Client, a: argparse.Namespace) -> int:
     if a.action == "create":
         s = c.create_session(_model_name(c, a.model), a.id, server_id=a.server_id)
         _print_json(s)
@@ -113,7 +113,7 @@ def cmd_session(c: Client, a) -> int:
     return 0
 
 
-def cmd_observe(c: Client, a) -> int:
+def cmd_observe(c: Client, a: argparse.Namespace) -> int:
     if a.file.lower().endswith(".png") or a.t is not None:
         if a.t is None or a.action is None:
             raise UsageError("a PNG frame needs --t and --action")
@@ -128,7 +128,7 @@ def cmd_observe(c: Client, a) -> int:
     return 0
 
 
-def cmd_predict(c: Client, a) -> int:
+def cmd_predict(c: Client, a: argparse.Namespace) -> int:
     actions = [x.strip() for x in a.actions.split(",") if x.strip()]
     if not actions:
         raise UsageError("--actions needs at least one action (comma-separated)")
@@ -147,7 +147,7 @@ def cmd_predict(c: Client, a) -> int:
     return 0
 
 
-def cmd_replay(c: Client, a) -> int:
+def cmd_replay(c: Client, a: argparse.Namespace) -> int:
     ep = _read_episode(a.episode)
     T = len(ep)
     if a.memorize < 1 or a.memorize >= T:
@@ -194,7 +194,7 @@ def cmd_replay(c: Client, a) -> int:
     return 0
 
 
-def cmd_export(c: Client, a) -> int:
+def cmd_export(c: Client, a: argparse.Namespace) -> int:
     dump = c.export_session(a.session, path=a.out)
     if a.out:
         print(f"exported {a.session} ({dump.get('steps')} steps) to {a.out}", file=sys.stderr)
@@ -204,7 +204,7 @@ def cmd_export(c: Client, a) -> int:
     return 0
 
 
-def cmd_import(c: Client, a) -> int:
+def cmd_import(c: Client, a: argparse.Namespace) -> int:
     if a.file == "-":
         src: Any = sys.stdin.buffer.read()
     elif not os.path.isfile(a.file):

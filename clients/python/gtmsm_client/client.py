@@ -1,8 +1,10 @@
 """The gtmsmd client: models, sessions, observations, predictions, export/import.
 
-Standard library only. One ``Client`` keeps one keep-alive connection per thread, so it may be
-shared between threads; ``last_response`` (and ``last_served_by`` / ``last_request_id``) tell
-what answered the most recent call.
+Standard library only; numpy is optional: with it installed, ``arrays()`` / ``array()`` /
+``state_array()`` give numpy arrays, without it ``png.Image`` tuples (pixels as bytes) and lists.
+One ``Client`` keeps one keep-alive connection per thread, so it may be shared between threads;
+``last_response`` (and ``last_served_by`` / ``last_request_id``) tell what answered the most
+recent call.
 """
 from __future__ import annotations
 
@@ -17,9 +19,19 @@ import threading
 import time
 import urllib.parse
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple, Union)
+from types import TracebackType
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping,
+                    Optional, Sequence, Tuple, Type, Union)
+
+try:  # optional: frames and states as arrays
+    import numpy as _np
+except ImportError:  # plain bytes and lists instead
+    _np = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    import numpy
 
 from . import png as pngmod
 from .errors import (Conflict, GtmsmError, NotFound, PayloadTooLarge, TransportError, Unavailable,
@@ -35,12 +47,40 @@ Actions = Union[str, Sequence[Union[str, int]]]
 Observations = Union[str, "os.PathLike[str]", bytes, Iterable[Any]]
 
 __all__ = ["Client", "Reply", "ObserveResult", "PredictedFrame", "Prediction", "Strip",
-           "DEFAULT_URL", "new_session_id"]
+           "DEFAULT_URL", "new_session_id", "have_numpy"]
+
+# With numpy: an array; without: the plain form (png.Image, lists of floats).
+FrameArray = Union["numpy.ndarray", pngmod.Image]
+FramesArray = Union["numpy.ndarray", List[pngmod.Image]]
+StatesArray = Union["numpy.ndarray", List[List[float]]]
 
 
 def new_session_id() -> str:
     """A client-generated session id (uuid4 as 32 hex digits), valid for PUT /v1/sessions/{id}."""
     return uuid.uuid4().hex
+
+
+def have_numpy() -> bool:
+    """Whether numpy was importable: ``array()``, ``arrays()`` and ``state_array()`` give numpy
+    arrays when it is, plain ``png.Image`` tuples and lists when not."""
+    return _np is not None
+
+
+def _image_array(img: pngmod.Image) -> FrameArray:
+    """(H, W, C) uint8 with numpy, else the Image itself."""
+    if _np is None:
+        return img
+    return _np.frombuffer(img.pixels, dtype=_np.uint8).reshape(img.height, img.width, img.channels)
+
+
+def _images_array(imgs: List[pngmod.Image]) -> FramesArray:
+    """(T, H, W, C) uint8 with numpy, else the list of Images."""
+    if _np is None:
+        return imgs
+    if not imgs:
+        return _np.zeros((0, 0, 0, 0), dtype=_np.uint8)
+    return _np.stack([_np.frombuffer(i.pixels, dtype=_np.uint8).reshape(i.height, i.width, i.channels)
+                      for i in imgs])
 
 
 # ---- results -----------------------------------------------------------------------------
@@ -91,6 +131,10 @@ class PredictedFrame:
     def image(self) -> pngmod.Image:
         return pngmod.decode(self.png)
 
+    def array(self) -> FrameArray:
+        """The pixels: numpy (H, W, C) uint8 when numpy is installed, else ``image()``."""
+        return _image_array(self.image())
+
 
 @dataclass
 class Prediction:
@@ -113,6 +157,18 @@ class Prediction:
     @property
     def actions(self) -> List[str]:
         return [f.action for f in self.frames]
+
+    def arrays(self) -> FramesArray:
+        """Every frame's pixels: numpy (T, H, W, C) uint8 when numpy is installed, else a list
+        of ``png.Image`` (pixels as bytes)."""
+        return _images_array([f.image() for f in self.frames])
+
+    def state_array(self) -> StatesArray:
+        """The state of each frame: numpy (T, S) float32 when numpy is installed (the daemon's
+        float32 values exactly), else a list of lists of floats."""
+        if _np is None:
+            return self.states
+        return _np.array(self.states, dtype=_np.float32).reshape(len(self.frames), -1)
 
     def save_frames(self, directory: str, prefix: str = "frame") -> List[str]:
         """Writes ``prefix-0000.png``, ... into ``directory`` (created); returns the paths."""
@@ -150,6 +206,11 @@ class Strip:
     def frames(self) -> List[bytes]:
         """Each frame as its own PNG."""
         return [pngmod.encode(f) for f in pngmod.split_strip(pngmod.decode(self.png), self.frame_count)]
+
+    def arrays(self) -> FramesArray:
+        """Each frame's pixels: numpy (T, H, W, C) uint8 when numpy is installed, else a list of
+        ``png.Image``."""
+        return _images_array(pngmod.split_strip(pngmod.decode(self.png), self.frame_count))
 
 
 def _write(path: str, data: bytes) -> None:
@@ -291,7 +352,8 @@ class Client:
     def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
         self.close()
 
     def close(self) -> None:
@@ -369,7 +431,11 @@ class Client:
                 raise err
             time.sleep(self._delay(attempt, err))
 
-    def _exchange(self, method, path, body, content_type, accept, headers, rid, stream):
+    def _exchange(self, method: str, path: str,
+                  body: Union[None, bytes, Callable[[], Iterable[bytes]]],
+                  content_type: Optional[str], accept: Optional[str],
+                  headers: Optional[Mapping[str, str]], rid: str, stream: bool
+                  ) -> Tuple[Reply, Optional[_Stream]]:
         conn = None if stream else getattr(self._local, "conn", None)
         reused = conn is not None and conn.sock is not None
         if conn is None:
@@ -491,6 +557,28 @@ class Client:
         sid = session_id or new_session_id()
         return self._json("PUT", "/v1/sessions/" + _q(sid), {"model": model})
 
+    @contextmanager
+    def temporary_session(self, model: str, session_id: Optional[str] = None
+                          ) -> Iterator[Dict[str, Any]]:
+        """A session for the ``with`` block only: created on entry (like ``create_session``),
+        deleted on exit, also when the block raises (then a failure to delete does not hide
+        the block's exception)::
+
+            with c.temporary_session("imagenav") as s:
+                c.observe(s, "episode.ndjson")
+                frames = c.predict(s, ["left", "up"]).arrays()
+        """
+        s = self.create_session(model, session_id)
+        try:
+            yield s
+        except BaseException:
+            try:
+                self.delete_session(s, missing_ok=True)
+            except GtmsmError:
+                pass
+            raise
+        self.delete_session(s, missing_ok=True)
+
     def session(self, session: SessionRef) -> Dict[str, Any]:
         """GET /v1/sessions/{id}: id, model, model_version, steps, memory_entries, times."""
         return self._json("GET", "/v1/sessions/" + _q(_sid(session)))
@@ -540,7 +628,7 @@ class Client:
             while pos < len(buf):
                 part = buf[pos:]
 
-                def pieces(part=part) -> Iterator[bytes]:
+                def pieces(part: List[Tuple[int, bytes]] = part) -> Iterator[bytes]:
                     for i in range(0, len(part), chunk):
                         yield b"".join(line for _, line in part[i:i + chunk])
                 res.requests += 1

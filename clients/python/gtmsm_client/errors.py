@@ -12,7 +12,7 @@ they can handle (``except Conflict as e: resume_at(e.expected_t)``).
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple, Type
 
 PROBLEM_PREFIX = "urn:gtmsm:problem:"
 
@@ -59,12 +59,14 @@ class GtmsmError(Exception):
         head = f"{self.status} {self.slug}" if self.status is not None else self.slug
         return f"{head}: {self.detail}" if self.detail else head
 
-    def __reduce__(self):  # picklable across processes
+    def __reduce__(self) -> Tuple[Any, ...]:  # picklable across processes
         return (_rebuild, (type(self), self.status, self.type, self.title, self.detail,
                            self.problem, self.headers))
 
 
-def _rebuild(cls, status, type_, title, detail, problem, headers):
+def _rebuild(cls: Type["GtmsmError"], status: Optional[int], type_: str, title: str, detail: str,
+             problem: Optional[Mapping[str, Any]], headers: Optional[Mapping[str, str]]
+             ) -> "GtmsmError":
     e = GtmsmError.__new__(cls)
     GtmsmError.__init__(e, status, type_, title, detail, problem, headers)
     return e
@@ -118,7 +120,7 @@ class ServerError(GtmsmError):
 class Unavailable(ServerError):
     """503: overloaded or not ready. ``retry_after`` is the ``Retry-After`` header in seconds."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.retry_after: Optional[float] = _parse_retry_after(self.headers.get("retry-after"))
 

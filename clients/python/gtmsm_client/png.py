@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}   # PNG colour type -> channels
@@ -23,11 +23,12 @@ class Image(NamedTuple):
     pixels: bytes
 
 
-def size(png: bytes):
+def size(png: bytes) -> Tuple[int, int]:
     """(width, height) from the header, without decoding."""
     if png[:8] != SIGNATURE or png[12:16] != b"IHDR":
         raise ValueError("not a PNG")
-    return struct.unpack(">II", png[16:24])
+    w, h = struct.unpack(">II", png[16:24])
+    return int(w), int(h)
 
 
 def decode(png: bytes) -> Image:
@@ -140,7 +141,7 @@ def split_strip(strip: Image, count: int) -> List[Image]:
 
 
 def grid(rows: Sequence[Sequence[Optional[Image]]], k: int = 1, gap: int = 1,
-         background=(255, 255, 255)) -> Image:
+         background: Tuple[int, int, int] = (255, 255, 255)) -> Image:
     """Frames laid out in rows (``None`` leaves a blank cell), scaled by ``k``, ``gap`` pixels
     apart, on a ``background`` colour; RGB output."""
     cells = [f for r in rows for f in r if f is not None]

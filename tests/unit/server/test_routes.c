@@ -49,10 +49,24 @@ static void test_routes(void) {
           "%s %s -> %s (got %d)", ok[i].method, ok[i].path, ok[i].name, r);
     if (rt && ok[i].param) CHECK(strcmp(p[0], ok[i].param) == 0, "param of %s: %s", ok[i].path, p[0]);
   }
-  CHECK(match("DELETE", "/v1/models", p, allow) == -2 && strcmp(allow, "GET") == 0, "405 with Allow GET");
-  CHECK(match("POST", "/v1/sessions/abc", p, allow) == -2 && strcmp(allow, "PUT, GET, DELETE") == 0,
+  CHECK(match("DELETE", "/v1/models", p, allow) == -2 && strcmp(allow, "GET, HEAD") == 0,
+        "405 with Allow GET, HEAD: '%s'", allow);
+  CHECK(match("POST", "/v1/sessions/abc", p, allow) == -2 && strcmp(allow, "PUT, GET, HEAD, DELETE") == 0,
         "405 on a session: Allow '%s'", allow);
-  CHECK(match("POST", "/", p, allow) == -2 && strcmp(allow, "GET") == 0, "405 on / with Allow GET");
+  CHECK(match("POST", "/", p, allow) == -2 && strcmp(allow, "GET, HEAD") == 0, "405 on / with Allow GET, HEAD");
+  /* HEAD: every GET route, by the GET entry; none other. */
+  int nhead = 0;
+  for (int i = 0; i < routes_count(); i++) {
+    const route *rt = routes_get(i);
+    if (strcmp(rt->method, "GET") != 0 || strchr(rt->pattern, '{')) continue;
+    CHECK(match("HEAD", rt->pattern, p, allow) == i, "HEAD %s -> %s", rt->pattern, rt->name);
+    nhead++;
+  }
+  CHECK(nhead >= 5, "HEAD checked on %d literal GET routes", nhead);
+  CHECK(strcmp(routes_name(match("HEAD", "/v1/sessions/abc", p, allow)), "session_get") == 0 &&
+            strcmp(p[0], "abc") == 0, "HEAD /v1/sessions/abc -> session_get");
+  CHECK(match("HEAD", "/v1/sessions", p, allow) == -2 && strcmp(allow, "POST") == 0,
+        "HEAD on a POST route: 405 Allow '%s'", allow);
   const char *none[] = {"", "/web", "/web/", "/web/a/b", "/v1/demo", "/v1/demo/episodes/step/x", "/v1", "/v1/models/", "/v1/sessions/a/b",
                         "//v1/models", "/v1/sessions//export", "/metrics/x", "/v2/health"};
   for (size_t i = 0; i < sizeof none / sizeof *none; i++)
