@@ -7,7 +7,7 @@ B=${1:-build}
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$B" -j"$(nproc)" >/dev/null
 echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-for b in bench_nn bench_model bench_maze3d bench_dnd; do
+for b in bench_nn bench_model bench_maze3d bench_dnd bench_predict3d; do
   echo
   echo "## $b"
   if [ "$b" = bench_nn ]; then "$B/bench/$b" --threads 1; else "$B/bench/$b"; fi
