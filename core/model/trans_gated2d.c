@@ -92,12 +92,22 @@ static float gate_forward(const gtmsm_model *m, const float *p, float *h1_pre, f
   const float *w1 = T(W1), *w2 = T(W2), *b2 = T(B2), *w3 = T(W3), *b3 = T(B3);
   linear_forward(h1_pre, p, w1, T(B1), 1, S, G);
   act_forward(h1, h1_pre, (size_t)G, ACT_TANH, 0);
-  /* G x G matvec by hand: sgemm's overhead dominates at this size. */
-  for (int i = 0; i < G; i++) {
-    float acc = b2[i];
-    const float *wr = w2 + (size_t)i * G;
+  /* G x G matvec by hand: sgemm's overhead dominates at this size. Eight rows
+   * at a time, so that eight sums are in flight instead of one chain of G
+   * dependent adds; each row is still summed from b2[i] in j order. */
+  int r = 0;
+  for (; r + 8 <= G; r += 8) {
+    float acc[8];
+    for (int k = 0; k < 8; k++) acc[k] = b2[r + k];
+    for (int j = 0; j < G; j++)
+      for (int k = 0; k < 8; k++) acc[k] += w2[(size_t)(r + k) * G + j] * h1[j];
+    for (int k = 0; k < 8; k++) h2_pre[r + k] = acc[k];
+  }
+  for (; r < G; r++) {
+    float acc = b2[r];
+    const float *wr = w2 + (size_t)r * G;
     for (int j = 0; j < G; j++) acc += wr[j] * h1[j];
-    h2_pre[i] = acc;
+    h2_pre[r] = acc;
   }
   vm_tanh(h2, h2_pre, (size_t)G);
   float o = b3[0];
