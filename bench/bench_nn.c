@@ -9,6 +9,14 @@
  *
  *   bench_nn [--threads N] [--conv-batch B]
  *
+ * Then the elementwise activations the model runs (ELU, tanh, sigmoid,
+ * softplus, exp), forward + backward on one sequence's hidden layer (288 x 256
+ * values): the scalar libm code they replaced (kept below as the reference,
+ * as it was in core/nn/activation.c) against nn/vecmath on its generic path
+ * and on its AVX2 path, in the same run, as ns per element and ratios.
+ *
+ *   bench_nn [--threads N] [--conv-batch B] [--act-only]
+ *
  * Prints markdown tables. Timing: a sample is one warm call repeated for at
  * least SAMPLE_SECONDS, as seconds per call; ours and the reference(s) are
  * sampled round-robin, at least MIN_SAMPLES rounds and MIN_TOTAL seconds, and
@@ -24,10 +32,14 @@
 #include <string.h>
 #include <time.h>
 
+#include <math.h>
+
+#include "nn/activation.h"
 #include "nn/blas_core.h"
 #include "nn/conv.h"
 #include "nn/linear.h"
 #include "nn/rng.h"
+#include "nn/vecmath.h"
 
 #define SAMPLE_SECONDS 0.05
 #define MIN_SAMPLES 7
@@ -261,17 +273,129 @@ static void bench_conv(const char *layer, int transposed, int B, int IC, int H, 
   free(c.ws), free(c.ga), free(c.gb), free(c.gc), free(c.gd), free(c.ge), free(c.gf);
 }
 
+/* ---- elementwise activations ---- */
+
+/* The scalar code nn/activation.c ran before nn/vecmath (issue 9), verbatim
+ * but for the names: libm per element, derivatives from out. */
+static inline float old_softplusf(float x) { return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+static inline float old_sigmoidf(float x) {
+  if (x >= 0) return 1.0f / (1.0f + expf(-x));
+  float e = expf(x);
+  return e / (1.0f + e);
+}
+static void old_act_forward(float *out, const float *in, size_t N, act_kind kind, float alpha) {
+  for (size_t i = 0; i < N; i++) {
+    float x = in[i], y;
+    switch (kind) {
+      case ACT_ELU: y = x > 0 ? x : alpha * expm1f(x); break;
+      case ACT_SIGMOID: y = old_sigmoidf(x); break;
+      case ACT_TANH: y = tanhf(x); break;
+      case ACT_SOFTPLUS: y = old_softplusf(x); break;
+      case ACT_EXP: y = expf(x); break;
+      default: y = x; break;
+    }
+    out[i] = y;
+  }
+}
+static void old_act_backward(float *din, const float *dout, const float *in, const float *out, size_t N,
+                             act_kind kind, float alpha) {
+  for (size_t i = 0; i < N; i++) {
+    float x = in[i], y = out[i], d;
+    switch (kind) {
+      case ACT_ELU: d = x > 0 ? 1.0f : y + alpha; break;
+      case ACT_SIGMOID: d = y * (1.0f - y); break;
+      case ACT_TANH: d = 1.0f - y * y; break;
+      case ACT_SOFTPLUS: d = old_sigmoidf(x); break;
+      case ACT_EXP: d = y; break;
+      default: d = 1.0f; break;
+    }
+    din[i] += d * dout[i];
+  }
+}
+
+typedef struct {
+  act_kind kind;
+  int path; /* -1: the old scalar code; else the vm_isa to run */
+  size_t N;
+  float *in, *out, *dout, *din; // (N) each
+} act_bench;
+
+static void act_run(void *p) {
+  act_bench *a = p;
+  if (a->path < 0) {
+    old_act_forward(a->out, a->in, a->N, a->kind, 1.0f);
+    old_act_backward(a->din, a->dout, a->in, a->out, a->N, a->kind, 1.0f);
+    return;
+  }
+  vm_set_isa((vm_isa)a->path); /* cached cpuid: a few ns per call */
+  act_forward(a->out, a->in, a->N, a->kind, 1.0f);
+  act_backward(a->din, a->dout, a->in, a->out, a->N, a->kind, 1.0f);
+}
+
+static void act_run_fwd(void *p) {
+  act_bench *a = p;
+  if (a->path < 0) {
+    old_act_forward(a->out, a->in, a->N, a->kind, 1.0f);
+    return;
+  }
+  vm_set_isa((vm_isa)a->path);
+  act_forward(a->out, a->in, a->N, a->kind, 1.0f);
+}
+
+static void bench_activations(void) {
+  const size_t N = 288 * 256; /* one sequence's hidden layer */
+  const act_kind kinds[] = {ACT_ELU, ACT_TANH, ACT_SIGMOID, ACT_SOFTPLUS, ACT_EXP};
+  vm_isa was = vm_get_isa();
+  clockid_t clock_was = bench_clock;
+  bench_clock = CLOCK_THREAD_CPUTIME_ID; /* elementwise code runs in this thread only */
+  int have_avx2 = vm_isa_supported(VM_ISA_AVX2);
+  float *in = alloc_random(N, 31), *out = alloc_random(N, 32), *dout = alloc_random(N, 33);
+  float *din = calloc(N, sizeof(float));
+  if (!din) exit(1);
+  for (size_t i = 0; i < N; i++) in[i] *= 40.0f; /* uniform on [-4, 4]: both sides of every kink */
+  printf("\nElementwise activations, %zu values (288 x 256), forward + backward (forward alone in the "
+         "last two columns): ns per value; old = the scalar libm code nn/vecmath replaced; generic / "
+         "avx2 = nn/vecmath's two paths%s; ratio = old / new, same run.\n\n",
+         N, have_avx2 ? "" : " (no AVX2 here: that column repeats generic)");
+  printf("| activation | old ns | generic ns | avx2 ns | old / generic | old / avx2 | fwd old / avx2 | "
+         "fwd generic / avx2 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+    act_bench b[3];
+    bench_fn fns[6];
+    void *ctxs[6];
+    act_bench f[3];
+    for (int j = 0; j < 3; j++) {
+      int path = j == 0 ? -1 : j == 1 ? VM_ISA_GENERIC : (have_avx2 ? VM_ISA_AVX2 : VM_ISA_GENERIC);
+      b[j] = (act_bench){kinds[k], path, N, in, out, dout, din};
+      f[j] = b[j];
+      fns[j] = act_run, ctxs[j] = &b[j];
+      fns[3 + j] = act_run_fwd, ctxs[3 + j] = &f[j];
+    }
+    double t[6];
+    time_fns(t, fns, ctxs, 6);
+    memset(din, 0, N * sizeof(float)); /* the backward accumulates */
+    double ns = 1e9 / (double)N;
+    printf("| %s | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %.2f |\n", act_name(kinds[k]), t[0] * ns, t[1] * ns,
+           t[2] * ns, t[0] / t[1], t[0] / t[2], t[3] / t[5], t[4] / t[5]);
+  }
+  vm_set_isa(was);
+  bench_clock = clock_was;
+  free(in), free(out), free(dout), free(din);
+}
+
 int main(int argc, char **argv) {
   char core[128];
   printf("BLAS core: %s\n\n", blas_core_describe(core, sizeof core));
-  int threads = 0, conv_batch = 288;
+  int threads = 0, conv_batch = 288, act_only = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+    if (strcmp(argv[i], "--act-only") == 0) {
+      act_only = 1;
+    } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
       threads = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--conv-batch") == 0 && i + 1 < argc) {
       conv_batch = atoi(argv[++i]);
     } else {
-      fprintf(stderr, "usage: %s [--threads N] [--conv-batch B]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--threads N] [--conv-batch B] [--act-only]\n", argv[0]);
       return 2;
     }
   }
@@ -281,6 +405,10 @@ int main(int argc, char **argv) {
   }
   if (threads > 0) openblas_set_num_threads(threads);
   if (openblas_get_num_threads() == 1) bench_clock = CLOCK_THREAD_CPUTIME_ID;
+  if (act_only) {
+    bench_activations();
+    return 0;
+  }
   const int B = 16 * 288; // frames per training batch
   printf("bench_nn: OpenBLAS threads %d (clock: %s); linear batch %d frames, conv batch %d images%s\n",
          openblas_get_num_threads(),
@@ -315,5 +443,6 @@ int main(int argc, char **argv) {
   bench_conv("vae enc c2", 0, conv_batch, 32, 32, 64, 4, 2, 1);
   bench_conv("vae dec t1 (convT)", 1, conv_batch, 64, 16, 32, 4, 2, 1);
   bench_conv("vae dec c2", 0, conv_batch, 32, 32, 3, 3, 1, 1);
+  bench_activations();
   return 0;
 }

@@ -18,6 +18,7 @@
 #include "model/gtmsm_internal.h"
 #include "nn/activation.h"
 #include "nn/density.h"
+#include "nn/vecmath.h"
 
 #define STILL_TAU 1e-4f /* frames closer than 40 dB PSNR count as unchanged */
 
@@ -98,22 +99,30 @@ const int *gtmsm_ws_idx(const gtmsm_ws *ws) { return ws->idx; }
 void gtmsm_encode(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, float *mu, float *lv) {
   const int Z = m->cfg.Z;
   m->vae->encode(m, ws->vae, x, N, ws->eo);
-  for (int n = 0; n < N; n++)
+  for (int n = 0; n < N; n++) {
+    float *l = lv + (size_t)n * Z;
     for (int k = 0; k < Z; k++) {
       mu[(size_t)n * Z + k] = ws->eo[(size_t)n * 2 * Z + k];
-      lv[(size_t)n * Z + k] = LV_RANGE * tanhf(ws->eo[(size_t)n * 2 * Z + Z + k] / LV_RANGE);
+      l[k] = ws->eo[(size_t)n * 2 * Z + Z + k] / LV_RANGE;
     }
+    vm_tanh(l, l, (size_t)Z);
+    for (int k = 0; k < Z; k++) l[k] *= LV_RANGE;
+  }
 }
 
-/* d_mu, d_lv (N, Z) (in ws) -> parameter gradients; uses the activations left in ws. */
+/* d_mu, d_lv (N, Z) (in ws) -> parameter gradients; uses the activations left
+ * in ws (the raw encoder output eo: tanh' from its input, not 1 - tanh^2). */
 static void encode_backward(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, float *grad) {
   const int Z = m->cfg.Z;
-  for (int n = 0; n < N; n++)
+  for (int n = 0; n < N; n++) {
+    float *de = ws->d_eo + (size_t)n * 2 * Z;
     for (int k = 0; k < Z; k++) {
-      float l = ws->lv[(size_t)n * Z + k] / LV_RANGE;
-      ws->d_eo[(size_t)n * 2 * Z + k] = ws->d_mu[(size_t)n * Z + k];
-      ws->d_eo[(size_t)n * 2 * Z + Z + k] = ws->d_lv[(size_t)n * Z + k] * (1.0f - l * l);
+      de[k] = ws->d_mu[(size_t)n * Z + k];
+      de[Z + k] = ws->eo[(size_t)n * 2 * Z + Z + k] / LV_RANGE;
     }
+    vm_sech2(de + Z, de + Z, (size_t)Z);
+    for (int k = 0; k < Z; k++) de[Z + k] *= ws->d_lv[(size_t)n * Z + k];
+  }
   m->vae->encode_backward(m, ws->vae, x, N, ws->d_eo, grad);
 }
 
@@ -147,12 +156,13 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
 
   /* 1. encoder over every frame (memory values need all of them) */
   gtmsm_encode(m, ws, frames, N, ws->mu, ws->lv);
-  /* 2. reparameterised latents of the loss rows */
-  for (int t = r0; t < N; t++)
-    for (int k = 0; k < Z; k++) {
-      size_t i = (size_t)t * Z + k;
-      ws->z[i] = ws->mu[i] + expf(0.5f * ws->lv[i]) * eps_z[i];
-    }
+  /* 2. reparameterised latents of the loss rows: z = mu + exp(lv / 2) eps */
+  {
+    size_t i0 = (size_t)r0 * Z, nz = (size_t)(N - r0) * Z;
+    for (size_t i = i0; i < i0 + nz; i++) ws->z[i] = 0.5f * ws->lv[i];
+    vm_exp(ws->z + i0, ws->z + i0, nz);
+    for (size_t i = i0; i < i0 + nz; i++) ws->z[i] = ws->mu[i] + ws->z[i] * eps_z[i];
+  }
   /* 3. states from the actions: s_0 = 0, then the transition with noise */
   gtmsm_infer_actions(m, ws->trans, actions, eps_s, N, ws->s, ws->h);
   /* 4. decoder and reconstruction term on the loss rows */
@@ -192,11 +202,16 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
       stats->recon_pred += ws->recon[r];
       stats->kl_pred += kl;
       double se = 0;
-      for (int d = 0; d < D; d++) {
-        float mean = ws->xm[(size_t)r * D + d];
-        if (c->decoder == GTMSM_DEC_BERNOULLI) mean = sigmoidf(mean);
-        float e = mean - frames[(size_t)t * D + d];
-        se += (double)e * e;
+      float mean[256];
+      for (int d0 = 0; d0 < D; d0 += 256) {
+        int n = D - d0 < 256 ? D - d0 : 256;
+        const float *xm = ws->xm + (size_t)r * D + d0;
+        if (c->decoder == GTMSM_DEC_BERNOULLI) vm_sigmoid(mean, xm, (size_t)n);
+        else memcpy(mean, xm, (size_t)n * sizeof(float));
+        for (int j = 0; j < n; j++) {
+          float e = mean[j] - frames[(size_t)t * D + d0 + j];
+          se += (double)e * e;
+        }
       }
       stats->mse_pred += se / D / (N - T);
     }
@@ -208,7 +223,7 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
       const float *a = frames + (size_t)t * D, *b = a - D;
       for (int d = 0; d < D; d++) mse += (double)(a[d] - b[d]) * (a[d] - b[d]);
       mse /= D;
-      float w = expf(-(float)mse / STILL_TAU);
+      float w = vm_expf(-(float)mse / STILL_TAU);
       ws->still_w[t] = w;
       if (w < 1e-6f) continue;
       for (int k = 0; k < S; k++) {
@@ -273,13 +288,17 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
       }
     }
   /* reparameterisation of the loss rows */
-  for (int t = r0; t < N; t++)
-    for (int k = 0; k < Z; k++) {
-      size_t i = (size_t)t * Z + k;
-      float sd = expf(0.5f * ws->lv[i]);
+  for (size_t i0 = (size_t)r0 * Z; i0 < (size_t)N * Z; i0 += 256) {
+    size_t n = (size_t)N * Z - i0 < 256 ? (size_t)N * Z - i0 : 256;
+    float sd[256];
+    for (size_t j = 0; j < n; j++) sd[j] = 0.5f * ws->lv[i0 + j];
+    vm_exp(sd, sd, n);
+    for (size_t j = 0; j < n; j++) {
+      size_t i = i0 + j;
       ws->d_mu[i] += ws->d_z[i];
-      ws->d_lv[i] += ws->d_z[i] * 0.5f * sd * eps_z[i];
+      ws->d_lv[i] += ws->d_z[i] * 0.5f * sd[j] * eps_z[i];
     }
+  }
   if (regress)
     for (int t = 1; t < N; t++)
       for (int k = 0; k < H; k++) {

@@ -10,6 +10,7 @@
 
 #include "model/gtmsm_internal.h"
 #include "nn/density.h"
+#include "nn/vecmath.h"
 
 #define LOG_2PIE 2.8378770664093453f
 
@@ -152,7 +153,7 @@ static void mix_predict(const gtmsm_model *m, void *ws, const float *s, const fl
     if (u < c) break;
   }
   const float *v = values[j];
-  for (int k = 0; k < Z; k++) z[k] = v[k] + expf(0.5f * v[Z + k]) * rng_normal(r);
+  for (int k = 0; k < Z; k++) z[k] = v[k] + vm_expf(0.5f * v[Z + k]) * rng_normal(r);
 }
 
 const struct gtmsm_prior_ops gtmsm_prior_mixture = {"mixture", mix_specs, mix_value_extra, mix_ws_new,

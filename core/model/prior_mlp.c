@@ -19,6 +19,7 @@
 #include "model/gtmsm_internal.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
+#include "nn/vecmath.h"
 
 #define ACT ACT_ELU
 #define REL 4 /* fwd, left, cos dh, sin dh */
@@ -117,12 +118,16 @@ static void mlp_net(const gtmsm_model *m, mlp_ws *ws, int R) {
   linear_forward(ws->h2_pre, ws->h1, T(W2), T(B2), R, Hh, Hh);  /* (R, Hh) */
   act_forward(ws->h2, ws->h2_pre, (size_t)R * Hh, ACT, 1.0f);
   linear_forward(ws->o, ws->h2, T(W3), T(B3), R, Hh, 2 * Z);    /* (R, 2Z) */
-  for (int r = 0; r < R; r++)
+  for (int r = 0; r < R; r++) {
+    const float *o = ws->o + (size_t)r * 2 * Z, *b = ws->base + (size_t)r * 2 * Z;
+    float *pl = ws->plv + (size_t)r * Z;
     for (int k = 0; k < Z; k++) {
-      const float *o = ws->o + (size_t)r * 2 * Z, *b = ws->base + (size_t)r * 2 * Z;
       ws->pm[(size_t)r * Z + k] = b[k] + o[k];
-      ws->plv[(size_t)r * Z + k] = LV_RANGE * tanhf((b[Z + k] + o[Z + k]) / LV_RANGE);
+      pl[k] = (b[Z + k] + o[Z + k]) / LV_RANGE;
     }
+    vm_tanh(pl, pl, (size_t)Z);
+    for (int k = 0; k < Z; k++) pl[k] *= LV_RANGE;
+  }
 }
 
 static int mlp_forward(const gtmsm_model *m, void *p, const gtmsm_prior_in *in, float delta, double *kl) {
@@ -165,16 +170,30 @@ static void mlp_backward(const gtmsm_model *m, void *p, const gtmsm_prior_in *in
   /* KL -> q's statistics and the prior's outputs */
   for (int r = 0; r < R; r++) {
     float cr = beta * rowc[r];
-    for (int k = 0; k < Z; k++) {
-      size_t i = (size_t)r * Z + k;
-      float qm = in->mu[i], ql = in->lv[i], pm = ws->pm[i], pl = ws->plv[i], d = qm - pm;
-      float ip = expf(-pl);
-      g->d_mu[i] += cr * d * ip;
-      g->d_lv[i] += cr * 0.5f * (expf(ql) * ip - 1.0f);
-      float dpl = cr * 0.5f * (1.0f - (expf(ql) + d * d) * ip);
-      float l = pl / LV_RANGE;
-      ws->d_o[(size_t)r * 2 * Z + k] = -cr * d * ip;
-      ws->d_o[(size_t)r * 2 * Z + Z + k] = dpl * (1.0f - l * l);
+    const float *o = ws->o + (size_t)r * 2 * Z, *b = ws->base + (size_t)r * 2 * Z;
+    for (int k0 = 0; k0 < Z; k0 += 64) {
+      int n = Z - k0 < 64 ? Z - k0 : 64;
+      /* e^-pl, e^ql and tanh' of the prior log-variance's input (from the
+       * input, not 1 - (pl / LV_RANGE)^2) */
+      float ip[64], eq[64], th[64];
+      for (int j = 0; j < n; j++) {
+        size_t i = (size_t)r * Z + k0 + j;
+        ip[j] = -ws->plv[i];
+        th[j] = (b[Z + k0 + j] + o[Z + k0 + j]) / LV_RANGE;
+      }
+      vm_exp(ip, ip, (size_t)n);
+      vm_exp(eq, in->lv + (size_t)r * Z + k0, (size_t)n);
+      vm_sech2(th, th, (size_t)n);
+      for (int j = 0; j < n; j++) {
+        int k = k0 + j;
+        size_t i = (size_t)r * Z + k;
+        float qm = in->mu[i], pm = ws->pm[i], d = qm - pm;
+        g->d_mu[i] += cr * d * ip[j];
+        g->d_lv[i] += cr * 0.5f * (eq[j] * ip[j] - 1.0f);
+        float dpl = cr * 0.5f * (1.0f - (eq[j] + d * d) * ip[j]);
+        ws->d_o[(size_t)r * 2 * Z + k] = -cr * d * ip[j];
+        ws->d_o[(size_t)r * 2 * Z + Z + k] = dpl * th[j];
+      }
     }
   }
   /* the network */
@@ -240,7 +259,7 @@ static void mlp_predict(const gtmsm_model *m, void *p, const float *s, const flo
   row_inputs(c, s, dd, mu, lv, sj, c->delta, ws->w, ws->base, ws->in);
   mlp_net(m, ws, 1);
   for (int k = 0; k < Z; k++)
-    z[k] = sample ? ws->pm[k] + expf(0.5f * ws->plv[k]) * rng_normal(r) : ws->pm[k];
+    z[k] = sample ? ws->pm[k] + vm_expf(0.5f * ws->plv[k]) * rng_normal(r) : ws->pm[k];
 }
 
 const struct gtmsm_prior_ops gtmsm_prior_mlp = {"mlp", mlp_specs, mlp_value_extra, mlp_ws_new, mlp_ws_free,

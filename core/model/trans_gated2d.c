@@ -8,6 +8,7 @@
 #include "model/gtmsm_internal.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
+#include "nn/vecmath.h"
 
 #define GATE_BIAS_INIT 3.0f /* gate starts open: sigmoid(3) = 0.95 */
 /* The gate sees the projected position times this: learned states span about
@@ -43,7 +44,7 @@ static int gated_hidden(const gtmsm_config *c) {
 
 typedef struct {
   float *p, *gjac;                      /* (N, S): gate input, d gate / d (s + u) */
-  float *g;                             /* (N) */
+  float *g, *dg;                        /* (N): gate, its sigmoid' */
   float *gh1_pre, *gh1, *gh2_pre, *gh2; /* (N, G) */
   float *d_go;                          /* (N) */
   float *d_gh1, *d_gh2;                 /* (N, G) */
@@ -53,8 +54,8 @@ typedef struct {
 static void gated_ws_free(void *p) {
   gated_ws *ws = p;
   if (!ws) return;
-  float *all[] = {ws->p, ws->gjac, ws->g, ws->gh1_pre, ws->gh1, ws->gh2_pre, ws->gh2, ws->d_go, ws->d_gh1,
-                  ws->d_gh2};
+  float *all[] = {ws->p,   ws->gjac,    ws->g,   ws->dg,   ws->gh1_pre, ws->gh1,
+                  ws->gh2_pre, ws->gh2, ws->d_go, ws->d_gh1, ws->d_gh2};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
   free(ws);
 }
@@ -66,9 +67,9 @@ static void *gated_ws_new(const gtmsm_config *c, int N) {
   struct {
     float **p;
     size_t n;
-  } bufs[] = {{&ws->p, n * S},   {&ws->gjac, n * S},   {&ws->g, n},       {&ws->gh1_pre, n * G},
-              {&ws->gh1, n * G}, {&ws->gh2_pre, n * G}, {&ws->gh2, n * G}, {&ws->d_go, n},
-              {&ws->d_gh1, n * G}, {&ws->d_gh2, n * G}};
+  } bufs[] = {{&ws->p, n * S},   {&ws->gjac, n * S},    {&ws->g, n},       {&ws->dg, n},
+              {&ws->gh1_pre, n * G}, {&ws->gh1, n * G}, {&ws->gh2_pre, n * G}, {&ws->gh2, n * G},
+              {&ws->d_go, n},    {&ws->d_gh1, n * G},   {&ws->d_gh2, n * G}};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (!(*bufs[i].p = calloc(bufs[i].n ? bufs[i].n : 1, sizeof(float)))) {
       gated_ws_free(ws);
@@ -82,34 +83,49 @@ static void *gated_ws_new(const gtmsm_config *c, int N) {
 
 /* Gate at input x = GATE_IN * (projected position) (S): fills hidden
  * activations h1_pre, h1, h2_pre, h2 (G) and, when jac is given, d gate / d x
- * (S). Returns the gate in (0, 1). */
+ * (S) and *dg, the sigmoid's derivative at the gate's input. Returns the gate
+ * in (0, 1). The derivatives of tanh and sigmoid are taken from their inputs
+ * (1 - h^2 and g (1 - g) cancel where they saturate). */
 static float gate_forward(const gtmsm_model *m, const float *p, float *h1_pre, float *h1,
-                          float *h2_pre, float *h2, float *jac) {
+                          float *h2_pre, float *h2, float *jac, float *dg) {
   int S = m->cfg.S, G = m->cfg.gate_hidden;
   const float *w1 = T(W1), *w2 = T(W2), *b2 = T(B2), *w3 = T(W3), *b3 = T(B3);
   linear_forward(h1_pre, p, w1, T(B1), 1, S, G);
   act_forward(h1, h1_pre, (size_t)G, ACT_TANH, 0);
-  /* G x G matvec by hand: sgemm's overhead dominates at this size. */
-  for (int i = 0; i < G; i++) {
-    float acc = b2[i];
-    const float *wr = w2 + (size_t)i * G;
-    for (int j = 0; j < G; j++) acc += wr[j] * h1[j];
-    h2_pre[i] = acc;
-    h2[i] = tanhf(acc);
+  /* G x G matvec by hand: sgemm's overhead dominates at this size. Eight rows
+   * at a time, so that eight sums are in flight instead of one chain of G
+   * dependent adds; each row is still summed from b2[i] in j order. */
+  int r = 0;
+  for (; r + 8 <= G; r += 8) {
+    float acc[8];
+    for (int k = 0; k < 8; k++) acc[k] = b2[r + k];
+    for (int j = 0; j < G; j++)
+      for (int k = 0; k < 8; k++) acc[k] += w2[(size_t)(r + k) * G + j] * h1[j];
+    for (int k = 0; k < 8; k++) h2_pre[r + k] = acc[k];
   }
+  for (; r < G; r++) {
+    float acc = b2[r];
+    const float *wr = w2 + (size_t)r * G;
+    for (int j = 0; j < G; j++) acc += wr[j] * h1[j];
+    h2_pre[r] = acc;
+  }
+  vm_tanh(h2, h2_pre, (size_t)G);
   float o = b3[0];
   for (int j = 0; j < G; j++) o += w3[j] * h2[j];
-  float g = sigmoidf(o);
+  float g = vm_sigmoidf(o);
   if (jac) {
-    float dh2[GTMSM_MAX_GATE], dh1[GTMSM_MAX_GATE];
-    float dgo = g * (1.0f - g);
-    for (int j = 0; j < G; j++) dh2[j] = dgo * w3[j] * (1.0f - h2[j] * h2[j]);
+    float dh2[GTMSM_MAX_GATE], dh1[GTMSM_MAX_GATE], s1[GTMSM_MAX_GATE], s2[GTMSM_MAX_GATE];
+    float dgo = vm_dsigmoidf(o);
+    *dg = dgo;
+    vm_sech2(s1, h1_pre, (size_t)G);
+    vm_sech2(s2, h2_pre, (size_t)G);
+    for (int j = 0; j < G; j++) dh2[j] = dgo * w3[j] * s2[j];
     for (int j = 0; j < G; j++) dh1[j] = 0;
     for (int i = 0; i < G; i++) {
       const float *wr = w2 + (size_t)i * G;
       for (int j = 0; j < G; j++) dh1[j] += wr[j] * dh2[i];
     }
-    for (int j = 0; j < G; j++) dh1[j] *= 1.0f - h1[j] * h1[j];
+    for (int j = 0; j < G; j++) dh1[j] *= s1[j];
     for (int k = 0; k < S; k++) {
       float acc = 0;
       for (int j = 0; j < G; j++) acc += w1[(size_t)j * S + k] * dh1[j];
@@ -130,8 +146,8 @@ static void gated_step(const gtmsm_model *m, const float *s, const float *h, int
   float *x = ws ? ws->p + (size_t)t * S : xl, *jac = ws ? ws->gjac + (size_t)t * S : NULL;
   for (int k = 0; k < S; k++) x[k] = GATE_IN * (s[k] + u[k]);
   float g = ws ? gate_forward(m, x, ws->gh1_pre + (size_t)t * G, ws->gh1 + (size_t)t * G,
-                              ws->gh2_pre + (size_t)t * G, ws->gh2 + (size_t)t * G, jac)
-               : gate_forward(m, x, hl[0], hl[1], hl[2], hl[3], NULL);
+                              ws->gh2_pre + (size_t)t * G, ws->gh2 + (size_t)t * G, jac, ws->dg + t)
+               : gate_forward(m, x, hl[0], hl[1], hl[2], hl[3], NULL, NULL);
   if (ws) {
     for (int k = 0; k < S; k++) jac[k] *= GATE_IN; /* d gate / d (s_{t-1} + u_t) */
     ws->g[t] = g;
@@ -157,7 +173,7 @@ static void gated_backward(const gtmsm_model *m, void *p, const int *actions, in
       dsp[k] += ds[k] + dsu * jac[k];
       dB[(size_t)actions[t] * S + k] += g * ds[k] + dsu * jac[k];
     }
-    ws->d_go[t] = dsu * g * (1.0f - g); /* through the sigmoid */
+    ws->d_go[t] = dsu * ws->dg[t]; /* through the sigmoid */
   }
   /* gate parameters, batched over steps 1..N-1 */
   int n1 = N - 1;

@@ -12,6 +12,7 @@
 
 #include "model/gtmsm_internal.h"
 #include "nn/activation.h"
+#include "nn/vecmath.h"
 
 enum { B, ALPHA, BETA, NT };
 #define H3 3
@@ -69,8 +70,8 @@ static void walk_step(const gtmsm_model *m, const float *s, const float *h, int 
   const float *alpha = gtmsm_tensor(m, GTMSM_ROLE_TRANS, ALPHA, w), *beta = gtmsm_tensor(m, GTMSM_ROLE_TRANS, BETA, w);
   float d[H3];
   for (int k = 0; k < H3; k++) {
-    float pre = sigmoidf(alpha[k]) * h[k] + u[k];
-    d[k] = beta[k] * tanhf(pre);
+    float pre = vm_sigmoidf(alpha[k]) * h[k] + u[k];
+    d[k] = beta[k] * vm_tanhf(pre);
     if (ws) {
       ws->pre[(size_t)t * H3 + k] = pre;
       ws->delta[(size_t)t * H3 + k] = d[k];
@@ -105,11 +106,12 @@ static void walk_backward(const gtmsm_model *m, void *p, const int *actions, int
     /* Delta_t = beta tanh(pre), pre = sigmoid(alpha) Delta_{t-1} + B a_t */
     float *db = dB + (size_t)actions[t] * H3;
     for (int k = 0; k < H3; k++) {
-      float th = tanhf(ws->pre[(size_t)t * H3 + k]), sg = sigmoidf(alpha[k]);
-      float dpre = dd[k] * beta[k] * (1.0f - th * th);
+      float pre = ws->pre[(size_t)t * H3 + k], th = vm_tanhf(pre), sg = vm_sigmoidf(alpha[k]);
+      /* tanh' and sigmoid' from their inputs (1 - th^2 cancels near |th| = 1) */
+      float dpre = dd[k] * beta[k] * vm_sech2f(pre);
       dbeta[k] += dd[k] * th;
       db[k] += dpre;
-      dalpha[k] += dpre * ws->h_prev[(size_t)t * H3 + k] * sg * (1.0f - sg);
+      dalpha[k] += dpre * ws->h_prev[(size_t)t * H3 + k] * vm_dsigmoidf(alpha[k]);
       carry[k] = dpre * sg;
     }
   }

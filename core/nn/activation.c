@@ -1,8 +1,12 @@
-/* Elementwise activations. */
+/* Elementwise activations: ELU, sigmoid, tanh, softplus and exp run on the
+ * vector kernels of nn/vecmath (the backward from the input x); the
+ * piecewise-linear ones are plain loops. */
 #include "nn/activation.h"
 
 #include <math.h>
 #include <string.h>
+
+#include "nn/vecmath.h"
 
 static const char *const ACT_NAMES[] = {"identity", "relu", "leaky_relu", "elu",
                                         "sigmoid",  "tanh", "softplus",   "exp"};
@@ -16,16 +20,19 @@ int act_from_name(const char *name) {
 }
 
 void act_forward(float *out, const float *in, size_t N, act_kind kind, float alpha) {
+  switch (kind) {
+    case ACT_ELU: vm_elu(out, in, N, alpha); return;
+    case ACT_SIGMOID: vm_sigmoid(out, in, N); return;
+    case ACT_TANH: vm_tanh(out, in, N); return;
+    case ACT_SOFTPLUS: vm_softplus(out, in, N); return;
+    case ACT_EXP: vm_exp(out, in, N); return;
+    default: break;
+  }
   for (size_t i = 0; i < N; i++) {
     float x = in[i], y;
     switch (kind) {
       case ACT_RELU: y = x > 0 ? x : 0; break;
       case ACT_LEAKY_RELU: y = x > 0 ? x : alpha * x; break;
-      case ACT_ELU: y = x > 0 ? x : alpha * expm1f(x); break;
-      case ACT_SIGMOID: y = sigmoidf(x); break;
-      case ACT_TANH: y = tanhf(x); break;
-      case ACT_SOFTPLUS: y = softplusf(x); break;
-      case ACT_EXP: y = expf(x); break;
       default: y = x; break;
     }
     out[i] = y;
@@ -34,15 +41,18 @@ void act_forward(float *out, const float *in, size_t N, act_kind kind, float alp
 
 void act_backward(float *din, const float *dout, const float *in, const float *out, size_t N,
                   act_kind kind, float alpha) {
+  switch (kind) {
+    case ACT_ELU: vm_elu_backward(din, dout, in, N, alpha); return;
+    case ACT_SIGMOID: vm_sigmoid_backward(din, dout, in, N); return;
+    case ACT_TANH: vm_tanh_backward(din, dout, in, N); return;
+    case ACT_SOFTPLUS: vm_softplus_backward(din, dout, in, N); return;
+    default: break;
+  }
   for (size_t i = 0; i < N; i++) {
     float x = in[i], y = out[i], d;
     switch (kind) {
       case ACT_RELU: d = x > 0 ? 1.0f : 0.0f; break;
       case ACT_LEAKY_RELU: d = x > 0 ? 1.0f : alpha; break;
-      case ACT_ELU: d = x > 0 ? 1.0f : y + alpha; break;
-      case ACT_SIGMOID: d = y * (1.0f - y); break;
-      case ACT_TANH: d = 1.0f - y * y; break;
-      case ACT_SOFTPLUS: d = sigmoidf(x); break;
       case ACT_EXP: d = y; break;
       default: d = 1.0f; break;
     }

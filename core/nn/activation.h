@@ -1,8 +1,8 @@
-/* Elementwise activations with their backward passes. */
+/* Elementwise activations with their backward passes (ELU, sigmoid, tanh,
+ * softplus and exp on the vector kernels of nn/vecmath.h). */
 #ifndef GTMSM_NN_ACTIVATION_H
 #define GTMSM_NN_ACTIVATION_H
 
-#include <math.h>
 #include <stddef.h>
 
 typedef enum {
@@ -18,22 +18,14 @@ typedef enum {
 
 /* out (N) = f(in (N)); out may alias in. */
 void act_forward(float *out, const float *in, size_t N, act_kind kind, float alpha);
-/* din (N) += f'(in) * dout, from in and out = f(in) (both as in the forward;
- * out is what the sigmoid/tanh/exp/elu derivatives use). din must not alias dout. */
+/* din (N) += f'(in) * dout, from in and out = f(in) (both as in the forward).
+ * The derivatives are computed from in (ELU' = alpha e^x below 0, sigmoid'
+ * and tanh' from x: forms of out such as 1 - out^2 cancel where f saturates);
+ * only exp's uses out. din must not alias dout or in. */
 void act_backward(float *din, const float *dout, const float *in, const float *out, size_t N,
                   act_kind kind, float alpha);
 /* Name as used in configs ("relu", "elu", ...), and the reverse (-1 if unknown). */
 const char *act_name(act_kind kind);
 int act_from_name(const char *name);
-
-static inline float softplusf(float x) {
-  /* log1p(exp(x)) without overflow: x + log1p(exp(-x)) for large x. */
-  return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
-}
-static inline float sigmoidf(float x) {
-  if (x >= 0) return 1.0f / (1.0f + expf(-x));
-  float e = expf(x);
-  return e / (1.0f + e);
-}
 
 #endif

@@ -3,7 +3,9 @@
  * gradient of a fixed training sequence; compare hashes of the PNG bytes, the
  * predicted floats, the serialised memory and the gradient with the values
  * recorded in tests/golden/imagenav.json before the model code was split into
- * parts. BLAS kernels round differently, so exact records are kept per
+ * parts (re-recorded once since, when nn/vecmath replaced libm's exp, expm1,
+ * tanh and the sigmoid: the same figures to 1e-8 relative, the same PNG
+ * bytes). BLAS kernels round differently, so exact records are kept per
  * OpenBLAS core; on a core without a record the test compares the recorded
  * figures (loss, frame statistics) within a tolerance instead and says so.
  *   test_golden_imagenav [--record]   (--record writes this core's entry) */

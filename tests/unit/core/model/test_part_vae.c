@@ -40,7 +40,12 @@ static gc_opts opts(void) {
   o.eps = 1e-2; /* linear + ELU of order 1: truncation ~eps^2, rounding ~1e-7 / eps */
   o.tol = 1e-3;
   o.floor = 1e-2;    /* gradients here are O(0.01..1) */
-  o.kink_tol = 5e-4; /* ELU: C1 kinks */
+  /* ELU: C1 kinks. 2.5e-4, not 5e-4: the conv decoder's transposed-conv bias
+   * moves all its pre-activations at once, and some cross the kink, so its
+   * central difference is off by O(step) (0.39465 at step 1.25e-2, 0.39383 at
+   * 1.6e-3, analytic 0.39374): at 5e-4 the halving stopped one level early
+   * and the check passed or failed on the rounding noise of the loss. */
+  o.kink_tol = 2.5e-4;
   o.noise = 1;       /* the loss's float rounding: about 1e-8..1e-7 */
   o.max_checks = 80;
   return o;
