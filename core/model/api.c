@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <cblas.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,14 +24,17 @@ static const char MEM_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'M', 'E', 'M'};
  * predicted frames at row (t mod ROW_BLOCK) of the request.
  *
  * A whole block makes one interactive step (one frame in, one out) cost
- * ROW_BLOCK frames. Where the kernels give a row the same bits in a block of
- * q rows (q dividing ROW_BLOCK) at its position modulo q as in the full
- * block, blocks of q rows give exactly the rule's bits; gtmsm_infer_rows
- * measures the smallest such q once per model, bit for bit on the running
- * kernels, and falls back to ROW_BLOCK where none passes. ROW_BLOCK is 48 =
- * lcm(12, 16) because OpenBLAS 0.3.21's Haswell/Zen SGEMM computes rows in
- * tiles of 12 (q = 12 there: blocks of 64 leave a partial tile and no q
- * passes), its SSE3 and Sandy Bridge kernels in tiles of 2 or 1. */
+ * ROW_BLOCK frames, and small blocks make long requests slow (GEMMs of few
+ * rows). Where the kernels give every row of a block of d rows (d dividing
+ * ROW_BLOCK) the same bits as at its position of the full block, blocks of d
+ * rows give exactly the rule's bits; gtmsm_infer_rows measures, once per
+ * model and bit for bit on the running kernels, which divisors d do, and
+ * each run of rows then takes the smallest verified block that holds it
+ * (a single frame the smallest, 48 consecutive frames the full block).
+ * ROW_BLOCK is 48 = lcm(12, 16) because OpenBLAS 0.3.21's Haswell/Zen SGEMM
+ * computes rows in tiles of 12 (12 and 24 pass there: blocks of 64 left a
+ * partial tile and nothing smaller passed), its SSE3 and Sandy Bridge
+ * kernels in tiles of 2 or 1. */
 #define ROW_BLOCK 48
 
 /* Encodes x (ROW_BLOCK, D) as ROW_BLOCK / q blocks of q consecutive rows and compares
@@ -55,18 +59,21 @@ static int blocks_agree(const gtmsm_model *m, int q, const float *x, const float
   return ok;
 }
 
-int gtmsm_infer_rows(const gtmsm_model *m) {
-  /* The cache holds q + 256 * (OpenBLAS threads when measured): a GEMM split
-   * over threads splits the rows by the matrix height, so a measurement holds
-   * for its thread count only; under another the full block is used. */
+/* The verified block sizes of m as a mask (bit d: blocks of d rows give the
+ * full block's bits; bit ROW_BLOCK always). The cache holds the mask and, in
+ * its top byte, the OpenBLAS thread count it was measured with: a GEMM split
+ * over threads splits the rows by the matrix height, so a measurement holds
+ * for its thread count only; under another, only the full block is used. */
+static uint64_t infer_blocks(const gtmsm_model *m) {
+  const uint64_t full = 1ULL << ROW_BLOCK;
   const int threads = openblas_get_num_threads();
-  int cached = __atomic_load_n(&m->infer_rows, __ATOMIC_ACQUIRE);
-  if (cached) return cached / 256 == threads ? cached % 256 : ROW_BLOCK;
+  uint64_t cached = __atomic_load_n(&m->infer_blocks, __ATOMIC_ACQUIRE);
+  if (cached) return (int)(cached >> 56) == threads ? cached & ((1ULL << 56) - 1) : full;
   const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
   size_t nx = (size_t)ROW_BLOCK * D, nz = (size_t)ROW_BLOCK * Z;
   float *x = malloc(sizeof(float) * (2 * nx + 3 * nz)), *buf = malloc(sizeof(float) * (nx + 2 * nz));
   gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, ROW_BLOCK, 0);
-  int q = ROW_BLOCK;
+  uint64_t mask = full;
   if (x && buf && ws) {
     float *z = x + nx, *mu = z + nz, *lv = mu + nz, *out = lv + nz;
     rng_t r;
@@ -75,48 +82,67 @@ int gtmsm_infer_rows(const gtmsm_model *m) {
     rng_normal_fill(&r, z, nz);
     gtmsm_encode(m, ws, x, ROW_BLOCK, mu, lv);
     gtmsm_decode_mean(m, ws, z, ROW_BLOCK, out);
-    for (int c = 1; c < ROW_BLOCK; c++)
-      if (ROW_BLOCK % c == 0 && blocks_agree(m, c, x, z, mu, lv, out, buf)) {
-        q = c;
-        break;
-      }
+    for (int d = 1; d < ROW_BLOCK; d++)
+      if (ROW_BLOCK % d == 0 && blocks_agree(m, d, x, z, mu, lv, out, buf)) mask |= 1ULL << d;
   }
   gtmsm_ws_free(ws);
   free(x);
   free(buf);
   /* a cache (m is otherwise read-only here): every thread measures the same value */
-  __atomic_store_n(&((gtmsm_model *)m)->infer_rows, q + 256 * threads, __ATOMIC_RELEASE);
-  return q;
+  __atomic_store_n(&((gtmsm_model *)m)->infer_blocks, mask | (uint64_t)threads << 56, __ATOMIC_RELEASE);
+  return mask;
+}
+
+int gtmsm_infer_rows(const gtmsm_model *m) {
+  uint64_t mask = infer_blocks(m);
+  int d = 1;
+  while (!(mask >> d & 1)) d++;
+  return d;
+}
+
+/* Rows of the smallest verified block that holds positions [p0, p0 + n) of
+ * the full block in one of its aligned pieces (0 <= p0, p0 + n <= ROW_BLOCK). */
+static int block_for(uint64_t mask, int p0, int n) {
+  for (int d = 1; d < ROW_BLOCK; d++)
+    if (mask >> d & 1 && p0 / d == (p0 + n - 1) / d) return d;
+  return ROW_BLOCK;
 }
 
 /* Encodes frames x (n, D) observed at steps step0..step0+n-1 into mu, lv (n,
- * Z), in blocks of q rows; xpad (q, D), mu_b and lv_b (q, Z). */
-static void encode_blocked(const gtmsm_model *m, gtmsm_ws *ws, int q, float *xpad, const float *x, int n,
+ * Z): each run of them within one full block (rows step mod ROW_BLOCK) in
+ * the smallest verified block that holds it; xpad (ROW_BLOCK, D), mu_b and
+ * lv_b (ROW_BLOCK, Z). */
+static void encode_blocked(const gtmsm_model *m, gtmsm_ws *ws, uint64_t mask, float *xpad, const float *x, int n,
                            long step0, float *mu, float *lv, float *mu_b, float *lv_b) {
   const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
   for (int i = 0; i < n;) {
-    int row0 = (int)((step0 + i) % q), rows = q - row0 < n - i ? q - row0 : n - i;
-    memset(xpad, 0, sizeof(float) * (size_t)q * D);
+    int p0 = (int)((step0 + i) % ROW_BLOCK), rows = ROW_BLOCK - p0 < n - i ? ROW_BLOCK - p0 : n - i;
+    int d = block_for(mask, p0, rows), row0 = p0 % d;
+    memset(xpad, 0, sizeof(float) * (size_t)d * D);
     memcpy(xpad + (size_t)row0 * D, x + (size_t)i * D, sizeof(float) * (size_t)rows * D);
-    gtmsm_encode(m, ws, xpad, q, mu_b, lv_b);
+    gtmsm_encode(m, ws, xpad, d, mu_b, lv_b);
     memcpy(mu + (size_t)i * Z, mu_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
     memcpy(lv + (size_t)i * Z, lv_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
     i += rows;
   }
 }
 
-/* Decodes z (n, Z) into out (n, D) in blocks of q rows; zpad (q, Z), out_b (q, D). */
-static void decode_blocked(const gtmsm_model *m, gtmsm_ws *ws, int q, float *zpad, const float *z, int n,
+/* Decodes z (n, Z) into out (n, D), frame t at row t mod ROW_BLOCK, in the
+ * smallest verified blocks; zpad (ROW_BLOCK, Z), out_b (ROW_BLOCK, D). */
+static void decode_blocked(const gtmsm_model *m, gtmsm_ws *ws, uint64_t mask, float *zpad, const float *z, int n,
                            float *out, float *out_b) {
   const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
-  for (int b0 = 0; b0 < n; b0 += q) {
-    int rows = n - b0 < q ? n - b0 : q;
-    memset(zpad, 0, sizeof(float) * (size_t)q * Z);
+  for (int b0 = 0; b0 < n; b0 += ROW_BLOCK) {
+    int rows = n - b0 < ROW_BLOCK ? n - b0 : ROW_BLOCK, d = block_for(mask, 0, rows);
+    memset(zpad, 0, sizeof(float) * (size_t)d * Z);
     memcpy(zpad, z + (size_t)b0 * Z, sizeof(float) * (size_t)rows * Z);
-    gtmsm_decode_mean(m, ws, zpad, q, out_b);
+    gtmsm_decode_mean(m, ws, zpad, d, out_b);
     memcpy(out + (size_t)b0 * D, out_b, sizeof(float) * (size_t)rows * D);
   }
 }
+
+/* Rows the workspace of a call on n frames needs. */
+static int ws_rows(uint64_t mask, int n) { return block_for(mask, 0, n < ROW_BLOCK ? n : ROW_BLOCK); }
 
 /* Floats of a memory entry's value: the latent's (mu, lv), then what the prior adds. */
 static int value_size(const gtmsm_model *m) { return 2 * m->cfg.Z + m->prior->value_extra(&m->cfg); }
@@ -162,7 +188,8 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
   float *mu = malloc((size_t)n * Z * sizeof(float)), *lv = malloc((size_t)n * Z * sizeof(float));
   float *val = malloc((size_t)value_size(m) * sizeof(float));
   const int D = gtmsm_config_D(&m->cfg);
-  const int q = gtmsm_infer_rows(m);
+  const uint64_t mask = infer_blocks(m);
+  const int q = mem->steps % ROW_BLOCK + n < ROW_BLOCK ? ws_rows(mask, (int)(mem->steps % ROW_BLOCK) + n) : ROW_BLOCK;
   float *xpad = malloc(sizeof(float) * (size_t)q * (D + 2 * Z));
   gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, q, 0);
   size_t size0 = dnd_size(mem->mem);
@@ -175,7 +202,7 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
     goto done;
   }
   float *mu_b = xpad + (size_t)q * D, *lv_b = mu_b + (size_t)q * Z;
-  encode_blocked(m, ws, q, xpad, frames, n, mem->steps, mu, lv, mu_b, lv_b);
+  encode_blocked(m, ws, mask, xpad, frames, n, mem->steps, mu, lv, mu_b, lv_b);
   for (int i = 0; i < n; i++) {
     if (mem->steps > 0) {
       float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H];
@@ -220,7 +247,8 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
   if (n <= 0) return GTMSM_OK;
   if ((rc = check_actions(m, actions, n, err, errlen))) return rc;
   float *z = calloc((size_t)n * Z, sizeof(float));
-  const int q = gtmsm_infer_rows(m);
+  const uint64_t mask = infer_blocks(m);
+  const int q = ws_rows(mask, n);
   float *zpad = malloc(sizeof(float) * (size_t)q * (Z + D));
   gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, q, 0);
   void *pws = m->prior->ws_new(&m->cfg, 1, 0);
@@ -256,7 +284,7 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
     for (int j2 = 0; j2 < found; j2++) values[j2] = dnd_value(mem->mem, (size_t)idx[j2]);
     m->prior->predict(m, pws, st, d2, values, found, mode == GTMSM_PREDICT_SAMPLE, &r, zt);
   }
-  decode_blocked(m, ws, q, zpad, z, n, frames_out, zpad + (size_t)q * Z);
+  decode_blocked(m, ws, mask, zpad, z, n, frames_out, zpad + (size_t)q * Z);
   for (size_t i = 0; i < (size_t)n * D; i++) {
     float v = frames_out[i];
     frames_out[i] = v < 0 ? 0 : v > 1 ? 1 : v;

@@ -29,8 +29,9 @@ typedef struct {
 
 typedef enum { GTMSM_PREDICT_MEAN, GTMSM_PREDICT_SAMPLE } gtmsm_predict_mode;
 
-/* Rows per inference block of m (a divisor of 48; see api.c): measured bit
- * for bit on the running BLAS kernels at the first call, then cached in m. */
+/* The smallest inference block of m (a divisor of 48; see api.c): the
+ * verified blocks are measured bit for bit on the running BLAS kernels at the
+ * first inference, then cached in m. */
 int gtmsm_infer_rows(const gtmsm_model *m);
 
 /* A new empty memory for m (caller frees with gtmsm_memory_free); NULL on OOM. */

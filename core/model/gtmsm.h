@@ -79,7 +79,7 @@ typedef struct {
   int part_first[GTMSM_ROLES + 1];
   char meta_json[4096]; /* training provenance written into model files */
   char content_hash[17];
-  int infer_rows;       /* rows per inference block, cached by gtmsm_infer_rows (api.c); 0: not measured */
+  uint64_t infer_blocks; /* verified inference block sizes, cached by api.c (gtmsm_infer_rows); 0: not measured */
 } gtmsm_model;
 
 /* The kind of the part playing role (GTMSM_ROLE_*): "fc", "conv", "gated2d",

@@ -159,7 +159,7 @@ static void test_infer_rows(void) {
     uint8_t *buf[2] = {NULL, NULL};
     size_t len[2] = {0, 0};
     for (int full = 0; full < 2; full++) {
-      if (full) m.infer_rows = 48 + 256 * openblas_get_num_threads(); /* the full block, forced */
+      if (full) m.infer_blocks = 1ULL << 48 | (uint64_t)openblas_get_num_threads() << 56; /* the full block, forced */
       CHECK(gtmsm_infer_rows(&m) == (full ? 48 : q), "forced block");
       gtmsm_memory *mem = gtmsm_memory_new(&m);
       for (int t = 0; t < T; t++) /* one at a time with the measured block, all at once with the full one */
