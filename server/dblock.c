@@ -63,16 +63,18 @@ int dblock_acquire(dblock *l, const char *db_path, char *err, size_t errlen) {
     make_parent(l->path);
     fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   }
-  if (fd < 0 && (errno == EROFS || errno == EACCES)) {
-    /* A read-only file system or folder: a read lock on an existing lock
-     * file still meets a writer's lock; without the file, nobody can be
-     * writing here, and the store reports the read-only database itself. */
+  if (fd < 0 && errno == EROFS) {
+    /* A read-only file system: a read lock on an existing lock file still
+     * meets a writer's lock; without the file, nobody can be writing here,
+     * and the store reports the read-only database itself. (Not on EACCES:
+     * a lock file we may not write beside a database we may would let two
+     * daemons share it under read locks.) */
     write = 0;
     fd = open(l->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) return 0;
   }
   if (fd < 0)
-    return gtmsm_fail(err, errlen, GTMSM_EIO, "cannot open the lock file %s: %s", l->path,
+    return gtmsm_fail(err, errlen, GTMSM_EIO, "cannot open the lock file %s for writing: %s", l->path,
                       strerror(errno));
   struct flock fl = {0};
   fl.l_type = write ? F_WRLCK : F_RDLCK;

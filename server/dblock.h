@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 /* Another process holds the lock (beside the GTMSM_E* codes of base/err.h). */
-#define DBLOCK_EBUSY (-100)
+#define DBLOCK_EBUSY (-110)
 
 typedef struct {
   int fd; /* the lock file, -1 when none is held */
@@ -24,7 +24,7 @@ typedef struct {
  * created: the store then refuses the database itself); DBLOCK_EBUSY when
  * another process holds it, with err naming the database, the lock file and
  * the holder's PID when the file says it; GTMSM_EIO when the lock file cannot
- * be opened or locked. */
+ * be opened for writing (e.g. it belongs to another user) or locked. */
 int dblock_acquire(dblock *l, const char *db_path, char *err, size_t errlen);
 /* Releases the lock (the file stays: removing it would race a daemon that
  * just opened it). No-op on a dblock that holds none. */

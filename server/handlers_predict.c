@@ -22,8 +22,11 @@ static json_t *frame_json(const gtmsm_model *m, int i, int action, const uint8_t
                           const float *state) {
   char *b64 = NULL;
   if (codec_png_base64(pix, m->cfg.H, m->cfg.W, m->cfg.C, &b64)) return NULL;
-  json_t *st = json_array();
-  for (int k = 0; k < m->cfg.S; k++) json_array_append_new(st, jsonfmt_real_f32(state[k]));
+  json_t *st = jsonfmt_f32_array(state, m->cfg.S);
+  if (!st) {
+    free(b64);
+    return NULL;
+  }
   json_t *j = json_pack("{s:i, s:s, s:s, s:o}", "index", i, "action", m->cfg.action_names[action],
                         "png", b64, "state", st);
   free(b64);

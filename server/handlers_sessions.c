@@ -167,9 +167,8 @@ void handle_export(http_req *r) {
   size_t mem_len = 0;
   char *mem_b64 = NULL;
   export_ctx x = {m, json_array(), 0};
-  json_t *state = json_array();
-  for (int k = 0; k < m->cfg.S; k++) json_array_append_new(state, jsonfmt_real_f32(s->mem->state[k]));
-  int rc = gtmsm_memory_serialize(s->mem, m->cfg.S, &mem, &mem_len);
+  json_t *state = jsonfmt_f32_array(s->mem->state, m->cfg.S);
+  int rc = state ? gtmsm_memory_serialize(s->mem, m->cfg.S, &mem, &mem_len) : GTMSM_ENAN;
   if (!rc) rc = base64_encode(&mem_b64, NULL, mem, mem_len, err, sizeof err);
   if (!rc) rc = sessions_each_frame(c, s, export_frame, &x, err, sizeof err);
   log_format_time(created, s->created_ms);
@@ -183,13 +182,20 @@ void handle_export(http_req *r) {
                                 m->cfg.C, "state", state, "memory", mem_b64, "observations", x.list);
   sessions_unlock(c, s);
   if (dump && s->mem->H > 0) { /* walking models: Delta, also inside "memory" */
-    json_t *h = json_array();
-    for (int k = 0; k < s->mem->H; k++) json_array_append_new(h, jsonfmt_real_f32(s->mem->hidden[k]));
-    json_object_set_new(dump, "transition_state", h);
+    json_t *h = jsonfmt_f32_array(s->mem->hidden, s->mem->H);
+    if (!h) {
+      json_decref(dump);
+      dump = NULL;
+      rc = GTMSM_ENAN;
+    } else {
+      json_object_set_new(dump, "transition_state", h);
+    }
   }
   if (dump) http_reply_json(r, 200, dump);
   else if (x.failed) http_problem(r, 500, "corrupt-session", NULL, "exporting session '%s': a "
                                   "stored frame does not match the model", s->id);
+  else if (rc == GTMSM_ENAN) http_problem(r, 500, "corrupt-session", NULL, "exporting session '%s': its "
+                                          "state is not finite", s->id);
   else handler_store_problem(r, rc, "exporting session '%s': %s", s->id, err);
   sessions_release(c, s);
   json_decref(state);

@@ -97,3 +97,13 @@ char *jsonfmt_dumps(const json_t *j, size_t flags) {
   in[w] = '\0';
   return in;
 }
+
+json_t *jsonfmt_f32_array(const float *v, int n) {
+  json_t *a = json_array();
+  for (int k = 0; a && k < n; k++)
+    if (json_array_append_new(a, jsonfmt_real_f32(v[k])) != 0) { /* NULL (non-finite) is refused */
+      json_decref(a);
+      a = NULL;
+    }
+  return a;
+}

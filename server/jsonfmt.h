@@ -18,6 +18,10 @@ char *jsonfmt_dumps(const json_t *j, size_t flags);
  * that reads back as f in float32. New reference (NULL for NaN/Inf, as
  * json_real). */
 json_t *jsonfmt_real_f32(float f);
+/* An array of n such reals (v borrowed). New reference, or NULL when a value
+ * is NaN/Inf (a state the model should never produce: the caller answers
+ * 500 instead of sending a shorter array) or on OOM. */
+json_t *jsonfmt_f32_array(const float *v, int n);
 
 /* Writes into out (outlen >= 32) the shortest "%.{p}g" form of v that reads
  * back as v, in fixed notation where %.17g would use it, with ".0" added to

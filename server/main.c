@@ -103,8 +103,10 @@ int main(int argc, char **argv) {
     log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "db", a.cfg.db, "error", err);
     goto done;
   }
-  if (store_open(&a.db, target, a.cfg.synchronous, err, sizeof err)) {
+  int src = store_open(&a.db, target, a.cfg.synchronous, err, sizeof err);
+  if (src) {
     log_at(LOG_LEVEL_ERROR, NULL, "store", "{s:s, s:s}", "db", shown, "error", err);
+    if (src == GTMSM_EINVAL) code = 2; /* a malformed --store URL is bad configuration */
     goto done;
   }
   store_set_group_max(a.db, (int)a.cfg.group_commit);

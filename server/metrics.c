@@ -293,7 +293,7 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
           "# TYPE gtmsm_build_info gauge\ngtmsm_build_info{version=\"%s\",blas_core=\"%s\"} 1\n",
       GTMSM_VERSION, blas_core_name());
   render_requests(&t, m);
-  put(&t, "# HELP gtmsm_sqlite_commit_duration_seconds Duration of SQLite COMMITs of observations.\n"
+  put(&t, "# HELP gtmsm_sqlite_commit_duration_seconds Duration of the store's COMMITs of observations (SQLite or PostgreSQL; the name is kept).\n"
           "# TYPE gtmsm_sqlite_commit_duration_seconds histogram\n");
   put_hist(&t, "gtmsm_sqlite_commit_duration_seconds", "", &m->commit);
   put(&t, "# HELP gtmsm_sqlite_commit_group_size Observation requests covered by one COMMIT "
@@ -318,11 +318,11 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
           "# TYPE gtmsm_sessions_hot gauge\ngtmsm_sessions_hot %lld\n"
           "# HELP gtmsm_sessions_cached Sessions in the cache, hot or cold.\n"
           "# TYPE gtmsm_sessions_cached gauge\ngtmsm_sessions_cached %lld\n"
-          "# HELP gtmsm_sessions_stored Sessions in SQLite.\n"
+          "# HELP gtmsm_sessions_stored Sessions in the store.\n"
           "# TYPE gtmsm_sessions_stored gauge\ngtmsm_sessions_stored %lld\n"
           "# HELP gtmsm_session_cache_bytes Bytes of session memory accounted in the cache.\n"
           "# TYPE gtmsm_session_cache_bytes gauge\ngtmsm_session_cache_bytes %lld\n"
-          "# HELP gtmsm_session_loads_total Cold sessions loaded from SQLite.\n"
+          "# HELP gtmsm_session_loads_total Cold sessions loaded from the store.\n"
           "# TYPE gtmsm_session_loads_total counter\ngtmsm_session_loads_total %lld\n"
           "# HELP gtmsm_session_evictions_total Hot sessions evicted from the cache.\n"
           "# TYPE gtmsm_session_evictions_total counter\ngtmsm_session_evictions_total %lld\n"

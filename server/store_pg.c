@@ -275,7 +275,10 @@ static void on_notice(void *arg, const char *message) {
 static int setup_conn(pg_store *s, char *err, size_t errlen) {
   static const char *const SYNC[] = {"SET synchronous_commit = on", "SET synchronous_commit = on",
                                      "SET synchronous_commit = off"};
-  int rc = exec_text(s, SYNC[s->synchronous], NULL, err, errlen, "set synchronous_commit");
+  /* a setup that failed half-way left some statements prepared on a live
+   * connection: drop them, or preparing them again fails for good (42P05) */
+  int rc = exec_text(s, "DEALLOCATE ALL", NULL, err, errlen, "deallocate statements");
+  if (!rc) rc = exec_text(s, SYNC[s->synchronous], NULL, err, errlen, "set synchronous_commit");
   for (int i = 0; i < ST_N && !rc; i++) {
     char name[32];
     statement_name(name, sizeof name, i);
@@ -331,11 +334,10 @@ static int ready_locked(pg_store *s, char *err, size_t errlen) {
   if (connected(s)) return 0;
   const double now = util_mono_seconds();
   if (now - s->probed_at >= 1.0) {
-    s->probed_at = now;
-    if (reconnect_locked(s) == 0) {
-      if (s->failed) probe_locked(s);
-      return 0;
-    }
+    int ok = reconnect_locked(s) == 0;
+    if (ok && s->failed) probe_locked(s);
+    s->probed_at = util_mono_seconds(); /* after the attempt, which may have waited for connect_timeout */
+    if (ok) return 0;
   }
   return gtmsm_fail(err, errlen, STORE_EUNAVAILABLE, "postgresql: the database server cannot be "
                     "reached: %s", s->failure);
@@ -348,8 +350,9 @@ static int writable_locked(pg_store *s, int probe, char *err, size_t errlen) {
   if (!s->failed) return ready_locked(s, err, errlen);
   const double now = util_mono_seconds();
   if (probe && now - s->probed_at >= 1.0) {
-    s->probed_at = now;
-    if ((connected(s) || reconnect_locked(s) == 0) && probe_locked(s) == 0) return 0;
+    int ok = (connected(s) || reconnect_locked(s) == 0) && probe_locked(s) == 0;
+    s->probed_at = util_mono_seconds();
+    if (ok) return 0;
   }
   return gtmsm_fail(err, errlen, s->failed, "%s: %s",
                     s->failed == STORE_EFULL ? "the database server's disk is full"
@@ -448,9 +451,23 @@ int store_pg_open(store **out, const char *url, int synchronous, char *err, size
   pthread_mutex_init(&s->mu, NULL);
   s->synchronous = synchronous < 0 || synchronous > 2 ? 0 : synchronous;
   int rc = 0;
-  /* The URL's own settings win over these defaults (they come after). */
-  const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-  const char *const vals[] = {"5", "gtmsmd", url, NULL};
+  /* A URL libpq cannot parse is bad configuration, told apart here rather
+   * than from the text of a connection failure. */
+  char *perr = NULL;
+  PQconninfoOption *parsed = PQconninfoParse(url, &perr);
+  if (!parsed) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EINVAL, "postgresql: cannot parse the URL: %.200s",
+                    perr ? perr : "out of memory");
+    PQfreemem(perr);
+    goto done;
+  }
+  PQconninfoFree(parsed);
+  /* The URL's own settings win over these defaults (they come after). TCP
+   * keepalives and a user timeout bound how long a silently dropped
+   * connection can hold the store's mutex in a query. */
+  const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                              "tcp_user_timeout", "fallback_application_name", "dbname", NULL};
+  const char *const vals[] = {"5", "10", "5", "3", "15000", "gtmsmd", url, NULL};
   s->conn = PQconnectdbParams(keys, vals, 1);
   if (!s->conn) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "postgresql: out of memory connecting");
@@ -460,9 +477,7 @@ int store_pg_open(store **out, const char *url, int synchronous, char *err, size
   if (PQstatus(s->conn) != CONNECTION_OK) {
     char msg[256];
     pg_message(s, NULL, msg, sizeof msg);
-    /* PQconnectdbParams says so for a URL it cannot parse, before any network */
-    rc = strstr(msg, "invalid") ? GTMSM_EINVAL : STORE_EUNAVAILABLE;
-    rc = gtmsm_fail(err, errlen, rc, "postgresql: cannot connect to database '%s' on %s: %s",
+    rc = gtmsm_fail(err, errlen, STORE_EUNAVAILABLE, "postgresql: cannot connect to database '%s' on %s: %s",
                     PQdb(s->conn) ? PQdb(s->conn) : "?", PQhost(s->conn) ? PQhost(s->conn) : "?",
                     msg);
     goto done;
@@ -789,19 +804,22 @@ static int write_group_locked(pg_store *s, store_group_item *const *items, int n
     if (!r) r = run0(s, ST_RELEASE, it->err, sizeof it->err, "release savepoint");
     it->rc = r;
     if (!r) continue;
-    /* A storage failure, or the transaction is gone (the connection with
-     * it): the group fails together. */
-    if (s->failed || !in_transaction(s) || r == STORE_EUNAVAILABLE || r == STORE_EFULL) {
+    /* A storage failure (the store is failed) or the transaction is gone
+     * (the connection with it): the group fails together. A deadlock or a
+     * lock timeout only aborted the transaction, which ROLLBACK TO repairs:
+     * that append fails alone, as any other error of its own. */
+    if (s->failed || !in_transaction(s) || r == STORE_EFULL) {
       snprintf(err, sizeof err, "%s", it->err);
       rc = r;
       goto fail_all;
     }
     /* This append alone (a constraint, say): undo its rows, keep the others. */
     char msg[256] = "";
-    if (run0(s, ST_ROLLBACK_TO, msg, sizeof msg, "rollback to savepoint") ||
-        run0(s, ST_RELEASE, msg, sizeof msg, "release savepoint")) {
+    int rr = run0(s, ST_ROLLBACK_TO, msg, sizeof msg, "rollback to savepoint");
+    if (!rr) rr = run0(s, ST_RELEASE, msg, sizeof msg, "release savepoint");
+    if (rr) {
       snprintf(err, sizeof err, "%s", msg);
-      rc = GTMSM_EIO;
+      rc = rr; /* as classified: a connection lost here is 503, not 500 */
       goto fail_all;
     }
   }

@@ -624,10 +624,11 @@ static int write_group_locked(sqlite_store *s, store_group_item *const *items, i
     }
     /* This append alone: undo its rows, keep the others. */
     char msg[256] = "";
-    if (step_done(s, s->st[ST_ROLLBACK_TO], msg, sizeof msg, "rollback to savepoint") ||
-        step_done(s, s->st[ST_RELEASE], msg, sizeof msg, "release")) {
+    int rr = step_done(s, s->st[ST_ROLLBACK_TO], msg, sizeof msg, "rollback to savepoint");
+    if (!rr) rr = step_done(s, s->st[ST_RELEASE], msg, sizeof msg, "release");
+    if (rr) {
       snprintf(err, sizeof err, "%s", msg);
-      rc = GTMSM_EIO;
+      rc = rr; /* as classified (a storage failure here is 503 or 507, not 500) */
       goto fail_all;
     }
   }

@@ -4,7 +4,6 @@
 #include "model/eval_maze3d.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +11,7 @@
 #include "img/image.h"
 #include "model/api.h"
 #include "model/eval.h"
+#include "model/eval_pool.h"
 #include "model/gtmsm_internal.h"
 #include "nn/rng.h"
 
@@ -26,7 +26,6 @@ typedef struct {
   double *head_err, *pos_err; /* (P) */
   double head_scale;
   int has_truth;
-  int rc;
 } episode_out;
 
 static double wrap_pi(double a) {
@@ -273,14 +272,11 @@ typedef struct {
   void *ctx;
   m3e_result *res;
   episode_out *outs;
-  int tid, nthreads;
-} worker;
+} run_ctx;
 
-static void *worker_run(void *arg) {
-  worker *w = arg;
-  for (int e = w->tid; e < w->cfg->episodes; e += w->nthreads)
-    w->outs[e].rc = run_episode(w->m, w->cfg, w->src, w->ctx, e, &w->outs[e], w->res);
-  return NULL;
+static int run_one(void *p, int e) {
+  run_ctx *c = p;
+  return run_episode(c->m, c->cfg, c->src, c->ctx, e, &c->outs[e], c->res);
 }
 
 void m3e_result_free(m3e_result *res) {
@@ -335,13 +331,10 @@ int gtmsm_eval_maze3d_from(const gtmsm_model *m, const m3e_config *cfg, m3e_sour
   res->map_cell = calloc((size_t)keep + 1, sizeof(int));
   episode_out *outs = calloc((size_t)E, sizeof *outs);
   double *slab = calloc((size_t)E * P * (M3E_METHODS + 2), sizeof(double));
-  int *seen = calloc((size_t)E * P, sizeof(int));
-  int nt = cfg->threads < E ? cfg->threads : E;
-  worker *ws = calloc((size_t)nt, sizeof *ws);
-  pthread_t *tids = calloc((size_t)nt, sizeof *tids);
+  int *seen = calloc((size_t)E * P, sizeof(int)), *rcs = calloc((size_t)E, sizeof(int));
   int rc = GTMSM_OK, ok = res->psnr && res->seen && res->truth && res->seen_flags && res->heading_true &&
                          res->heading_model && res->xy_true && res->xy_model && res->map && res->map_w &&
-                         res->map_h && res->map_cell && outs && slab && seen && ws && tids;
+                         res->map_h && res->map_cell && outs && slab && seen && rcs;
   for (int k = 0; k < M3E_METHODS; k++) ok = ok && res->pred[k];
   if (!ok) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
@@ -352,14 +345,11 @@ int gtmsm_eval_maze3d_from(const gtmsm_model *m, const m3e_config *cfg, m3e_sour
     outs[e] = (episode_out){.psnr = b, .head_err = b + (size_t)M3E_METHODS * P,
                             .pos_err = b + (size_t)(M3E_METHODS + 1) * P, .seen = seen + (size_t)e * P};
   }
-  for (int t = 0; t < nt; t++) {
-    ws[t] = (worker){m, cfg, src, ctx, res, outs, t, nt};
-    pthread_create(&tids[t], NULL, worker_run, &ws[t]);
-  }
-  for (int t = 0; t < nt; t++) pthread_join(tids[t], NULL);
+  run_ctx rctx = {m, cfg, src, ctx, res, outs};
+  eval_pool_run(E, cfg->threads, run_one, &rctx, rcs);
   for (int e = 0; e < E; e++)
-    if (outs[e].rc) {
-      rc = gtmsm_fail(err, errlen, outs[e].rc, "eval: episode %d failed (%d)", e, outs[e].rc);
+    if (rcs[e]) {
+      rc = gtmsm_fail(err, errlen, rcs[e], "eval: episode %d failed (%d)", e, rcs[e]);
       goto done;
     }
   /* truth metrics only when every episode has the truth */
@@ -399,8 +389,7 @@ done:
   free(outs);
   free(slab);
   free(seen);
-  free(ws);
-  free(tids);
+  free(rcs);
   if (rc) m3e_result_free(res);
   return rc;
 }

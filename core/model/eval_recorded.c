@@ -7,13 +7,13 @@
 #include "model/eval_recorded.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
 #include "img/image.h"
 #include "model/api.h"
+#include "model/eval_pool.h"
 #include "model/gtmsm_internal.h"
 #include "sim/imagenav.h"
 
@@ -36,30 +36,19 @@ struct episode_task {
   episode_out *outs;
 };
 
-typedef struct {
-  const episode_task *task;
-  int tid, nthreads;
-} worker;
-
-static void *worker_run(void *arg) {
-  worker *w = arg;
-  for (int e = w->tid; e < w->task->cfg->episodes; e += w->nthreads)
-    w->task->outs[e].rc = w->task->run(w->task, e, &w->task->outs[e]);
-  return NULL;
+static int task_one(void *p, int e) {
+  const episode_task *task = p;
+  return task->run(task, e, &task->outs[e]);
 }
 
-/* Runs task->run for every episode on cfg->threads threads. */
-static void run_all(const episode_task *task) {
-  int E = task->cfg->episodes, nt = task->cfg->threads < 1 ? 1 : task->cfg->threads;
-  if (nt > E) nt = E;
-  worker ws[64];
-  pthread_t tids[64];
-  if (nt > 64) nt = 64;
-  for (int t = 0; t < nt; t++) {
-    ws[t] = (worker){task, t, nt};
-    pthread_create(&tids[t], NULL, worker_run, &ws[t]);
-  }
-  for (int t = 0; t < nt; t++) pthread_join(tids[t], NULL);
+/* Runs task->run for every episode on cfg->threads threads; 0 or GTMSM_ENOMEM. */
+static int run_all(const episode_task *task) {
+  int E = task->cfg->episodes, *rcs = calloc((size_t)E, sizeof(int));
+  if (!rcs) return GTMSM_ENOMEM;
+  eval_pool_run(E, task->cfg->threads, task_one, (void *)task, rcs);
+  for (int e = 0; e < E; e++) task->outs[e].rc = rcs[e];
+  free(rcs);
+  return 0;
 }
 
 static double psnr_capped(const float *a, const float *b, int D) {
@@ -252,7 +241,10 @@ int gtmsm_eval_recorded_imagenav(const gtmsm_model *m, const eval_recorded_confi
     goto done;
   }
   episode_task task = {m, cfg, truth, imagenav_episode_run, res, outs};
-  run_all(&task);
+  if ((rc = run_all(&task))) {
+    rc = gtmsm_fail(err, errlen, rc, "out of memory");
+    goto done;
+  }
   if ((rc = first_failure(outs, E, err, errlen))) goto done;
   /* sums in episode order; the summary groups as eval.c's */
   for (int k = 0; k < EVAL_METHODS; k++) {

@@ -107,11 +107,20 @@ static int line_plot(const char *path, const plot_series *s, int ns, const char 
 }
 
 /* The trajectory xy (n, 2) in map cells as a polyline on the map drawn at
- * (ox, oy) with cell pixels per cell and y up. */
+ * (ox, oy) with cell pixels per cell and y up. Segments with an end that is
+ * not finite (a degenerate fit) are skipped; ends far outside the picture are
+ * clamped before they become ints (draw_line clips the rest). */
+static int map_px(double v) {
+  return v < -1e6 ? -1000000 : v > 1e6 ? 1000000 : (int)lround(v);
+}
+
 static void map_polyline(image_t *im, const float *xy, int n, int ox, int oy, int cell, int map_h, draw_rgb c) {
-  for (int t = 1; t < n; t++)
-    draw_line(im, ox + (int)lround(xy[2 * (t - 1)] * cell), oy + map_h - (int)lround(xy[2 * (t - 1) + 1] * cell),
-              ox + (int)lround(xy[2 * t] * cell), oy + map_h - (int)lround(xy[2 * t + 1] * cell), c);
+  for (int t = 1; t < n; t++) {
+    const float *a = xy + 2 * (t - 1), *b = xy + 2 * t;
+    if (!(isfinite(a[0]) && isfinite(a[1]) && isfinite(b[0]) && isfinite(b[1]))) continue;
+    draw_line(im, map_px(ox + (double)a[0] * cell), map_px(oy + map_h - (double)a[1] * cell),
+              map_px(ox + (double)b[0] * cell), map_px(oy + map_h - (double)b[1] * cell), c);
+  }
 }
 
 /* OUT/map_<e>.png: the room from above with the true trajectory and the

@@ -334,6 +334,10 @@ int recordings_load_db(recordings *r, const recordings_env *env, const char *pat
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
   int rc = 0, in_tx = 0;
+  if (strstr(path, "://"))
+    return gtmsm_fail(err, errlen, RECORDINGS_ENOENT, "%s: --from-db reads a gtmsmd SQLite file; export the "
+                      "sessions of a PostgreSQL store (GET /v1/sessions/{id}/export) or record to NDJSON",
+                      path);
   FILE *probe = fopen(path, "rb"); /* SQLite's own message does not say why */
   if (!probe) return gtmsm_fail(err, errlen, RECORDINGS_ENOENT, "cannot open database %s: %s", path, strerror(errno));
   fclose(probe);

@@ -19,7 +19,7 @@
  * malformed data is GTMSM_EFORMAT (exit 1). */
 enum { RECORDINGS_ENOENT = -50 };
 
-/* The database schema versions this reader knows (server/store.c's
+/* The database schema versions this reader knows (server/store_sqlite.c's
  * migrations: 1 sessions and observations, 2 adds the memory columns, which
  * are not read here). */
 #define RECORDINGS_DB_SCHEMA_MIN 1
