@@ -30,7 +30,7 @@ typedef struct {
 
 static const config_entry TABLE[] = {
     {"models", CONFIG_TYPE_STR, "./models", 0, 0, NULL, OFF(models),
-     "folder of *.gtm model files, all loaded at start (name = file stem)"},
+     "folder of models: NAME.gtm and NAME/*.gtm (versions of NAME), loaded at start and on SIGHUP"},
     {"db", CONFIG_TYPE_STR, "./data/gtmsm.db", 0, 0, NULL, OFF(db),
      "SQLite database file (created with its folder if missing); the store unless --store is set"},
     {"store", CONFIG_TYPE_STR, "", 0, 0, NULL, OFF(store),

@@ -16,11 +16,13 @@ void handle_metrics(http_req *r);
 void handle_models(http_req *r);
 void handle_model(http_req *r);
 
-/* handlers_sessions.c: create, put, get, delete, export, import */
+/* handlers_sessions.c: create, put, get, delete, list, rebuild, export, import */
 void handle_session_create(http_req *r);
 void handle_session_put(http_req *r);
 void handle_session_get(http_req *r);
 void handle_session_delete(http_req *r);
+void handle_session_list(http_req *r);
+void handle_session_rebuild(http_req *r);
 void handle_export(http_req *r);
 void handle_import(http_req *r);
 

@@ -46,9 +46,11 @@ int handler_lock(http_req *r, session *s, int write) {
   } else if (rc == SESSIONS_VERSION) {
     const model_entry *me = models_find(&http_app(r)->models, s->model_name);
     http_problem(r, 409, "model-version", NULL,
-                 "session '%s' was made with model %s version %s, but %s; import it on a replica "
-                 "serving that version or create a new session", s->id, s->model_name,
-                 s->model_version, me ? "another version is loaded" : "that model is not loaded");
+                 "session '%s' was made with model %s version %s, but %s; put that version's file "
+                 "in the models folder and send SIGHUP, rebuild the session onto a loaded version "
+                 "(POST /v1/sessions/%s/rebuild), or import it on a replica serving that version",
+                 s->id, s->model_name, s->model_version,
+                 me ? "only other versions are loaded" : "that model is not loaded", s->id);
     if (me) http_header_add(r, "X-Model-Version", me->m->content_hash);
   } else if (rc == GTMSM_EFORMAT) { /* this session's rows only: others still serve */
     http_problem(r, 500, "corrupt-session", NULL, "session '%s' cannot be loaded: %s (other "

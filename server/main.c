@@ -118,10 +118,21 @@ int main(int argc, char **argv) {
     if (rc == GTMSM_EINVAL) code = 2;
     goto done;
   }
-  atomic_store(&a.ready, a.models.n > 0);
-  log_at(LOG_LEVEL_INFO, NULL, "ready", "{s:b, s:i}", "ready", a.models.n > 0, "models", a.models.n);
+  atomic_store(&a.ready, models_count(&a.models) > 0);
+  log_at(LOG_LEVEL_INFO, NULL, "ready", "{s:b, s:i}", "ready", models_count(&a.models) > 0,
+         "models", models_count(&a.models));
 
-  int sig = signals_wait();
+  int sig;
+  /* SIGHUP: new model files are loaded beside the served ones (models.h);
+   * requests go on meanwhile, each on the model it started with. */
+  while ((sig = signals_wait()) == SIGHUP) {
+    int added = 0;
+    rc = models_reload(&a.models, a.cfg.models, &added);
+    log_at(rc ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, NULL, "models", "{s:s, s:i, s:i, s:s}", "msg",
+           "models folder reloaded (SIGHUP)", "added", added, "versions", models_count(&a.models),
+           "error", rc == GTMSM_ENOMEM ? "out of memory" : rc ? "too many model versions" : "");
+    if (models_count(&a.models) > 0 && !atomic_load(&a.stopping)) atomic_store(&a.ready, 1);
+  }
   log_at(LOG_LEVEL_INFO, NULL, "shutdown", "{s:s, s:i}", "msg", "stopping: finishing in-flight requests",
          "signal", sig);
   atomic_store(&a.stopping, 1);

@@ -27,10 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (p.actions[i] < 0 || p.actions[i] >= m->cfg.A) abort();
     codec_predict_free(&p);
   }
-  char name[CODEC_ID_MAX + 1];
-  rc = codec_parse_model_request(body, size, name, &e);
+  char name[CODEC_ID_MAX + 1], version[CODEC_VERSION_MAX + 1];
+  rc = codec_parse_model_request(body, size, name, version, &e);
   check_error(rc, &e);
-  if (rc == 0 && !codec_valid_id(name)) abort();
+  if (rc == 0 && (!codec_valid_id(name) || (version[0] && !codec_valid_version(version)))) abort();
   json_t *j = NULL;
   if (codec_parse_json(body, size, &j, &e) == 0) {
     const json_t *list = json_object_get(j, "observations");
