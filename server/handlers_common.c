@@ -64,23 +64,29 @@ int handler_lock(http_req *r, session *s, int write) {
 
 static json_t *session_object(const char *id, const char *model, const char *version,
                               long long steps, long long entries, long long created,
-                              long long updated) {
+                              long long updated, long long ttl_s) {
   char c[32], u[32];
   log_format_time(c, created);
   log_format_time(u, updated);
-  return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "id", id, "model", model, "model_version",
-                   version, "steps", (json_int_t)steps, "memory_entries", (json_int_t)entries,
-                   "created_at", c, "updated_at", u);
+  json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "id", id, "model", model,
+                        "model_version", version, "steps", (json_int_t)steps, "memory_entries",
+                        (json_int_t)entries, "created_at", c, "updated_at", u);
+  if (ttl_s > 0) { /* idle expiry: a session lives until ttl after its last write */
+    char e[32];
+    log_format_time(e, updated + ttl_s * 1000);
+    json_object_set_new(j, "expires_at", json_string(e));
+  }
+  return j;
 }
 
-json_t *handler_session_json(const session *s) {
+json_t *handler_session_json(const session *s, long long ttl_s) {
   return session_object(s->id, s->model_name, s->model_version, s->steps, sessions_entries(s),
-                        s->created_ms, s->updated_ms);
+                        s->created_ms, s->updated_ms, ttl_s);
 }
 
-json_t *handler_row_json(const store_session *row) {
+json_t *handler_row_json(const store_session *row, long long ttl_s) {
   return session_object(row->id, row->model, row->model_version, row->steps, row->steps,
-                        row->created_ms, row->updated_ms);
+                        row->created_ms, row->updated_ms, ttl_s);
 }
 
 int handler_require_json(http_req *r) {

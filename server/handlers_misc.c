@@ -34,6 +34,7 @@ void handle_metrics(http_req *r) {
   metrics_gauges g = {.sessions_hot = st.hot, .sessions_cached = st.entries,
                       .sessions_stored = stored, .cache_bytes = st.bytes,
                       .session_loads = st.loads, .session_evictions = st.evictions,
+                      .sessions_expired = st.expired,
                       .inflight = atomic_load(&a->inflight), .models = models_count(&a->models),
                       .ready = atomic_load(&a->ready) && store_writable(a->db, 0, NULL, 0) == 0,
                       .uploads = atomic_load(&a->uploads)};

@@ -38,7 +38,7 @@ static const model_entry *requested_model(http_req *r) {
 static void reply_created(http_req *r, const store_session *row, int status) {
   char loc[96];
   snprintf(loc, sizeof loc, "/v1/sessions/%s", row->id);
-  http_reply_json(r, status, handler_row_json(row));
+  http_reply_json(r, status, handler_row_json(row, http_app(r)->cfg.session_ttl));
   if (status == 201) http_header_add(r, "Location", loc);
 }
 
@@ -95,7 +95,7 @@ void handle_session_put(http_req *r) {
   session *s = NULL;
   if (handler_session(r, &s)) return;
   if (sessions_lock(http_app(r)->cache, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
-    http_reply_json(r, 200, handler_session_json(s));
+    http_reply_json(r, 200, handler_session_json(s, http_app(r)->cfg.session_ttl));
     sessions_unlock(http_app(r)->cache, s);
   } else {
     http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", id);
@@ -109,7 +109,7 @@ void handle_session_get(http_req *r) {
   sessions *c = http_app(r)->cache;
   char err[256] = "";
   if (sessions_lock(c, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
-    http_reply_json(r, 200, handler_session_json(s));
+    http_reply_json(r, 200, handler_session_json(s, http_app(r)->cfg.session_ttl));
     sessions_unlock(c, s);
   } else {
     http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
@@ -175,7 +175,7 @@ void handle_session_list(http_req *r) {
     return;
   }
   json_t *list = json_array();
-  for (int i = 0; i < n && i < limit; i++) json_array_append_new(list, handler_row_json(&rows[i]));
+  for (int i = 0; i < n && i < limit; i++) json_array_append_new(list, handler_row_json(&rows[i], http_app(r)->cfg.session_ttl));
   json_t *j = json_pack("{s:o}", "sessions", list);
   if (n > limit) {
     char next[CODEC_TOKEN_MAX + 1];
@@ -243,7 +243,7 @@ void handle_session_rebuild(http_req *r) {
   if (rc == 0) {
     log_at(LOG_LEVEL_INFO, http_rid(r), "session_rebuilt", "{s:s, s:s, s:s, s:I}", "id", s->id,
            "from", was, "to", s->model_version, "steps", (json_int_t)s->steps);
-    http_reply_json(r, 200, handler_session_json(s));
+    http_reply_json(r, 200, handler_session_json(s, http_app(r)->cfg.session_ttl));
   } else if (rc == GTMSM_EINVAL || rc == GTMSM_EFORMAT) {
     /* EFORMAT: a stored frame of another size (a model without an old
      * version at hand to compare with) or damaged rows */

@@ -10,6 +10,7 @@
 
 #include "app.h"
 #include "base/err.h"
+#include "expiry.h"
 #include "http.h"
 #include "log.h"
 #include "nn/blas_core.h"
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
   char err[512] = "";
   int help = 0, version = 0, code = 1;
   http_server *srv = NULL;
+  expiry *sweeper = NULL;
   if (config_load(&a.cfg, argc, argv, env_lookup, &help, &version, err, sizeof err)) {
     fprintf(stderr, "gtmsmd: %s\n", err);
     return 2;
@@ -111,6 +113,14 @@ int main(int argc, char **argv) {
     log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", "out of memory");
     goto done;
   }
+  if (a.cfg.session_ttl > 0) {
+    if (expiry_start(&sweeper, a.cache, a.cfg.session_ttl, err, sizeof err)) {
+      log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", err);
+      goto done;
+    }
+    log_at(LOG_LEVEL_INFO, NULL, "session_expired", "{s:s, s:I}", "msg",
+           "sessions idle longer than --session-ttl are deleted", "ttl_s", (json_int_t)a.cfg.session_ttl);
+  }
   int port = 0;
   int rc = http_start(&srv, &a, &port, err, sizeof err);
   if (rc) {
@@ -145,6 +155,7 @@ int main(int argc, char **argv) {
   code = 0;
 done:
   http_stop(srv, 0);
+  expiry_stop(sweeper); /* before the cache it sweeps */
   sessions_free(a.cache);
   store_close(a.db);
   models_free(&a.models);

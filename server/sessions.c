@@ -23,7 +23,7 @@ struct sessions {
   session *lru_head, *lru_tail; /* head = most recently used */
   long long count, bytes;
   unsigned long long gen; /* bumped whenever an entry leaves the table */
-  atomic_llong hot, loads, evictions;
+  atomic_llong hot, loads, evictions, expired;
 };
 
 static uint32_t hash_id(const char *s) {
@@ -559,6 +559,39 @@ void sessions_get_stats(sessions *c, sessions_stats *st) {
   st->hot = atomic_load(&c->hot);
   st->loads = atomic_load(&c->loads);
   st->evictions = atomic_load(&c->evictions);
+  st->expired = atomic_load(&c->expired);
+}
+
+int sessions_expire(sessions *c, long long ttl_ms, long long now_ms, int *expired, char *err,
+                    size_t errlen) {
+  enum { PAGE = 64, ROUNDS = 16 };
+  store_session rows[PAGE];
+  const long long before = now_ms - ttl_ms;
+  *expired = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    int n = 0, gone = 0;
+    int rc = store_session_idle(c->db, before, PAGE, rows, &n, err, errlen);
+    if (rc) return rc;
+    for (int i = 0; i < n; i++) {
+      session *s = NULL;
+      char msg[256] = "";
+      if (sessions_acquire(c, rows[i].id, &s, msg, sizeof msg) != SESSIONS_OK) continue;
+      if (sessions_lock(c, s, 1, 0, msg, sizeof msg) == SESSIONS_OK) {
+        /* under its lock: a write that landed since the scan keeps it */
+        if (s->updated_ms < before && sessions_delete(c, s, msg, sizeof msg) == 0) {
+          gone++;
+          log_at(LOG_LEVEL_INFO, NULL, "session_expired", "{s:s, s:I}", "id", s->id, "idle_ms",
+                 (json_int_t)(now_ms - s->updated_ms));
+        }
+        sessions_unlock(c, s);
+      }
+      sessions_release(c, s);
+    }
+    *expired += gone;
+    atomic_fetch_add(&c->expired, gone);
+    if (n < PAGE || gone == 0) break;
+  }
+  return 0;
 }
 
 int sessions_list(sessions *c, const char *model, int64_t after_sid, int limit, store_session *out,

@@ -66,6 +66,7 @@ typedef struct {
   long long bytes;     /* accounted bytes */
   long long loads;     /* cold loads since start */
   long long evictions; /* entries evicted since start */
+  long long expired;   /* sessions deleted by sessions_expire since start */
 } sessions_stats;
 
 /* A cache over db and models (all borrowed, outliving it) with cfg's limits. */
@@ -132,6 +133,14 @@ int sessions_rebuild(sessions *c, session *s, const model_entry *me, char *err, 
 
 /* Memory entries of s (lock held): the loaded memory's size, else its steps. */
 int64_t sessions_entries(const session *s);
+
+/* Deletes the sessions last written before now_ms - ttl_ms (at most 1,024 a
+ * call, oldest first), each under its own exclusive lock after checking
+ * again that it is still idle, so a request that wrote it meanwhile keeps
+ * it; no other lock is held, so requests of other sessions go on. *expired
+ * gets how many went. Returns 0 or the store's failure. */
+int sessions_expire(sessions *c, long long ttl_ms, long long now_ms, int *expired, char *err,
+                    size_t errlen);
 
 /* A page of the stored sessions (store_session_list's contract): rows with
  * sid > after_sid of model (NULL: any), up to limit, into out. */

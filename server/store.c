@@ -90,6 +90,14 @@ int store_session_list(store *s, const char *model, int64_t after_sid, int limit
   return s->ops->session_list(s, model, after_sid, limit, out, n, err, errlen);
 }
 
+int store_session_idle(store *s, long long before_ms, int limit, store_session *out, int *n,
+                       char *err, size_t errlen) {
+  *n = 0;
+  if (limit < 1 || limit > STORE_LIST_MAX)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "idle limit %d outside 1..%d", limit, STORE_LIST_MAX);
+  return s->ops->session_idle(s, before_ms, limit, out, n, err, errlen);
+}
+
 int store_session_rebuild(store *s, int64_t sid, const char *version, int64_t steps,
                           const uint8_t *entries, size_t entry_bytes, const uint8_t *state,
                           size_t state_bytes, long long now_ms, char *err, size_t errlen) {

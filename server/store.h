@@ -102,6 +102,11 @@ int store_session_count(store *s, int64_t *n);
 #define STORE_LIST_MAX 1000
 int store_session_list(store *s, const char *model, int64_t after_sid, int limit,
                        store_session *out, int *n, char *err, size_t errlen);
+/* Up to limit (1..STORE_LIST_MAX) sessions last written (updated_ms) before
+ * before_ms, oldest first, into out; *n gets how many. For the idle expiry:
+ * a scan of the sessions table (no index on updated_ms: no schema change). */
+int store_session_idle(store *s, long long before_ms, int limit, store_session *out, int *n,
+                       char *err, size_t errlen);
 /* Replaces, in one transaction, the memory of session sid with one built by
  * another model version: every observation's entry (entries: steps rows of
  * entry_bytes, borrowed; row t gets entries[t]), the state (state_bytes)

@@ -69,6 +69,7 @@ enum {
   ST_LIST,
   ST_SET_ENTRY,
   ST_REBUILD_SESSION,
+  ST_IDLE,
   ST_PROBE,
   ST_BEGIN,
   ST_COMMIT,
@@ -116,6 +117,8 @@ static const statement SQL[ST_N] = {
     [ST_LIST] = {"SELECT sid, id, model, model_version, steps, created_ms, updated_ms FROM sessions "
                  "WHERE sid > $1 AND ($2::text IS NULL OR model = $2) ORDER BY sid LIMIT $3", 3,
                  {OID_INT8, OID_TEXT, OID_INT8}},
+    [ST_IDLE] = {"SELECT sid, id, model, model_version, steps, created_ms, updated_ms FROM sessions "
+                 "WHERE updated_ms < $1 ORDER BY updated_ms, sid LIMIT $2", 2, {OID_INT8, OID_INT8}},
     [ST_SET_ENTRY] = {"UPDATE observations SET entry = $3 WHERE sid = $1 AND t = $2", 3,
                       {OID_INT8, OID_INT8, OID_BYTEA}},
     [ST_REBUILD_SESSION] = {"UPDATE sessions SET model_version = $2, state = $3, updated_ms = $4 "
@@ -831,6 +834,21 @@ fail_all:
 /* Rows a command changed (UPDATE's count). */
 static long long changed(const PGresult *r) { return atoll(PQcmdTuples((PGresult *)r)); }
 
+/* Session rows of a result (columns as ST_GET) appended to out, up to limit. */
+static void read_rows(const PGresult *r, store_session *out, int *n, int limit) {
+  for (int i = 0; i < PQntuples(r) && *n < limit; i++) {
+    store_session *o = &out[(*n)++];
+    o->sid = get_i64(r, i, 0);
+    snprintf(o->id, sizeof o->id, "%.*s", PQgetlength(r, i, 1), PQgetvalue(r, i, 1));
+    snprintf(o->model, sizeof o->model, "%.*s", PQgetlength(r, i, 2), PQgetvalue(r, i, 2));
+    snprintf(o->model_version, sizeof o->model_version, "%.*s", PQgetlength(r, i, 3),
+             PQgetvalue(r, i, 3));
+    o->steps = get_i64(r, i, 4);
+    o->created_ms = get_i64(r, i, 5);
+    o->updated_ms = get_i64(r, i, 6);
+  }
+}
+
 static int pg_session_list(store *b, const char *model, int64_t after_sid, int limit,
                            store_session *out, int *n, char *err, size_t errlen) {
   pg_store *s = (pg_store *)b;
@@ -843,17 +861,25 @@ static int pg_session_list(store *b, const char *model, int64_t after_sid, int l
   pthread_mutex_lock(&s->mu);
   int rc = ready_locked(s, err, errlen);
   if (!rc) rc = run(s, ST_LIST, vals, lens, &r, err, errlen, "list sessions");
-  for (int i = 0; !rc && i < PQntuples(r) && *n < limit; i++) {
-    store_session *o = &out[(*n)++];
-    o->sid = get_i64(r, i, 0);
-    snprintf(o->id, sizeof o->id, "%.*s", PQgetlength(r, i, 1), PQgetvalue(r, i, 1));
-    snprintf(o->model, sizeof o->model, "%.*s", PQgetlength(r, i, 2), PQgetvalue(r, i, 2));
-    snprintf(o->model_version, sizeof o->model_version, "%.*s", PQgetlength(r, i, 3),
-             PQgetvalue(r, i, 3));
-    o->steps = get_i64(r, i, 4);
-    o->created_ms = get_i64(r, i, 5);
-    o->updated_ms = get_i64(r, i, 6);
-  }
+  if (!rc) read_rows(r, out, n, limit);
+  PQclear(r);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+static int pg_session_idle(store *b, long long before_ms, int limit, store_session *out, int *n,
+                           char *err, size_t errlen) {
+  pg_store *s = (pg_store *)b;
+  char before[8], lim[8];
+  put_i64(before, before_ms);
+  put_i64(lim, limit);
+  const char *vals[2] = {before, lim};
+  const int lens[2] = {8, 8};
+  PGresult *r = NULL;
+  pthread_mutex_lock(&s->mu);
+  int rc = ready_locked(s, err, errlen);
+  if (!rc) rc = run(s, ST_IDLE, vals, lens, &r, err, errlen, "list idle sessions");
+  if (!rc) read_rows(r, out, n, limit);
   PQclear(r);
   pthread_mutex_unlock(&s->mu);
   return rc;
@@ -939,6 +965,7 @@ static const store_ops PG_OPS = {
     .session_delete = pg_session_delete,
     .session_count = pg_session_count,
     .session_list = pg_session_list,
+    .session_idle = pg_session_idle,
     .session_rebuild = pg_session_rebuild,
     .state_get = pg_state_get,
     .entries_each = pg_entries_each,

@@ -54,6 +54,7 @@ enum {
   ST_LIST,
   ST_SET_ENTRY,
   ST_REBUILD_SESSION,
+  ST_IDLE,
   ST_BEGIN,
   ST_COMMIT,
   ST_ROLLBACK,
@@ -81,6 +82,8 @@ static const char *const SQL[ST_N] = {
     [ST_UPDATE_SESSION] = "UPDATE sessions SET steps = ?2, updated_ms = ?3, state = ?4 WHERE sid = ?1",
     [ST_LIST] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms "
                 "FROM sessions WHERE sid > ?1 AND (?2 IS NULL OR model = ?2) ORDER BY sid LIMIT ?3",
+    [ST_IDLE] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms "
+                "FROM sessions WHERE updated_ms < ?1 ORDER BY updated_ms, sid LIMIT ?2",
     [ST_SET_ENTRY] = "UPDATE observations SET entry = ?3 WHERE sid = ?1 AND t = ?2",
     [ST_REBUILD_SESSION] = "UPDATE sessions SET model_version = ?2, state = ?3, updated_ms = ?4 "
                            "WHERE sid = ?1 AND steps = ?5",
@@ -704,9 +707,25 @@ static int sq_session_list(store *base, const char *model, int64_t after_sid, in
   if (model) sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
   else sqlite3_bind_null(st, 2);
   sqlite3_bind_int(st, 3, limit);
-  int rc, ret = 0;
+  int rc = SQLITE_DONE, ret = 0;
   while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) read_row(st, &out[(*n)++]);
   if (*n < limit && rc != SQLITE_DONE) ret = db_fail(s, err, errlen, "list sessions");
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  pthread_mutex_unlock(&s->mu);
+  return ret;
+}
+
+static int sq_session_idle(store *base, long long before_ms, int limit, store_session *out, int *n,
+                           char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  pthread_mutex_lock(&s->mu);
+  sqlite3_stmt *st = s->st[ST_IDLE];
+  sqlite3_bind_int64(st, 1, before_ms);
+  sqlite3_bind_int(st, 2, limit);
+  int rc = SQLITE_DONE, ret = 0;
+  while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) read_row(st, &out[(*n)++]);
+  if (*n < limit && rc != SQLITE_DONE) ret = db_fail(s, err, errlen, "list idle sessions");
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   pthread_mutex_unlock(&s->mu);
@@ -763,6 +782,7 @@ static const store_ops SQLITE_OPS = {
     .session_delete = sq_session_delete,
     .session_count = sq_session_count,
     .session_list = sq_session_list,
+    .session_idle = sq_session_idle,
     .session_rebuild = sq_session_rebuild,
     .state_get = sq_state_get,
     .entries_each = sq_entries_each,

@@ -15,6 +15,9 @@ and on a throwaway PostgreSQL server (tests/lib/pglib.py):
 - SIGHUP under load: predictions running during several reloads all succeed with the same
   bytes; a removed file stays loaded while the daemon runs;
 - the same session and actions give the same bytes on both stores;
+- --session-ttl: sessions nobody writes for the TTL are deleted by the background sweep (404,
+  gone from the list, gtmsm_sessions_expired_total), one written meanwhile stays, predictions
+  of another session run undisturbed during sweeps; expires_at = updated_at + TTL;
 - keys (401), a body over --max-body (413), a version of another frame size (422), the
   PostgreSQL server gone (503);
 - every (path, method, status) of openapi.yaml for the two new routes is exercised (but 500
@@ -325,6 +328,49 @@ def test_versions(st, tmp, v1, v2, ep):
     return before, ref2
 
 
+def test_expiry(st, models, ep):
+    what = st.kind
+    d = st.daemon(models, st.fresh("expiry"), "--session-ttl", "2")
+    for sid in ("keep", "drop", "busy"):
+        d.json("PUT", f"/v1/sessions/{sid}", {"model": "imagenav"})
+    feed(d, "busy", ep[:50])
+    s, h, j = d.json("GET", "/v1/sessions/drop")
+    check(s == 200 and "expires_at" in j, f"{what}: --session-ttl: the session object has expires_at ({j})")
+    if "expires_at" in j:
+        from datetime import datetime
+        def t(x):
+            return datetime.strptime(x, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+        check(abs(t(j["expires_at"]) - t(j["updated_at"]) - 2.0) < 1e-3, f"{what}: expires_at = updated_at + 2 s")
+    s, h, j = call(d, "GET", "/v1/sessions")
+    check(s == 200 and all("expires_at" in x for x in j["sessions"]), f"{what}: listed with expires_at too")
+    busy = predictions(d, "busy")
+    t0, ok, n = time.time(), True, 0
+    while time.time() - t0 < 4.5:  # keep writes one observation every 0.5 s; drop is idle
+        s1, j1 = feed(d, "keep", ep[n:n + 1])
+        n += 1
+        ok &= s1 == 200 and (time.time() - t0 > 1.5 or predictions(d, "busy") == busy)
+        time.sleep(0.4)
+    check(ok, f"{what}: writes (and, within its TTL, predictions of another session) went on during the sweeps")
+    s, h, j = d.json("GET", "/v1/sessions/drop")
+    check(s == 404 and problem(h, j, 404, "session-not-found"), f"{what}: idle past the TTL: deleted ({s})")
+    s, h, j = d.json("GET", "/v1/sessions/keep")
+    check(s == 200 and j["steps"] == n, f"{what}: written within the TTL: kept with its {n} steps")
+    s, h, j = d.json("GET", "/v1/sessions/busy")
+    check(s == 404, f"{what}: predictions alone do not keep a session (only writes do)")
+    s, h, body = d.request("GET", "/metrics")
+    check(b"gtmsm_sessions_expired_total 2" in body, f"{what}: gtmsm_sessions_expired_total 2")
+    check(sum(1 for l in d.lines() if l.get("event") == "session_expired" and l.get("id")) == 2,
+          f"{what}: each expiry logged")
+    s, h, j = call(d, "GET", "/v1/sessions")
+    check(s == 200 and [x["id"] for x in j["sessions"]] == ["keep"], f"{what}: the list shows what is left")
+    check(d.stop() == 0, f"{what}: exit 0")
+    d = st.daemon(models, st.fresh("noexpiry"))
+    d.json("PUT", "/v1/sessions/x", {"model": "imagenav"})
+    s, h, j = d.json("GET", "/v1/sessions/x")
+    check(s == 200 and "expires_at" not in j, f"{what}: without --session-ttl: no expires_at")
+    check(d.stop() == 0, f"{what}: exit 0")
+
+
 def train_maze3d(path):
     """A tiny untrained maze3d model (32x32x3 frames): a version no imagenav session fits."""
     out = os.path.dirname(path)
@@ -409,6 +455,7 @@ def main():
         results = {}
         for st in (Store("sqlite", tmp), Store("postgresql", tmp, pg)):
             test_list(st, models)
+            test_expiry(st, models, ep)
             results[st.kind] = test_versions(st, tmp, v1, v2, ep)
         check(results["sqlite"] == results["postgresql"],
               "the same sessions, rebuilds and actions give the same bytes on SQLite and PostgreSQL")

@@ -748,6 +748,45 @@ static int find_pg_url(void) {
   return store_is_url(PG_URL) ? 0 : -1;
 }
 
+static void test_expire(const backend *b) {
+  char target[1024], err[256] = "";
+  CHECK(b->fresh(target, sizeof target, "expire") == 0, "%s: a fresh database", b->name);
+  server_config cfg;
+  config_defaults(&cfg);
+  store *st = NULL;
+  sessions *c = NULL;
+  CHECK(store_open(&st, target, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "%s: open: %s",
+        b->name, err);
+  if (!st || !c) {
+    sessions_free(c);
+    store_close(st);
+    return;
+  }
+  store_session row, idle[8];
+  int created = 0, n = 0, gone = -1;
+  const char *ids[] = {"old1", "old2", "fresh", "old3"};
+  const long long at[] = {1000, 2000, 9000, 3000};
+  for (int i = 0; i < 4; i++) store_session_create(st, ids[i], "m", REG.v[0]->m->content_hash, at[i], &row, &created, err, sizeof err);
+  CHECK(store_session_idle(st, 2500, 8, idle, &n, err, sizeof err) == 0 && n == 2 && strcmp(idle[0].id, "old1") == 0 &&
+        strcmp(idle[1].id, "old2") == 0, "%s: idle before 2500: old1, old2, oldest first", b->name);
+  session *held = NULL;
+  CHECK(sessions_acquire(c, "old3", &held, err, sizeof err) == SESSIONS_OK, "%s: old3 held in the cache", b->name);
+  CHECK(sessions_expire(c, 5000, 10000, &gone, err, sizeof err) == 0 && gone == 3, "%s: expire ttl 5 s at 10 s: "
+        "%d gone: %s", b->name, gone, err);
+  CHECK(store_session_get(st, "fresh", &row, err, sizeof err) == 0 && store_session_get(st, "old1", &row, err, sizeof err)
+        == STORE_NOTFOUND && store_session_get(st, "old3", &row, err, sizeof err) == STORE_NOTFOUND,
+        "%s: the fresh one stays, the idle ones (also one held in the cache) are gone", b->name);
+  CHECK(sessions_lock(c, held, 0, 0, err, sizeof err) == SESSIONS_NOTFOUND, "%s: its holder sees it deleted", b->name);
+  sessions_release(c, held);
+  sessions_stats stats;
+  sessions_get_stats(c, &stats);
+  CHECK(stats.expired == 3, "%s: 3 counted as expired", b->name);
+  CHECK(sessions_expire(c, 5000, 10000, &gone, err, sizeof err) == 0 && gone == 0, "%s: again: nothing", b->name);
+  sessions_free(c);
+  store_close(st);
+  printf("%s expiry: idle sessions deleted oldest first, the fresh one kept\n", b->name);
+}
+
 static void run_all(const backend *b, uint8_t *cold) {
   test_migrations(b);
   test_rows(b);
@@ -755,6 +794,7 @@ static void run_all(const backend *b, uint8_t *cold) {
   test_group_threads(b);
   test_cold_reload(b, cold);
   test_list(b);
+  test_expire(b);
 }
 
 int main(void) {
