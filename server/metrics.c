@@ -195,7 +195,7 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
           "# TYPE gtmsm_sessions_expired_total counter\ngtmsm_sessions_expired_total %lld\n"
           "# HELP gtmsm_requests_in_flight Requests being processed.\n"
           "# TYPE gtmsm_requests_in_flight gauge\ngtmsm_requests_in_flight %lld\n"
-          "# HELP gtmsm_models_loaded Models served.\n"
+          "# HELP gtmsm_models_loaded Model versions loaded (every version of every name).\n"
           "# TYPE gtmsm_models_loaded gauge\ngtmsm_models_loaded %lld\n"
           "# HELP gtmsm_ready 1 when ready to serve.\n# TYPE gtmsm_ready gauge\ngtmsm_ready %d\n",
       g->sessions_hot, g->sessions_cached, g->sessions_stored, g->cache_bytes, g->session_loads,
