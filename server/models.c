@@ -27,9 +27,14 @@ int models_count(const model_registry *r) {
   return atomic_load_explicit(&((model_registry *)r)->n, memory_order_acquire);
 }
 
+static long long mtime_of(const model_entry *e) {
+  return atomic_load_explicit(&((model_entry *)e)->mtime_ns, memory_order_relaxed);
+}
+
 /* Newer: a later file, then the greater version string (deterministic). */
 static int newer(const model_entry *a, const model_entry *b) {
-  if (a->mtime_ns != b->mtime_ns) return a->mtime_ns > b->mtime_ns;
+  const long long ta = mtime_of(a), tb = mtime_of(b);
+  if (ta != tb) return ta > tb;
   return strcmp(a->m->content_hash, b->m->content_hash) > 0;
 }
 
@@ -66,7 +71,7 @@ static int loaded_unchanged(const model_registry *r, const char *path, const str
   const int n = models_count(r);
   for (int i = 0; i < n; i++)
     if (strcmp(r->v[i]->file, path) == 0 && r->v[i]->size == (long long)sb->st_size &&
-        r->v[i]->mtime_ns == (long long)sb->st_mtim.tv_sec * 1000000000LL + sb->st_mtim.tv_nsec)
+        mtime_of(r->v[i]) == (long long)sb->st_mtim.tv_sec * 1000000000LL + sb->st_mtim.tv_nsec)
       return 1;
   return 0;
 }
@@ -106,7 +111,10 @@ static int load_file(model_registry *r, const char *name, const char *path, int 
   e->m = m;
   e->owned = 1;
   const model_entry *same = models_find_version(r, name, m->content_hash);
-  if (same) { /* the same parameters under another file name: one version */
+  if (same) { /* the same parameters under another file name: one version, as new as its
+               * latest file (the one atomic field of an entry that changes) */
+    if (e->mtime_ns > mtime_of(same))
+      atomic_store_explicit(&((model_entry *)same)->mtime_ns, e->mtime_ns, memory_order_relaxed);
     log_at(LOG_LEVEL_DEBUG, NULL, "models", "{s:s, s:s, s:s}", "file", path, "version",
            m->content_hash, "msg", "already loaded from another file");
     gtmsm_model_free(m);
@@ -139,39 +147,44 @@ static int model_stem(const char *file, char *out, size_t outlen) {
   return 1;
 }
 
-/* The *.gtm files of folder dir/name, as versions of name. */
+/* The *.gtm files of folder dir/name, as versions of name, in byte order of
+ * their names (so which file names a version found twice does not depend on
+ * the file system's order). */
 static int scan_versions(model_registry *r, const char *dir, const char *name, int *added) {
   char sub[4096];
   snprintf(sub, sizeof sub, "%s/%s", dir, name);
-  DIR *d = opendir(sub);
-  if (!d) return 0;
+  struct dirent **list = NULL;
+  const int n = scandir(sub, &list, NULL, alphasort);
+  if (n < 0) return 0;
   int rc = 0;
-  struct dirent *de;
-  while (!rc && (de = readdir(d))) {
+  for (int i = 0; i < n; i++) {
     char stem[256], path[4600];
-    if (!model_stem(de->d_name, stem, sizeof stem)) continue;
-    snprintf(path, sizeof path, "%s/%s", sub, de->d_name);
-    rc = load_file(r, name, path, added);
+    if (!rc && model_stem(list[i]->d_name, stem, sizeof stem)) {
+      snprintf(path, sizeof path, "%s/%s", sub, list[i]->d_name);
+      rc = load_file(r, name, path, added);
+    }
+    free(list[i]);
   }
-  closedir(d);
+  free(list);
   return rc;
 }
 
 /* The models of dir; *missing (may be NULL) says the folder could not be opened. */
 static int scan(model_registry *r, const char *dir, int *added, int *missing) {
-  DIR *d = opendir(dir);
-  if (missing) *missing = !d;
-  if (!d) {
+  struct dirent **list = NULL;
+  const int n = scandir(dir, &list, NULL, alphasort); /* byte order (the C locale) */
+  if (missing) *missing = n < 0;
+  if (n < 0) {
     log_at(LOG_LEVEL_WARN, NULL, "models", "{s:s, s:s, s:s}", "dir", dir, "error", strerror(errno),
            "msg", models_count(r) ? "models folder missing: serving the versions loaded before"
                                   : "models folder missing: serving no models (not ready)");
     return 0;
   }
   int rc = 0;
-  struct dirent *de;
-  while (!rc && (de = readdir(d))) {
+  for (int i = 0; i < n; i++) {
+    const struct dirent *de = list[i];
     char name[256], path[4096];
-    if (de->d_name[0] == '.') continue;
+    if (rc || de->d_name[0] == '.') continue;
     snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
     struct stat sb;
     if (!model_stem(de->d_name, name, sizeof name)) {
@@ -187,7 +200,8 @@ static int scan(model_registry *r, const char *dir, int *added, int *missing) {
     }
     rc = load_file(r, name, path, added);
   }
-  closedir(d);
+  for (int i = 0; i < n; i++) free(list[i]);
+  free(list);
   return rc;
 }
 
@@ -257,7 +271,7 @@ json_t *models_versions_json(const model_registry *r, const char *name) {
   json_t *list = json_array();
   for (int i = 0; i < k; i++) {
     char when[32];
-    log_format_time(when, mine[i]->mtime_ns / 1000000);
+    log_format_time(when, mtime_of(mine[i]) / 1000000);
     const char *slash = strrchr(mine[i]->file, '/');
     json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "version", mine[i]->m->content_hash,
                                           "file", slash ? slash + 1 : mine[i]->file,

@@ -3,7 +3,9 @@
  *
  * Layout: models/NAME.gtm and models/NAME/ANYTHING.gtm are versions of the
  * model NAME; a model's version is the content hash of its parameters, so
- * the same parameters found twice are one version. Several versions of one
+ * the same parameters found twice are one version (named by the first file
+ * found, folders and files read in byte order of their names, and dated by
+ * the latest of them). Several versions of one
  * name are served side by side: a session stays on the version it was made
  * with, new sessions get the newest unless they ask. Newest = the greatest
  * modification time of the file it was loaded from (ties: the greater
@@ -30,7 +32,10 @@
 typedef struct {
   char name[65];
   char file[512];     /* the path it was loaded from ("" for one made in memory) */
-  long long mtime_ns; /* that file's modification time: what "newest" compares */
+  /* The latest modification time of the files holding these parameters: what
+   * "newest" compares. The one field that changes after publication (a later
+   * copy of the same version raises it), hence atomic. */
+  _Atomic long long mtime_ns;
   long long size;     /* and its size (a reload skips an unchanged file) */
   gtmsm_model *m;     /* owned (freed by models_free) when owned = 1 */
   int owned;
