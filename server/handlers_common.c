@@ -45,11 +45,16 @@ int handler_lock(http_req *r, session *s, int write) {
     http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
   } else if (rc == SESSIONS_VERSION) {
     const model_entry *me = models_find(&http_app(r)->models, s->model_name);
+    char version[sizeof s->model_version] = "?"; /* a rebuild writes it under the lock */
+    if (sessions_lock(http_app(r)->cache, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
+      memcpy(version, s->model_version, sizeof version);
+      sessions_unlock(http_app(r)->cache, s);
+    }
     http_problem(r, 409, "model-version", NULL,
                  "session '%s' was made with model %s version %s, but %s; put that version's file "
                  "in the models folder and send SIGHUP, rebuild the session onto a loaded version "
                  "(POST /v1/sessions/%s/rebuild), or import it on a replica serving that version",
-                 s->id, s->model_name, s->model_version,
+                 s->id, s->model_name, version,
                  me ? "only other versions are loaded" : "that model is not loaded", s->id);
     if (me) http_header_add(r, "X-Model-Version", me->m->content_hash);
   } else if (rc == GTMSM_EFORMAT) { /* this session's rows only: others still serve */
