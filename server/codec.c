@@ -2,6 +2,7 @@
 #include "codec.h"
 
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,21 +208,96 @@ int codec_parse_json(const char *body, size_t len, json_t **out, codec_error *e)
   return 0;
 }
 
-int codec_parse_model_request(const char *body, size_t len, char *name, codec_error *e) {
+int codec_valid_version(const char *s) {
+  size_t n = 0;
+  if (!s) return 0;
+  for (; s[n]; n++)
+    if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')) || n >= CODEC_VERSION_MAX)
+      return 0;
+  return n > 0;
+}
+
+int codec_parse_model_request(const char *body, size_t len, char *name, char *version,
+                              codec_error *e) {
   json_t *j = NULL;
+  version[0] = '\0';
   int rc = codec_parse_json(body, len, &j, e);
   if (rc) return rc;
   const json_t *jm = json_is_object(j) ? json_object_get(j, "model") : NULL;
+  const json_t *jv = json_is_object(j) ? json_object_get(j, "model_version") : NULL;
   if (!json_is_string(jm)) {
-    rc = codec_fail(e, 400, "invalid-request", "expected {\"model\": \"<name>\"}");
+    rc = codec_fail(e, 400, "invalid-request", "expected {\"model\": \"<name>\"} (and optionally "
+                    "\"model_version\")");
   } else if (!codec_valid_id(json_string_value(jm))) {
     rc = codec_fail(e, 400, "invalid-request", "model name '%.64s' is not 1..64 of A-Z a-z 0-9 _ -",
                     json_string_value(jm));
+  } else if (jv && !json_is_null(jv) && !codec_valid_version(json_string_value(jv))) {
+    rc = codec_fail(e, 400, "invalid-request", "\"model_version\" must be a version as GET "
+                    "/v1/models/{name} lists them (1..16 of 0-9 a-f)");
   } else {
     snprintf(name, CODEC_ID_MAX + 1, "%s", json_string_value(jm));
+    if (json_is_string(jv)) snprintf(version, CODEC_VERSION_MAX + 1, "%s", json_string_value(jv));
   }
   json_decref(j);
   return rc;
+}
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void codec_page_token_encode(int64_t after_sid, const char *model, char *out) {
+  char raw[96];
+  const int n = snprintf(raw, sizeof raw, "s1:%lld:%s", (long long)after_sid, model ? model : "");
+  size_t o = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (int i = 0; i < n; i++) {
+    acc = acc << 8 | (uint8_t)raw[i];
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out[o++] = B64URL[(acc >> bits) & 63];
+    }
+  }
+  if (bits) out[o++] = B64URL[(acc << (6 - bits)) & 63];
+  out[o] = '\0';
+}
+
+int codec_page_token_decode(const char *token, const char *model, int64_t *after_sid,
+                            codec_error *e) {
+  char raw[CODEC_TOKEN_MAX];
+  size_t n = 0, len = strlen(token);
+  uint32_t acc = 0;
+  int bits = 0;
+  *after_sid = 0;
+  if (len == 0 || len > CODEC_TOKEN_MAX) goto bad;
+  for (size_t i = 0; i < len; i++) {
+    const char *p = strchr(B64URL, token[i]);
+    if (!p || !token[i]) goto bad;
+    acc = acc << 6 | (uint32_t)(p - B64URL);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      raw[n++] = (char)((acc >> bits) & 0xff);
+    }
+  }
+  raw[n] = '\0';
+  if (strlen(raw) != n || strncmp(raw, "s1:", 3) != 0) goto bad;
+  char *end = NULL;
+  errno = 0;
+  const long long sid = strtoll(raw + 3, &end, 10);
+  if (errno || end == raw + 3 || *end != ':' || sid < 1 || raw[3] == '+' || raw[3] == '-') goto bad;
+  if (strcmp(end + 1, model ? model : "") != 0)
+    return codec_fail(e, 400, "invalid-request", "page_token belongs to a listing with another "
+                      "model filter; send the same ?model= as the request that returned it");
+  /* the canonical encoding only: one token per position */
+  char again[CODEC_TOKEN_MAX + 1];
+  codec_page_token_encode(sid, model, again);
+  if (strcmp(again, token) != 0) goto bad;
+  *after_sid = sid;
+  return 0;
+bad:
+  return codec_fail(e, 400, "invalid-request", "page_token is not a token this server wrote: send "
+                    "back next_page_token exactly as a previous page returned it");
 }
 
 void codec_predict_free(codec_predict *p) {

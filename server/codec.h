@@ -61,8 +61,25 @@ int codec_parse_observation_line(const gtmsm_model *m, const char *line, size_t 
  * reference; caller decrefs). 400 malformed-json with jansson's message. */
 int codec_parse_json(const char *body, size_t len, json_t **out, codec_error *e);
 
-/* {"model": "<name>"} -> name (CODEC_ID_MAX + 1 bytes). 400 on anything else. */
-int codec_parse_model_request(const char *body, size_t len, char *name, codec_error *e);
+/* A model version as the API writes it: 1..16 of 0-9 a-f (a content hash). */
+#define CODEC_VERSION_MAX 16
+int codec_valid_version(const char *s);
+
+/* {"model": "<name>", "model_version": "<version>"} -> name (CODEC_ID_MAX +
+ * 1 bytes) and version (CODEC_VERSION_MAX + 1 bytes; "" when the optional
+ * "model_version" is absent or null). 400 on anything else. */
+int codec_parse_model_request(const char *body, size_t len, char *name, char *version,
+                              codec_error *e);
+
+/* The page token of GET /v1/sessions: opaque to clients, base64url (no
+ * padding) of "s1:<last row id>:<model filter>", so a token only continues
+ * the listing it came from. encode writes it into out (CODEC_TOKEN_MAX + 1
+ * bytes); decode checks one against the request's model filter (NULL: none)
+ * and gives the row id to continue after: 0, or 400 invalid-request. */
+#define CODEC_TOKEN_MAX 128
+void codec_page_token_encode(int64_t after_sid, const char *model, char *out);
+int codec_page_token_decode(const char *token, const char *model, int64_t *after_sid,
+                            codec_error *e);
 
 typedef struct {
   int n;                   /* actions */

@@ -30,7 +30,7 @@ typedef struct {
 
 static const config_entry TABLE[] = {
     {"models", CONFIG_TYPE_STR, "./models", 0, 0, NULL, OFF(models),
-     "folder of *.gtm model files, all loaded at start (name = file stem)"},
+     "folder of models: NAME.gtm and NAME/*.gtm (versions of NAME), loaded at start and on SIGHUP"},
     {"db", CONFIG_TYPE_STR, "./data/gtmsm.db", 0, 0, NULL, OFF(db),
      "SQLite database file (created with its folder if missing); the store unless --store is set"},
     {"store", CONFIG_TYPE_STR, "", 0, 0, NULL, OFF(store),
@@ -76,6 +76,9 @@ static const config_entry TABLE[] = {
      "seconds a request body may pause before the connection is cut"},
     {"shutdown-grace", CONFIG_TYPE_INT, "30", 0, 3600, NULL, OFF(shutdown_grace),
      "seconds SIGTERM waits for in-flight requests"},
+    {"session-ttl", CONFIG_TYPE_INT, "0", 0, 315360000, NULL, OFF(session_ttl),
+     "seconds a session may go without a write (creation, observation, rebuild) before it is "
+     "deleted by a background sweep; 0: sessions never expire"},
     {"log-level", CONFIG_TYPE_ENUM, "info", 0, 0, "debug|info|warn|error", OFF(log_level),
      "lowest level logged (JSON lines on stderr)"},
     {"synchronous", CONFIG_TYPE_ENUM, "full", 0, 0, "full|normal|off", OFF(synchronous),

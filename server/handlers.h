@@ -21,11 +21,13 @@ void handle_v2_model_version(http_req *r);
 void handle_v2_model_ready(http_req *r);
 void handle_v2_model_version_ready(http_req *r);
 
-/* handlers_sessions.c: create, put, get, delete, export, import */
+/* handlers_sessions.c: create, put, get, delete, list, rebuild, export, import */
 void handle_session_create(http_req *r);
 void handle_session_put(http_req *r);
 void handle_session_get(http_req *r);
 void handle_session_delete(http_req *r);
+void handle_session_list(http_req *r);
+void handle_session_rebuild(http_req *r);
 void handle_export(http_req *r);
 void handle_import(http_req *r);
 
@@ -60,9 +62,10 @@ int handler_session(http_req *r, session **out);
  * 409 model-version, 500 corrupt-session, or a store failure as below) and
  * returns non-zero. */
 int handler_lock(http_req *r, session *s, int write);
-/* The session object of the API (lock held or a fresh row). New reference. */
-json_t *handler_session_json(const session *s);
-json_t *handler_row_json(const store_session *row);
+/* The session object of the API (lock held or a fresh row); with ttl_s > 0
+ * (--session-ttl) it carries "expires_at". New reference. */
+json_t *handler_session_json(const session *s, long long ttl_s);
+json_t *handler_row_json(const store_session *row, long long ttl_s);
 /* The status of a failed sessions_ or store_ call rc and its slug (static):
  * 507 insufficient-storage (a full disk), 503 storage-unavailable (a database
  * that cannot be written or read now), else 500 internal. */

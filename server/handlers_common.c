@@ -48,10 +48,17 @@ int handler_lock(http_req *r, session *s, int write) {
     http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
   } else if (rc == SESSIONS_VERSION) {
     const model_entry *me = models_find(&http_app(r)->models, s->model_name);
+    char version[sizeof s->model_version] = "?"; /* a rebuild writes it under the lock */
+    if (sessions_lock(http_app(r)->cache, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
+      memcpy(version, s->model_version, sizeof version);
+      sessions_unlock(http_app(r)->cache, s);
+    }
     http_problem(r, 409, "model-version", NULL,
-                 "session '%s' was made with model %s version %s, but %s; import it on a replica "
-                 "serving that version or create a new session", s->id, s->model_name,
-                 s->model_version, me ? "another version is loaded" : "that model is not loaded");
+                 "session '%s' was made with model %s version %s, but %s; put that version's file "
+                 "in the models folder and send SIGHUP, rebuild the session onto a loaded version "
+                 "(POST /v1/sessions/%s/rebuild), or import it on a replica serving that version",
+                 s->id, s->model_name, version,
+                 me ? "only other versions are loaded" : "that model is not loaded", s->id);
     if (me) http_header_add(r, "X-Model-Version", me->m->content_hash);
   } else if (rc == GTMSM_EFORMAT) { /* this session's rows only: others still serve */
     http_problem(r, 500, "corrupt-session", NULL, "session '%s' cannot be loaded: %s (other "
@@ -65,23 +72,29 @@ int handler_lock(http_req *r, session *s, int write) {
 
 static json_t *session_object(const char *id, const char *model, const char *version,
                               long long steps, long long entries, long long created,
-                              long long updated) {
+                              long long updated, long long ttl_s) {
   char c[32], u[32];
   log_format_time(c, created);
   log_format_time(u, updated);
-  return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "id", id, "model", model, "model_version",
-                   version, "steps", (json_int_t)steps, "memory_entries", (json_int_t)entries,
-                   "created_at", c, "updated_at", u);
+  json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "id", id, "model", model,
+                        "model_version", version, "steps", (json_int_t)steps, "memory_entries",
+                        (json_int_t)entries, "created_at", c, "updated_at", u);
+  if (ttl_s > 0) { /* idle expiry: a session lives until ttl after its last write */
+    char e[32];
+    log_format_time(e, updated + ttl_s * 1000);
+    json_object_set_new(j, "expires_at", json_string(e));
+  }
+  return j;
 }
 
-json_t *handler_session_json(const session *s) {
+json_t *handler_session_json(const session *s, long long ttl_s) {
   return session_object(s->id, s->model_name, s->model_version, s->steps, sessions_entries(s),
-                        s->created_ms, s->updated_ms);
+                        s->created_ms, s->updated_ms, ttl_s);
 }
 
-json_t *handler_row_json(const store_session *row) {
+json_t *handler_row_json(const store_session *row, long long ttl_s) {
   return session_object(row->id, row->model, row->model_version, row->steps, row->steps,
-                        row->created_ms, row->updated_ms);
+                        row->created_ms, row->updated_ms, ttl_s);
 }
 
 int handler_require_json(http_req *r) {

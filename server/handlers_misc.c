@@ -20,14 +20,14 @@ void handle_ready(http_req *r) {
     return;
   }
   if (atomic_load(&a->ready)) {
-    http_reply_json(r, 200, json_pack("{s:s, s:i}", "status", "ready", "models", a->models.n));
+    http_reply_json(r, 200, json_pack("{s:s, s:i}", "status", "ready", "models", models_names(&a->models)));
     return;
   }
   if (atomic_load(&a->stopping))
     http_problem(r, 503, "not-ready", NULL, "the server is shutting down");
   else
     http_problem(r, 503, "not-ready", NULL, "no model loaded from %.200s: put a *.gtm file there and "
-                 "restart", a->cfg.models);
+                 "send SIGHUP (or restart)", a->cfg.models);
 }
 
 void handle_metrics(http_req *r) {
@@ -39,7 +39,8 @@ void handle_metrics(http_req *r) {
   metrics_gauges g = {.sessions_hot = st.hot, .sessions_cached = st.entries,
                       .sessions_stored = stored, .cache_bytes = st.bytes,
                       .session_loads = st.loads, .session_evictions = st.evictions,
-                      .inflight = atomic_load(&a->inflight), .models = a->models.n,
+                      .sessions_expired = st.expired,
+                      .inflight = atomic_load(&a->inflight), .models = models_count(&a->models),
                       .ready = atomic_load(&a->ready) && store_writable(a->db, 0, NULL, 0) == 0,
                       .uploads = atomic_load(&a->uploads)};
   conns_stats cs;
@@ -60,9 +61,7 @@ void handle_metrics(http_req *r) {
 
 void handle_models(http_req *r) {
   app *a = http_app(r);
-  json_t *list = json_array();
-  for (int i = 0; i < a->models.n; i++) json_array_append_new(list, models_to_json(&a->models.v[i]));
-  http_reply_json(r, 200, json_pack("{s:o}", "models", list));
+  http_reply_json(r, 200, json_pack("{s:o}", "models", models_list_json(&a->models)));
 }
 
 void handle_model(http_req *r) {
@@ -75,7 +74,9 @@ void handle_model(http_req *r) {
     return;
   }
   http_set_model(r, me);
-  http_reply_json(r, 200, models_to_json(me));
+  json_t *j = models_to_json(me); /* the newest version, and every version loaded */
+  json_object_set_new(j, "versions", models_versions_json(&a->models, name));
+  http_reply_json(r, 200, j);
 }
 
 /* ---- Open Inference Protocol (KServe v2) metadata ------------------------ */

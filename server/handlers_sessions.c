@@ -1,5 +1,6 @@
 /* Session handlers: create (POST, server id), put (client id, idempotent),
- * get, delete, and the portable dump (export / import). */
+ * get, delete, list, rebuild onto another model version, and the portable
+ * dump (export / import). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,19 +14,25 @@
 #define DUMP_FORMAT "gtmsm-session"
 #define DUMP_VERSION 1
 
-/* Parses {"model": name} and finds the model; replies and returns NULL on failure. */
+/* Parses {"model": name, "model_version"?} and finds that version (the
+ * newest when none is asked for); replies and returns NULL on failure. */
 static const model_entry *requested_model(http_req *r) {
   if (handler_require_json(r)) return NULL;
   size_t len = 0;
   const char *body = http_body(r, &len);
-  char name[CODEC_ID_MAX + 1];
+  char name[CODEC_ID_MAX + 1], version[CODEC_VERSION_MAX + 1];
   codec_error e;
-  if (codec_parse_model_request(body, len, name, &e)) {
+  if (codec_parse_model_request(body, len, name, version, &e)) {
     http_problem_codec(r, &e, NULL);
     return NULL;
   }
-  const model_entry *me = models_find(&http_app(r)->models, name);
-  if (!me) http_problem(r, 404, "model-not-found", NULL, "no model '%s' (GET /v1/models lists them)", name);
+  const model_registry *reg = &http_app(r)->models;
+  const model_entry *me = version[0] ? models_find_version(reg, name, version) : models_find(reg, name);
+  if (!me && version[0] && models_find(reg, name))
+    http_problem(r, 404, "model-not-found", NULL, "model '%s' has no version %s loaded (GET "
+                 "/v1/models/%s lists its versions)", name, version, name);
+  else if (!me)
+    http_problem(r, 404, "model-not-found", NULL, "no model '%s' (GET /v1/models lists them)", name);
   http_set_model(r, me);
   return me;
 }
@@ -33,7 +40,7 @@ static const model_entry *requested_model(http_req *r) {
 static void reply_created(http_req *r, const store_session *row, int status) {
   char loc[96];
   snprintf(loc, sizeof loc, "/v1/sessions/%s", row->id);
-  http_reply_json(r, status, handler_row_json(row));
+  http_reply_json(r, status, handler_row_json(row, http_app(r)->cfg.session_ttl));
   if (status == 201) http_header_add(r, "Location", loc);
 }
 
@@ -90,7 +97,7 @@ void handle_session_put(http_req *r) {
   session *s = NULL;
   if (handler_session(r, &s)) return;
   if (sessions_lock(http_app(r)->cache, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
-    http_reply_json(r, 200, handler_session_json(s));
+    http_reply_json(r, 200, handler_session_json(s, http_app(r)->cfg.session_ttl));
     sessions_unlock(http_app(r)->cache, s);
   } else {
     http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", id);
@@ -104,7 +111,7 @@ void handle_session_get(http_req *r) {
   sessions *c = http_app(r)->cache;
   char err[256] = "";
   if (sessions_lock(c, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
-    http_reply_json(r, 200, handler_session_json(s));
+    http_reply_json(r, 200, handler_session_json(s, http_app(r)->cfg.session_ttl));
     sessions_unlock(c, s);
   } else {
     http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
@@ -127,6 +134,134 @@ void handle_session_delete(http_req *r) {
   } else {
     http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
   }
+  sessions_release(c, s);
+}
+
+/* ---- list ----------------------------------------------------------------- */
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 500
+
+void handle_session_list(http_req *r) {
+  const char *model = http_query(r, "model"), *limit_s = http_query(r, "limit");
+  const char *token = http_query(r, "page_token");
+  if (model && handler_check_id(r, "model name", model)) return;
+  long limit = LIST_DEFAULT;
+  if (limit_s) {
+    char *end = NULL;
+    limit = strtol(limit_s, &end, 10);
+    if (!*limit_s || *end || limit < 1 || limit > LIST_MAX || limit_s[0] == '+' || limit_s[0] == '-') {
+      http_problem(r, 400, "invalid-request", NULL, "limit '%.32s' is not an integer in 1..%d "
+                   "(default %d)", limit_s, LIST_MAX, LIST_DEFAULT);
+      return;
+    }
+  }
+  int64_t after = 0;
+  codec_error e;
+  if (token && codec_page_token_decode(token, model, &after, &e)) {
+    http_problem_codec(r, &e, NULL);
+    return;
+  }
+  /* one row more than the page: whether there is a next page, without a COUNT */
+  store_session *rows = malloc(sizeof *rows * (size_t)(limit + 1));
+  if (!rows) {
+    http_problem(r, 503, "overloaded", NULL, "out of memory");
+    return;
+  }
+  int n = 0;
+  char err[256] = "";
+  int rc = sessions_list(http_app(r)->cache, model, after, (int)limit + 1, rows, &n, err, sizeof err);
+  if (rc) {
+    handler_store_problem(r, rc, "listing sessions: %s", err);
+    free(rows);
+    return;
+  }
+  json_t *list = json_array();
+  for (int i = 0; i < n && i < limit; i++) json_array_append_new(list, handler_row_json(&rows[i], http_app(r)->cfg.session_ttl));
+  json_t *j = json_pack("{s:o}", "sessions", list);
+  if (n > limit) {
+    char next[CODEC_TOKEN_MAX + 1];
+    codec_page_token_encode(rows[limit - 1].sid, model, next);
+    json_object_set_new(j, "next_page_token", json_string(next));
+  }
+  free(rows);
+  http_reply_json(r, 200, j);
+}
+
+/* ---- rebuild -------------------------------------------------------------- */
+
+void handle_session_rebuild(http_req *r) {
+  if (handler_require_json(r)) return;
+  session *s = NULL;
+  if (handler_session(r, &s)) return;
+  sessions *c = http_app(r)->cache;
+  const model_registry *reg = &http_app(r)->models;
+  size_t len = 0;
+  const char *body = http_body(r, &len);
+  char version[CODEC_VERSION_MAX + 1] = "", err[256] = "";
+  json_t *j = NULL;
+  codec_error e;
+  if (len > 0) { /* an empty body: the newest version */
+    if (codec_parse_json(body, len, &j, &e)) {
+      http_problem_codec(r, &e, NULL);
+      goto done;
+    }
+    const json_t *jv = json_is_object(j) ? json_object_get(j, "model_version") : NULL;
+    if (!json_is_object(j) || (jv && !json_is_null(jv) && !codec_valid_version(json_string_value(jv)))) {
+      http_problem(r, 400, "invalid-request", NULL, "expected {\"model_version\": \"<version>\"} "
+                   "(1..16 of 0-9 a-f as GET /v1/models/{name} lists them; absent: the newest)");
+      goto done;
+    }
+    if (json_is_string(jv)) snprintf(version, sizeof version, "%s", json_string_value(jv));
+  }
+  /* the name is fixed for the session's life: read without its lock */
+  const model_entry *me = version[0] ? models_find_version(reg, s->model_name, version)
+                                     : models_find(reg, s->model_name);
+  if (!me) {
+    http_problem(r, 404, "model-not-found", NULL, "model '%s' has %s loaded (GET /v1/models/%s "
+                 "lists its versions)", s->model_name, version[0] ? "no such version" : "no version",
+                 s->model_name);
+    goto done;
+  }
+  /* Exclusive for the whole rebuild: observations and predictions of this
+   * session wait for it (and then see the new version); others go on. */
+  int rc = sessions_lock(c, s, 1, 0, err, sizeof err);
+  if (rc) {
+    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
+    goto done;
+  }
+  const gtmsm_config *nc = &me->m->cfg;
+  const model_entry *old = s->model ? s->model : models_find(reg, s->model_name);
+  if (old && (old->m->cfg.W != nc->W || old->m->cfg.H != nc->H || old->m->cfg.C != nc->C)) {
+    http_problem(r, 422, "incompatible-model", NULL, "version %s takes %dx%dx%d frames; the session's "
+                 "stored frames are %dx%dx%d", me->m->content_hash, nc->W, nc->H, nc->C,
+                 old->m->cfg.W, old->m->cfg.H, old->m->cfg.C);
+    sessions_unlock(c, s);
+    goto done;
+  }
+  char was[CODEC_VERSION_MAX + 1];
+  snprintf(was, sizeof was, "%s", s->model_version);
+  rc = sessions_rebuild(c, s, me, err, sizeof err);
+  if (rc == 0) {
+    log_at(LOG_LEVEL_INFO, http_rid(r), "session_rebuilt", "{s:s, s:s, s:s, s:I}", "id", s->id,
+           "from", was, "to", s->model_version, "steps", (json_int_t)s->steps);
+    http_reply_json(r, 200, handler_session_json(s, http_app(r)->cfg.session_ttl));
+  } else if (rc == GTMSM_EINVAL || rc == GTMSM_EFORMAT) {
+    /* EFORMAT: a stored frame of another size (a model without an old
+     * version at hand to compare with) or damaged rows */
+    http_problem(r, rc == GTMSM_EINVAL ? 422 : 500, rc == GTMSM_EINVAL ? "incompatible-model"
+                 : "corrupt-session", NULL, "rebuilding session '%s' with version %s: %s "
+                 "(the session keeps its version %s)", s->id, me->m->content_hash, err, was);
+  } else if (rc == STORE_NOTFOUND) {
+    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
+  } else if (rc == GTMSM_ENOMEM) {
+    http_problem(r, 503, "overloaded", NULL, "out of memory rebuilding session '%s'", s->id);
+  } else {
+    handler_store_problem(r, rc, "rebuilding session '%s': %s", s->id, err);
+  }
+  sessions_unlock(c, s);
+done:
+  json_decref(j);
   sessions_release(c, s);
 }
 
@@ -247,12 +382,16 @@ void handle_import(http_req *r) {
     goto done;
   }
   http_set_model(r, me);
-  const gtmsm_model *m = me->m;
-  if (strcmp(version, m->content_hash) != 0) {
+  const model_entry *exact = models_find_version(&a->models, model, version);
+  if (!exact) {
     http_problem(r, 409, "model-version", NULL, "the dump is for %s version %.20s; this replica "
-                 "serves version %s", me->name, version, m->content_hash);
+                 "does not hold that version (its newest is %s)", me->name, version,
+                 me->m->content_hash);
+    http_header_add(r, "X-Model-Version", me->m->content_hash);
     goto done;
   }
+  me = exact;
+  const gtmsm_model *m = me->m;
   size_t mlen = 0;
   if (base64_decode(&mem_bytes, &mlen, mem_b64, strlen(mem_b64), err, sizeof err)) {
     http_problem(r, 400, "bad-base64", NULL, "\"memory\" is not valid base64: %s", err);

@@ -105,8 +105,14 @@ void http_set_state(http_req *r, void *state, void (*free_fn)(void *)) {
 }
 void *http_state(const http_req *r) { return r->state; }
 void http_set_model(http_req *r, const model_entry *e) {
+  if (!e) return;
   const model_registry *m = &r->app->models;
-  if (e && e >= m->v && e < m->v + m->n) r->model = (int)(e - m->v);
+  const int n = models_count(m);
+  for (int i = 0; i < n; i++) /* the first entry of the name: one label for all its versions */
+    if (strcmp(m->v[i]->name, e->name) == 0) {
+      r->model = i;
+      return;
+    }
 }
 int http_replied(const http_req *r) { return r->resp != NULL || r->queued; }
 

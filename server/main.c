@@ -13,6 +13,7 @@
 #include "app.h"
 #include "base/err.h"
 #include "dblock.h"
+#include "expiry.h"
 #include "http.h"
 #include "log.h"
 #include "nn/blas_core.h"
@@ -21,9 +22,12 @@
 
 static const char *env_lookup(const char *name) { return getenv(name); }
 
-/* The metrics label of model i: its name in the registry (cls). */
+/* The metrics label of model i: the name of registry entry i (cls). A
+ * request is labelled with the first entry of its model's name
+ * (http_set_model), so the versions of one model share one label. */
 static const char *model_label(const void *cls, int i) {
-  return ((const model_registry *)cls)->v[i].name;
+  const model_registry *r = cls;
+  return i < models_count(r) ? r->v[i]->name : "";
 }
 
 static void log_config(const server_config *c) {
@@ -50,6 +54,7 @@ int main(int argc, char **argv) {
   int help = 0, version = 0, code = 1;
   http_server *srv = NULL;
   dblock lock = {.fd = -1};
+  expiry *sweeper = NULL;
   if (config_load(&a.cfg, argc, argv, env_lookup, &help, &version, err, sizeof err)) {
     fprintf(stderr, "gtmsmd: %s\n", err);
     return 2;
@@ -125,10 +130,18 @@ int main(int argc, char **argv) {
     log_at(LOG_LEVEL_INFO, NULL, "demo", "{s:s, s:i}", "dir", a.cfg.demo_worlds, "photo_worlds",
            a.demo_worlds.n);
   if (sessions_new(&a.cache, a.db, &a.models, &a.cfg) ||
-      !(a.metrics = metrics_new(routes_count() + 1, routes_name, a.models.n, model_label,
+      !(a.metrics = metrics_new(routes_count() + 1, routes_name, MODELS_MAX, model_label,
                                 &a.models))) {
     log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", "out of memory");
     goto done;
+  }
+  if (a.cfg.session_ttl > 0) {
+    if (expiry_start(&sweeper, a.cache, a.cfg.session_ttl, err, sizeof err)) {
+      log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", err);
+      goto done;
+    }
+    log_at(LOG_LEVEL_INFO, NULL, "session_expired", "{s:s, s:I}", "msg",
+           "sessions idle longer than --session-ttl are deleted", "ttl_s", (json_int_t)a.cfg.session_ttl);
   }
   int port = 0;
   int rc = http_start(&srv, &a, &port, err, sizeof err);
@@ -137,10 +150,21 @@ int main(int argc, char **argv) {
     if (rc == GTMSM_EINVAL) code = 2;
     goto done;
   }
-  atomic_store(&a.ready, a.models.n > 0);
-  log_at(LOG_LEVEL_INFO, NULL, "ready", "{s:b, s:i}", "ready", a.models.n > 0, "models", a.models.n);
+  atomic_store(&a.ready, models_count(&a.models) > 0);
+  log_at(LOG_LEVEL_INFO, NULL, "ready", "{s:b, s:i}", "ready", models_count(&a.models) > 0,
+         "models", models_count(&a.models));
 
-  int sig = signals_wait();
+  int sig;
+  /* SIGHUP: new model files are loaded beside the served ones (models.h);
+   * requests go on meanwhile, each on the model it started with. */
+  while ((sig = signals_wait()) == SIGHUP) {
+    int added = 0;
+    rc = models_reload(&a.models, a.cfg.models, &added);
+    log_at(rc ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, NULL, "models", "{s:s, s:i, s:i, s:s}", "msg",
+           "models folder reloaded (SIGHUP)", "added", added, "versions", models_count(&a.models),
+           "error", rc == GTMSM_ENOMEM ? "out of memory" : rc ? "too many model versions" : "");
+    if (models_count(&a.models) > 0 && !atomic_load(&a.stopping)) atomic_store(&a.ready, 1);
+  }
   log_at(LOG_LEVEL_INFO, NULL, "shutdown", "{s:s, s:i}", "msg", "stopping: finishing in-flight requests",
          "signal", sig);
   atomic_store(&a.stopping, 1);
@@ -153,6 +177,7 @@ int main(int argc, char **argv) {
   code = 0;
 done:
   http_stop(srv, 0);
+  expiry_stop(sweeper); /* before the cache it sweeps */
   sessions_free(a.cache);
   store_close(a.db);
   dblock_release(&lock); /* after the store: no write of ours can follow a new daemon's start */

@@ -326,13 +326,15 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
           "# TYPE gtmsm_session_loads_total counter\ngtmsm_session_loads_total %lld\n"
           "# HELP gtmsm_session_evictions_total Hot sessions evicted from the cache.\n"
           "# TYPE gtmsm_session_evictions_total counter\ngtmsm_session_evictions_total %lld\n"
+          "# HELP gtmsm_sessions_expired_total Sessions deleted by the idle expiry (--session-ttl).\n"
+          "# TYPE gtmsm_sessions_expired_total counter\ngtmsm_sessions_expired_total %lld\n"
           "# HELP gtmsm_requests_in_flight Requests being processed.\n"
           "# TYPE gtmsm_requests_in_flight gauge\ngtmsm_requests_in_flight %lld\n"
-          "# HELP gtmsm_models_loaded Models served.\n"
+          "# HELP gtmsm_models_loaded Model versions loaded (every version of every name).\n"
           "# TYPE gtmsm_models_loaded gauge\ngtmsm_models_loaded %lld\n"
           "# HELP gtmsm_ready 1 when ready to serve.\n# TYPE gtmsm_ready gauge\ngtmsm_ready %d\n",
       g->sessions_hot, g->sessions_cached, g->sessions_stored, g->cache_bytes, g->session_loads,
-      g->session_evictions, g->inflight, g->models, g->ready);
+      g->session_evictions, g->sessions_expired, g->inflight, g->models, g->ready);
   put(&t, "# HELP gtmsm_uploads_in_flight Requests in flight whose body is an upload (chunked or "
           "over 64 KiB).\n# TYPE gtmsm_uploads_in_flight gauge\ngtmsm_uploads_in_flight %lld\n"
           "# HELP gtmsm_connections Open connections.\n"

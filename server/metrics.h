@@ -16,7 +16,7 @@ typedef struct metrics metrics;
 /* Values read at scrape time from other modules (gauges). */
 typedef struct {
   long long sessions_hot, sessions_cached, sessions_stored, cache_bytes;
-  long long session_loads, session_evictions;
+  long long session_loads, session_evictions, sessions_expired;
   long long inflight, models;
   int ready;
   long long uploads;                        /* requests in flight that are uploads */

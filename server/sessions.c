@@ -23,7 +23,7 @@ struct sessions {
   session *lru_head, *lru_tail; /* head = most recently used */
   long long count, bytes;
   unsigned long long gen; /* bumped whenever an entry leaves the table */
-  atomic_llong hot, loads, evictions;
+  atomic_llong hot, loads, evictions, expired;
 };
 
 static uint32_t hash_id(const char *s) {
@@ -177,8 +177,7 @@ retry:
   n->created_ms = row.created_ms;
   n->updated_ms = row.updated_ms;
   n->steps = row.steps;
-  const model_entry *me = models_find(c->models, row.model);
-  n->model = me && strcmp(me->m->content_hash, row.model_version) == 0 ? me : NULL;
+  n->model = models_find_version(c->models, row.model, row.model_version);
   pthread_rwlock_init(&n->lock, NULL);
   n->refs = 1;
   n->bytes = entry_bytes(n);
@@ -327,7 +326,10 @@ int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_
       return SESSIONS_NOTFOUND;
     }
     if (!load || s->mem) return SESSIONS_OK;
-    if (!s->model) {
+    /* A reload (SIGHUP) may have brought its version since the entry was
+     * made (versions are never unloaded: once found it stays found); the
+     * pointer is set under the exclusive lock only. */
+    if (!s->model && !models_find_version(c->models, s->model_name, s->model_version)) {
       pthread_rwlock_unlock(&s->lock);
       return SESSIONS_VERSION;
     }
@@ -335,7 +337,13 @@ int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_
       pthread_rwlock_unlock(&s->lock);
       pthread_rwlock_wrlock(&s->lock);
     }
-    int rc = s->mem ? 0 : load_memory(c, s, err, errlen);
+    int rc = 0;
+    if (s->deleted) {
+      rc = SESSIONS_NOTFOUND;
+    } else if (!s->mem) {
+      if (!s->model) s->model = models_find_version(c->models, s->model_name, s->model_version);
+      rc = load_memory(c, s, err, errlen);
+    }
     if (!rc) account(c, s); /* under the exclusive lock: s->mem is stable */
     if (rc || write) {
       if (rc) pthread_rwlock_unlock(&s->lock);
@@ -427,8 +435,9 @@ done:
 int sessions_import(sessions *c, const store_session *meta, const gtmsm_memory *mem,
                     const int *actions, const uint8_t *frames, int64_t n, char *err,
                     size_t errlen) {
-  const model_entry *me = models_find(c->models, meta->model);
-  if (!me) return gtmsm_fail(err, errlen, GTMSM_EINVAL, "model %s is not loaded", meta->model);
+  const model_entry *me = models_find_version(c->models, meta->model, meta->model_version);
+  if (!me) return gtmsm_fail(err, errlen, GTMSM_EINVAL, "model %s version %s is not loaded",
+                             meta->model, meta->model_version);
   if ((size_t)n != dnd_size(mem->mem))
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "%lld observations for %zu memory entries",
                       (long long)n, dnd_size(mem->mem));
@@ -450,6 +459,94 @@ int sessions_import(sessions *c, const store_session *meta, const gtmsm_memory *
   return rc;
 }
 
+/* The raw observations of a session read back for a rebuild. */
+typedef struct {
+  const gtmsm_config *cfg; /* the new version's */
+  int64_t n, next_t;
+  int *actions;     /* (n) */
+  uint8_t *frames;  /* (n, H, W, C) */
+  char *err;
+  size_t errlen;
+} rebuild_reader;
+
+static int rebuild_frame(void *ctx, int64_t t, int action, const uint8_t *frame, size_t len) {
+  rebuild_reader *rr = ctx;
+  const size_t D = (size_t)gtmsm_config_D(rr->cfg);
+  if (t != rr->next_t || t >= rr->n)
+    return gtmsm_fail(rr->err, rr->errlen, GTMSM_EFORMAT, "stored observation t=%lld is out of "
+                      "order", (long long)t);
+  if (len != D)
+    return gtmsm_fail(rr->err, rr->errlen, GTMSM_EINVAL, "stored frames have %zu bytes; the new "
+                      "version takes %zu", len, D);
+  if (action < 0 || action >= rr->cfg->A)
+    return gtmsm_fail(rr->err, rr->errlen, GTMSM_EINVAL, "stored observation t=%lld has action %d; "
+                      "the new version has %d actions", (long long)t, action, rr->cfg->A);
+  rr->actions[t] = action;
+  memcpy(rr->frames + (size_t)t * D, frame, D);
+  rr->next_t++;
+  return 0;
+}
+
+int sessions_rebuild(sessions *c, session *s, const model_entry *me, char *err, size_t errlen) {
+  const gtmsm_model *m = me->m;
+  const gtmsm_config *cfg = &m->cfg;
+  const size_t D = (size_t)gtmsm_config_D(cfg);
+  const int64_t n = s->steps;
+  enum { CHUNK = 256 }; /* encodings do not depend on the chunking (fixed inference blocks) */
+  rebuild_reader rr = {cfg, n, 0, NULL, NULL, err, errlen};
+  gtmsm_memory *mem = gtmsm_memory_new(m);
+  float *x = malloc(sizeof(float) * D * CHUNK);
+  uint8_t *entries = NULL;
+  int rc = 0;
+  rr.actions = malloc(sizeof(int) * (size_t)(n ? n : 1));
+  rr.frames = malloc(D * (size_t)(n ? n : 1));
+  if (!mem || !x || !rr.actions || !rr.frames) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    goto done;
+  }
+  if ((rc = store_frames_each(c->db, s->sid, 0, rebuild_frame, &rr, err, errlen))) goto done;
+  if (rr.next_t != n) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "%lld observations stored for %lld steps",
+                    (long long)rr.next_t, (long long)n);
+    goto done;
+  }
+  for (int64_t t = 0; t < n; t += CHUNK) {
+    const int k = (int)(n - t < CHUNK ? n - t : CHUNK);
+    image_float_from_u8(x, rr.frames + (size_t)t * D, D * (size_t)k);
+    if ((rc = gtmsm_observe(m, mem, rr.actions + t, x, k, err, errlen))) goto done;
+  }
+  const size_t es = entry_size(mem);
+  if (!(entries = malloc(es * (size_t)(n ? n : 1)))) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    goto done;
+  }
+  pack_entries(mem, 0, (size_t)n, entries);
+  float belief[GTMSM_BELIEF_MAX];
+  gtmsm_belief_get(mem, cfg->S, belief);
+  const long long now = util_now_ms();
+  rc = store_session_rebuild(c->db, s->sid, m->content_hash, n, entries, es, (const uint8_t *)belief,
+                             sizeof(float) * (size_t)gtmsm_belief_floats(mem, cfg->S), now, err,
+                             errlen);
+  if (rc) goto done;
+  /* Committed: the new memory replaces the old one (exclusive lock held). */
+  if (s->mem) gtmsm_memory_free(s->mem);
+  else atomic_fetch_add(&c->hot, 1);
+  if (dnd_indexed_size(mem->mem) < dnd_size(mem->mem)) dnd_reindex(mem->mem);
+  s->mem = mem;
+  mem = NULL;
+  s->model = me;
+  memcpy(s->model_version, m->content_hash, sizeof s->model_version);
+  s->updated_ms = now;
+  account(c, s);
+done:
+  gtmsm_memory_free(mem);
+  free(x);
+  free(entries);
+  free(rr.actions);
+  free(rr.frames);
+  return rc;
+}
+
 int64_t sessions_entries(const session *s) {
   return s->mem ? (int64_t)dnd_size(s->mem->mem) : s->steps;
 }
@@ -462,6 +559,44 @@ void sessions_get_stats(sessions *c, sessions_stats *st) {
   st->hot = atomic_load(&c->hot);
   st->loads = atomic_load(&c->loads);
   st->evictions = atomic_load(&c->evictions);
+  st->expired = atomic_load(&c->expired);
+}
+
+int sessions_expire(sessions *c, long long ttl_ms, long long now_ms, int *expired, char *err,
+                    size_t errlen) {
+  enum { PAGE = 64, ROUNDS = 16 };
+  store_session rows[PAGE];
+  const long long before = now_ms - ttl_ms;
+  *expired = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    int n = 0, gone = 0;
+    int rc = store_session_idle(c->db, before, PAGE, rows, &n, err, errlen);
+    if (rc) return rc;
+    for (int i = 0; i < n; i++) {
+      session *s = NULL;
+      char msg[256] = "";
+      if (sessions_acquire(c, rows[i].id, &s, msg, sizeof msg) != SESSIONS_OK) continue;
+      if (sessions_lock(c, s, 1, 0, msg, sizeof msg) == SESSIONS_OK) {
+        /* under its lock: a write that landed since the scan keeps it */
+        if (s->updated_ms < before && sessions_delete(c, s, msg, sizeof msg) == 0) {
+          gone++;
+          log_at(LOG_LEVEL_INFO, NULL, "session_expired", "{s:s, s:I}", "id", s->id, "idle_ms",
+                 (json_int_t)(now_ms - s->updated_ms));
+        }
+        sessions_unlock(c, s);
+      }
+      sessions_release(c, s);
+    }
+    *expired += gone;
+    atomic_fetch_add(&c->expired, gone);
+    if (n < PAGE || gone == 0) break;
+  }
+  return 0;
+}
+
+int sessions_list(sessions *c, const char *model, int64_t after_sid, int limit, store_session *out,
+                  int *n, char *err, size_t errlen) {
+  return store_session_list(c->db, model, after_sid, limit, out, n, err, errlen);
 }
 
 int sessions_stored(sessions *c, int64_t *n) { return store_session_count(c->db, n); }

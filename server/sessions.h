@@ -39,9 +39,11 @@ struct session {
   /* Fixed after acquire: */
   char id[65];
   int64_t sid;
+  /* Written under the exclusive lock (a rebuild, or its version loaded by a
+   * reload), read under either: */
   const model_entry *model; /* NULL when the session's model version is not loaded */
   char model_name[65];
-  char model_version[17];
+  char model_version[17]; /* changed by a rebuild only, under the exclusive lock */
   long long created_ms;
   /* Read under the session lock (shared or exclusive), written under the
    * exclusive lock: */
@@ -64,6 +66,7 @@ typedef struct {
   long long bytes;     /* accounted bytes */
   long long loads;     /* cold loads since start */
   long long evictions; /* entries evicted since start */
+  long long expired;   /* sessions deleted by sessions_expire since start */
 } sessions_stats;
 
 /* A cache over db and models (all borrowed, outliving it) with cfg's limits. */
@@ -119,8 +122,30 @@ int sessions_import(sessions *c, const store_session *meta, const gtmsm_memory *
                     const int *actions, const uint8_t *frames, int64_t n, char *err,
                     size_t errlen);
 
+/* Re-encodes every stored observation of s (held with the exclusive lock)
+ * with model version me (same name; frames of its size), then commits the
+ * new memory entries, state and version in one transaction (store_session_
+ * rebuild); only then does s's memory become the new one, so a failure at
+ * any point leaves the old memory and version serving. GTMSM_EINVAL when a
+ * stored action is outside me's actions, GTMSM_EFORMAT for damaged rows,
+ * STORE_NOTFOUND when the row went away, else a store error. */
+int sessions_rebuild(sessions *c, session *s, const model_entry *me, char *err, size_t errlen);
+
 /* Memory entries of s (lock held): the loaded memory's size, else its steps. */
 int64_t sessions_entries(const session *s);
+
+/* Deletes the sessions last written before now_ms - ttl_ms (at most 1,024 a
+ * call, oldest first), each under its own exclusive lock after checking
+ * again that it is still idle, so a request that wrote it meanwhile keeps
+ * it; no other lock is held, so requests of other sessions go on. *expired
+ * gets how many went. Returns 0 or the store's failure. */
+int sessions_expire(sessions *c, long long ttl_ms, long long now_ms, int *expired, char *err,
+                    size_t errlen);
+
+/* A page of the stored sessions (store_session_list's contract): rows with
+ * sid > after_sid of model (NULL: any), up to limit, into out. */
+int sessions_list(sessions *c, const char *model, int64_t after_sid, int limit, store_session *out,
+                  int *n, char *err, size_t errlen);
 
 void sessions_get_stats(sessions *c, sessions_stats *st);
 /* Stored sessions (a COUNT in SQLite). */

@@ -14,8 +14,27 @@ _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
                "the signal handler needs lock-free atomics");
 
 static atomic_long g_count;
+static atomic_long g_hups;     /* SIGHUPs received */
+static long g_hups_seen;       /* of those, returned by signals_wait (main only) */
 static atomic_int g_first;     /* the first signal's number */
 static int g_pipe[2] = {-1, -1}; /* [0] read by signals_wait, [1] written by the handler */
+
+/* Wakes signals_wait (async-signal-safe). */
+static void wake(void) {
+  if (g_pipe[1] >= 0) {
+    const char b = 1;
+    ssize_t w = write(g_pipe[1], &b, 1); /* non-blocking: a full pipe already wakes it */
+    (void)w;
+  }
+}
+
+static void on_hup_signal(int sig) {
+  (void)sig;
+  const int saved = errno;
+  atomic_fetch_add(&g_hups, 1);
+  wake();
+  errno = saved;
+}
 
 /* Async-signal-safe: atomics and write(2) only; errno is preserved. */
 static void on_stop_signal(int sig) {
@@ -23,11 +42,7 @@ static void on_stop_signal(int sig) {
   int none = 0;
   atomic_compare_exchange_strong(&g_first, &none, sig);
   atomic_fetch_add(&g_count, 1);
-  if (g_pipe[1] >= 0) {
-    const char b = 1;
-    ssize_t w = write(g_pipe[1], &b, 1); /* non-blocking: a full pipe already says "stop" */
-    (void)w;
-  }
+  wake();
   errno = saved;
 }
 
@@ -43,8 +58,12 @@ int signals_install(char *err, size_t errlen) {
   sigemptyset(&sa.sa_mask);
   sigaddset(&sa.sa_mask, SIGTERM);
   sigaddset(&sa.sa_mask, SIGINT);
+  sigaddset(&sa.sa_mask, SIGHUP);
   sa.sa_flags = SA_RESTART;
-  if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+  struct sigaction hup = sa;
+  hup.sa_handler = on_hup_signal;
+  if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+      sigaction(SIGHUP, &hup, NULL) != 0)
     return gtmsm_fail(err, errlen, GTMSM_EIO, "sigaction: %s", strerror(errno));
   signal(SIGPIPE, SIG_IGN);
   /* main itself takes the signals (it may have inherited them blocked). */
@@ -52,12 +71,18 @@ int signals_install(char *err, size_t errlen) {
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGHUP);
   pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
   return 0;
 }
 
 int signals_wait(void) {
   while (atomic_load(&g_count) == 0) {
+    const long hups = atomic_load(&g_hups);
+    if (hups != g_hups_seen) {
+      g_hups_seen = hups;
+      return SIGHUP;
+    }
     char b;
     ssize_t n = read(g_pipe[0], &b, 1);
     if (n < 0 && errno != EINTR) break; /* cannot happen with a valid pipe; do not spin */
@@ -72,6 +97,7 @@ void signals_block_thread(sigset_t *old) {
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop, old);
 }
 

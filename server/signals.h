@@ -12,22 +12,27 @@
  * and otherwise ignored, so a stop always finishes (in-flight requests
  * answered, WAL checkpointed). Threads gtmsmd creates itself (the HTTP
  * workers, the connection reaper) start with the signals blocked, so only
- * main and the library threads ever run the handler. */
+ * main and the library threads ever run the handler.
+ *
+ * SIGHUP goes the same way (its own counter, the same pipe): signals_wait
+ * returns SIGHUP for it, and main reloads the models folder and waits again. */
 #ifndef GTMSMD_SIGNALS_H
 #define GTMSMD_SIGNALS_H
 
 #include <signal.h>
 #include <stddef.h>
 
-/* Installs the handlers for SIGTERM and SIGINT and ignores SIGPIPE. Call
+/* Installs the handlers for SIGTERM, SIGINT and SIGHUP and ignores SIGPIPE. Call
  * once, early in main. Returns 0 or GTMSM_EIO with a message. */
 int signals_install(char *err, size_t errlen);
-/* Blocks until the first stop signal (returns at once if one already came);
- * returns its number. */
+/* Blocks until the first stop signal (returns at once if one already came)
+ * and returns its number, or until a SIGHUP not yet returned and returns
+ * SIGHUP (several SIGHUPs before the call return it once). A stop signal
+ * wins over a pending SIGHUP. */
 int signals_wait(void);
 /* Stop signals received so far. */
 long signals_received(void);
-/* Blocks the stop signals in the calling thread, for the threads it is about
+/* Blocks the stop signals and SIGHUP in the calling thread, for the threads it is about
  * to create to inherit, and saves the previous mask in *old; restore it with
  * signals_unblock_thread(old). */
 void signals_block_thread(sigset_t *old);

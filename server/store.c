@@ -82,6 +82,29 @@ int store_session_delete(store *s, int64_t sid, char *err, size_t errlen) {
 
 int store_session_count(store *s, int64_t *n) { return s->ops->session_count(s, n); }
 
+int store_session_list(store *s, const char *model, int64_t after_sid, int limit,
+                       store_session *out, int *n, char *err, size_t errlen) {
+  *n = 0;
+  if (limit < 1 || limit > STORE_LIST_MAX)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "list limit %d outside 1..%d", limit, STORE_LIST_MAX);
+  return s->ops->session_list(s, model, after_sid, limit, out, n, err, errlen);
+}
+
+int store_session_idle(store *s, long long before_ms, int limit, store_session *out, int *n,
+                       char *err, size_t errlen) {
+  *n = 0;
+  if (limit < 1 || limit > STORE_LIST_MAX)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "idle limit %d outside 1..%d", limit, STORE_LIST_MAX);
+  return s->ops->session_idle(s, before_ms, limit, out, n, err, errlen);
+}
+
+int store_session_rebuild(store *s, int64_t sid, const char *version, int64_t steps,
+                          const uint8_t *entries, size_t entry_bytes, const uint8_t *state,
+                          size_t state_bytes, long long now_ms, char *err, size_t errlen) {
+  return s->ops->session_rebuild(s, sid, version, steps, entries, entry_bytes, state, state_bytes,
+                                 now_ms, err, errlen);
+}
+
 int store_state_get(store *s, int64_t sid, uint8_t *state, size_t state_len, int *present,
                     char *err, size_t errlen) {
   return s->ops->state_get(s, sid, state, state_len, present, err, errlen);

@@ -94,6 +94,29 @@ int store_session_create(store *s, const char *id, const char *model, const char
 int store_session_delete(store *s, int64_t sid, char *err, size_t errlen);
 /* Number of stored sessions. */
 int store_session_count(store *s, int64_t *n);
+/* A page of the stored sessions in order of row id (the order they were
+ * created or imported in): up to limit (1..STORE_LIST_MAX) rows with
+ * sid > after_sid, and model == model unless model is NULL, into out (limit
+ * rows, caller's); *n gets how many. A keyset seek, so any page costs
+ * O(limit) whatever after_sid is. */
+#define STORE_LIST_MAX 1000
+int store_session_list(store *s, const char *model, int64_t after_sid, int limit,
+                       store_session *out, int *n, char *err, size_t errlen);
+/* Up to limit (1..STORE_LIST_MAX) sessions last written (updated_ms) before
+ * before_ms, oldest first, into out; *n gets how many. For the idle expiry:
+ * a scan of the sessions table (no index on updated_ms: no schema change). */
+int store_session_idle(store *s, long long before_ms, int limit, store_session *out, int *n,
+                       char *err, size_t errlen);
+/* Replaces, in one transaction, the memory of session sid with one built by
+ * another model version: every observation's entry (entries: steps rows of
+ * entry_bytes, borrowed; row t gets entries[t]), the state (state_bytes)
+ * and the model version (borrowed), and sets updated_ms. The frames and
+ * actions stay. The session must still have exactly `steps` observations
+ * (the caller holds its exclusive lock): otherwise STORE_NOTFOUND and
+ * nothing changes. */
+int store_session_rebuild(store *s, int64_t sid, const char *version, int64_t steps,
+                          const uint8_t *entries, size_t entry_bytes, const uint8_t *state,
+                          size_t state_bytes, long long now_ms, char *err, size_t errlen);
 
 /* The stored state (state_len bytes copied into state). A NULL (or empty)
  * state gives zeros and *present = 0: right while the session has no

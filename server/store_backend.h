@@ -26,6 +26,13 @@ typedef struct store_ops {
                         size_t errlen);
   int (*session_delete)(store *s, int64_t sid, char *err, size_t errlen);
   int (*session_count)(store *s, int64_t *n);
+  int (*session_list)(store *s, const char *model, int64_t after_sid, int limit,
+                      store_session *out, int *n, char *err, size_t errlen);
+  int (*session_idle)(store *s, long long before_ms, int limit, store_session *out, int *n,
+                      char *err, size_t errlen);
+  int (*session_rebuild)(store *s, int64_t sid, const char *version, int64_t steps,
+                         const uint8_t *entries, size_t entry_bytes, const uint8_t *state,
+                         size_t state_bytes, long long now_ms, char *err, size_t errlen);
   int (*state_get)(store *s, int64_t sid, uint8_t *state, size_t state_len, int *present,
                    char *err, size_t errlen);
   int (*entries_each)(store *s, int64_t sid, store_entry_fn fn, void *ctx, char *err,

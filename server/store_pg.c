@@ -66,6 +66,10 @@ enum {
   ST_FRAME_AT,
   ST_INSERT_OBS,
   ST_UPDATE_SESSION,
+  ST_LIST,
+  ST_SET_ENTRY,
+  ST_REBUILD_SESSION,
+  ST_IDLE,
   ST_PROBE,
   ST_BEGIN,
   ST_COMMIT,
@@ -110,6 +114,16 @@ static const statement SQL[ST_N] = {
                        {OID_INT8, OID_INT8, OID_INT4, OID_BYTEA, OID_BYTEA}},
     [ST_UPDATE_SESSION] = {"UPDATE sessions SET steps = $2, updated_ms = $3, state = $4 "
                            "WHERE sid = $1", 4, {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
+    [ST_LIST] = {"SELECT sid, id, model, model_version, steps, created_ms, updated_ms FROM sessions "
+                 "WHERE sid > $1 AND ($2::text IS NULL OR model = $2) ORDER BY sid LIMIT $3", 3,
+                 {OID_INT8, OID_TEXT, OID_INT8}},
+    [ST_IDLE] = {"SELECT sid, id, model, model_version, steps, created_ms, updated_ms FROM sessions "
+                 "WHERE updated_ms < $1 ORDER BY updated_ms, sid LIMIT $2", 2, {OID_INT8, OID_INT8}},
+    [ST_SET_ENTRY] = {"UPDATE observations SET entry = $3 WHERE sid = $1 AND t = $2", 3,
+                      {OID_INT8, OID_INT8, OID_BYTEA}},
+    [ST_REBUILD_SESSION] = {"UPDATE sessions SET model_version = $2, state = $3, updated_ms = $4 "
+                            "WHERE sid = $1 AND steps = $5", 5,
+                            {OID_INT8, OID_TEXT, OID_BYTEA, OID_INT8, OID_INT8}},
     [ST_PROBE] = {"UPDATE gtmsm_schema SET version = version", 0, {0}},
     [ST_BEGIN] = {"BEGIN", 0, {0}},
     [ST_COMMIT] = {"COMMIT", 0, {0}},
@@ -835,6 +849,96 @@ fail_all:
   return rc;
 }
 
+/* Rows a command changed (UPDATE's count). */
+static long long changed(const PGresult *r) { return atoll(PQcmdTuples((PGresult *)r)); }
+
+/* Session rows of a result (columns as ST_GET) appended to out, up to limit. */
+static void read_rows(const PGresult *r, store_session *out, int *n, int limit) {
+  for (int i = 0; i < PQntuples(r) && *n < limit; i++) {
+    store_session *o = &out[(*n)++];
+    o->sid = get_i64(r, i, 0);
+    snprintf(o->id, sizeof o->id, "%.*s", PQgetlength(r, i, 1), PQgetvalue(r, i, 1));
+    snprintf(o->model, sizeof o->model, "%.*s", PQgetlength(r, i, 2), PQgetvalue(r, i, 2));
+    snprintf(o->model_version, sizeof o->model_version, "%.*s", PQgetlength(r, i, 3),
+             PQgetvalue(r, i, 3));
+    o->steps = get_i64(r, i, 4);
+    o->created_ms = get_i64(r, i, 5);
+    o->updated_ms = get_i64(r, i, 6);
+  }
+}
+
+static int pg_session_list(store *b, const char *model, int64_t after_sid, int limit,
+                           store_session *out, int *n, char *err, size_t errlen) {
+  pg_store *s = (pg_store *)b;
+  char after[8], lim[8];
+  put_i64(after, after_sid);
+  put_i64(lim, limit);
+  const char *vals[3] = {after, model, lim};
+  const int lens[3] = {8, model ? (int)strlen(model) : 0, 8};
+  PGresult *r = NULL;
+  pthread_mutex_lock(&s->mu);
+  int rc = ready_locked(s, err, errlen);
+  if (!rc) rc = run(s, ST_LIST, vals, lens, &r, err, errlen, "list sessions");
+  if (!rc) read_rows(r, out, n, limit);
+  PQclear(r);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+static int pg_session_idle(store *b, long long before_ms, int limit, store_session *out, int *n,
+                           char *err, size_t errlen) {
+  pg_store *s = (pg_store *)b;
+  char before[8], lim[8];
+  put_i64(before, before_ms);
+  put_i64(lim, limit);
+  const char *vals[2] = {before, lim};
+  const int lens[2] = {8, 8};
+  PGresult *r = NULL;
+  pthread_mutex_lock(&s->mu);
+  int rc = ready_locked(s, err, errlen);
+  if (!rc) rc = run(s, ST_IDLE, vals, lens, &r, err, errlen, "list idle sessions");
+  if (!rc) read_rows(r, out, n, limit);
+  PQclear(r);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+static int pg_session_rebuild(store *b, int64_t sid, const char *version, int64_t steps,
+                              const uint8_t *entries, size_t entry_bytes, const uint8_t *state,
+                              size_t state_bytes, long long now_ms, char *err, size_t errlen) {
+  pg_store *s = (pg_store *)b;
+  char id[8], now[8], nsteps[8], t8[8];
+  put_i64(id, sid);
+  put_i64(now, now_ms);
+  put_i64(nsteps, steps);
+  PGresult *r = NULL;
+  pthread_mutex_lock(&s->mu);
+  int rc = begin(s, err, errlen);
+  if (rc) goto done;
+  const char *sv[5] = {id, version, (const char *)state, now, nsteps};
+  const int sl[5] = {8, (int)strlen(version), (int)state_bytes, 8, 8};
+  rc = run(s, ST_REBUILD_SESSION, sv, sl, &r, err, errlen, "rebuild session");
+  if (!rc && changed(r) != 1) rc = STORE_NOTFOUND; /* gone, or its steps moved */
+  PQclear(r);
+  r = NULL;
+  for (int64_t t = 0; t < steps && !rc; t++) {
+    put_i64(t8, t);
+    const char *ev[3] = {id, t8, (const char *)(entries + (size_t)t * entry_bytes)};
+    const int el[3] = {8, 8, (int)entry_bytes};
+    rc = run(s, ST_SET_ENTRY, ev, el, &r, err, errlen, "rebuild memory entry");
+    if (!rc && changed(r) != 1)
+      rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "observation t=%lld missing from the store",
+                      (long long)t);
+    PQclear(r);
+    r = NULL;
+  }
+  if (!rc) rc = commit(s, NULL, err, errlen);
+  if (rc) rollback(s);
+done:
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
 static int pg_write_group(store *b, store_group_item *const *items, int n, double *commit_seconds) {
   pg_store *s = (pg_store *)b;
   pthread_mutex_lock(&s->mu);
@@ -878,6 +982,9 @@ static const store_ops PG_OPS = {
     .session_create = pg_session_create,
     .session_delete = pg_session_delete,
     .session_count = pg_session_count,
+    .session_list = pg_session_list,
+    .session_idle = pg_session_idle,
+    .session_rebuild = pg_session_rebuild,
     .state_get = pg_state_get,
     .entries_each = pg_entries_each,
     .frames_each = pg_frames_each,

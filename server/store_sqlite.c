@@ -51,6 +51,10 @@ enum {
   ST_FRAME_AT,
   ST_INSERT_OBS,
   ST_UPDATE_SESSION,
+  ST_LIST,
+  ST_SET_ENTRY,
+  ST_REBUILD_SESSION,
+  ST_IDLE,
   ST_BEGIN,
   ST_COMMIT,
   ST_ROLLBACK,
@@ -76,6 +80,13 @@ static const char *const SQL[ST_N] = {
     [ST_INSERT_OBS] = "INSERT INTO observations (sid, t, action, frame, entry) "
                       "VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_UPDATE_SESSION] = "UPDATE sessions SET steps = ?2, updated_ms = ?3, state = ?4 WHERE sid = ?1",
+    [ST_LIST] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms "
+                "FROM sessions WHERE sid > ?1 AND (?2 IS NULL OR model = ?2) ORDER BY sid LIMIT ?3",
+    [ST_IDLE] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms "
+                "FROM sessions WHERE updated_ms < ?1 ORDER BY updated_ms, sid LIMIT ?2",
+    [ST_SET_ENTRY] = "UPDATE observations SET entry = ?3 WHERE sid = ?1 AND t = ?2",
+    [ST_REBUILD_SESSION] = "UPDATE sessions SET model_version = ?2, state = ?3, updated_ms = ?4 "
+                           "WHERE sid = ?1 AND steps = ?5",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -677,6 +688,83 @@ done:
   return rc;
 }
 
+/* The session row of st's current result (columns as ST_GET). */
+static void read_row(sqlite3_stmt *st, store_session *out) {
+  out->sid = sqlite3_column_int64(st, 0);
+  copy_text(out->id, sizeof out->id, st, 1);
+  copy_text(out->model, sizeof out->model, st, 2);
+  copy_text(out->model_version, sizeof out->model_version, st, 3);
+  out->steps = sqlite3_column_int64(st, 4);
+  out->created_ms = sqlite3_column_int64(st, 5);
+  out->updated_ms = sqlite3_column_int64(st, 6);
+}
+
+static int sq_session_list(store *base, const char *model, int64_t after_sid, int limit,
+                           store_session *out, int *n, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  pthread_mutex_lock(&s->mu);
+  sqlite3_stmt *st = s->st[ST_LIST];
+  sqlite3_bind_int64(st, 1, after_sid);
+  if (model) sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
+  else sqlite3_bind_null(st, 2);
+  sqlite3_bind_int(st, 3, limit);
+  int rc = SQLITE_DONE, ret = 0;
+  while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) read_row(st, &out[(*n)++]);
+  if (*n < limit && rc != SQLITE_DONE) ret = db_fail(s, err, errlen, "list sessions");
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  pthread_mutex_unlock(&s->mu);
+  return ret;
+}
+
+static int sq_session_idle(store *base, long long before_ms, int limit, store_session *out, int *n,
+                           char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  pthread_mutex_lock(&s->mu);
+  sqlite3_stmt *st = s->st[ST_IDLE];
+  sqlite3_bind_int64(st, 1, before_ms);
+  sqlite3_bind_int(st, 2, limit);
+  int rc = SQLITE_DONE, ret = 0;
+  while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) read_row(st, &out[(*n)++]);
+  if (*n < limit && rc != SQLITE_DONE) ret = db_fail(s, err, errlen, "list idle sessions");
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  pthread_mutex_unlock(&s->mu);
+  return ret;
+}
+
+static int sq_session_rebuild(store *base, int64_t sid, const char *version, int64_t steps,
+                              const uint8_t *entries, size_t entry_bytes, const uint8_t *state,
+                              size_t state_bytes, long long now_ms, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  pthread_mutex_lock(&s->mu);
+  int rc = begin(s, err, errlen);
+  if (rc) goto done;
+  sqlite3_stmt *st = s->st[ST_REBUILD_SESSION];
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
+  sqlite3_bind_blob64(st, 3, state, state_bytes, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, now_ms);
+  sqlite3_bind_int64(st, 5, steps);
+  rc = step_done(s, st, err, errlen, "rebuild session");
+  if (!rc && sqlite3_changes(s->db) != 1) rc = STORE_NOTFOUND; /* gone, or its steps moved */
+  for (int64_t t = 0; t < steps && !rc; t++) {
+    st = s->st[ST_SET_ENTRY];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, t);
+    sqlite3_bind_blob64(st, 3, entries + (size_t)t * entry_bytes, entry_bytes, SQLITE_STATIC);
+    rc = step_done(s, st, err, errlen, "rebuild memory entry");
+    if (!rc && sqlite3_changes(s->db) != 1)
+      rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "observation t=%lld missing from the store",
+                      (long long)t);
+  }
+  if (!rc) rc = commit(s, NULL, err, errlen);
+  if (rc && !sqlite3_get_autocommit(s->db)) rollback(s);
+done:
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
 static int sq_write_group(store *base, store_group_item *const *items, int n, double *commit_seconds) {
   sqlite_store *s = (sqlite_store *)base;
   pthread_mutex_lock(&s->mu);
@@ -694,6 +782,9 @@ static const store_ops SQLITE_OPS = {
     .session_create = sq_session_create,
     .session_delete = sq_session_delete,
     .session_count = sq_session_count,
+    .session_list = sq_session_list,
+    .session_idle = sq_session_idle,
+    .session_rebuild = sq_session_rebuild,
     .state_get = sq_state_get,
     .entries_each = sq_entries_each,
     .frames_each = sq_frames_each,

@@ -133,12 +133,13 @@ def test_null_state(models, tmp):
     db = tmp + "/null.db"
     ep = episode(4, 12)
     d = Recorder(models, db)
-    for sid in ("broken", "fine"):
+    for sid in ("broken", "fine", "holed"):
         d.json("PUT", f"/v1/sessions/{sid}", {"model": "imagenav"})
         d.json("POST", f"/v1/sessions/{sid}/observations", {"observations": ep[:8]})
-    check(d.stop() == 0, "two sessions with 8 steps")
+    check(d.stop() == 0, "three sessions with 8 steps")
     con = sqlite3.connect(db)
     con.execute("UPDATE sessions SET state = NULL WHERE id = 'broken'")
+    con.execute("DELETE FROM observations WHERE t = 3 AND sid = (SELECT sid FROM sessions WHERE id = 'holed')")
     con.commit()
     con.close()
     d = Recorder(models, db)
@@ -154,6 +155,14 @@ def test_null_state(models, tmp):
     s, h, j = d.json("POST", "/v1/sessions/fine/predictions", {"actions": [0, 1]})
     check(s == 200 and len(j["frames"]) == 2, "the other session predicts")
     check(d.json("GET", "/v2/health/ready")[0] == 200, "and the daemon stays ready")
+    s, h, j = d.json("POST", "/v1/sessions/holed/rebuild", {})
+    check(s == 500 and is_problem(h, j, 500, "corrupt-session") and "t=4" in j["detail"],
+          f"an observation row missing: rebuild -> 500 corrupt-session ({s} {j.get('detail') if j else ''})")
+    s, h, j = d.json("POST", "/v1/sessions/broken/rebuild", {})
+    check(s == 200 and j["steps"] == 8, f"a NULL state is rebuilt from the stored frames ({s})")
+    s, h, j = d.json("POST", "/v1/sessions/broken/predictions", {"actions": [0, 1]})
+    check(s == 200 and j == d.json("POST", "/v1/sessions/fine/predictions", {"actions": [0, 1]})[2],
+          "and then predicts exactly like its undamaged twin")
     serves(d, "a damaged session")
     check(d.stop() == 0, "stops cleanly")
 
@@ -185,6 +194,7 @@ def test_full_disk(models, tmp):
                                    ("PUT", "/v1/sessions/g", {"model": "imagenav"}),
                                    ("POST", "/v1/sessions", {"model": "imagenav"}),
                                    ("DELETE", "/v1/sessions/f", None),
+                                   ("POST", "/v1/sessions/f/rebuild", {}),
                                    ("POST", "/v1/sessions/import?id=copy", dump)]:
             s, h, j = d.json(method, path, body)
             check(s == 507 and is_problem(h, j, 507, "insufficient-storage") and h.get("retry-after"),

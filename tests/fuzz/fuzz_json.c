@@ -27,10 +27,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (p.actions[i] < 0 || p.actions[i] >= m->cfg.A) abort();
     codec_predict_free(&p);
   }
-  char name[CODEC_ID_MAX + 1];
-  rc = codec_parse_model_request(body, size, name, &e);
+  char name[CODEC_ID_MAX + 1], version[CODEC_VERSION_MAX + 1];
+  rc = codec_parse_model_request(body, size, name, version, &e);
   check_error(rc, &e);
-  if (rc == 0 && !codec_valid_id(name)) abort();
+  if (rc == 0 && (!codec_valid_id(name) || (version[0] && !codec_valid_version(version)))) abort();
+  /* a page token: whatever the bytes, refused with 400 or decoded to a position whose
+   * canonical token is exactly the input */
+  char token[CODEC_TOKEN_MAX + 8];
+  const size_t tn = size < sizeof token - 1 ? size : sizeof token - 1;
+  memcpy(token, body, tn);
+  token[tn] = '\0';
+  int64_t after = 0;
+  rc = codec_page_token_decode(token, NULL, &after, &e);
+  check_error(rc, &e);
+  if (rc == 0) {
+    char again[CODEC_TOKEN_MAX + 1];
+    codec_page_token_encode(after, NULL, again);
+    if (after < 1 || strcmp(again, token) != 0) abort();
+  }
   json_t *j = NULL;
   if (codec_parse_json(body, size, &j, &e) == 0) {
     const json_t *list = json_object_get(j, "observations");

@@ -44,10 +44,13 @@ validate_spec()
 # same way, by test_demo.py (and test_demo_maze3d.py).
 VIEWER_PATHS = {"/", "/web/{file}", "/v1/demo/worlds", "/v1/demo/episodes", "/v1/demo/episodes/step"}
 # The model servers' conventions (the contract served, Open Inference Protocol
-# metadata) are exercised and checked the same way by test_server_conventions.py.
+# metadata) are exercised and checked the same way by test_server_conventions.py; listing and
+# rebuilding sessions (and model versions side by side) on both stores by test_server_sessions.py.
 CONVENTION_PATHS = {"/openapi.yaml", "/v2", "/v2/models/{name}", "/v2/models/{name}/ready",
                     "/v2/models/{name}/versions/{version}", "/v2/models/{name}/versions/{version}/ready"}
-SPEC = {x for x in openapi_statuses() if x[0] not in VIEWER_PATHS | CONVENTION_PATHS}
+SESSIONS_OPS = {("/v1/sessions", "GET"), ("/v1/sessions/{id}/rebuild", "POST")}
+SPEC = {x for x in openapi_statuses()
+        if x[0] not in VIEWER_PATHS | CONVENTION_PATHS and (x[0], x[1]) not in SESSIONS_OPS}
 # Statuses that need a fault to happen (a full disk, a damaged database) are
 # exercised by the fault label (tests/fault/test_storage.py), which
 # checks them against openapi.yaml the same way.

@@ -544,18 +544,48 @@ class Client:
 
     # -- sessions --
     def create_session(self, model: str, session_id: Optional[str] = None,
-                       server_id: bool = False) -> Dict[str, Any]:
-        """Opens a session on ``model``. By default the id is chosen here (``new_session_id()``)
-        and sent with PUT, so a load balancer hashing the id routes it from the first request
-        and retries are idempotent; PUT with an existing id of the same model returns it
-        (``Conflict`` ``model-mismatch`` for another model). ``server_id=True`` uses POST
-        /v1/sessions and lets the daemon choose."""
+                       server_id: bool = False,
+                       model_version: Optional[str] = None) -> Dict[str, Any]:
+        """Opens a session on ``model`` (its newest loaded version, or ``model_version``). By
+        default the id is chosen here (``new_session_id()``) and sent with PUT, so a load
+        balancer hashing the id routes it from the first request and retries are idempotent;
+        PUT with an existing id of the same model and version returns it (``Conflict``
+        ``model-mismatch`` otherwise). ``server_id=True`` uses POST /v1/sessions and lets the
+        daemon choose."""
+        body: Dict[str, Any] = {"model": model}
+        if model_version is not None:
+            body["model_version"] = model_version
         if server_id:
             if session_id is not None:
                 raise ValueError("session_id and server_id=True exclude each other")
-            return self._json("POST", "/v1/sessions", {"model": model}, idempotent=False)
+            return self._json("POST", "/v1/sessions", body, idempotent=False)
         sid = session_id or new_session_id()
-        return self._json("PUT", "/v1/sessions/" + _q(sid), {"model": model})
+        return self._json("PUT", "/v1/sessions/" + _q(sid), body)
+
+    def list_sessions(self, model: Optional[str] = None,
+                      page_size: Optional[int] = None) -> Iterator[Dict[str, Any]]:
+        """Every stored session (of ``model`` when given), in creation order: an iterator that
+        fetches GET /v1/sessions a page at a time (``page_size`` per page, the server's default
+        50 when None; at most 500) and follows ``next_page_token``. Each item is what
+        ``session()`` returns."""
+        token: Optional[str] = None
+        while True:
+            query = {k: v for k, v in (("model", model), ("limit", page_size),
+                                       ("page_token", token)) if v is not None}
+            path = "/v1/sessions" + ("?" + urllib.parse.urlencode(query) if query else "")
+            page = self._json("GET", path)
+            yield from page["sessions"]
+            token = page.get("next_page_token")
+            if not token:
+                return
+
+    def rebuild(self, session: SessionRef, model_version: Optional[str] = None) -> Dict[str, Any]:
+        """POST /v1/sessions/{id}/rebuild: re-encodes the session's stored frames with
+        ``model_version`` of its model (the newest loaded when None) and commits the new memory
+        in one transaction; returns the session object with its new ``model_version``. Safe to
+        retry (rebuilding onto the version it is on gives the same memory)."""
+        body = {} if model_version is None else {"model_version": model_version}
+        return self._json("POST", "/v1/sessions/" + _q(_sid(session)) + "/rebuild", body)
 
     @contextmanager
     def temporary_session(self, model: str, session_id: Optional[str] = None

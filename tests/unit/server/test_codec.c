@@ -218,11 +218,21 @@ static void test_predict(void) {
   CHECK(e.limit == 4 && strstr(e.detail, "1..4"), "too many actions reports the limit: %s", e.detail);
   codec_parse_predict(&M, jump, strlen(jump), 4, &p, &e);
   CHECK(strncmp(e.detail, "actions[1]: ", 12) == 0, "the detail names the index: %s", e.detail);
-  char name[CODEC_ID_MAX + 1];
-  CHECK(codec_parse_model_request("{\"model\": \"imagenav\"}", 21, name, &e) == 0 && strcmp(name, "imagenav") == 0,
-        "model request");
-  CHECK(codec_parse_model_request("{\"model\": \"a b\"}", 16, name, &e) == 400, "bad model name: 400");
-  CHECK(codec_parse_model_request("{}", 2, name, &e) == 400, "no model: 400");
+  char name[CODEC_ID_MAX + 1], version[CODEC_VERSION_MAX + 1];
+  CHECK(codec_parse_model_request("{\"model\": \"imagenav\"}", 21, name, version, &e) == 0 &&
+        strcmp(name, "imagenav") == 0 && version[0] == '\0', "model request");
+  const char *mv = "{\"model\": \"imagenav\", \"model_version\": \"0123abcd\"}";
+  CHECK(codec_parse_model_request(mv, strlen(mv), name, version, &e) == 0 && strcmp(version, "0123abcd") == 0,
+        "model request with a version");
+  const char *bad_versions[] = {"{\"model\": \"m\", \"model_version\": \"\"}",
+                                "{\"model\": \"m\", \"model_version\": \"ABC\"}",
+                                "{\"model\": \"m\", \"model_version\": 12}",
+                                "{\"model\": \"m\", \"model_version\": \"0123456789abcdef0\"}"};
+  for (size_t i = 0; i < sizeof bad_versions / sizeof *bad_versions; i++)
+    CHECK(codec_parse_model_request(bad_versions[i], strlen(bad_versions[i]), name, version, &e) == 400,
+          "bad model_version %s: 400", bad_versions[i]);
+  CHECK(codec_parse_model_request("{\"model\": \"a b\"}", 16, name, version, &e) == 400, "bad model name: 400");
+  CHECK(codec_parse_model_request("{}", 2, name, version, &e) == 400, "no model: 400");
   printf("predictions: %zu malformed or out-of-limit bodies refused with the right status\n",
          sizeof cases / sizeof *cases);
 }
@@ -317,6 +327,38 @@ static void test_times(void) {
          sizeof bad / sizeof *bad);
 }
 
+static void test_page_tokens(void) {
+  const struct {
+    long long sid;
+    const char *model;
+  } cases[] = {{1, NULL}, {2, "imagenav"}, {9223372036854775807LL, NULL},
+               {123456789, "a-model_with-64-characters-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}};
+  codec_error e;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char tok[CODEC_TOKEN_MAX + 1];
+    int64_t back = -1;
+    codec_page_token_encode(cases[i].sid, cases[i].model, tok);
+    CHECK(strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == strlen(tok),
+          "token %s is base64url", tok);
+    CHECK(codec_page_token_decode(tok, cases[i].model, &back, &e) == 0 && back == cases[i].sid,
+          "token %s -> %lld (want %lld)", tok, (long long)back, cases[i].sid);
+    CHECK(codec_page_token_decode(tok, cases[i].model ? NULL : "other", &back, &e) == 400 &&
+          strstr(e.detail, "model filter"), "token %s with another model filter: 400 (%s)", tok, e.detail);
+  }
+  char t[CODEC_TOKEN_MAX + 1], forged[CODEC_TOKEN_MAX + 2];
+  codec_page_token_encode(5, NULL, t);
+  snprintf(forged, sizeof forged, "%sA", t);
+  int64_t x;
+  /* "s1:0:", "s1:-3:", "s1:12", "s1:+4:", "xx:4:", "s1:4:" + 'A' past the end, not base64url, empty, too long */
+  const char *bad[] = {"czE6MDo", "czE6LTM6", "czE6MTI", "czE6KzQ6", "eHg6NDo", forged, "czE6NDo=",
+                       "czE6N*o", "", "czE6NDo.", "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    CHECK(codec_page_token_decode(bad[i], NULL, &x, &e) == 400 && e.status == 400,
+          "page token '%s' refused", bad[i]);
+  printf("page tokens: %zu round trips, %zu refusals\n", sizeof cases / sizeof *cases,
+         sizeof bad / sizeof *bad);
+}
+
 int main(void) {
   char err[256];
   gtmsm_config c = gtmsm_default_config();
@@ -329,6 +371,7 @@ int main(void) {
   }
   for (size_t i = 0; i < sizeof PIX; i++) PIX[i] = (uint8_t)(i * 37 % 251);
   test_ids();
+  test_page_tokens();
   test_actions();
   test_frames();
   test_observations();

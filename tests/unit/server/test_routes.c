@@ -28,6 +28,8 @@ static void test_routes(void) {
       {"GET", "/v1/models", "models_list", NULL},
       {"GET", "/v1/models/imagenav", "model_get", "imagenav"},
       {"POST", "/v1/sessions", "session_create", NULL},
+      {"GET", "/v1/sessions", "session_list", NULL},
+      {"POST", "/v1/sessions/walker-1/rebuild", "session_rebuild", "walker-1"},
       {"POST", "/v1/sessions/import", "session_import", NULL},
       {"GET", "/v1/sessions/import", "session_get", "import"},
       {"PUT", "/v1/sessions/abc", "session_put", "abc"},

@@ -207,7 +207,7 @@ static void test_cold_reload(void) {
   CHECK(store_open(&st, db, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "open");
   store_session row;
   int created;
-  sessions_create(c, "hot", &REG.v[0], &row, &created, err, sizeof err);
+  sessions_create(c, "hot", REG.v[0], &row, &created, err, sizeof err);
   session *s = NULL;
   CHECK(sessions_acquire(c, "hot", &s, err, sizeof err) == SESSIONS_OK, "acquire");
   CHECK(sessions_lock(c, s, 1, 1, err, sizeof err) == SESSIONS_OK, "lock and load: %s", err);
@@ -261,7 +261,7 @@ static void test_lru(void) {
   char id[8];
   for (int i = 0; i < 5; i++) {
     snprintf(id, sizeof id, "s%d", i);
-    sessions_create(c, id, &REG.v[0], &row, &created, err, sizeof err);
+    sessions_create(c, id, REG.v[0], &row, &created, err, sizeof err);
   }
   session *held[3];
   for (int i = 0; i < 3; i++) {
@@ -295,7 +295,7 @@ static void test_lru(void) {
   CHECK(sessions_acquire(c, "s4", &cold, err, sizeof err) == SESSIONS_OK && cold->mem == NULL, "s4 cold");
   CHECK(store_session_delete(st, cold->sid, err, sizeof err) == 0, "delete s4's row directly");
   CHECK(sessions_lock(c, cold, 0, 1, err, sizeof err) == SESSIONS_NOTFOUND, "loading s4: not found");
-  CHECK(sessions_create(c, "s4", &REG.v[0], &row, &created, err, sizeof err) == 0 && created, "recreate s4");
+  CHECK(sessions_create(c, "s4", REG.v[0], &row, &created, err, sizeof err) == 0 && created, "recreate s4");
   session *fresh = NULL;
   CHECK(sessions_acquire(c, "s4", &fresh, err, sizeof err) == SESSIONS_OK && fresh != cold &&
             fresh->sid == row.sid, "the recreated s4 is a new entry");
@@ -335,7 +335,7 @@ static void test_corrupt_state(void) {
     store_session row;
     int created;
     session *s = NULL;
-    sessions_create(c, ids[i], &REG.v[0], &row, &created, err, sizeof err);
+    sessions_create(c, ids[i], REG.v[0], &row, &created, err, sizeof err);
     if (i == 2) continue; /* no observation: a NULL state is right */
     CHECK(sessions_acquire(c, ids[i], &s, err, sizeof err) == SESSIONS_OK &&
               sessions_lock(c, s, 1, 1, err, sizeof err) == SESSIONS_OK, "load %s: %s", ids[i], err);
@@ -544,7 +544,7 @@ int main(void) {
   if (gtmsm_model_init(&M, &c, 7, err, sizeof err)) return 1;
   gtmsm_model_hash(&M, M.content_hash);
   model_entry e = {.name = "m", .m = &M};
-  REG.v = &e;
+  REG.v[0] = &e;
   REG.n = 1;
   test_migrations();
   test_rows();

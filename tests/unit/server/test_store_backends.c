@@ -458,7 +458,7 @@ static void test_group_threads(const backend *b) {
 
 /* ---- through the session cache -------------------------------------------- */
 
-static gtmsm_model M;
+static gtmsm_model M, M2; /* two versions of model "m" */
 static model_registry REG;
 
 static void frames_for(uint8_t *pix, int n, int seed) {
@@ -471,7 +471,7 @@ static void predict_bytes(session *s, uint8_t *out, int n) {
   int acts[16];
   for (int i = 0; i < n; i++) acts[i] = i % 5;
   float *f = malloc(sizeof(float) * (size_t)n * D);
-  CHECK(gtmsm_predict(&M, s->mem, acts, n, GTMSM_PREDICT_MEAN, 0, f, NULL, NULL, 0) == 0, "predict");
+  CHECK(gtmsm_predict(s->model->m, s->mem, acts, n, GTMSM_PREDICT_MEAN, 0, f, NULL, NULL, 0) == 0, "predict");
   image_u8_from_float(out, f, (size_t)n * D, NULL, 0);
   free(f);
 }
@@ -496,7 +496,7 @@ static void test_cold_reload(const backend *b, uint8_t *out) {
   }
   store_session row;
   int created;
-  sessions_create(c, "hot", &REG.v[0], &row, &created, err, sizeof err);
+  sessions_create(c, "hot", REG.v[0], &row, &created, err, sizeof err);
   session *s = NULL;
   CHECK(sessions_acquire(c, "hot", &s, err, sizeof err) == SESSIONS_OK, "%s: acquire", b->name);
   CHECK(sessions_lock(c, s, 1, 1, err, sizeof err) == SESSIONS_OK, "%s: lock and load: %s", b->name, err);
@@ -529,11 +529,85 @@ static void test_cold_reload(const backend *b, uint8_t *out) {
     CHECK(s->mem->steps == 300, "%s: the reloaded memory has 300 steps", b->name);
     sessions_unlock(c, s);
   }
+  /* Rebuild: onto the same version it re-encodes to the same bytes (the
+   * observations came in chunks 1, 2, 61, ...; the rebuild takes 256 at a
+   * time); onto another version it predicts otherwise, survives a cold
+   * reload, and back again it is the original session. */
+  uint8_t other[PRED_BYTES], again[PRED_BYTES];
+  const model_entry *v1 = REG.v[0], *v2 = REG.v[1];
+  CHECK(sessions_lock(c, s, 1, 0, err, sizeof err) == SESSIONS_OK, "%s: exclusive lock", b->name);
+  CHECK(sessions_rebuild(c, s, v1, err, sizeof err) == 0 && s->mem && s->model == v1, "%s: rebuild onto the same "
+        "version: %s", b->name, err);
+  if (s->mem) predict_bytes(s, again, PRED);
+  CHECK(memcmp(hot, again, PRED_BYTES) == 0, "%s: rebuilt onto its own version: identical predictions", b->name);
+  CHECK(sessions_rebuild(c, s, v2, err, sizeof err) == 0 && s->model == v2 &&
+        strcmp(s->model_version, v2->m->content_hash) == 0, "%s: rebuild onto version 2: %s", b->name, err);
+  if (s->mem) predict_bytes(s, other, PRED);
+  CHECK(memcmp(hot, other, PRED_BYTES) != 0, "%s: version 2 predicts other frames", b->name);
+  sessions_unlock(c, s);
+  sessions_release(c, s);
+  sessions_free(c);
+  store_session r2;
+  CHECK(store_session_get(st, "hot", &r2, err, sizeof err) == 0 &&
+        strcmp(r2.model_version, v2->m->content_hash) == 0 && r2.steps == 300,
+        "%s: the stored row has version 2 and 300 steps", b->name);
+  CHECK(sessions_new(&c, st, &REG, &cfg) == 0 && sessions_acquire(c, "hot", &s, err, sizeof err) == 0 &&
+        s->model == v2 && sessions_lock(c, s, 1, 1, err, sizeof err) == 0 && s->mem, "%s: version 2 cold: %s",
+        b->name, err);
+  if (s->mem) {
+    predict_bytes(s, again, PRED);
+    CHECK(memcmp(other, again, PRED_BYTES) == 0, "%s: rebuilt, reloaded cold: identical predictions", b->name);
+    CHECK(sessions_rebuild(c, s, v1, err, sizeof err) == 0, "%s: and back to version 1: %s", b->name, err);
+    predict_bytes(s, again, PRED);
+    CHECK(memcmp(hot, again, PRED_BYTES) == 0, "%s: back on version 1: the original predictions", b->name);
+    sessions_unlock(c, s);
+  }
   sessions_release(c, s);
   sessions_free(c);
   store_close(st);
   free(pix);
-  printf("%s cold reload: same state, identical predictions\n", b->name);
+  printf("%s cold reload: same state, identical predictions; rebuilds across versions\n", b->name);
+}
+
+static void test_list(const backend *b) {
+  char target[1024], err[256] = "";
+  CHECK(b->fresh(target, sizeof target, "list") == 0, "%s: a fresh database", b->name);
+  store *s = NULL;
+  CHECK(store_open(&s, target, 2, err, sizeof err) == 0, "%s: open: %s", b->name, err);
+  if (!s) return;
+  store_session row, page[4];
+  int created = 0, n = -1;
+  CHECK(store_session_list(s, NULL, 0, 3, page, &n, err, sizeof err) == 0 && n == 0, "%s: empty list", b->name);
+  const char *ids[] = {"zeta", "alpha", "mid", "beta", "omega", "x1", "x2"};
+  int64_t sids[7];
+  for (int i = 0; i < 7; i++) {
+    store_session_create(s, ids[i], i % 2 ? "b" : "a", "0123", 1000 + i, &row, &created, err, sizeof err);
+    sids[i] = row.sid;
+  }
+  store_session_delete(s, sids[2], err, sizeof err); /* a hole: "mid" */
+  int64_t after = 0;
+  int seen = 0, pages = 0, ok = 1;
+  const int want[] = {0, 1, 3, 4, 5, 6};
+  do {
+    CHECK(store_session_list(s, NULL, after, 4, page, &n, err, sizeof err) == 0, "%s: a page: %s", b->name, err);
+    for (int i = 0; i < n && i < 3; i++, seen++)
+      ok &= seen < 6 && strcmp(page[i].id, ids[want[seen]]) == 0 && page[i].created_ms == 1000 + want[seen];
+    if (n > 0) after = page[n < 3 ? n - 1 : 2].sid;
+    pages++;
+  } while (n > 3 && pages < 10);
+  CHECK(ok && seen == 6 && pages == 2, "%s: pages of 3 in creation order, the deleted one skipped (%d seen, %d pages)",
+        b->name, seen, pages);
+  CHECK(store_session_list(s, "b", 0, 4, page, &n, err, sizeof err) == 0 && n == 3 &&
+        strcmp(page[0].id, "alpha") == 0 && strcmp(page[1].id, "beta") == 0 && strcmp(page[2].id, "x1") == 0,
+        "%s: filtered by model", b->name);
+  CHECK(store_session_list(s, NULL, sids[6], 4, page, &n, err, sizeof err) == 0 && n == 0, "%s: past the end", b->name);
+  CHECK(store_session_list(s, NULL, 0, 0, page, &n, err, sizeof err) == GTMSM_EINVAL, "%s: limit 0 refused", b->name);
+  uint8_t e[3] = {0}, st2[2] = {0};
+  CHECK(store_session_rebuild(s, sids[0], "abcd", 5, e, 3, st2, 2, 1, err, sizeof err) == STORE_NOTFOUND &&
+        store_session_get(s, "zeta", &row, err, sizeof err) == 0 && strcmp(row.model_version, "0123") == 0,
+        "%s: a rebuild for other steps changes nothing", b->name);
+  store_close(s);
+  printf("%s list: keyset pages, model filter, holes; rebuild guarded by steps\n", b->name);
 }
 
 /* ---- PostgreSQL: the server out of reach ---------------------------------- */
@@ -674,12 +748,53 @@ static int find_pg_url(void) {
   return store_is_url(PG_URL) ? 0 : -1;
 }
 
+static void test_expire(const backend *b) {
+  char target[1024], err[256] = "";
+  CHECK(b->fresh(target, sizeof target, "expire") == 0, "%s: a fresh database", b->name);
+  server_config cfg;
+  config_defaults(&cfg);
+  store *st = NULL;
+  sessions *c = NULL;
+  CHECK(store_open(&st, target, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "%s: open: %s",
+        b->name, err);
+  if (!st || !c) {
+    sessions_free(c);
+    store_close(st);
+    return;
+  }
+  store_session row, idle[8];
+  int created = 0, n = 0, gone = -1;
+  const char *ids[] = {"old1", "old2", "fresh", "old3"};
+  const long long at[] = {1000, 2000, 9000, 3000};
+  for (int i = 0; i < 4; i++) store_session_create(st, ids[i], "m", REG.v[0]->m->content_hash, at[i], &row, &created, err, sizeof err);
+  CHECK(store_session_idle(st, 2500, 8, idle, &n, err, sizeof err) == 0 && n == 2 && strcmp(idle[0].id, "old1") == 0 &&
+        strcmp(idle[1].id, "old2") == 0, "%s: idle before 2500: old1, old2, oldest first", b->name);
+  session *held = NULL;
+  CHECK(sessions_acquire(c, "old3", &held, err, sizeof err) == SESSIONS_OK, "%s: old3 held in the cache", b->name);
+  CHECK(sessions_expire(c, 5000, 10000, &gone, err, sizeof err) == 0 && gone == 3, "%s: expire ttl 5 s at 10 s: "
+        "%d gone: %s", b->name, gone, err);
+  CHECK(store_session_get(st, "fresh", &row, err, sizeof err) == 0 && store_session_get(st, "old1", &row, err, sizeof err)
+        == STORE_NOTFOUND && store_session_get(st, "old3", &row, err, sizeof err) == STORE_NOTFOUND,
+        "%s: the fresh one stays, the idle ones (also one held in the cache) are gone", b->name);
+  CHECK(sessions_lock(c, held, 0, 0, err, sizeof err) == SESSIONS_NOTFOUND, "%s: its holder sees it deleted", b->name);
+  sessions_release(c, held);
+  sessions_stats stats;
+  sessions_get_stats(c, &stats);
+  CHECK(stats.expired == 3, "%s: 3 counted as expired", b->name);
+  CHECK(sessions_expire(c, 5000, 10000, &gone, err, sizeof err) == 0 && gone == 0, "%s: again: nothing", b->name);
+  sessions_free(c);
+  store_close(st);
+  printf("%s expiry: idle sessions deleted oldest first, the fresh one kept\n", b->name);
+}
+
 static void run_all(const backend *b, uint8_t *cold) {
   test_migrations(b);
   test_rows(b);
   test_group(b);
   test_group_threads(b);
   test_cold_reload(b, cold);
+  test_list(b);
+  test_expire(b);
 }
 
 int main(void) {
@@ -692,9 +807,12 @@ int main(void) {
   c.gate_hidden = 8;
   if (gtmsm_model_init(&M, &c, 7, err, sizeof err)) return 1;
   gtmsm_model_hash(&M, M.content_hash);
-  model_entry e = {.name = "m", .m = &M};
-  REG.v = &e;
-  REG.n = 1;
+  if (gtmsm_model_init(&M2, &c, 8, err, sizeof err)) return 1;
+  gtmsm_model_hash(&M2, M2.content_hash);
+  model_entry e = {.name = "m", .m = &M}, e2 = {.name = "m", .m = &M2, .mtime_ns = 1};
+  REG.v[0] = &e;
+  REG.v[1] = &e2;
+  REG.n = 2;
   CHECK(gtmsm_config_D(&M.cfg) * PRED == PRED_BYTES, "the model's frames are 8x8x3");
   static uint8_t cold_sqlite[PRED_BYTES], cold_pg[PRED_BYTES];
   test_redact();
@@ -708,6 +826,7 @@ int main(void) {
     printf("postgresql: skipped (no GTMSM_TEST_PG_URL or GTMSM_TEST_PG_URL_FILE; ctest's fixture sets it)\n");
   }
   gtmsm_model_free(&M);
+  gtmsm_model_free(&M2);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);
   if (system(cmd)) fprintf(stderr, "could not remove %s\n", DIR_);
