@@ -35,6 +35,7 @@ typedef struct {
   long long reserve;              /* in-flight slots uploads may not take */
   long long shutdown_grace;       /* seconds to finish in-flight requests on SIGTERM */
   long long group_commit;         /* observation requests per store transaction at most */
+  long long lease_ttl_ms;         /* a session lease's time to live on a shared store */
   int log_level;                  /* log_level */
   int synchronous;                /* config_sync */
 } server_config;

@@ -54,12 +54,19 @@ int handler_session(http_req *r, session **out);
  * 409 model-version, 500 corrupt-session, or a store failure as below) and
  * returns non-zero. */
 int handler_lock(http_req *r, session *s, int write);
+/* Replies the problem of a failed sessions_lock(s) that returned rc (with
+ * its message err): 404, 409 model-version, 500 corrupt-session, 503
+ * session-leased-elsewhere or a store failure. */
+void handler_lock_problem(http_req *r, session *s, int rc, const char *err);
+/* 503 session-leased-elsewhere for session id with Retry-After from wait_ms. */
+void handler_leased_problem(http_req *r, const char *id, long long wait_ms);
 /* The session object of the API (lock held or a fresh row). New reference. */
 json_t *handler_session_json(const session *s);
 json_t *handler_row_json(const store_session *row);
 /* The status of a failed sessions_ or store_ call rc and its slug (static):
  * 507 insufficient-storage (a full disk), 503 storage-unavailable (a database
- * that cannot be written or read now), else 500 internal. */
+ * that cannot be written or read now; session-leased-elsewhere for a fenced
+ * append), else 500 internal. */
 int handler_store_status(int rc, const char **slug);
 /* Replies that problem with the formatted detail. */
 void handler_store_problem(http_req *r, int rc, const char *fmt, ...)

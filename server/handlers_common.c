@@ -41,7 +41,24 @@ int handler_lock(http_req *r, session *s, int write) {
   char err[256] = "";
   int rc = sessions_lock(http_app(r)->cache, s, write, 1, err, sizeof err);
   if (rc == SESSIONS_OK) return 0;
-  if (rc == SESSIONS_NOTFOUND) {
+  handler_lock_problem(r, s, rc, err);
+  return 1;
+}
+
+void handler_leased_problem(http_req *r, const char *id, long long wait_ms) {
+  const long long secs = wait_ms < 1000 ? 1 : (wait_ms + 999) / 1000;
+  http_problem(r, 503, "session-leased-elsewhere", NULL, "session '%s' is being served by another "
+               "replica (its lease lapses in %lld ms unless renewed); retry, and the load balancer "
+               "or the lapse brings it here", id, wait_ms);
+  char v[24];
+  snprintf(v, sizeof v, "%lld", secs);
+  http_header_set(r, "Retry-After", v);
+}
+
+void handler_lock_problem(http_req *r, session *s, int rc, const char *err) {
+  if (rc == SESSIONS_LEASED) {
+    handler_leased_problem(r, s->id, atomic_load(&s->lease_wait_ms));
+  } else if (rc == SESSIONS_NOTFOUND) {
     http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
   } else if (rc == SESSIONS_VERSION) {
     const model_entry *me = models_find(&http_app(r)->models, s->model_name);
@@ -57,7 +74,6 @@ int handler_lock(http_req *r, session *s, int write) {
   } else {
     handler_store_problem(r, rc, "session '%s': %s", s->id, err);
   }
-  return 1;
 }
 
 static json_t *session_object(const char *id, const char *model, const char *version,
@@ -96,6 +112,10 @@ int handler_store_status(int rc, const char **slug) {
   }
   if (rc == STORE_EUNAVAILABLE) {
     *slug = "storage-unavailable";
+    return 503;
+  }
+  if (rc == STORE_EFENCED) { /* another replica took the session over: retry there */
+    *slug = "session-leased-elsewhere";
     return 503;
   }
   *slug = "internal";

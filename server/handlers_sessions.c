@@ -87,11 +87,12 @@ void handle_session_put(http_req *r) {
    * if a stream is committing; the cache has the latest). */
   session *s = NULL;
   if (handler_session(r, &s)) return;
-  if (sessions_lock(http_app(r)->cache, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
+  const int lrc = sessions_lock(http_app(r)->cache, s, 0, 0, err, sizeof err);
+  if (lrc == SESSIONS_OK) {
     http_reply_json(r, 200, handler_session_json(s));
     sessions_unlock(http_app(r)->cache, s);
   } else {
-    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", id);
+    handler_lock_problem(r, s, lrc, err);
   }
   sessions_release(http_app(r)->cache, s);
 }
@@ -101,11 +102,12 @@ void handle_session_get(http_req *r) {
   if (handler_session(r, &s)) return;
   sessions *c = http_app(r)->cache;
   char err[256] = "";
-  if (sessions_lock(c, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
+  const int rc = sessions_lock(c, s, 0, 0, err, sizeof err);
+  if (rc == SESSIONS_OK) {
     http_reply_json(r, 200, handler_session_json(s));
     sessions_unlock(c, s);
   } else {
-    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
+    handler_lock_problem(r, s, rc, err);
   }
   sessions_release(c, s);
 }
@@ -123,7 +125,7 @@ void handle_session_delete(http_req *r) {
     else http_reply_empty(r, 204);
     log_at(LOG_LEVEL_INFO, http_rid(r), "session_deleted", "{s:s}", "id", s->id);
   } else {
-    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
+    handler_lock_problem(r, s, rc, err);
   }
   sessions_release(c, s);
 }
