@@ -47,8 +47,14 @@ void handle_demo_step(http_req *r);
  * valid id; what names it in the detail ("session id", "model name"). A
  * percent-encoded id gets its own detail: ids are taken as sent. */
 int handler_check_id(http_req *r, const char *what, const char *id);
+/* For a session id this replica does not store: non-zero (after replying
+ * 503 owner-unavailable with Retry-After) when its store is not shared
+ * (SQLite) and HAProxy's X-Gtmsm-Ring header says a replica is down, so the
+ * session may be that replica's: it must be neither created (a fork) nor
+ * denied (404) here. 0 otherwise (docs/DEPLOY.md). */
+int handler_owner_unavailable(http_req *r, const char *id);
 /* Validates the {id} parameter, acquires the session into *out and returns 0;
- * otherwise replies (400 bad-id, 404, 503) and returns non-zero. */
+ * otherwise replies (400 bad-id, 404, 503 as above) and returns non-zero. */
 int handler_session(http_req *r, session **out);
 /* Locks s (shared or exclusive, loading its memory); otherwise replies (404,
  * 409 model-version, 500 corrupt-session, or a store failure as below) and

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app.h"
 #include "base/err.h"
 
 #include "handlers.h"
@@ -20,6 +21,23 @@ int handler_check_id(http_req *r, const char *what, const char *id) {
   return 1;
 }
 
+/* The ring header HAProxy sets on every request (deploy/haproxy/haproxy.cfg):
+ * one digit per replica of the sessions backend, 1 up, 0 down. */
+#define RING_HEADER "X-Gtmsm-Ring"
+
+int handler_owner_unavailable(http_req *r, const char *id) {
+  const app *a = http_app(r);
+  if (store_leases(a->db)) return 0; /* a shared store: not here is nowhere */
+  const char *ring = http_header(r, RING_HEADER);
+  if (!ring || !strchr(ring, '0')) return 0; /* every replica up, or not behind HAProxy */
+  http_problem(r, 503, "owner-unavailable", NULL, "session '%s' is not stored on this replica "
+               "and a replica is down (%s: %.16s): it may be that replica's, so it is neither "
+               "created nor answered for here; retry once the replica is back", id, RING_HEADER,
+               ring);
+  http_header_set(r, "Retry-After", "2");
+  return 1;
+}
+
 int handler_session(http_req *r, session **out) {
   const char *id = http_param(r, 0);
   *out = NULL;
@@ -27,6 +45,7 @@ int handler_session(http_req *r, session **out) {
   char err[256] = "";
   int rc = sessions_acquire(http_app(r)->cache, id, out, err, sizeof err);
   if (rc == SESSIONS_OK) return 0;
+  if (rc == SESSIONS_NOTFOUND && handler_owner_unavailable(r, id)) return 1;
   if (rc == SESSIONS_NOTFOUND)
     http_problem(r, 404, "session-not-found", NULL, "no session '%s'", id);
   else if (rc == SESSIONS_BUSY)

@@ -67,7 +67,18 @@ void handle_session_put(http_req *r) {
   char err[256] = "";
   store_session row;
   int created = 0;
-  const int rc = sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err);
+  /* Behind HAProxy with a replica down, an id stored nowhere here may be
+   * that replica's: creating it would fork it (an empty copy here). */
+  int rc = STORE_OK;
+  if (http_header(r, "X-Gtmsm-Ring") && !store_leases(http_app(r)->db)) {
+    rc = store_session_get(http_app(r)->db, id, &row, err, sizeof err);
+    if (rc == STORE_NOTFOUND && handler_owner_unavailable(r, id)) return;
+    if (rc != STORE_OK && rc != STORE_NOTFOUND) {
+      handler_store_problem(r, rc, "reading session '%s': %s", id, err);
+      return;
+    }
+  }
+  rc = sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err);
   if (rc) {
     handler_store_problem(r, rc, "creating session '%s': %s", id, err);
     return;
@@ -283,6 +294,10 @@ void handle_import(http_req *r) {
       goto done;
     }
   }
+  store_session here;
+  if (http_header(r, "X-Gtmsm-Ring") && store_session_get(a->db, id, &here, err, sizeof err) ==
+      STORE_NOTFOUND && handler_owner_unavailable(r, id))
+    goto done; /* maybe the down replica's session: importing it here would fork it */
   store_session meta = {0};
   snprintf(meta.id, sizeof meta.id, "%s", id);
   snprintf(meta.model, sizeof meta.model, "%s", me->name);
