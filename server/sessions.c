@@ -490,6 +490,10 @@ int sessions_observe(sessions *c, session *s, int n, const int *actions, const u
      * With leases, the next use also takes the lease under a new epoch and
      * reads the row again (a COMMIT whose reply was lost may have landed;
      * fenced, another replica may have written). */
+    if (rc == STORE_EFENCED)
+      log_at(LOG_LEVEL_INFO, NULL, "lease", "{s:s, s:s, s:I}", "msg", "append fenced: another "
+             "replica took the session over; dropped the cached copy", "id", s->id, "epoch",
+             (json_int_t)s->lease_epoch);
     drop_memory(c, s);
     s->lease_epoch = 0;
     s->lease_until = 0;
