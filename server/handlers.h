@@ -53,6 +53,8 @@ int handler_check_id(http_req *r, const char *what, const char *id);
  * session may be that replica's: it must be neither created (a fork) nor
  * denied (404) here. 0 otherwise (docs/DEPLOY.md). */
 int handler_owner_unavailable(http_req *r, const char *id);
+/* 1 when the case above applies to r (before knowing whether the id is stored). */
+int handler_ring_degraded(http_req *r);
 /* Validates the {id} parameter, acquires the session into *out and returns 0;
  * otherwise replies (400 bad-id, 404, 503 as above) and returns non-zero. */
 int handler_session(http_req *r, session **out);

@@ -25,11 +25,15 @@ int handler_check_id(http_req *r, const char *what, const char *id) {
  * one digit per replica of the sessions backend, 1 up, 0 down. */
 #define RING_HEADER "X-Gtmsm-Ring"
 
-int handler_owner_unavailable(http_req *r, const char *id) {
-  const app *a = http_app(r);
-  if (store_leases(a->db)) return 0; /* a shared store: not here is nowhere */
+int handler_ring_degraded(http_req *r) {
+  if (store_leases(http_app(r)->db)) return 0; /* a shared store: not here is nowhere */
   const char *ring = http_header(r, RING_HEADER);
-  if (!ring || !strchr(ring, '0')) return 0; /* every replica up, or not behind HAProxy */
+  return ring && strchr(ring, '0'); /* else every replica up, or not behind HAProxy */
+}
+
+int handler_owner_unavailable(http_req *r, const char *id) {
+  if (!handler_ring_degraded(r)) return 0;
+  const char *ring = http_header(r, RING_HEADER);
   http_problem(r, 503, "owner-unavailable", NULL, "session '%s' is not stored on this replica "
                "and a replica is down (%s: %.16s): it may be that replica's, so it is neither "
                "created nor answered for here; retry once the replica is back", id, RING_HEADER,

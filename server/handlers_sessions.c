@@ -70,7 +70,7 @@ void handle_session_put(http_req *r) {
   /* Behind HAProxy with a replica down, an id stored nowhere here may be
    * that replica's: creating it would fork it (an empty copy here). */
   int rc = STORE_OK;
-  if (http_header(r, "X-Gtmsm-Ring") && !store_leases(http_app(r)->db)) {
+  if (handler_ring_degraded(r)) {
     rc = store_session_get(http_app(r)->db, id, &row, err, sizeof err);
     if (rc == STORE_NOTFOUND && handler_owner_unavailable(r, id)) return;
     if (rc != STORE_OK && rc != STORE_NOTFOUND) {
@@ -295,7 +295,7 @@ void handle_import(http_req *r) {
     }
   }
   store_session here;
-  if (http_header(r, "X-Gtmsm-Ring") && store_session_get(a->db, id, &here, err, sizeof err) ==
+  if (handler_ring_degraded(r) && store_session_get(a->db, id, &here, err, sizeof err) ==
       STORE_NOTFOUND && handler_owner_unavailable(r, id))
     goto done; /* maybe the down replica's session: importing it here would fork it */
   store_session meta = {0};
