@@ -11,7 +11,13 @@ replica wakes up holding a copy it no longer owns:
 - the stored content is the episode's: re-sending it is N exact duplicates;
 - both replicas then predict the same bytes as one daemon given the episode;
 - the lease moved (epoch > 1); fenced appends (if a pause landed between a
-  lease check and a commit) are logged and were retried, never kept."""
+  lease check and a commit) are logged and were retried, never kept;
+- and deterministically: a replica whose lease lapsed behind its back (the
+  row expired with psql, another replica took it over and wrote) appends
+  once more from its stale copy: 503 session-leased-elsewhere, nothing kept,
+  its copy dropped; once the other's lease lapses it reloads and goes on.
+  (A read in that window would still be answered from the copy: reads rely
+  on the lease's time bound, writes on the epoch; docs/DEPLOY.md.)"""
 import os
 import random
 import signal
@@ -45,16 +51,54 @@ def db_state(pg):
 def client(port, ep, out, lock):
     c = gc.Client(f"http://127.0.0.1:{port}", retries=400, backoff=0.05, max_backoff=0.5, timeout=30)
     try:
-        for i in range(0, N, 4):
-            r = c.observe("race", ep[i:i + 4], window=4, chunk=2, start_t=i)
-            with lock:
-                out["acks"].append(r.steps)
-                out["retries"] += r.retries
+        for _ in range(2):  # the second pass: all duplicates, still under the lease
+            for i in range(0, N, 4):
+                r = c.observe("race", ep[i:i + 4], window=4, chunk=2, start_t=i)
+                with lock:
+                    out["acks"].append(r.steps)
+                    out["retries"] += r.retries
+                time.sleep(0.03)
         out["done"] += 1
     except Exception as e:  # noqa: BLE001
         out["errors"].append(repr(e))
     finally:
         c.close()
+
+
+def test_fence(pg, tmp, models, url):
+    """A replica that lost the lease without knowing it (its lease expired
+    behind its back: a pause, a slow clock) writes once more: the fence
+    refuses it, nothing is kept, the replica drops its copy and reloads."""
+    args = ["--store", url, "--lease-ttl-ms", "10000"]
+    a = Daemon(models, tmp + "/fa.unused.db", *args, "--served-by", "fa")
+    b = Daemon(models, tmp + "/fb.unused.db", *args, "--served-by", "fb")
+    ep = episode(22, 30)
+    ndj = {"Content-Type": "application/x-ndjson"}
+    body = lambda lo, hi: "".join(__import__("json").dumps(o) + "\n" for o in ep[lo:hi]).encode()  # noqa: E731
+    a.json("PUT", "/v1/sessions/fence", {"model": "imagenav"})
+    s, h, j = a.json("POST", "/v1/sessions/fence/observations", body(0, 10), ndj)
+    check(s == 200 and j["steps"] == 10, "fence: a holds the lease and stores t 0..9")
+    expire = ("UPDATE session_leases SET expires_at = clock_timestamp() - interval '1 second' "
+              "WHERE sid = (SELECT sid FROM sessions WHERE id = 'fence')")
+    pg.sql("fencedb", expire)  # a's lease lapses; a still trusts it for 7.5 s
+    s, h, j = b.json("POST", "/v1/sessions/fence/observations", body(10, 20), ndj)
+    check(s == 200 and j == {"accepted": 10, "duplicates": 0, "steps": 20},
+          f"fence: b takes the lapsed lease over, reloads at t=10 and stores t 10..19 ({s} {j})")
+    s, h, j = a.json("POST", "/v1/sessions/fence/observations", body(10, 25), ndj)
+    check(s == 503 and j["type"].endswith("session-leased-elsewhere") and h.get("retry-after"),
+          f"fence: a's append from its stale copy (t=10 again) is refused: 503 session-leased-elsewhere ({s} {j})")
+    check(any("append fenced" in str(l.get("msg", "")) for l in a.lines()), "fence: a logged the fenced append")
+    rows = pg.sql("fencedb", "SELECT s.steps, count(o.t) FROM sessions s JOIN observations o ON o.sid = s.sid "
+                             "WHERE s.id = 'fence' GROUP BY s.steps")
+    check(rows == "20|20", f"fence: nothing of a's append was kept (steps|rows {rows})")
+    s, h, j = a.json("GET", "/v1/sessions/fence")
+    check(s == 503 and j["type"].endswith("session-leased-elsewhere"),
+          f"fence: a dropped its copy and does not answer while b holds the lease ({s})")
+    pg.sql("fencedb", expire)
+    s, h, j = a.json("POST", "/v1/sessions/fence/observations", body(10, 25), ndj)
+    check(s == 200 and j == {"accepted": 5, "duplicates": 10, "steps": 25},
+          f"fence: once b's lease lapsed a takes it, reloads (t 10..19 are b's, exact duplicates) and goes on ({s} {j})")
+    check(a.stop() == 0 and b.stop() == 0, "fence: both exit 0")
 
 
 def main():
@@ -65,6 +109,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp, pglib.Postgres() as pg:
         models = tmp + "/models"
         train_model(models + "/imagenav.gtm")
+        test_fence(pg, tmp, models, pg.create_db("fencedb"))
         url = pg.create_db("race")
         ep = episode(21, N)
         single = Daemon(models, tmp + "/single.db")
