@@ -20,9 +20,17 @@
    frames (bench_predict3d --gemm-json, in the same run). --only maze3d runs
    this section alone.
 
+6. --store postgresql (this section alone): the same daemon on SQLite and on
+   a throwaway PostgreSQL (tests/lib/pglib.py) in the same run: N-step
+   predictions/s and durable observations/s (16 per request, synchronous
+   full) at 1, 8 and 64 clients; then the failover cost with session leases:
+   two daemons on the PostgreSQL, a session served by the first, the first
+   killed with SIGKILL (or stopped with SIGTERM), the time until a request for
+   that session succeeds on the second, at --lease-ttl-ms 1000 and 5000.
+
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
        [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d]
-       [--maze3d-model FILE.gtm]
+       [--maze3d-model FILE.gtm] [--store postgresql]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
 the default architecture (the weights do not change the cost)."""
 import argparse
@@ -164,6 +172,86 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds):
     return rows
 
 
+def store_compare(gtmsmd, gtmsm, models, tmp, a):
+    """Section 6: SQLite against PostgreSQL, then the failover cost."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+    import pglib
+    if not pglib.available():
+        raise SystemExit("--store postgresql needs the PostgreSQL server binaries (scripts/setup.sh)")
+    res = {"predict": [], "observe": [], "failover": []}
+    frames = tmp + "/st-frames.ndjson"
+    with open(frames, "wb") as f:
+        f.write(gen(gtmsm, 3, 512))
+    n = min(a.sessions, 16)
+    eps = [gen(gtmsm, 2000 + i, a.steps) for i in range(n)]
+    with pglib.Postgres() as pg:
+        for backend in ("sqlite", "postgresql"):
+            args = ["--threads", "64"]
+            if backend == "postgresql":
+                args += ["--store", pg.create_db("bench")]
+            d = Daemon(gtmsmd, models, f"{tmp}/st-{backend}.db", *args)
+            for i in range(n):
+                put_session(d, f"st-{i}")
+                observe(d, f"st-{i}", eps[i])
+            for c in (1, 8, 64):
+                r = wrk(d.port, os.path.join(HERE, "bench_server_predict.lua"), min(c, 2), c, a.seconds,
+                        ["st", n, a.steps, "image/png"])
+                r.update(store=backend, clients=c)
+                res["predict"].append(r)
+            for k, c in enumerate((1, 8, 64)):
+                for i in range(c):
+                    put_session(d, f"so{k}-{i}")
+                r = wrk(d.port, os.path.join(HERE, "bench_server_observe.lua"), c, c, a.seconds,
+                        [f"so{k}", 16, frames])
+                r.update(store=backend, clients=c, obs_per_s=r["rps"] * 16)
+                res["observe"].append(r)
+            d.stop()
+        one = json.dumps({"actions": [0, 1, 2]})
+        hdr = {"Content-Type": "application/json"}
+        for ttl in (1000, 5000):
+            for how in ("SIGKILL", "SIGTERM"):
+                url = pg.create_db(f"fo{ttl}{how.lower()}")
+                x = Daemon(gtmsmd, models, f"{tmp}/fo-a.db", "--store", url, "--lease-ttl-ms", str(ttl))
+                y = Daemon(gtmsmd, models, f"{tmp}/fo-b.db", "--store", url, "--lease-ttl-ms", str(ttl))
+                put_session(x, "fo")
+                observe(x, "fo", eps[0])
+                assert x.request("POST", "/v1/sessions/fo/predictions", one, hdr)[0] == 200
+                t0 = time.monotonic()
+                if how == "SIGKILL":
+                    x.proc.kill()
+                else:
+                    x.proc.terminate()
+                x.proc.wait(60)
+                x.log.close()
+                tries = 0
+                while True:
+                    tries += 1
+                    if y.request("POST", "/v1/sessions/fo/predictions", one, hdr)[0] == 200:
+                        break
+                    time.sleep(0.02)
+                res["failover"].append({"ttl_ms": ttl, "how": how, "seconds": time.monotonic() - t0,
+                                        "tries": tries})
+                y.stop()
+    return res
+
+
+def print_store(res, a):
+    print(f"## SQLite and PostgreSQL in the same run (wrk {a.seconds} s per row)\n")
+    print(f"| store | clients | {a.steps}-step predictions/s | p50 ms | p99 ms | durable observations/s "
+          "(16 per request) | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for p, o in zip(res["predict"], res["observe"]):
+        print(f"| {p['store']} | {p['clients']} | {p['rps']:.1f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | "
+              f"{o['obs_per_s']:.0f} | {o['p50_ms']:.2f} | {o['p99_ms']:.2f} | {p['non2xx'] + o['non2xx']} |")
+    print("\n## Failover with session leases: kill to the first success of that session on another replica\n")
+    print("| --lease-ttl-ms | the first replica | seconds | requests tried |")
+    print("|---:|---|---:|---:|")
+    for r in res["failover"]:
+        print(f"| {r['ttl_ms']} | {r['how']} | {r['seconds']:.2f} | {r['tries']} |")
+    print("\n(SIGTERM releases the leases; after SIGKILL they lapse one TTL after the last commit. Behind "
+          "HAProxy add its detection, about 2 s, which overlaps the lapse.)")
+
+
 def maze3d(gtmsmd, gtmsm, bench_bin, model, tmp, seconds):
     """The 3-D prediction section: rows for 150-step predictions at 1 and 8
     clients and one-step predictions at 1 client, with the decoder's GEMM time
@@ -220,6 +308,8 @@ def main():
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json")
     ap.add_argument("--only", choices=["group-commit", "maze3d"], help="run one section alone")
+    ap.add_argument("--store", choices=["postgresql"], help="section 6 alone: SQLite against PostgreSQL "
+                    "and the failover cost")
     ap.add_argument("--maze3d-model", help="maze3d model of section 5 (default models/maze3d_walk.gtm, "
                     "else models/maze3d_rotate.gtm)")
     a = ap.parse_args()
@@ -249,6 +339,13 @@ def main():
             if a.json:
                 with open(a.json, "w") as f:
                     json.dump({**results, "maze3d": res}, f, indent=1)
+            return 0
+        if a.store == "postgresql":
+            res = store_compare(gtmsmd, gtmsm, models, tmp, a)
+            print_store(res, a)
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump({**results, "store": res}, f, indent=1)
             return 0
         if a.only == "group-commit":
             rows = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds)

@@ -2,6 +2,8 @@
 # Builds the images with whichever engine this machine has:
 #   gtmsmd   docker/Dockerfile          -> ${GTMSM_IMAGE:-gtmsm/gtmsmd:latest}
 #   haproxy  deploy/haproxy/Dockerfile  -> ${GTMSM_HAPROXY_IMAGE:-gtmsm/haproxy:latest}
+# each also tagged with the project's version (CMakeLists.txt: gtmsm/gtmsmd:0.1.0),
+# the tag the manifests of deploy/ pin (never :latest there).
 #
 # Usage: docker/build.sh [gtmsmd] [haproxy]      (no argument: both)
 #
@@ -15,6 +17,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 GTMSM_IMAGE=${GTMSM_IMAGE:-gtmsm/gtmsmd:latest}
 GTMSM_HAPROXY_IMAGE=${GTMSM_HAPROXY_IMAGE:-gtmsm/haproxy:latest}
+VERSION=$(sed -n 's/^project(gtmsm VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
 
 engine=${GTMSM_ENGINE:-}
 if [ -z "$engine" ]; then
@@ -32,12 +35,12 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(gtmsmd haproxy)
 
 build() {  # tag dockerfile context
-  local t0=$SECONDS
-  echo "build.sh: $engine: $1 from ${2#"$root"/}"
+  local t0=$SECONDS pinned="${1%:*}:$VERSION"
+  echo "build.sh: $engine: $1 and $pinned from ${2#"$root"/}"
   case $engine in
-    docker) docker build -f "$2" -t "$1" "$3" ;;
+    docker) docker build -f "$2" -t "$1" -t "$pinned" "$3" ;;
     podman) "$here/podman/podman.sh" build --network host --pull=never --format docker --layers \
-              -f "$2" -t "$1" "$3" ;;
+              -f "$2" -t "$1" -t "$pinned" "$3" ;;
     *) echo "build.sh: unknown engine '$engine'" >&2; exit 2 ;;
   esac
   echo "build.sh: $1 built in $((SECONDS - t0)) s"

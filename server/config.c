@@ -87,6 +87,9 @@ static const config_entry TABLE[] = {
     {"group-commit", CONFIG_TYPE_INT, "64", 1, 256, NULL, OFF(group_commit),
      "observation requests (of different sessions) that may share one store transaction and "
      "fsync; 1: a COMMIT per request"},
+    {"lease-ttl-ms", CONFIG_TYPE_INT, "5000", 200, 600000, NULL, OFF(lease_ttl_ms),
+     "on a PostgreSQL store shared by replicas: milliseconds a session's lease lasts without a "
+     "commit or a renewal; a dead replica's sessions move after this (docs/DEPLOY.md)"},
 };
 #define N_ENTRIES ((int)(sizeof TABLE / sizeof TABLE[0]))
 

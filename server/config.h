@@ -36,6 +36,7 @@ typedef struct {
   long long shutdown_grace;       /* seconds to finish in-flight requests on SIGTERM */
   long long group_commit;         /* observation requests per store transaction at most */
   long long session_ttl;          /* idle seconds before a session is deleted; 0: never */
+  long long lease_ttl_ms;         /* a session lease's time to live on a shared store */
   int log_level;                  /* log_level */
   int synchronous;                /* config_sync */
 } server_config;

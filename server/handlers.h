@@ -55,20 +55,35 @@ void handle_demo_step(http_req *r);
  * valid id; what names it in the detail ("session id", "model name"). A
  * percent-encoded id gets its own detail: ids are taken as sent. */
 int handler_check_id(http_req *r, const char *what, const char *id);
+/* For a session id this replica does not store: non-zero (after replying
+ * 503 owner-unavailable with Retry-After) when its store is not shared
+ * (SQLite) and HAProxy's X-Gtmsm-Ring header says a replica is down, so the
+ * session may be that replica's: it must be neither created (a fork) nor
+ * denied (404) here. 0 otherwise (docs/DEPLOY.md). */
+int handler_owner_unavailable(http_req *r, const char *id);
+/* 1 when the case above applies to r (before knowing whether the id is stored). */
+int handler_ring_degraded(http_req *r);
 /* Validates the {id} parameter, acquires the session into *out and returns 0;
- * otherwise replies (400 bad-id, 404, 503) and returns non-zero. */
+ * otherwise replies (400 bad-id, 404, 503 as above) and returns non-zero. */
 int handler_session(http_req *r, session **out);
 /* Locks s (shared or exclusive, loading its memory); otherwise replies (404,
  * 409 model-version, 500 corrupt-session, or a store failure as below) and
  * returns non-zero. */
 int handler_lock(http_req *r, session *s, int write);
+/* Replies the problem of a failed sessions_lock(s) that returned rc (with
+ * its message err): 404, 409 model-version, 500 corrupt-session, 503
+ * session-leased-elsewhere or a store failure. */
+void handler_lock_problem(http_req *r, session *s, int rc, const char *err);
+/* 503 session-leased-elsewhere for session id with Retry-After from wait_ms. */
+void handler_leased_problem(http_req *r, const char *id, long long wait_ms);
 /* The session object of the API (lock held or a fresh row); with ttl_s > 0
  * (--session-ttl) it carries "expires_at". New reference. */
 json_t *handler_session_json(const session *s, long long ttl_s);
 json_t *handler_row_json(const store_session *row, long long ttl_s);
 /* The status of a failed sessions_ or store_ call rc and its slug (static):
  * 507 insufficient-storage (a full disk), 503 storage-unavailable (a database
- * that cannot be written or read now), else 500 internal. */
+ * that cannot be written or read now; session-leased-elsewhere for a fenced
+ * append), else 500 internal. */
 int handler_store_status(int rc, const char **slug);
 /* Replies that problem with the formatted detail. */
 void handler_store_problem(http_req *r, int rc, const char *fmt, ...)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app.h"
 #include "base/err.h"
 
 #include "handlers.h"
@@ -20,6 +21,27 @@ int handler_check_id(http_req *r, const char *what, const char *id) {
   return 1;
 }
 
+/* The ring header HAProxy sets on every request (deploy/haproxy/haproxy.cfg):
+ * one digit per replica of the sessions backend, 1 up, 0 down. */
+#define RING_HEADER "X-Gtmsm-Ring"
+
+int handler_ring_degraded(http_req *r) {
+  if (store_leases(http_app(r)->db)) return 0; /* a shared store: not here is nowhere */
+  const char *ring = http_header(r, RING_HEADER);
+  return ring && strchr(ring, '0'); /* else every replica up, or not behind HAProxy */
+}
+
+int handler_owner_unavailable(http_req *r, const char *id) {
+  if (!handler_ring_degraded(r)) return 0;
+  const char *ring = http_header(r, RING_HEADER);
+  http_problem(r, 503, "owner-unavailable", NULL, "session '%s' is not stored on this replica "
+               "and a replica is down (%s: %.16s): it may be that replica's, so it is neither "
+               "created nor answered for here; retry once the replica is back", id, RING_HEADER,
+               ring);
+  http_header_set(r, "Retry-After", "2");
+  return 1;
+}
+
 int handler_session(http_req *r, session **out) {
   const char *id = http_param(r, 0);
   *out = NULL;
@@ -30,6 +52,7 @@ int handler_session(http_req *r, session **out) {
     http_set_model(r, models_find(&http_app(r)->models, (*out)->model_name));
     return 0;
   }
+  if (rc == SESSIONS_NOTFOUND && handler_owner_unavailable(r, id)) return 1;
   if (rc == SESSIONS_NOTFOUND)
     http_problem(r, 404, "session-not-found", NULL, "no session '%s'", id);
   else if (rc == SESSIONS_BUSY)
@@ -44,12 +67,29 @@ int handler_lock(http_req *r, session *s, int write) {
   char err[256] = "";
   int rc = sessions_lock(http_app(r)->cache, s, write, 1, err, sizeof err);
   if (rc == SESSIONS_OK) return 0;
-  if (rc == SESSIONS_NOTFOUND) {
+  handler_lock_problem(r, s, rc, err);
+  return 1;
+}
+
+void handler_leased_problem(http_req *r, const char *id, long long wait_ms) {
+  const long long secs = wait_ms < 1000 ? 1 : (wait_ms + 999) / 1000;
+  http_problem(r, 503, "session-leased-elsewhere", NULL, "session '%s' is being served by another "
+               "replica (its lease lapses in %lld ms unless renewed); retry, and the load balancer "
+               "or the lapse brings it here", id, wait_ms);
+  char v[24];
+  snprintf(v, sizeof v, "%lld", secs);
+  http_header_set(r, "Retry-After", v);
+}
+
+void handler_lock_problem(http_req *r, session *s, int rc, const char *err) {
+  if (rc == SESSIONS_LEASED) {
+    handler_leased_problem(r, s->id, atomic_load(&s->lease_wait_ms));
+  } else if (rc == SESSIONS_NOTFOUND) {
     http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
   } else if (rc == SESSIONS_VERSION) {
     const model_entry *me = models_find(&http_app(r)->models, s->model_name);
-    char version[sizeof s->model_version] = "?"; /* a rebuild writes it under the lock */
-    if (sessions_lock(http_app(r)->cache, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
+    char version[sizeof s->model_version] = "?", lerr[256]; /* a rebuild writes it under the lock */
+    if (sessions_lock(http_app(r)->cache, s, 0, 0, lerr, sizeof lerr) == SESSIONS_OK) {
       memcpy(version, s->model_version, sizeof version);
       sessions_unlock(http_app(r)->cache, s);
     }
@@ -67,7 +107,6 @@ int handler_lock(http_req *r, session *s, int write) {
   } else {
     handler_store_problem(r, rc, "session '%s': %s", s->id, err);
   }
-  return 1;
 }
 
 static json_t *session_object(const char *id, const char *model, const char *version,
@@ -112,6 +151,10 @@ int handler_store_status(int rc, const char **slug) {
   }
   if (rc == STORE_EUNAVAILABLE) {
     *slug = "storage-unavailable";
+    return 503;
+  }
+  if (rc == STORE_EFENCED) { /* another replica took the session over: retry there */
+    *slug = "session-leased-elsewhere";
     return 503;
   }
   *slug = "internal";

@@ -76,7 +76,18 @@ void handle_session_put(http_req *r) {
   char err[256] = "";
   store_session row;
   int created = 0;
-  const int rc = sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err);
+  /* Behind HAProxy with a replica down, an id stored nowhere here may be
+   * that replica's: creating it would fork it (an empty copy here). */
+  int rc = STORE_OK;
+  if (handler_ring_degraded(r)) {
+    rc = store_session_get(http_app(r)->db, id, &row, err, sizeof err);
+    if (rc == STORE_NOTFOUND && handler_owner_unavailable(r, id)) return;
+    if (rc != STORE_OK && rc != STORE_NOTFOUND) {
+      handler_store_problem(r, rc, "reading session '%s': %s", id, err);
+      return;
+    }
+  }
+  rc = sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err);
   if (rc) {
     handler_store_problem(r, rc, "creating session '%s': %s", id, err);
     return;
@@ -96,11 +107,12 @@ void handle_session_put(http_req *r) {
    * if a stream is committing; the cache has the latest). */
   session *s = NULL;
   if (handler_session(r, &s)) return;
-  if (sessions_lock(http_app(r)->cache, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
+  const int lrc = sessions_lock(http_app(r)->cache, s, 0, 0, err, sizeof err);
+  if (lrc == SESSIONS_OK) {
     http_reply_json(r, 200, handler_session_json(s, http_app(r)->cfg.session_ttl));
     sessions_unlock(http_app(r)->cache, s);
   } else {
-    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", id);
+    handler_lock_problem(r, s, lrc, err);
   }
   sessions_release(http_app(r)->cache, s);
 }
@@ -110,11 +122,12 @@ void handle_session_get(http_req *r) {
   if (handler_session(r, &s)) return;
   sessions *c = http_app(r)->cache;
   char err[256] = "";
-  if (sessions_lock(c, s, 0, 0, err, sizeof err) == SESSIONS_OK) {
+  const int rc = sessions_lock(c, s, 0, 0, err, sizeof err);
+  if (rc == SESSIONS_OK) {
     http_reply_json(r, 200, handler_session_json(s, http_app(r)->cfg.session_ttl));
     sessions_unlock(c, s);
   } else {
-    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
+    handler_lock_problem(r, s, rc, err);
   }
   sessions_release(c, s);
 }
@@ -132,7 +145,7 @@ void handle_session_delete(http_req *r) {
     else http_reply_empty(r, 204);
     log_at(LOG_LEVEL_INFO, http_rid(r), "session_deleted", "{s:s}", "id", s->id);
   } else {
-    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
+    handler_lock_problem(r, s, rc, err);
   }
   sessions_release(c, s);
 }
@@ -429,6 +442,10 @@ void handle_import(http_req *r) {
       goto done;
     }
   }
+  store_session here;
+  if (handler_ring_degraded(r) && store_session_get(a->db, id, &here, err, sizeof err) ==
+      STORE_NOTFOUND && handler_owner_unavailable(r, id))
+    goto done; /* maybe the down replica's session: importing it here would fork it */
   store_session meta = {0};
   snprintf(meta.id, sizeof meta.id, "%s", id);
   snprintf(meta.model, sizeof meta.model, "%s", me->name);

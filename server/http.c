@@ -220,6 +220,17 @@ void http_header_add(http_req *r, const char *name, const char *value) {
   if (r->resp) MHD_add_response_header(r->resp, name, value);
 }
 
+void http_header_set(http_req *r, const char *name, const char *value) {
+  if (!r->resp) return;
+  const char *old = MHD_get_response_header(r->resp, name);
+  char copy[256];
+  if (old) {
+    snprintf(copy, sizeof copy, "%s", old); /* MHD frees old while deleting it */
+    MHD_del_response_header(r->resp, name, copy);
+  }
+  MHD_add_response_header(r->resp, name, value);
+}
+
 static const char *reason(int status) {
   switch (status) {
     case 400: return "Bad Request";

@@ -81,6 +81,8 @@ void http_reply_stream(http_req *r, int status, const char *ctype, http_stream_f
                        void (*free_fn)(void *));
 /* Adds a header to the reply made (no-op before a reply). Both borrowed. */
 void http_header_add(http_req *r, const char *name, const char *value);
+/* Replaces header name (every earlier value of it) with value. */
+void http_header_set(http_req *r, const char *name, const char *value);
 
 /* The one writer of errors: application/problem+json {"type":
  * "urn:gtmsm:problem:<slug>", "title", "status", "detail", "instance",

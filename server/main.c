@@ -19,6 +19,7 @@
 #include "nn/blas_core.h"
 #include "routes.h"
 #include "signals.h"
+#include "util.h"
 
 static const char *env_lookup(const char *name) { return getenv(name); }
 
@@ -115,6 +116,18 @@ int main(int argc, char **argv) {
     goto done;
   }
   store_set_group_max(a.db, (int)a.cfg.group_commit);
+  {
+    /* The lease owner is this process, not this host: a replica restarted
+     * after kill -9 must not inherit the leases of its dead self while a
+     * request of that self could still be in flight (it waits one TTL). */
+    char owner[128], rnd[17];
+    if (util_random_hex(rnd, 8)) snprintf(rnd, sizeof rnd, "%ld", (long)getpid());
+    snprintf(owner, sizeof owner, "%.64s/%d/%s", a.served_by, (int)getpid(), rnd);
+    store_lease_config(a.db, owner, a.cfg.lease_ttl_ms);
+    if (store_leases(a.db))
+      log_at(LOG_LEVEL_INFO, NULL, "store", "{s:s, s:s, s:I}", "msg", "session leases on",
+             "owner", owner, "lease_ttl_ms", (json_int_t)a.cfg.lease_ttl_ms);
+  }
   log_at(LOG_LEVEL_INFO, NULL, "store", "{s:s, s:s, s:i}", "db", shown, "backend",
          store_backend_name(a.db), "schema", store_schema_version(a.db));
   if (models_load_dir(&a.models, a.cfg.models)) {
@@ -171,6 +184,11 @@ int main(int argc, char **argv) {
   atomic_store(&a.ready, 0);
   http_stop(srv, (double)a.cfg.shutdown_grace);
   srv = NULL;
+  /* Every request is done: let our leases lapse now, so that the replicas
+   * taking our sessions over need not wait out the TTL. */
+  if (sessions_release_leases(a.cache, err, sizeof err))
+    log_at(LOG_LEVEL_WARN, NULL, "shutdown", "{s:s, s:s}", "msg", "could not release the session "
+           "leases (they lapse after --lease-ttl-ms)", "error", err);
   if (signals_received() > 1)
     log_at(LOG_LEVEL_WARN, NULL, "shutdown", "{s:s, s:I}", "msg", "stop signals received during "
            "the graceful stop were ignored", "signals", (json_int_t)signals_received());

@@ -18,6 +18,8 @@ struct sessions {
   store *db;
   const model_registry *models;
   long long max_sessions, cache_bytes;
+  int leases;         /* store_leases(db) */
+  double lease_trust; /* seconds a taken or renewed lease is trusted without asking */
   pthread_mutex_t mu; /* guards everything below and every entry's refs, bytes, links */
   session *buckets[N_BUCKETS];
   session *lru_head, *lru_tail; /* head = most recently used */
@@ -41,6 +43,10 @@ int sessions_new(sessions **out, store *db, const model_registry *models,
   c->models = models;
   c->max_sessions = cfg->max_sessions;
   c->cache_bytes = cfg->cache_bytes;
+  c->leases = store_leases(db);
+  /* A margin for the time the statement took to reach the database and for
+   * clock rate differences: the lease's own expiry is later than this. */
+  c->lease_trust = 0.75e-3 * (double)cfg->lease_ttl_ms;
   pthread_mutex_init(&c->mu, NULL);
   *out = c;
   return 0;
@@ -317,6 +323,60 @@ done:
   return rc;
 }
 
+/* Drops s's memory (exclusive lock held): the next use reloads it. */
+static void drop_memory(sessions *c, session *s) {
+  if (!s->mem) return;
+  gtmsm_memory_free(s->mem);
+  s->mem = NULL;
+  atomic_fetch_sub(&c->hot, 1);
+  account(c, s); /* its bytes left with the memory */
+}
+
+static void mark_deleted(sessions *c, session *s) {
+  pthread_mutex_lock(&c->mu);
+  s->deleted = 1;
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* Takes or renews s's lease (exclusive lock held, see sessions_lock): under
+ * a new epoch another replica may have written the session since our copy,
+ * so the memory goes and the row (steps, times) is read again, after the
+ * lease is ours: nobody else can commit to it from then on. */
+static int lease_refresh(sessions *c, session *s, char *err, size_t errlen) {
+  const double t0 = util_mono_seconds();
+  store_lease l;
+  int rc = store_lease_take(c->db, s->sid, s->lease_epoch, &l, err, errlen);
+  if (rc == STORE_LEASED) {
+    atomic_store(&s->lease_wait_ms, l.wait_ms);
+    return SESSIONS_LEASED;
+  }
+  if (rc == STORE_NOTFOUND) {
+    mark_deleted(c, s);
+    return SESSIONS_NOTFOUND;
+  }
+  if (rc) return rc;
+  if (l.epoch != s->lease_epoch) {
+    drop_memory(c, s);
+    store_session row;
+    s->lease_epoch = 0;
+    rc = store_session_get(c->db, s->id, &row, err, errlen);
+    if (rc == STORE_NOTFOUND || (!rc && row.sid != s->sid)) { /* deleted (and made again) */
+      mark_deleted(c, s);
+      return SESSIONS_NOTFOUND;
+    }
+    if (rc) return rc;
+    if (s->steps != row.steps)
+      log_at(LOG_LEVEL_INFO, NULL, "lease", "{s:s, s:I, s:I, s:I}", "msg", "the session moved "
+             "here: reloaded", "id", s->id, "epoch", (json_int_t)l.epoch, "steps",
+             (json_int_t)row.steps);
+    s->steps = row.steps;
+    s->updated_ms = row.updated_ms;
+    s->lease_epoch = l.epoch;
+  }
+  s->lease_until = t0 + c->lease_trust;
+  return 0;
+}
+
 int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_t errlen) {
   for (int attempt = 0;; attempt++) {
     if (write) pthread_rwlock_wrlock(&s->lock);
@@ -324,6 +384,23 @@ int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_
     if (s->deleted) {
       pthread_rwlock_unlock(&s->lock);
       return SESSIONS_NOTFOUND;
+    }
+    if (c->leases && util_mono_seconds() >= s->lease_until) {
+      if (!write) { /* renewing needs the exclusive lock */
+        pthread_rwlock_unlock(&s->lock);
+        pthread_rwlock_wrlock(&s->lock);
+      }
+      int rc = s->deleted ? SESSIONS_NOTFOUND
+               : util_mono_seconds() >= s->lease_until ? lease_refresh(c, s, err, errlen) : 0;
+      if (rc) {
+        pthread_rwlock_unlock(&s->lock);
+        return rc;
+      }
+      if (!write) { /* and take it shared again */
+        pthread_rwlock_unlock(&s->lock);
+        if (attempt == 3) return gtmsm_fail(err, errlen, GTMSM_EIO, "session %s keeps losing its lease", s->id);
+        continue;
+      }
     }
     if (!load || s->mem) return SESSIONS_OK;
     /* A reload (SIGHUP) may have brought its version since the entry was
@@ -414,15 +491,23 @@ int sessions_observe(sessions *c, session *s, int n, const int *actions, const u
                         .frames = frames, .frame_bytes = D, .entries = entries, .entry_bytes = es,
                         .state = (const uint8_t *)belief,
                         .state_bytes = sizeof(float) * (size_t)gtmsm_belief_floats(s->mem, m->cfg.S),
-                        .steps = s->steps + n, .now_ms = now};
+                        .steps = s->steps + n, .now_ms = now, .epoch = s->lease_epoch};
+  const double t0 = util_mono_seconds();
   if ((rc = store_append(c->db, &a, ci, err, errlen))) {
-    /* The memory is ahead of the store: drop it; the next use reloads it. */
-    gtmsm_memory_free(s->mem);
-    s->mem = NULL;
-    atomic_fetch_sub(&c->hot, 1);
-    account(c, s); /* its bytes left with the memory */
+    /* The memory is ahead of the store: drop it; the next use reloads it.
+     * With leases, the next use also takes the lease under a new epoch and
+     * reads the row again (a COMMIT whose reply was lost may have landed;
+     * fenced, another replica may have written). */
+    if (rc == STORE_EFENCED)
+      log_at(LOG_LEVEL_INFO, NULL, "lease", "{s:s, s:s, s:I}", "msg", "append fenced: another "
+             "replica took the session over; dropped the cached copy", "id", s->id, "epoch",
+             (json_int_t)s->lease_epoch);
+    drop_memory(c, s);
+    s->lease_epoch = 0;
+    s->lease_until = 0;
     goto done;
   }
+  if (c->leases) s->lease_until = t0 + c->lease_trust; /* the fence renewed it */
   s->steps += n;
   s->updated_ms = now;
 done:
@@ -600,3 +685,7 @@ int sessions_list(sessions *c, const char *model, int64_t after_sid, int limit, 
 }
 
 int sessions_stored(sessions *c, int64_t *n) { return store_session_count(c->db, n); }
+
+int sessions_release_leases(sessions *c, char *err, size_t errlen) {
+  return store_lease_release_all(c->db, err, errlen);
+}

@@ -17,6 +17,7 @@
 #define GTMSMD_SESSIONS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,7 @@ enum {
   SESSIONS_BUSY = 2,     /* every cache slot is held: retry later (503) */
   SESSIONS_VERSION = 3,  /* its model (name and version) is not loaded (409) */
   SESSIONS_EXISTS = 4,   /* import: the id is taken (409) */
+  SESSIONS_LEASED = 5,   /* another replica holds the session's lease (503, see lease_wait_ms) */
 };
 
 typedef struct session session;
@@ -51,6 +53,13 @@ struct session {
   int64_t steps;
   long long updated_ms;
   int deleted; /* written under the exclusive lock and the cache mutex */
+  /* The lease on a shared store (store_leases): the epoch our copy (steps,
+   * memory) was loaded under (0: none yet) and the monotonic time until
+   * which we may trust it without asking the database. Read under the
+   * session lock, written under the exclusive lock. */
+  int64_t lease_epoch;
+  double lease_until;
+  atomic_llong lease_wait_ms; /* after SESSIONS_LEASED: until the holder's lease lapses */
   /* Private to sessions.c: */
   pthread_rwlock_t lock;
   int refs;
@@ -82,12 +91,21 @@ int sessions_acquire(sessions *c, const char *id, session **out, char *err, size
 void sessions_release(sessions *c, session *s);
 
 /* Locks s shared (write = 0) or exclusive (write = 1); with load = 1 its
- * memory is loaded first. SESSIONS_OK (locked), SESSIONS_NOTFOUND (deleted:
- * not locked), SESSIONS_VERSION (load needed but the model is not loaded:
- * not locked) or an error (not locked): GTMSM_EFORMAT when the session's
- * stored rows are damaged (missing entries or state; that session only). */
+ * memory is loaded first. On a store with leases the copy is proved current
+ * first: while our lease is fresh (taken or renewed less than 3/4 of its TTL
+ * ago, on our monotonic clock) at no cost, else by taking or renewing it, and
+ * a copy loaded under another epoch is dropped and its row read again.
+ * SESSIONS_OK (locked), SESSIONS_NOTFOUND (deleted: not locked),
+ * SESSIONS_VERSION (load needed but the model is not loaded: not locked),
+ * SESSIONS_LEASED (another replica holds the lease: not locked, wait in
+ * s->lease_wait_ms) or an error (not locked): GTMSM_EFORMAT when the
+ * session's stored rows are damaged (missing entries or state; that session
+ * only). */
 int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_t errlen);
 void sessions_unlock(sessions *c, session *s);
+
+/* Lets this replica's leases lapse now (clean shutdown; none may be held). */
+int sessions_release_leases(sessions *c, char *err, size_t errlen);
 
 /* Creates session id on model me unless it exists; *created says which and
  * *row gets the stored row (model name and version of the existing one). */

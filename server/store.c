@@ -130,6 +130,24 @@ int store_import(store *s, const store_session *meta, const store_append_req *a,
   return s->ops->import(s, meta, a, sid_out, err, errlen);
 }
 
+int store_leases(store *s) { return s->leases; }
+
+void store_lease_config(store *s, const char *owner, long long ttl_ms) {
+  snprintf(s->owner, sizeof s->owner, "%s", owner);
+  s->lease_ttl_ms = ttl_ms;
+  s->leases = s->ops->lease_take != NULL;
+}
+
+int store_lease_take(store *s, int64_t sid, int64_t epoch, store_lease *out, char *err,
+                     size_t errlen) {
+  if (!s->leases) return gtmsm_fail(err, errlen, GTMSM_EINVAL, "this store has no leases");
+  return s->ops->lease_take(s, sid, epoch, out, err, errlen);
+}
+
+int store_lease_release_all(store *s, char *err, size_t errlen) {
+  return s->leases ? s->ops->lease_release_all(s, err, errlen) : 0;
+}
+
 int store_append_group(store *s, store_group_item *items, int n, double *commit_seconds) {
   store_group_item *ptrs[STORE_GROUP_MAX];
   if (n < 1 || n > STORE_GROUP_MAX) return GTMSM_EINVAL;

@@ -39,11 +39,15 @@ enum { STORE_OK = 0, STORE_NOTFOUND = 1, STORE_EXISTS = 2 };
  * store_writable) writes again, so that a replica which cannot take writes
  * says so instead of trying each one; reads go on. */
 enum { STORE_EFULL = -100, STORE_EUNAVAILABLE = -101 };
+/* An append (or a lease renewal) refused by the fence: the session's lease
+ * has another owner or epoch now, so another replica may have written it
+ * (see the leases below). Not a storage failure: that append alone failed. */
+enum { STORE_EFENCED = -102 };
 /* Free bytes the disk must have again before writes resume after a full disk. */
 #define STORE_FREE_MIN ((long long)1 << 20)
 
 /* The schema version this build migrates to. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct {
   int64_t sid;            /* row id */
@@ -155,6 +159,7 @@ typedef struct {
   size_t state_bytes;
   int64_t steps;
   long long now_ms;
+  int64_t epoch; /* the lease epoch it is written under (fenced); 0: unfenced (SQLite) */
 } store_append_req;
 
 /* The COMMIT that covered an append. */
@@ -203,5 +208,38 @@ void store_group_stats(store *s, long long *commits, long long *appends);
  * taken. *sid_out gets the new row id. */
 int store_import(store *s, const store_session *meta, const store_append_req *a, int64_t *sid_out,
                  char *err, size_t errlen);
+
+/* ---- leases (issue 14; docs/DEPLOY.md has the protocol) -------------------
+ * On a PostgreSQL that several replicas share, one replica at a time may
+ * serve a session: the one holding its row in session_leases (owner, epoch,
+ * expires_at on the database's clock). Taking a lease that another owner
+ * let lapse raises its epoch; every append carries the epoch it was loaded
+ * under and is fenced by it (its first statement renews the lease only
+ * WHERE owner and epoch still match, else the append fails alone with
+ * STORE_EFENCED), so a replica that lost the lease can never write again.
+ * SQLite has no leases (one process owns the file): store_leases is 0 and
+ * the other calls are never made. */
+/* A positive outcome of store_lease_take: another owner's lease is live. */
+enum { STORE_LEASED = 3 };
+typedef struct {
+  int64_t epoch;        /* STORE_OK: the lease's epoch now */
+  long long wait_ms;    /* STORE_LEASED: until the holder's lease lapses, at least 1 */
+} store_lease;
+/* 1 when s fences sessions with leases (PostgreSQL after store_lease_config). */
+int store_leases(store *s);
+/* This process's owner name (copied; unique per process: a restarted replica
+ * is another owner) and the lease time to live; on PostgreSQL turns leases
+ * on. Call once after store_open, before serving. */
+void store_lease_config(store *s, const char *owner, long long ttl_ms);
+/* Takes or renews the lease of session sid for ttl_ms on the database's
+ * clock. epoch is the one our cached copy was loaded under (0: none). STORE_OK
+ * with out->epoch == epoch: we held it and nobody took it since, our copy is
+ * current; another out->epoch: reload the session. STORE_LEASED: another
+ * owner holds a live lease (out->wait_ms). STORE_NOTFOUND: no such session. */
+int store_lease_take(store *s, int64_t sid, int64_t epoch, store_lease *out, char *err,
+                     size_t errlen);
+/* Lets every lease of this owner lapse now (clean shutdown): another replica
+ * may take them at once. */
+int store_lease_release_all(store *s, char *err, size_t errlen);
 
 #endif

@@ -44,6 +44,10 @@ typedef struct store_ops {
   int (*write_group)(store *s, store_group_item *const *items, int n, double *commit_seconds);
   int (*import)(store *s, const store_session *meta, const store_append_req *a, int64_t *sid_out,
                 char *err, size_t errlen);
+  /* Leases (NULL on a backend without them: SQLite). */
+  int (*lease_take)(store *s, int64_t sid, int64_t epoch, store_lease *out, char *err,
+                    size_t errlen);
+  int (*lease_release_all)(store *s, char *err, size_t errlen);
 } store_ops;
 
 /* An append waiting in the group-commit queue (on its caller's stack). */
@@ -64,6 +68,10 @@ struct store {
   int writing;             /* a thread is writing a group */
   int group_max;
   long long commits, appends; /* under qmu */
+  /* Leases (store_lease_config; fixed before serving): */
+  int leases;
+  char owner[128];
+  long long lease_ttl_ms;
 };
 
 /* Initialises the store.c part of a backend's store (ops borrowed, static). */

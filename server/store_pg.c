@@ -47,6 +47,14 @@ static const char *const MIGRATIONS[STORE_SCHEMA_VERSION] = {
      * and the state after the session's last observation */
     "ALTER TABLE observations ADD COLUMN entry BYTEA;"
     "ALTER TABLE sessions ADD COLUMN state BYTEA;",
+    /* 3: the session leases of replicas sharing the database (store.h):
+     * the owner (one per process), the epoch that fences its appends, and
+     * when the lease lapses on the database's clock */
+    "CREATE TABLE session_leases ("
+    "  sid BIGINT PRIMARY KEY REFERENCES sessions(sid) ON DELETE CASCADE,"
+    "  owner TEXT NOT NULL,"
+    "  epoch BIGINT NOT NULL,"
+    "  expires_at TIMESTAMPTZ NOT NULL);",
 };
 
 /* Serialises migrations of daemons starting at once on one database. */
@@ -71,6 +79,10 @@ enum {
   ST_REBUILD_SESSION,
   ST_IDLE,
   ST_PROBE,
+  ST_LEASE_TAKE,
+  ST_LEASE_HOLDER,
+  ST_LEASE_FENCE,
+  ST_LEASE_RELEASE,
   ST_BEGIN,
   ST_COMMIT,
   ST_ROLLBACK,
@@ -125,6 +137,28 @@ static const statement SQL[ST_N] = {
                             "WHERE sid = $1 AND steps = $5", 5,
                             {OID_INT8, OID_TEXT, OID_BYTEA, OID_INT8, OID_INT8}},
     [ST_PROBE] = {"UPDATE gtmsm_schema SET version = version", 0, {0}},
+    /* Leases (see store.h and docs/DEPLOY.md): clock_timestamp() is the
+     * database's clock at the statement, the one clock every replica
+     * shares. Taking: a new row, or a row whose lease lapsed or is ours;
+     * the epoch stays only when it is ours under the epoch we name (a
+     * renewal), else it rises (a takeover, or a reload of ours). No row
+     * back: another owner's lease is live. */
+    [ST_LEASE_TAKE] = {"INSERT INTO session_leases AS l (sid, owner, epoch, expires_at) "
+                       "VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond') "
+                       "ON CONFLICT (sid) DO UPDATE SET "
+                       "epoch = CASE WHEN l.owner = EXCLUDED.owner AND l.epoch = $4 THEN l.epoch "
+                       "ELSE l.epoch + 1 END, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at "
+                       "WHERE l.expires_at <= clock_timestamp() OR l.owner = EXCLUDED.owner "
+                       "RETURNING l.epoch", 4, {OID_INT8, OID_TEXT, OID_INT8, OID_INT8}},
+    [ST_LEASE_HOLDER] = {"SELECT greatest(1, ceil(extract(epoch FROM expires_at - clock_timestamp()) "
+                         "* 1000))::bigint FROM session_leases WHERE sid = $1", 1, {OID_INT8}},
+    /* The fence, first in every append's SAVEPOINT: renews the lease while
+     * owner and epoch match (its row lock holds a takeover off until COMMIT). */
+    [ST_LEASE_FENCE] = {"UPDATE session_leases SET expires_at = clock_timestamp() + $3 * "
+                        "interval '1 millisecond' WHERE sid = $1 AND owner = $2 AND epoch = $4", 4,
+                        {OID_INT8, OID_TEXT, OID_INT8, OID_INT8}},
+    [ST_LEASE_RELEASE] = {"UPDATE session_leases SET expires_at = clock_timestamp() - interval "
+                          "'1 millisecond' WHERE owner = $1", 1, {OID_TEXT}},
     [ST_BEGIN] = {"BEGIN", 0, {0}},
     [ST_COMMIT] = {"COMMIT", 0, {0}},
     [ST_ROLLBACK] = {"ROLLBACK", 0, {0}},
@@ -796,6 +830,24 @@ static int update_session(pg_store *s, int64_t sid, const store_append_req *a, c
   return run(s, ST_UPDATE_SESSION, vals, lens, NULL, err, errlen, "update session");
 }
 
+/* The lease fence of append a (mutex held, in its SAVEPOINT): renews the
+ * lease while this owner holds it under a->epoch, else STORE_EFENCED. */
+static int fence(pg_store *s, const store_append_req *a, char *err, size_t errlen) {
+  char sid[8], ttl[8], epoch[8];
+  put_i64(sid, a->sid);
+  put_i64(ttl, s->base.lease_ttl_ms);
+  put_i64(epoch, a->epoch);
+  const char *vals[4] = {sid, s->base.owner, ttl, epoch};
+  const int lens[4] = {8, (int)strlen(s->base.owner), 8, 8};
+  PGresult *r = NULL;
+  int rc = run(s, ST_LEASE_FENCE, vals, lens, &r, err, errlen, "renew the lease");
+  if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
+    rc = gtmsm_fail(err, errlen, STORE_EFENCED, "the session's lease (epoch %lld) was taken by "
+                    "another replica: this one no longer writes it", (long long)a->epoch);
+  PQclear(r);
+  return rc;
+}
+
 /* The transaction is still open (possibly aborted, awaiting ROLLBACK TO). */
 static int in_transaction(pg_store *s) {
   const PGTransactionStatusType t = PQtransactionStatus(s->conn);
@@ -813,6 +865,7 @@ static int write_group_locked(pg_store *s, store_group_item *const *items, int n
     store_group_item *it = items[i];
     it->err[0] = '\0';
     int r = run0(s, ST_SAVEPOINT, it->err, sizeof it->err, "savepoint");
+    if (!r && it->req->epoch) r = fence(s, it->req, it->err, sizeof it->err);
     if (!r) r = insert_obs(s, it->req->sid, it->req, it->err, sizeof it->err);
     if (!r) r = update_session(s, it->req->sid, it->req, it->err, sizeof it->err);
     if (!r) r = run0(s, ST_RELEASE, it->err, sizeof it->err, "release savepoint");
@@ -973,6 +1026,54 @@ done:
   return rc;
 }
 
+static int pg_lease_take(store *b, int64_t sid, int64_t epoch, store_lease *out, char *err,
+                         size_t errlen) {
+  pg_store *s = (pg_store *)b;
+  char a[8], ttl[8], e[8];
+  put_i64(a, sid);
+  put_i64(ttl, b->lease_ttl_ms);
+  put_i64(e, epoch);
+  const char *vals[4] = {a, b->owner, ttl, e};
+  const int lens[4] = {8, (int)strlen(b->owner), 8, 8};
+  PGresult *r = NULL;
+  *out = (store_lease){0, 0};
+  pthread_mutex_lock(&s->mu);
+  int rc = writable_locked(s, 1, err, errlen);
+  if (rc) goto done;
+  rc = run(s, ST_LEASE_TAKE, vals, lens, &r, err, errlen, "take the lease");
+  if (rc) {
+    /* the session row is gone (deleted meanwhile): a foreign key violation */
+    if (rc == GTMSM_EIO && strstr(err, "foreign key")) rc = STORE_NOTFOUND;
+    goto done;
+  }
+  if (PQntuples(r) == 1) {
+    out->epoch = get_i64(r, 0, 0);
+    goto done;
+  }
+  PQclear(r);
+  r = NULL;
+  rc = run(s, ST_LEASE_HOLDER, vals, lens, &r, err, errlen, "read the lease");
+  if (rc) goto done;
+  out->wait_ms = PQntuples(r) == 1 ? get_i64(r, 0, 0) : 1;
+  if (out->wait_ms < 1) out->wait_ms = 1;
+  rc = STORE_LEASED;
+done:
+  PQclear(r);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+static int pg_lease_release_all(store *b, char *err, size_t errlen) {
+  pg_store *s = (pg_store *)b;
+  const char *vals[1] = {b->owner};
+  const int lens[1] = {(int)strlen(b->owner)};
+  pthread_mutex_lock(&s->mu);
+  int rc = ready_locked(s, err, errlen);
+  if (!rc) rc = run(s, ST_LEASE_RELEASE, vals, lens, NULL, err, errlen, "release the leases");
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
 static const store_ops PG_OPS = {
     .name = "postgresql",
     .close = pg_close,
@@ -991,4 +1092,6 @@ static const store_ops PG_OPS = {
     .frame_get = pg_frame_get,
     .write_group = pg_write_group,
     .import = pg_import,
+    .lease_take = pg_lease_take,
+    .lease_release_all = pg_lease_release_all,
 };

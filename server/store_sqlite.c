@@ -37,6 +37,14 @@ static const char *const MIGRATIONS[STORE_SCHEMA_VERSION] = {
      * and the state after the session's last observation */
     "ALTER TABLE observations ADD COLUMN entry BLOB;"
     "ALTER TABLE sessions ADD COLUMN state BLOB;",
+    /* 3: the session leases of replicas sharing a database (store.h). SQLite
+     * is never shared (one process owns the file) and leaves it empty; it
+     * exists so that a schema version means the same tables on both. */
+    "CREATE TABLE session_leases ("
+    "  sid INTEGER PRIMARY KEY REFERENCES sessions(sid) ON DELETE CASCADE,"
+    "  owner TEXT NOT NULL,"
+    "  epoch INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL);",
 };
 
 enum {

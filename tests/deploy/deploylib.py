@@ -288,10 +288,14 @@ def run_scenario(cl):
     bad = []
     for sid in mine:
         s, h, b = predict(lb, sid)
-        if s not in (404, 503) or h.get("x-served-by") == victim:
-            bad.append((sid, s, h.get("x-served-by")))
-    check(not bad, f"with {victim} down, its {len(mine)} sessions are unavailable (404 from the ring's "
-          f"next replica, or 503) {bad[:3]}")
+        if s != 503 or h.get("x-served-by") == victim or not h.get("retry-after"):
+            bad.append((sid, s, h.get("x-served-by"), b[:120]))
+    check(not bad, f"with {victim} down, its {len(mine)} sessions are unavailable: 503 with "
+          f"Retry-After (owner-unavailable from the ring's next replica), never 404 {bad[:3]}")
+    # ... and never created there: a PUT of one of its ids makes no empty fork
+    s, h, b = request(lb, "PUT", f"/v1/sessions/{mine[0]}", {"model": MODEL})
+    check(s == 503 and b"owner-unavailable" in b and h.get("x-served-by") != victim,
+          f"with {victim} down, PUT of one of its ids is 503 owner-unavailable, no fork ({s} {b[:120]})")
     s, h, _ = request(lb, "GET", "/v1/models")
     check(s == 200 and h.get("x-served-by") != victim, "requests without an id still go to live replicas")
 

@@ -12,7 +12,11 @@ its defaults creates its database in the volume. Then the scenario of
 deploylib (the same as test_deploy_processes.py): 30 sessions through the
 load balancer, one replica per session, spread over three; a replica stopped
 (podman stop: SIGTERM, exit 0) leaves the others byte-identical; a new
-container on its volume brings its sessions back byte-identical.
+container on its volume brings its sessions back byte-identical. Then the
+same three containers on one shared PostgreSQL (session leases): a replica
+stopped and another killed, every session served by the third at once
+(SIGTERM released the leases) or after the lease TTL (SIGKILL), predictions
+byte-identical, and again when both are back.
 
 Needs root and podman (scripts/setup.sh installs podman, runc, debootstrap);
 fails when they are missing. Containers and volumes are removed at the end."""
@@ -61,9 +65,10 @@ def remove_stale():
 class Containers:
     """gtmsmd containers (one named volume each) and an HAProxy container."""
 
-    def __init__(self, work, models):
+    def __init__(self, work, models, extra=(), tag=""):
         self.models = models
-        self.prefix = f"gtmsm-deploytest-{os.getpid()}"
+        self.extra = list(extra)  # more podman run arguments for every gtmsmd container
+        self.prefix = f"gtmsm-deploytest-{os.getpid()}{tag}"
         ports = free_ports(5)
         self.lb_port, self.stats_port = ports[0], ports[1]
         self.names = GTMSMD_NAMES[:3]
@@ -93,7 +98,7 @@ class Containers:
         # (Without systemd podman does not schedule the HEALTHCHECK: `healthcheck run` below.)
         self.run(cname, "-v", f"{self.prefix}-{name}:/var/lib/gtmsm", "-v", f"{self.models}:/models:ro",
                  "-e", f"GTMSM_LISTEN=127.0.0.1:{self.port[name]}", "-e", f"GTMSM_SERVED_BY={name}",
-                 "-e", "GTMSM_MODELS=/models", "-e", "GTMSM_THREADS=4", IMAGE)
+                 "-e", "GTMSM_MODELS=/models", "-e", "GTMSM_THREADS=4", *self.extra, IMAGE)
         if not wait_http(self.port[name], timeout=60):
             raise RuntimeError(f"{cname} did not become ready:\n" + self.logs(cname))
         r = podman("healthcheck", "run", cname, check_rc=False)
@@ -107,6 +112,13 @@ class Containers:
         podman("rm", cname)
         self.containers.remove(cname)
         return code
+
+    def kill(self, name):
+        """podman kill -s KILL: the replica dies without a word; the container goes."""
+        cname = f"{self.prefix}-{name}"
+        podman("kill", "-s", "KILL", cname, check_rc=False)
+        podman("rm", "-f", "-t", "0", cname, check_rc=False)
+        self.containers.remove(cname)
 
     def logs(self, cname):
         r = podman("logs", "--tail", "40", cname, check_rc=False)
@@ -203,6 +215,79 @@ def check_defaults(prefix, labels, shipped):
         podman("volume", "rm", "-f", vol, check_rc=False)
 
 
+def postgres_scenario(work, models):
+    """The three gtmsmd containers on one PostgreSQL (a throwaway server on the
+    host, tests/lib/pglib.py, its unix socket folder mounted into each
+    container) behind the HAProxy container: 9 sessions through the balancer;
+    one replica stopped (podman stop: SIGTERM releases its leases) and another
+    killed (podman kill -s KILL: its leases lapse after GTMSM_LEASE_TTL_MS):
+    every session is served by a live replica, byte-identically, without
+    waiting for the dead ones; both back, still byte-identical."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+    import pglib
+    from deploylib import episode, ndjson, predict, wait_states
+    if not pglib.available():
+        check(False, "PostgreSQL server binaries are missing (scripts/setup.sh installs postgresql-15)")
+        return
+    with pglib.Postgres() as pg:
+        pg.create_db("gtmsm")
+        os.chmod(pg.dir, 0o711)  # the containers' uid 10001 reaches the socket inside
+        store = ["-v", f"{pg.dir}:/pg", "-e", "GTMSM_STORE=postgresql:///gtmsm?host=/pg&port=5432&user=gtmsm",
+                 "-e", "GTMSM_LEASE_TTL_MS=1500"]
+        cl = Containers(work, models, store, tag="-pg")
+        try:
+            lb = cl.lb_port
+            ids = [f"pg-walker-{i}" for i in range(9)]
+            before, served = {}, {}
+            for i, sid in enumerate(ids):
+                s, h, b = request(lb, "PUT", f"/v1/sessions/{sid}", {"model": "tiny"})
+                s2, h, b = request(lb, "POST", f"/v1/sessions/{sid}/observations", ndjson(episode(40 + i, 24)),
+                                   {"Content-Type": "application/x-ndjson"})
+                s3, h, before[sid] = predict(lb, sid)
+                served[sid] = h.get("x-served-by")
+                check(s == 201 and s2 == 200 and s3 == 200, f"postgresql: {sid} created, observed, predicted "
+                      f"on {served[sid]}")
+            check(int(pg.sql("gtmsm", "SELECT count(*) FROM sessions")) == 9 and
+                  pg.sql("gtmsm", "SELECT version FROM gtmsm_schema") == "3",
+                  "postgresql: the 9 sessions are in the shared database (schema 3)")
+            stopped, killed = cl.names[0], cl.names[1]
+            check(cl.stop(stopped) == 0, f"postgresql: {stopped} stopped with SIGTERM exits 0")
+            cl.kill(killed)
+            wait_states(cl.stats_port, ["DOWN", "DOWN", "UP"])
+            t0 = time.time()
+            bad = []
+            for sid in ids:
+                s = None
+                for _ in range(100):
+                    s, h, b = predict(lb, sid)
+                    if s == 200:
+                        break
+                    time.sleep(0.1)
+                if s != 200 or b != before[sid] or h.get("x-served-by") != cl.names[2]:
+                    bad.append((sid, s, h.get("x-served-by"), b == before[sid]))
+            check(not bad, f"postgresql: with {stopped} stopped and {killed} killed every session, theirs too, "
+                  f"predicts byte-identically on {cl.names[2]} ({time.time() - t0:.1f} s) {bad[:3]}")
+            cl.start(stopped)
+            cl.start(killed)
+            wait_states(cl.stats_port, ["UP"] * 3)
+            bad = []
+            for sid in ids:
+                s = None
+                for _ in range(100):
+                    s, h, b = predict(lb, sid)
+                    if s == 200:
+                        break
+                    time.sleep(0.1)
+                if s != 200 or b != before[sid]:
+                    bad.append((sid, s, h.get("x-served-by")))
+            check(not bad, f"postgresql: both back, every session predicts byte-identically {bad[:3]}")
+        finally:
+            if tss.failures:
+                for c in cl.containers:
+                    print(f"---- podman logs {c} (tail)\n{cl.logs(c)}", file=sys.stderr)
+            cl.close()
+
+
 def main():
     t_start = time.time()
     if os.geteuid() != 0:
@@ -237,6 +322,10 @@ def main():
         t0 = time.time()
         run_scenario(cl)
         print(f"  scenario: {time.time() - t0:.1f} s", flush=True)
+        cl.close()
+        t0 = time.time()
+        postgres_scenario(work, models)
+        print(f"  postgresql scenario: {time.time() - t0:.1f} s", flush=True)
     finally:
         if cl:
             if tss.failures:

@@ -134,6 +134,8 @@ def four_replica_cfg(workdir):
         cfg = f.read()
     out = []
     for line in cfg.splitlines(True):
+        line = line.replace("%[srv_is_up(sessions/replica3)]",
+                            "%[srv_is_up(sessions/replica3)]%[srv_is_up(sessions/replica4)]")
         out.append(line)
         m = re.match(r'(\s+server )replica3 "\$\{GTMSM_REPLICA_3-gtmsm-3:8080\}" id 3(.*)$', line)
         if m:
@@ -142,7 +144,8 @@ def four_replica_cfg(workdir):
     path = os.path.join(workdir, "haproxy-4.cfg")
     with open(path, "w") as f:
         f.write("".join(out))
-    check("".join(out).count("replica4") == 3, "the 4-replica config has replica4 in both backends")
+    check("".join(out).count("replica4") == 4, "the 4-replica config has replica4 in both backends "
+          "and in the ring header")
     return path
 
 

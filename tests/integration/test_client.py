@@ -215,6 +215,23 @@ def test_models_and_sessions(d, c):
           "create_session with the same id: idempotent (200)")
     s2 = c.create_session("imagenav", "my-walker_1")
     check(s2["id"] == "my-walker_1", "create_session with a chosen id")
+    o = c.open_session("imagenav", "my-walker_1")
+    check(o["id"] == "my-walker_1" and c.last_response.status == 200, "open_session of an existing id: a GET")
+    o = c.open_session("imagenav", "opened-new")
+    check(o["id"] == "opened-new" and c.last_response.status == 201, "open_session of a new id: GET 404, then PUT")
+    # the daemon behind HAProxy with a replica down: an id it does not have is 503
+    # owner-unavailable, never created (the client itself sends no ring header; a raw request does)
+    import http.client as hc
+    conn = hc.HTTPConnection("127.0.0.1", c._port, timeout=10)
+    conn.request("PUT", "/v1/sessions/not-here-yet", body=b'{"model": "imagenav"}',
+                 headers={"Content-Type": "application/json", "X-Gtmsm-Ring": "101"})
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    check(r.status == 503 and b"owner-unavailable" in body and r.getheader("Retry-After") == "2",
+          f"PUT of an unknown id with a replica down (X-Gtmsm-Ring 101): 503 owner-unavailable ({r.status})")
+    e = raises(lambda: c.session("not-here-yet"), gc.NotFound, "session-not-found")
+    check(e is not None, "... and nothing was created")
     s3 = c.create_session("imagenav", server_id=True)
     check(len(s3["id"]) == 32 and c.last_response.status == 201, "create_session(server_id=True): POST, daemon's id")
     check(c.session(s2)["id"] == "my-walker_1" and c.get_session("my-walker_1")["steps"] == 0,

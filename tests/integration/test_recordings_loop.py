@@ -123,10 +123,10 @@ def main():
         src = sqlite3.connect(db)
         dst = sqlite3.connect(bad)
         src.backup(dst)
-        dst.execute("PRAGMA user_version = 3")
+        dst.execute("PRAGMA user_version = 4")
         dst.commit()
         dst.close()
-        refused(["train", "--out", f"{tmp}/x", "--from-db", bad, *TRAIN], 1, "schema version 3 is not one",
+        refused(["train", "--out", f"{tmp}/x", "--from-db", bad, *TRAIN], 1, "schema version 4 is not one",
                 "an unknown schema version is refused")
         gap = f"{tmp}/gap.db"
         dst = sqlite3.connect(gap)

@@ -4,13 +4,14 @@ and a throwaway PostgreSQL server (tests/lib/pglib.py):
 - sessions created, observations streamed (uneven requests and a chunked
   NDJSON stream), predictions; a restart (also with an empty cache, so every
   request reloads from the database) gives byte-identical PNG, JSON and NDJSON;
-  the schema is at version 2 in gtmsm_schema, rows = steps;
+  the schema is at version 3 in gtmsm_schema, rows = steps;
 - the same session and actions give the same bytes on an SQLite daemon;
   export from the PostgreSQL daemon, import into an SQLite daemon, export
   again, import into a second PostgreSQL database, export: all three exports
   byte-identical, and the imported sessions predict the same bytes;
 - kill -9 in the middle of an NDJSON stream loses no acknowledged observation
-  (acknowledged <= rows = steps <= sent), and the restarted daemon goes on;
+  (acknowledged <= rows = steps <= sent), and the restarted daemon (a new
+  lease owner) goes on once the dead one's lease lapsed;
 - the PostgreSQL server stopped under a running daemon: writes get 503
   storage-unavailable (reads too: the server is gone) and ready says 503; the
   server back, the daemon reconnects by itself and writes resume;
@@ -73,8 +74,8 @@ def test_restart_and_export(pg, tmp, models):
     url = pg.create_db("restart")
     ep = episode(5, 300)
     d = pg_daemon(models, tmp, url, "restart")
-    check(any(l.get("backend") == "postgresql" and l.get("schema") == 2 for l in d.lines()),
-          "the daemon logs the postgresql backend at schema 2")
+    check(any(l.get("backend") == "postgresql" and l.get("schema") == 3 for l in d.lines()),
+          "the daemon logs the postgresql backend at schema 3")
     for sid in ("r1", "r2"):
         s, h, j = d.json("PUT", f"/v1/sessions/{sid}", {"model": "imagenav"})
         check(s == 201, f"create {sid} on postgresql")
@@ -93,7 +94,7 @@ def test_restart_and_export(pg, tmp, models):
     check(s == 200 and len(export_pg) > 1000, "export from postgresql")
     check(d.stop() == 0, "SIGTERM: exit 0")
     check(pg_state(pg, "restart", "r1") == (300, 300, 300), "after a clean stop: 300 rows, steps 300")
-    check(pg.sql("restart", "SELECT version FROM gtmsm_schema") == "2", "gtmsm_schema at version 2")
+    check(pg.sql("restart", "SELECT version FROM gtmsm_schema") == "3", "gtmsm_schema at version 3")
     check(not os.path.exists(os.path.join(tmp, "restart.unused.db")), "no SQLite file was made")
 
     for args, what in [([], "with the defaults"), (["--cache-bytes", "0"], "with an empty cache (every request reloads)")]:
@@ -140,7 +141,7 @@ def test_restart_and_export(pg, tmp, models):
 def test_kill9(pg, tmp, models):
     url = pg.create_db("kill")
     ep = episode(8, 400)
-    d = pg_daemon(models, tmp, url, "kill")
+    d = pg_daemon(models, tmp, url, "kill", "--lease-ttl-ms", "1000")
     d.json("PUT", "/v1/sessions/k", {"model": "imagenav"})
     acked = 0
     for i in range(0, 120, 20):
@@ -163,9 +164,18 @@ def test_kill9(pg, tmp, models):
     steps, rows, top = pg_state(pg, "kill", "k")
     check(steps == rows == top, f"after kill -9: consistent (steps {steps}, {rows} rows, t 0..{top - 1})")
     check(acked <= steps <= sent, f"after kill -9: every acknowledged observation is there ({acked} <= {steps} <= {sent})")
-    d = pg_daemon(models, tmp, url, "kill")
+    # The restarted daemon is another lease owner: the dead one's lease on k
+    # lapses first (503 session-leased-elsewhere with Retry-After meanwhile).
+    t0 = time.monotonic()
+    d = pg_daemon(models, tmp, url, "kill", "--lease-ttl-ms", "1000")
     s, h, j = d.json("GET", "/v1/sessions/k")
-    check(s == 200 and j["steps"] == steps, "restart after kill -9: the session has the committed steps")
+    check(s == 200 or (s == 503 and j["type"].endswith("session-leased-elsewhere") and h.get("retry-after")),
+          f"restart after kill -9: the session answers, or 503 session-leased-elsewhere while the dead "
+          f"owner's lease lasts ({s})")
+    s = wait_status(d, "GET", "/v1/sessions/k", 200, 10)
+    s, h, j = d.json("GET", "/v1/sessions/k")
+    check(s == 200 and j["steps"] == steps, f"restart after kill -9: the session has the committed steps "
+          f"({time.monotonic() - t0:.1f} s after the restart began)")
     s, h, j = d.json("POST", "/v1/sessions/k/observations", ndjson(ep[:400]), NDJ)
     check(s == 200 and j == {"accepted": 400 - steps, "duplicates": steps, "steps": 400},
           "re-sending the whole episode: the stored ones are exact duplicates, the rest is new")

@@ -157,7 +157,8 @@ def cmd_replay(c: Client, a: argparse.Namespace) -> int:
     if K < 1:
         raise UsageError("--predict must be >= 1")
     model = _model_name(c, a.model)
-    s = c.create_session(model, a.session)
+    # an existing session is resumed, never re-created empty while its replica is away
+    s = c.open_session(model, a.session) if a.session else c.create_session(model)
     sid = s["id"]
     if s["steps"] > a.memorize:
         raise UsageError(f"session {sid} already holds {s['steps']} steps, more than --memorize "

@@ -609,6 +609,22 @@ class Client:
             raise
         self.delete_session(s, missing_ok=True)
 
+    def open_session(self, model: str, session_id: str) -> Dict[str, Any]:
+        """The session ``session_id``, created on ``model`` only if it exists nowhere: a GET
+        first, and the PUT only after a 404. Use it to resume a session that should exist: while
+        its replica is down the daemons answer 503 (``owner-unavailable`` on per-replica SQLite,
+        ``session-leased-elsewhere`` on a shared PostgreSQL), which is retried like any 503
+        instead of creating an empty copy elsewhere (docs/DEPLOY.md). ``Conflict``
+        ``model-mismatch`` when it exists with another model."""
+        try:
+            s = self.session(session_id)
+        except NotFound:
+            return self.create_session(model, session_id)
+        if s.get("model") != model:
+            raise Conflict(409, "urn:gtmsm:problem:model-mismatch", "Conflict",
+                           f"session {session_id!r} exists with model {s.get('model')!r}, not {model!r}")
+        return s
+
     def session(self, session: SessionRef) -> Dict[str, Any]:
         """GET /v1/sessions/{id}: id, model, model_version, steps, memory_entries, times."""
         return self._json("GET", "/v1/sessions/" + _q(_sid(session)))

@@ -21,7 +21,12 @@
  *   it migrated (once, under the advisory lock); a server that cannot be reached is STORE_EUNAVAILABLE at
  *   open; a connection killed under a running store fails reads and writes
  *   with STORE_EUNAVAILABLE (writes refused at once, not ready), and a second
- *   later the store reconnects by itself and writes again.
+ *   later the store reconnects by itself and writes again; session leases
+ *   between two stores (two replicas): taken with epoch 1, refused to the
+ *   other while live (with the time left), renewed under the same epoch,
+ *   taken over with a new epoch after the TTL, the old owner's append fenced
+ *   (STORE_EFENCED, alone in its group: the other appends commit), released
+ *   on request so the other takes it at once, a missing session NOTFOUND.
  * Without a PostgreSQL URL (the binary run by hand) the PostgreSQL half is
  * skipped with a line saying so; under ctest the fixture always gives one. */
 #include <libpq-fe.h>
@@ -709,6 +714,85 @@ static void test_pg_concurrent_migrations(void) {
 }
 
 /* Passwords never reach a log line. */
+static void test_pg_leases(void) {
+  char target[1024], err[256] = "";
+  CHECK(pg_fresh(target, sizeof target, "lease") == 0, "leases: a fresh database");
+  store *a = NULL, *b = NULL;
+  CHECK(store_open(&a, target, 0, err, sizeof err) == 0, "leases: open a: %s", err);
+  CHECK(store_open(&b, target, 0, err, sizeof err) == 0, "leases: open b: %s", err);
+  if (!a || !b) {
+    store_close(a);
+    store_close(b);
+    return;
+  }
+  CHECK(!store_leases(a), "leases are off until configured");
+  store_lease_config(a, "replica-a/1", 300);
+  store_lease_config(b, "replica-b/2", 300);
+  CHECK(store_leases(a) && store_leases(b), "leases on after store_lease_config");
+  store_session row, other;
+  int created = 0;
+  CHECK(store_session_create(a, "L", "m", "0123456789abcdef", 1, &row, &created, err, sizeof err) == 0 &&
+            store_session_create(a, "L2", "m", "0123456789abcdef", 1, &other, &created, err, sizeof err) == 0,
+        "leases: two sessions");
+  store_lease la, lb;
+  int rc = store_lease_take(a, row.sid, 0, &la, err, sizeof err);
+  CHECK(rc == STORE_OK && la.epoch == 1, "a takes the new lease: epoch 1 (rc %d epoch %lld %s)", rc,
+        (long long)la.epoch, err);
+  rc = store_lease_take(b, row.sid, 0, &lb, err, sizeof err);
+  CHECK(rc == STORE_LEASED && lb.wait_ms >= 1 && lb.wait_ms <= 300,
+        "b is refused while a's lease is live, told %lld ms (rc %d)", lb.wait_ms, rc);
+  rc = store_lease_take(a, row.sid, 1, &la, err, sizeof err);
+  CHECK(rc == STORE_OK && la.epoch == 1, "a renews under the same epoch (rc %d epoch %lld)", rc,
+        (long long)la.epoch);
+  int actions[2] = {1, 2};
+  uint8_t frames[2 * 4], entries[2 * 3], state[2] = {5, 6};
+  memset(frames, 7, sizeof frames);
+  memset(entries, 8, sizeof entries);
+  store_append_req ap = {.sid = row.sid, .t0 = 0, .n = 1, .actions = actions, .frames = frames,
+                         .frame_bytes = 4, .entries = entries, .entry_bytes = 3, .state = state,
+                         .state_bytes = 2, .steps = 1, .now_ms = 2, .epoch = 1};
+  CHECK(store_append(a, &ap, NULL, err, sizeof err) == 0, "a appends t=0 under epoch 1: %s", err);
+  sleep_ms(200); /* the append renewed it: still live at 200 ms of 300 */
+  rc = store_lease_take(b, row.sid, 0, &lb, err, sizeof err);
+  CHECK(rc == STORE_LEASED, "the append renewed a's lease: b still refused (rc %d)", rc);
+  sleep_ms(350);
+  rc = store_lease_take(b, row.sid, 0, &lb, err, sizeof err);
+  CHECK(rc == STORE_OK && lb.epoch == 2, "after the TTL b takes it over: epoch 2 (rc %d epoch %lld)", rc,
+        (long long)lb.epoch);
+  /* a, unaware (paused, say), appends t=1 under epoch 1 in a group with
+   * another session's append: fenced alone */
+  store_lease lo;
+  CHECK(store_lease_take(a, other.sid, 0, &lo, err, sizeof err) == STORE_OK, "a takes L2");
+  store_append_req stale = ap, fine = ap;
+  stale.t0 = 1;
+  stale.steps = 2;
+  fine.sid = other.sid;
+  fine.epoch = lo.epoch;
+  store_group_item items[2] = {{.req = &stale}, {.req = &fine}};
+  CHECK(store_append_group(a, items, 2, NULL) == 0, "the group commits");
+  CHECK(items[0].rc == STORE_EFENCED && strstr(items[0].err, "lease"),
+        "a's stale append is fenced: %d '%s'", items[0].rc, items[0].err);
+  CHECK(items[1].rc == 0, "the other append of the group commits: %d '%s'", items[1].rc, items[1].err);
+  store_session got;
+  CHECK(store_session_get(b, "L", &got, err, sizeof err) == 0 && got.steps == 1 && pg_rows(target, row.sid) == 1,
+        "the fenced append left nothing: steps %lld", (long long)got.steps);
+  ap.t0 = 1;
+  ap.steps = 2;
+  ap.epoch = 2;
+  CHECK(store_append(b, &ap, NULL, err, sizeof err) == 0, "b appends t=1 under epoch 2: %s", err);
+  rc = store_lease_take(a, row.sid, 1, &la, err, sizeof err);
+  CHECK(rc == STORE_LEASED, "a asking again under its old epoch: refused (rc %d)", rc);
+  CHECK(store_lease_release_all(b, err, sizeof err) == 0, "b releases its leases: %s", err);
+  rc = store_lease_take(a, row.sid, 1, &la, err, sizeof err);
+  CHECK(rc == STORE_OK && la.epoch == 3, "released: a takes it at once with a new epoch (rc %d epoch %lld)", rc,
+        (long long)la.epoch);
+  rc = store_lease_take(a, row.sid + 1000, 0, &la, err, sizeof err);
+  CHECK(rc == STORE_NOTFOUND, "a missing session: NOTFOUND (rc %d %s)", rc, err);
+  store_close(a);
+  store_close(b);
+  printf("postgresql leases: take, refuse, renew by append, take over after the TTL, fence, release\n");
+}
+
 static void test_redact(void) {
   static const char *const CASES[][2] = {
       {"postgresql://u:secret@db.example:5432/g", "postgresql://u:***@db.example:5432/g"},
@@ -822,6 +906,7 @@ int main(void) {
     CHECK(memcmp(cold_sqlite, cold_pg, PRED_BYTES) == 0, "the same session predicts the same bytes on both backends");
     test_pg_unreachable();
     test_pg_concurrent_migrations();
+    test_pg_leases();
   } else {
     printf("postgresql: skipped (no GTMSM_TEST_PG_URL or GTMSM_TEST_PG_URL_FILE; ctest's fixture sets it)\n");
   }
