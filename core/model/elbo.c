@@ -237,7 +237,6 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
   if (landmarks)
     for (int t = 1; t < N; t++) {
       float wt = (t < T ? spec->aux : 1.0f) / (float)(N - T);
-      ws->dkl_s[t] = beta * wt;
       stats->kl_s += ws->kl_s[t];
       loss += (double)beta * wt * ws->kl_s[t];
     }
@@ -254,13 +253,11 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
   /* ... or the wall gate against whether the move succeeded (image navigation) */
   const int regress_gate = spec->moved && spec->disp_weight > 0 && m->trans->gate;
   if (regress_gate)
-    for (int t = 0; t < N; t++) {
-      ws->dgate[t] = 0;
-      if (t == 0 || spec->moved[t] < 0) continue;
+    for (int t = 1; t < N; t++) {
+      if (spec->moved[t] < 0) continue;
       double r = (double)m->trans->gate(ws->trans, t) - spec->moved[t];
       stats->displacement += r * r;
       loss += spec->disp_weight * r * r / (N - T);
-      ws->dgate[t] = (float)(2.0 * spec->disp_weight * r / (N - T));
     }
   stats->loss = loss;
   if (!isfinite(loss)) return GTMSM_ENAN;
@@ -319,7 +316,15 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
         float r = ws->h[(size_t)t * H + k] - spec->displacement[(size_t)t * H + k];
         ws->d_h[(size_t)t * H + k] += 2.0f * spec->disp_weight * r / (float)(N - T);
       }
-  if (regress_gate) m->trans->gate_grad(ws->trans, N, ws->dgate);
+  if (regress_gate) {
+    for (int t = 0; t < N; t++)
+      ws->dgate[t] = t == 0 || spec->moved[t] < 0
+                         ? 0.0f
+                         : 2.0f * spec->disp_weight * (m->trans->gate(ws->trans, t) - spec->moved[t]) / (float)(N - T);
+    m->trans->gate_grad(ws->trans, N, ws->dgate);
+  }
+  if (landmarks) /* d loss / d KL_t of the state posterior */
+    for (int t = 0; t < N; t++) ws->dkl_s[t] = t == 0 ? 0.0f : beta * (t < T ? spec->aux : 1.0f) / (float)(N - T);
   /* states -> transition (and, with landmarks, the latents of the reverse
    * query: before the encoder's backward) */
   m->infer->backward(m, ws->infer, ws->trans, &iin, ws->s, ws->d_s, H ? ws->d_h : NULL, ws->dkl_s, ws->d_mu, grad);

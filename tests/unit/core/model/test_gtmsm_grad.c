@@ -204,6 +204,14 @@ int main(void) {
   params_get(&l.m.p, "lm.vw")[0] = -1.0f;
   params_get(&l.m.p, "lm.vb")[0] = 0.0f; /* q as wide as the prior: states apart, few retrieval ties */
   landmark_idx(&l, l.lm_idx);
+  {
+    /* the forward alone runs on an inference workspace (no gradient buffers) with the same loss */
+    gtmsm_seq_stats a, b;
+    int ra = gtmsm_seq_loss(&l.m, l.iws, &l.spec, l.frames, l.actions, l.eps_z, l.eps_s, NULL, &a);
+    int rb = gtmsm_seq_loss(&l.m, l.ws, &l.spec, l.frames, l.actions, l.eps_z, l.eps_s, NULL, &b);
+    CHECK(ra == 0 && rb == 0 && a.loss == b.loss && a.kl_s == b.kl_s, "landmark loss on an inference workspace: "
+          "rc %d/%d, %.9g vs %.9g", ra, rb, a.loss, b.loss);
+  }
   check_loss(&l, "landmark", 0);
   gtmsm_ws_free(l.iws);
   gtmsm_ws_free(l.ws);
