@@ -246,6 +246,9 @@ json_t *models_to_json(const model_entry *e) {
                             gtmsm_part_name(e->m, GTMSM_ROLE_TRANS), "keymap",
                             gtmsm_part_name(e->m, GTMSM_ROLE_KEYMAP), "prior",
                             gtmsm_part_name(e->m, GTMSM_ROLE_PRIOR));
+  /* only when not from the actions, so older models describe themselves as before */
+  if (parts && c->infer != GTMSM_INFER_ACTIONS)
+    json_object_set_new(parts, "inference", json_string(gtmsm_part_name(e->m, GTMSM_ROLE_INFER)));
   json_t *j = json_pack("{s:s, s:s, s:i, s:i, s:i, s:o, s:i, s:i, s:i, s:O, s:O, s:O, s:o}", "name", e->name,
                         "version", e->m->content_hash, "frame_width", c->W, "frame_height", c->H,
                         "frame_channels", c->C, "actions", actions, "state_size", c->S, "memory_k",

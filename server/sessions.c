@@ -250,6 +250,7 @@ static void pack_entries(const gtmsm_memory *mem, size_t from, size_t n, uint8_t
 /* ---- loading -------------------------------------------------------------- */
 
 typedef struct {
+  const gtmsm_model *m;
   gtmsm_memory *mem;
   int64_t next_t;
   float *entry; /* (S + V) scratch: blobs need not be float-aligned */
@@ -265,7 +266,7 @@ static int load_entry(void *ctx, int64_t t, const uint8_t *entry, size_t len) {
                       "stored memory entry at t=%lld is missing or has %zu bytes (expected %zu)",
                       (long long)t, len, entry_size(l->mem));
   memcpy(l->entry, entry, len);
-  int rc = dnd_insert(l->mem->mem, l->entry, l->entry + S);
+  int rc = gtmsm_memory_insert_entry(l->m, l->mem, l->entry, l->entry + S);
   if (rc) return gtmsm_fail(l->err, l->errlen, rc, "stored memory entry at t=%lld refused", (long long)t);
   l->next_t++;
   return 0;
@@ -276,7 +277,7 @@ static int load_entry(void *ctx, int64_t t, const uint8_t *entry, size_t len) {
 static int load_memory(sessions *c, session *s, char *err, size_t errlen) {
   const gtmsm_model *m = s->model->m;
   gtmsm_memory *mem = gtmsm_memory_new(m);
-  loader l = {mem, 0, NULL, err, errlen};
+  loader l = {m, mem, 0, NULL, err, errlen};
   int rc = 0;
   if (!mem || !(l.entry = malloc(entry_size(mem)))) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
@@ -312,6 +313,7 @@ static int load_memory(sessions *c, session *s, char *err, size_t errlen) {
   }
   mem->steps = (long)s->steps;
   if (dnd_indexed_size(mem->mem) < dnd_size(mem->mem)) dnd_reindex(mem->mem); /* index it all */
+  if (mem->rev && dnd_indexed_size(mem->rev) < dnd_size(mem->rev)) dnd_reindex(mem->rev);
   s->mem = mem;
   mem = NULL;
   atomic_fetch_add(&c->hot, 1);

@@ -147,13 +147,16 @@ static int ws_rows(uint64_t mask, int n) { return block_for(mask, 0, n < ROW_BLO
 /* Floats of a memory entry's value: the latent's (mu, lv), then what the prior adds. */
 static int value_size(const gtmsm_model *m) { return 2 * m->cfg.Z + m->prior->value_extra(&m->cfg); }
 
+static int has_landmarks(const gtmsm_model *m) { return m->cfg.infer == GTMSM_INFER_LANDMARK; }
+
 gtmsm_memory *gtmsm_memory_new(const gtmsm_model *m) {
   gtmsm_memory *mem = calloc(1, sizeof *mem);
   if (!mem) return NULL;
   mem->H = m->trans->hidden_size(&m->cfg);
   mem->mem = dnd_new(gtmsm_key_size(&m->cfg), value_size(m), NULL, 0);
-  if (!mem->mem) {
-    free(mem);
+  if (has_landmarks(m)) mem->rev = dnd_new(m->cfg.Z, m->cfg.S, NULL, 0);
+  if (!mem->mem || (has_landmarks(m) && !mem->rev)) {
+    gtmsm_memory_free(mem);
     return NULL;
   }
   return mem;
@@ -162,7 +165,24 @@ gtmsm_memory *gtmsm_memory_new(const gtmsm_model *m) {
 void gtmsm_memory_free(gtmsm_memory *mem) {
   if (!mem) return;
   dnd_free(mem->mem);
+  dnd_free(mem->rev);
   free(mem);
+}
+
+/* The state of a stored entry: the key itself (identity keys) or the prior's
+ * extra (the learned prior stores s after mu, lv); gtmsm_config_check
+ * allows landmarks only where one of them holds. */
+static const float *entry_state(const gtmsm_model *m, const float *key, const float *value) {
+  return m->cfg.keymap == GTMSM_KEYMAP_IDENTITY ? key : value + 2 * m->cfg.Z;
+}
+
+int gtmsm_memory_insert_entry(const gtmsm_model *m, gtmsm_memory *mem, const float *key, const float *value) {
+  int rc = dnd_insert(mem->mem, key, value);
+  if (rc || !mem->rev) return rc;
+  /* the reverse entry: latent mean -> state */
+  if ((rc = dnd_insert(mem->rev, value, entry_state(m, key, value))))
+    dnd_truncate(mem->mem, dnd_size(mem->mem) - 1);
+  return rc;
 }
 
 int gtmsm_action_index(const gtmsm_model *m, const char *name) {
@@ -192,7 +212,7 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
   const int q = mem->steps % ROW_BLOCK + n < ROW_BLOCK ? ws_rows(mask, (int)(mem->steps % ROW_BLOCK) + n) : ROW_BLOCK;
   float *xpad = malloc(sizeof(float) * (size_t)q * (D + 2 * Z));
   gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, q, 0);
-  size_t size0 = dnd_size(mem->mem);
+  size_t size0 = dnd_size(mem->mem), rev0 = mem->rev ? dnd_size(mem->rev) : 0;
   float state0[GTMSM_MAX_S], hidden0[GTMSM_MAX_H];
   long steps0 = mem->steps;
   memcpy(state0, mem->state, sizeof state0);
@@ -206,7 +226,11 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
   for (int i = 0; i < n; i++) {
     if (mem->steps > 0) {
       float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H];
-      m->trans->step(m, mem->state, mem->hidden, actions[i], next, next_h, NULL, 0);
+      rc = m->infer->observe(m, mem->state, mem->hidden, actions[i], mu + (size_t)i * Z, mem->rev, next, next_h);
+      if (rc) {
+        rc = gtmsm_fail(err, errlen, rc, "landmark query failed at observation %d (non-finite encoding)", i);
+        goto done;
+      }
       memcpy(mem->state, next, (size_t)S * sizeof(float));
       memcpy(mem->hidden, next_h, (size_t)H * sizeof(float));
     }
@@ -215,7 +239,7 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
     memcpy(val, mu + (size_t)i * Z, (size_t)Z * sizeof(float));
     memcpy(val + Z, lv + (size_t)i * Z, (size_t)Z * sizeof(float));
     memcpy(val + 2 * Z, mem->state, (size_t)(value_size(m) - 2 * Z) * sizeof(float)); /* the prior's extra: s */
-    rc = dnd_insert(mem->mem, key, val);
+    rc = gtmsm_memory_insert_entry(m, mem, key, val);
     if (rc) {
       rc = gtmsm_fail(err, errlen, rc, "memory insert failed at observation %d (%s)", i,
                       rc == GTMSM_ENAN ? "non-finite encoding" : rc == GTMSM_ERANGE ? "memory full" : "out of memory");
@@ -226,6 +250,7 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
 done:
   if (rc) { /* the memory is as before the call */
     dnd_truncate(mem->mem, size0);
+    if (mem->rev) dnd_truncate(mem->rev, rev0);
     memcpy(mem->state, state0, sizeof state0);
     memcpy(mem->hidden, hidden0, sizeof hidden0);
     mem->steps = steps0;
@@ -328,30 +353,44 @@ static float get_f32(const uint8_t *p) {
 }
 
 int gtmsm_memory_serialize(const gtmsm_memory *mem, int S, uint8_t **buf, size_t *len) {
-  const int H = mem->H;
-  uint8_t *db = NULL;
-  size_t dl = 0;
+  const int H = mem->H, v3 = mem->rev != NULL;
+  uint8_t *db = NULL, *rb = NULL;
+  size_t dl = 0, rl = 0;
   *buf = NULL;
   *len = 0;
-  if (dnd_serialize(mem->mem, &db, &dl)) return GTMSM_ENOMEM;
-  /* version 1 has no transition state; version 2 appends u32 H and H floats */
-  size_t extra = H ? 4 + (size_t)H * 4 : 0, total = MEM_HEADER + (size_t)S * 4 + extra + dl;
-  uint8_t *b = malloc(total);
-  if (!b) {
+  if (dnd_serialize(mem->mem, &db, &dl) || (v3 && dnd_serialize(mem->rev, &rb, &rl))) {
     free(db);
     return GTMSM_ENOMEM;
   }
+  /* version 1 has no transition state; version 2 appends u32 H and H floats;
+   * version 3 always has them, then the forward DND's length, it, and the
+   * reverse DND */
+  size_t extra = H || v3 ? 4 + (size_t)H * 4 : 0, fwd_len = v3 ? 8 : 0;
+  size_t total = MEM_HEADER + (size_t)S * 4 + extra + fwd_len + dl + rl;
+  uint8_t *b = malloc(total);
+  if (!b) {
+    free(db);
+    free(rb);
+    return GTMSM_ENOMEM;
+  }
   memcpy(b, MEM_MAGIC, 8);
-  put_u32(b + 8, H ? 2u : 1u);
+  put_u32(b + 8, v3 ? 3u : H ? 2u : 1u);
   put_u32(b + 12, (uint32_t)S);
   put_u64(b + 16, (uint64_t)mem->steps);
   for (int k = 0; k < S; k++) put_f32(b + MEM_HEADER + 4 * k, mem->state[k]);
-  if (H) {
+  if (extra) {
     put_u32(b + MEM_HEADER + (size_t)S * 4, (uint32_t)H);
     for (int k = 0; k < H; k++) put_f32(b + MEM_HEADER + (size_t)S * 4 + 4 + 4 * k, mem->hidden[k]);
   }
-  memcpy(b + MEM_HEADER + (size_t)S * 4 + extra, db, dl);
+  uint8_t *p = b + MEM_HEADER + (size_t)S * 4 + extra;
+  if (v3) {
+    put_u64(p, (uint64_t)dl);
+    p += 8;
+  }
+  memcpy(p, db, dl);
+  if (v3) memcpy(p + dl, rb, rl);
   free(db);
+  free(rb);
   *buf = b;
   *len = total;
   return GTMSM_OK;
@@ -369,13 +408,25 @@ int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t le
   version = get_u32(buf + 8);
   s = get_u32(buf + 12);
   steps = get_u64(buf + 16);
+  /* a landmark model writes version 3, and reads the older ones too (its
+   * reverse index rebuilt from the entries) */
   uint32_t want = H ? 2u : 1u;
-  if (version != want)
-    return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory format version %u, this model's is %u", version, want);
-  size_t extra = H ? 4 + (size_t)H * 4 : 0, head = MEM_HEADER + (size_t)S * 4 + extra;
+  const int v3 = version == 3u;
+  if (version != want && !(v3 && has_landmarks(m)))
+    return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory format version %u, this model's is %u", version,
+                      has_landmarks(m) ? 3u : want);
+  size_t extra = H || v3 ? 4 + (size_t)H * 4 : 0, head = MEM_HEADER + (size_t)S * 4 + extra + (v3 ? 8 : 0);
   if ((int)s != S || len < head)
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory state size %u does not match the model's %d", s, S);
-  if (H && get_u32(buf + MEM_HEADER + (size_t)S * 4) != (uint32_t)H)
+  size_t fwd_end = len;
+  if (v3) {
+    uint64_t dl = get_u64(buf + head - 8);
+    if (dl > len - head)
+      return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory: forward index of %llu bytes in %zu",
+                        (unsigned long long)dl, len - head);
+    fwd_end = head + (size_t)dl;
+  }
+  if (extra && get_u32(buf + MEM_HEADER + (size_t)S * 4) != (uint32_t)H)
     return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory transition state size %u, the model's is %d",
                       get_u32(buf + MEM_HEADER + (size_t)S * 4), H);
   gtmsm_memory *mem = calloc(1, sizeof *mem);
@@ -389,9 +440,13 @@ int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t le
       return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "memory state is not finite");
     }
   mem->steps = (long)steps;
-  int rc = dnd_deserialize(buf + head, len - head, &mem->mem, err, errlen);
+  int rc = dnd_deserialize(buf + head, fwd_end - head, &mem->mem, err, errlen);
   if (rc) {
     free(mem);
+    return rc;
+  }
+  if (v3 && (rc = dnd_deserialize(buf + fwd_end, len - fwd_end, &mem->rev, err, errlen))) {
+    gtmsm_memory_free(mem);
     return rc;
   }
   if (dnd_key_size(mem->mem) != KS || dnd_value_size(mem->mem) != V ||
@@ -401,6 +456,28 @@ int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t le
                     "model (key %d, value %d)",
                     dnd_key_size(mem->mem), dnd_value_size(mem->mem), dnd_size(mem->mem),
                     (unsigned long long)steps, KS, V);
+    gtmsm_memory_free(mem);
+    return rc;
+  }
+  if (has_landmarks(m) && !v3) { /* an older memory: the reverse index from its entries */
+    if (!(mem->rev = dnd_new(m->cfg.Z, S, err, errlen))) {
+      gtmsm_memory_free(mem);
+      return GTMSM_ENOMEM;
+    }
+    for (size_t i = 0; i < dnd_size(mem->mem) && !rc; i++)
+      rc = dnd_insert(mem->rev, dnd_value(mem->mem, i), entry_state(m, dnd_key(mem->mem, i), dnd_value(mem->mem, i)));
+    if (rc) {
+      gtmsm_memory_free(mem);
+      return gtmsm_fail(err, errlen, rc, "memory: rebuilding the reverse index failed");
+    }
+  }
+  if (mem->rev && (dnd_key_size(mem->rev) != m->cfg.Z || dnd_value_size(mem->rev) != S ||
+                   dnd_size(mem->rev) != dnd_size(mem->mem))) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT,
+                    "memory: reverse index (key %d, value %d, %zu entries) does not match the model (key %d, "
+                    "value %d) and the %zu entries",
+                    dnd_key_size(mem->rev), dnd_value_size(mem->rev), dnd_size(mem->rev), m->cfg.Z, S,
+                    dnd_size(mem->mem));
     gtmsm_memory_free(mem);
     return rc;
   }
@@ -426,6 +503,7 @@ int gtmsm_belief_set(gtmsm_memory *mem, int S, const float *in) {
 size_t gtmsm_memory_bytes(const gtmsm_memory *mem) {
   size_t n = dnd_size(mem->mem);
   int S = dnd_key_size(mem->mem), V = dnd_value_size(mem->mem);
+  if (mem->rev) S += dnd_key_size(mem->rev) + dnd_value_size(mem->rev);
   /* entries plus the kd-tree's permutation and nodes, roughly */
   return sizeof *mem + n * ((size_t)(S + V) * sizeof(float) * 2 + 16);
 }

@@ -3,7 +3,8 @@
  * this is the whole surface the daemon needs (see docs/ARCHITECTURE.md).
  *
  * A memory is the DND of (key of the state mean, frame latent mean and
- * log-variance) pairs plus the current state belief (its mean: the transition
+ * log-variance) pairs, for a model with landmark inference also the reverse
+ * DND of (latent mean -> state mean) pairs, plus the current state belief (its mean: the transition
  * noise is tiny and inference rolls the means). observe and predict run the
  * model's own transition, key map and prior parts (gtmsm_internal.h), the
  * same code as training. Thread safety: a model is read-only after
@@ -21,6 +22,8 @@
 
 typedef struct {
   dnd *mem;                 /* keys (mapped states), values: mu, logvar (2Z), then the prior's extra */
+  dnd *rev;                 /* landmarks only (else NULL): keys latent means (Z), values states (S);
+                               entry i is the reverse of mem's entry i */
   float state[GTMSM_MAX_S]; /* state mean after the last observation */
   float hidden[GTMSM_MAX_H];/* the transition's own state (walking: velocity) */
   int H;                    /* its size (0: the transition has none) */
@@ -40,7 +43,9 @@ void gtmsm_memory_free(gtmsm_memory *mem);
 
 /* Observes n steps: actions (n) and frames (n, D) in [0, 1] (borrowed). The
  * first observation of a memory is at the origin state and its action is
- * ignored; each later one first moves the state by its action. Frames are
+ * ignored; each later one first moves the state by its action (with
+ * landmark inference, the posterior mean: the move corrected toward the
+ * states of earlier frames that match this one). Frames are
  * encoded in one batch. Returns 0, GTMSM_EINVAL (bad action), GTMSM_ENAN or
  * GTMSM_ENOMEM (the memory is then unchanged). */
 int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames,
@@ -59,10 +64,14 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
 
 /* Serialised memory: "GTMSMMEM" u32 version u32 S i64 steps, S float32 state,
  * (version 2, transitions with their own state: u32 H, H float32), then the
- * DND's own serialisation. *buf is new (caller frees). */
+ * DND's own serialisation. Version 3 (memories with a reverse index): u32 H,
+ * H float32 (H may be 0), u64 length of the forward DND's serialisation, it,
+ * then the reverse DND's. Models without landmarks write versions 1 and 2 as
+ * before. *buf is new (caller frees). */
 int gtmsm_memory_serialize(const gtmsm_memory *mem, int S, uint8_t **buf, size_t *len);
 /* Rebuilds a memory for m from buf (borrowed, untrusted), checking that its
- * state and value sizes match m. */
+ * state and value sizes match m. A landmark model's reverse index is read
+ * from version 3, or rebuilt from the entries of an older version. */
 int gtmsm_memory_deserialize(const gtmsm_model *m, const uint8_t *buf, size_t len,
                              gtmsm_memory **out, char *err, size_t errlen);
 /* The belief a store persists with a session, as floats: the state mean (S)
@@ -73,6 +82,12 @@ void gtmsm_belief_get(const gtmsm_memory *mem, int S, float *out);
 /* Sets the belief from in (gtmsm_belief_floats) floats; GTMSM_EFORMAT if one
  * is not finite (the memory is then unchanged). */
 int gtmsm_belief_set(gtmsm_memory *mem, int S, const float *in);
+
+/* Appends one stored entry (key, value as the memory's DND holds them,
+ * borrowed) to mem, and its reverse entry when mem has a reverse index: what
+ * a store that persists entries calls to rebuild a memory. Returns 0 or
+ * dnd_insert's codes (mem unchanged on error). */
+int gtmsm_memory_insert_entry(const gtmsm_model *m, gtmsm_memory *mem, const float *key, const float *value);
 
 /* Approximate bytes held by a memory (for cache accounting). */
 size_t gtmsm_memory_bytes(const gtmsm_memory *mem);

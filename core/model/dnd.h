@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 /* Largest supported key and value sizes (the kd-tree keeps per-dimension
- * scratch on the stack; a value is at most a few hundred floats in practice). */
-#define DND_MAX_S 32
+ * scratch on the stack; a value is at most a few hundred floats in practice).
+ * 64: a landmark model's reverse memory is keyed by frame latents (Z <= 64). */
+#define DND_MAX_S 64
 #define DND_MAX_V 65536
 
 typedef struct dnd dnd;

@@ -9,7 +9,10 @@
  * entries nearest to s_t (in key space). w_t = 1 on prediction steps
  * (t >= T); on memorized steps w_t = aux and the memory is every other
  * memorized step (leave-one-out), an unsupervised auxiliary term that gives
- * the transition a signal on every step, not only the last N-T. */
+ * the transition a signal on every step, not only the last N-T. With
+ * landmark inference the states are samples of q(s_t | s_{t-1}, a_t, x_t,
+ * DND) (infer_landmark.c) and the loss gains beta w_t KL(q(s_t) || p(s_t |
+ * s_{t-1}, a_t)) / (N-T) for t >= 1. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,26 +30,30 @@ struct gtmsm_ws {
   const struct gtmsm_vae_ops *vae_ops;
   const struct gtmsm_trans_ops *trans_ops;
   const struct gtmsm_prior_ops *prior_ops;
-  void *vae, *trans, *prior;  /* the parts' own workspaces */
+  const struct gtmsm_infer_ops *infer_ops;
+  void *vae, *trans, *prior, *infer; /* the parts' own workspaces */
   float *eo, *mu, *lv, *z;    /* (N, 2Z), (N, Z) x3 */
   float *xm, *lvtile, *recon; /* (N, D) x2, (N) */
   float *s, *h, *keys;        /* (N, S), (N, hidden), (N, KS) */
   float *d2, *still_w, *rowc; /* (N, MAX_K), (N), (N) */
   int *idx, *q_row;           /* (N, MAX_K), (N) */
-  double *kl;                 /* (N) */
+  double *kl, *kl_s;          /* (N) x2: the prior's KL terms, the state posterior's */
   /* gradients: training only */
   float *d_eo, *d_mu, *d_lv, *d_z, *d_xm, *d_lvtile, *d_s, *d_h, *d_keys, *dd2, *drow;
+  float *dkl_s, *dgate;       /* (N) x2 */
 };
 
 void gtmsm_ws_free(gtmsm_ws *ws) {
   if (!ws) return;
   float *all[] = {ws->eo, ws->mu, ws->lv, ws->z, ws->xm, ws->lvtile, ws->recon, ws->s, ws->h, ws->keys,
                   ws->d2, ws->still_w, ws->rowc, ws->d_eo, ws->d_mu, ws->d_lv, ws->d_z, ws->d_xm,
-                  ws->d_lvtile, ws->d_s, ws->d_h, ws->d_keys, ws->dd2, ws->drow};
+                  ws->d_lvtile, ws->d_s, ws->d_h, ws->d_keys, ws->dd2, ws->drow, ws->dkl_s, ws->dgate};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
   free(ws->idx);
   free(ws->q_row);
   free(ws->kl);
+  free(ws->kl_s);
+  if (ws->infer) ws->infer_ops->ws_free(ws->infer);
   if (ws->vae) ws->vae_ops->ws_free(ws->vae);
   if (ws->trans) ws->trans_ops->ws_free(ws->trans);
   if (ws->prior) ws->prior_ops->ws_free(ws->prior);
@@ -58,6 +65,7 @@ gtmsm_ws *gtmsm_ws_new(const gtmsm_config *c, int N, int train) {
   if (!ws) return NULL;
   const struct gtmsm_keymap_ops *keymap;
   gtmsm_parts_of(c, &ws->vae_ops, &ws->trans_ops, &keymap, &ws->prior_ops);
+  ws->infer_ops = gtmsm_infer_of(c);
   ws->N_max = N;
   ws->train = train;
   size_t D = (size_t)gtmsm_config_D(c), Z = (size_t)c->Z, S = (size_t)c->S, K = GTMSM_MAX_K,
@@ -73,7 +81,7 @@ gtmsm_ws *gtmsm_ws_new(const gtmsm_config *c, int N, int train) {
       /* gradients: training only */
       {&ws->d_eo, n * 2 * Z}, {&ws->d_mu, n * Z}, {&ws->d_lv, n * Z},  {&ws->d_z, n * Z},
       {&ws->d_xm, n * D},   {&ws->d_lvtile, n * D}, {&ws->d_s, n * S}, {&ws->d_h, n * H},
-      {&ws->d_keys, n * KS}, {&ws->dd2, n * K},  {&ws->drow, n},
+      {&ws->d_keys, n * KS}, {&ws->dd2, n * K},  {&ws->drow, n}, {&ws->dkl_s, n}, {&ws->dgate, n},
   };
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
     if (!train && bufs[i].ptr == &ws->d_eo) break;
@@ -82,10 +90,12 @@ gtmsm_ws *gtmsm_ws_new(const gtmsm_config *c, int N, int train) {
   ws->idx = calloc(n * K, sizeof(int));
   ws->q_row = calloc(n, sizeof(int));
   ws->kl = calloc(n, sizeof(double));
+  ws->kl_s = calloc(n, sizeof(double));
+  ws->infer = ws->infer_ops->ws_new(c, N);
   ws->vae = ws->vae_ops->ws_new(c, N, train);
   ws->trans = ws->trans_ops->ws_new(c, N);
   ws->prior = ws->prior_ops->ws_new(c, N, train);
-  if (!ws->idx || !ws->q_row || !ws->kl || !ws->vae || !ws->trans || !ws->prior) goto fail;
+  if (!ws->idx || !ws->q_row || !ws->kl || !ws->kl_s || !ws->infer || !ws->vae || !ws->trans || !ws->prior) goto fail;
   return ws;
 fail:
   gtmsm_ws_free(ws);
@@ -163,8 +173,12 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
     vm_exp(ws->z + i0, ws->z + i0, nz);
     for (size_t i = i0; i < i0 + nz; i++) ws->z[i] = ws->mu[i] + ws->z[i] * eps_z[i];
   }
-  /* 3. states from the actions: s_0 = 0, then the transition with noise */
-  gtmsm_infer_actions(m, ws->trans, actions, eps_s, N, ws->s, ws->h);
+  /* 3. states: s_0 = 0, then samples of q(s_t) (from the actions: the
+   * transition with its noise; with landmarks: moved toward the states of
+   * earlier steps whose frames match this one) */
+  const gtmsm_infer_in iin = {.N = N, .T = T, .actions = actions, .mu_z = ws->mu, .eps_s = eps_s};
+  const int landmarks = m->infer != &gtmsm_infer_actions_part;
+  m->infer->forward(m, ws->infer, ws->trans, &iin, ws->s, ws->h, ws->kl_s);
   /* 4. decoder and reconstruction term on the loss rows */
   const float *zr = ws->z + (size_t)r0 * Z, *xr = frames + (size_t)r0 * D;
   const float *dec_logvar = gtmsm_vae_dec_logvar(m, m->p.data);
@@ -234,7 +248,14 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
       loss += spec->still * w * d2 / (N - T);
     }
   }
-  /* 8. displacement regression: the transition's own state against what the agent felt */
+  /* 8. the state posterior's KL, weighted as the step's other terms */
+  if (landmarks)
+    for (int t = 1; t < N; t++) {
+      float wt = (t < T ? spec->aux : 1.0f) / (float)(N - T);
+      stats->kl_s += ws->kl_s[t];
+      loss += (double)beta * wt * ws->kl_s[t];
+    }
+  /* 9. displacement regression: the transition's own state against what the agent felt */
   const int H = m->trans->hidden_size(c);
   const int regress = spec->displacement && spec->disp_weight > 0 && H > 0;
   if (regress)
@@ -244,6 +265,15 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
         stats->displacement += r * r;
         loss += spec->disp_weight * r * r / (N - T);
       }
+  /* ... or the wall gate against whether the move succeeded (image navigation) */
+  const int regress_gate = spec->moved && spec->disp_weight > 0 && m->trans->gate;
+  if (regress_gate)
+    for (int t = 1; t < N; t++) {
+      if (spec->moved[t] < 0) continue;
+      double r = (double)m->trans->gate(ws->trans, t) - spec->moved[t];
+      stats->displacement += r * r;
+      loss += spec->disp_weight * r * r / (N - T);
+    }
   stats->loss = loss;
   if (!isfinite(loss)) return GTMSM_ENAN;
   if (!grad) return GTMSM_OK;
@@ -305,7 +335,18 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
         float r = ws->h[(size_t)t * H + k] - spec->displacement[(size_t)t * H + k];
         ws->d_h[(size_t)t * H + k] += 2.0f * spec->disp_weight * r / (float)(N - T);
       }
+  if (regress_gate) {
+    for (int t = 0; t < N; t++)
+      ws->dgate[t] = t == 0 || spec->moved[t] < 0
+                         ? 0.0f
+                         : 2.0f * spec->disp_weight * (m->trans->gate(ws->trans, t) - spec->moved[t]) / (float)(N - T);
+    m->trans->gate_grad(ws->trans, N, ws->dgate);
+  }
+  if (landmarks) /* d loss / d KL_t of the state posterior */
+    for (int t = 0; t < N; t++) ws->dkl_s[t] = t == 0 ? 0.0f : beta * (t < T ? spec->aux : 1.0f) / (float)(N - T);
+  /* states -> transition (and, with landmarks, the latents of the reverse
+   * query: before the encoder's backward) */
+  m->infer->backward(m, ws->infer, ws->trans, &iin, ws->s, ws->d_s, H ? ws->d_h : NULL, ws->dkl_s, ws->d_mu, grad);
   encode_backward(m, ws, frames, N, grad);
-  m->trans->backward(m, ws->trans, actions, N, ws->s, ws->d_s, H ? ws->d_h : NULL, grad);
   return GTMSM_OK;
 }

@@ -13,7 +13,8 @@ gtmsm_config gtmsm_default_config(void) {
                     .channels = 32, .S = 2, .trans = GTMSM_TRANS_GATED2D, .gate_hidden = 32,
                     .keymap = GTMSM_KEYMAP_IDENTITY, .keymap_learned = 0, .prior = GTMSM_PRIOR_MIXTURE,
                     .prior_hidden = 256, .K = 5, .delta = 1e-4f, .trans_std = 1e-3f,
-                    .decoder = GTMSM_DEC_GAUSS, .dec_logvar_init = -4.6f};
+                    .decoder = GTMSM_DEC_GAUSS, .dec_logvar_init = -4.6f,
+                    .infer = GTMSM_INFER_ACTIONS, .landmark_k = 4, .landmark_hidden = 16};
   const char *names[] = {"right", "left", "up", "down", "stay"};
   for (int i = 0; i < 5; i++) snprintf(c.action_names[i], sizeof c.action_names[i], "%s", names[i]);
   return c;
@@ -57,6 +58,24 @@ int gtmsm_config_check(const gtmsm_config *c, char *err, size_t errlen) {
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "delta must be > 0 and trans_std >= 0");
   if (c->decoder != GTMSM_DEC_GAUSS && c->decoder != GTMSM_DEC_BERNOULLI)
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "unknown decoder %d", (int)c->decoder);
+  if (c->infer != GTMSM_INFER_ACTIONS && c->infer != GTMSM_INFER_LANDMARK)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "unknown state inference %d", (int)c->infer);
+  if (c->infer == GTMSM_INFER_LANDMARK) {
+    /* the reverse memory's keys are latents; its values states that a
+     * stored entry must give back (the key itself, or the prior's extra) */
+    if (c->landmark_k < 1 || c->landmark_k > GTMSM_MAX_LANDMARK_K || c->landmark_hidden < 1 ||
+        c->landmark_hidden > 256)
+      return gtmsm_fail(err, errlen, GTMSM_EINVAL, "landmarks: k %d not in 1..%d or hidden %d not in 1..256",
+                        c->landmark_k, GTMSM_MAX_LANDMARK_K, c->landmark_hidden);
+    if (c->Z > DND_MAX_S)
+      return gtmsm_fail(err, errlen, GTMSM_EINVAL, "landmarks: latent %d over the memory's key limit %d", c->Z,
+                        DND_MAX_S);
+    if (c->trans != GTMSM_TRANS_GATED2D || !(c->trans_std > 0))
+      return gtmsm_fail(err, errlen, GTMSM_EINVAL,
+                        "landmarks need the gated 2-D transition and a transition std > 0");
+    if (c->keymap != GTMSM_KEYMAP_IDENTITY && c->prior != GTMSM_PRIOR_MLP)
+      return gtmsm_fail(err, errlen, GTMSM_EINVAL, "landmarks need identity keys or the learned prior");
+  }
   return GTMSM_OK;
 }
 
@@ -73,14 +92,18 @@ void gtmsm_parts_of(const gtmsm_config *c, const struct gtmsm_vae_ops **vae,
   *prior = c->prior == GTMSM_PRIOR_MLP ? &gtmsm_prior_mlp : &gtmsm_prior_mixture;
 }
 
+const struct gtmsm_infer_ops *gtmsm_infer_of(const gtmsm_config *c) {
+  return c->infer == GTMSM_INFER_LANDMARK ? &gtmsm_infer_landmark : &gtmsm_infer_actions_part;
+}
+
 int gtmsm_param_specs(const gtmsm_config *c, param_spec *specs, int cap, int *part_first) {
   const struct gtmsm_vae_ops *vae;
   const struct gtmsm_trans_ops *trans;
   const struct gtmsm_keymap_ops *keymap;
   const struct gtmsm_prior_ops *prior;
   gtmsm_parts_of(c, &vae, &trans, &keymap, &prior);
-  int (*spec_fns[GTMSM_ROLES])(const gtmsm_config *, param_spec *) = {vae->specs, trans->specs,
-                                                                      keymap->specs, prior->specs};
+  int (*spec_fns[GTMSM_ROLES])(const gtmsm_config *, param_spec *) = {
+      vae->specs, trans->specs, keymap->specs, prior->specs, gtmsm_infer_of(c)->specs};
   int n = 0;
   for (int role = 0; role < GTMSM_ROLES; role++) {
     param_spec part[GTMSM_PART_MAX_TENSORS];
@@ -100,6 +123,7 @@ int gtmsm_model_init(gtmsm_model *m, const gtmsm_config *cfg, uint64_t seed, cha
   if (rc) return rc;
   m->cfg = *cfg;
   gtmsm_parts_of(cfg, &m->vae, &m->trans, &m->keymap, &m->prior);
+  m->infer = gtmsm_infer_of(cfg);
   param_spec specs[GTMSM_MAX_TENSORS];
   int n = gtmsm_param_specs(cfg, specs, GTMSM_MAX_TENSORS, m->part_first);
   if (n > GTMSM_MAX_TENSORS)
@@ -128,6 +152,7 @@ const char *gtmsm_part_name(const gtmsm_model *m, int role) {
   case GTMSM_ROLE_TRANS: return m->trans->name;
   case GTMSM_ROLE_KEYMAP: return m->keymap->name;
   case GTMSM_ROLE_PRIOR: return m->prior->name;
+  case GTMSM_ROLE_INFER: return m->infer->name;
   default: return "";
   }
 }

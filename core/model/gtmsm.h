@@ -27,9 +27,13 @@ typedef enum { GTMSM_VAE_FC, GTMSM_VAE_CONV } gtmsm_vae;
 typedef enum { GTMSM_TRANS_GATED2D, GTMSM_TRANS_ROT3D, GTMSM_TRANS_WALK3D } gtmsm_trans;
 typedef enum { GTMSM_KEYMAP_IDENTITY, GTMSM_KEYMAP_PERIODIC } gtmsm_keymap;
 typedef enum { GTMSM_PRIOR_MIXTURE, GTMSM_PRIOR_MLP } gtmsm_prior;
+/* State inference: from the actions alone (eq. 2) | with landmarks (app. D) */
+typedef enum { GTMSM_INFER_ACTIONS, GTMSM_INFER_LANDMARK } gtmsm_infer;
+#define GTMSM_MAX_LANDMARK_K 16
 
-/* Roles of the parts, in the order of their tensors in the parameter block. */
-enum { GTMSM_ROLE_VAE, GTMSM_ROLE_TRANS, GTMSM_ROLE_KEYMAP, GTMSM_ROLE_PRIOR, GTMSM_ROLES };
+/* Roles of the parts, in the order of their tensors in the parameter block
+ * (state inference last: a model without landmarks keeps its layout). */
+enum { GTMSM_ROLE_VAE, GTMSM_ROLE_TRANS, GTMSM_ROLE_KEYMAP, GTMSM_ROLE_PRIOR, GTMSM_ROLE_INFER, GTMSM_ROLES };
 #define GTMSM_MAX_TENSORS 64
 
 typedef struct {
@@ -52,6 +56,9 @@ typedef struct {
   float trans_std;     /* SSM transition noise std */
   gtmsm_decoder decoder;
   float dec_logvar_init; /* Gaussian decoder: initial per-pixel log-variance */
+  gtmsm_infer infer;   /* state inference: actions alone, or landmarks (reverse DND query on z) */
+  int landmark_k;      /* landmarks: entries retrieved by the reverse query (1..GTMSM_MAX_LANDMARK_K) */
+  int landmark_hidden; /* landmarks: width of the gain network kappa(d^2) */
 } gtmsm_config;
 
 gtmsm_config gtmsm_default_config(void);
@@ -76,6 +83,7 @@ typedef struct {
   const struct gtmsm_trans_ops *trans;
   const struct gtmsm_keymap_ops *keymap;
   const struct gtmsm_prior_ops *prior;
+  const struct gtmsm_infer_ops *infer;
   int part_first[GTMSM_ROLES + 1];
   char meta_json[4096]; /* training provenance written into model files */
   char content_hash[17];
@@ -83,7 +91,8 @@ typedef struct {
 } gtmsm_model;
 
 /* The kind of the part playing role (GTMSM_ROLE_*): "fc", "conv", "gated2d",
- * "rot3d", "identity", "periodic", "mixture", "mlp" (static string). */
+ * "rot3d", "identity", "periodic", "mixture", "mlp", "actions", "landmark"
+ * (static string). */
 const char *gtmsm_part_name(const gtmsm_model *m, int role);
 
 /* Allocates parameters for cfg initialised from seed. */
@@ -106,6 +115,11 @@ typedef struct {
    * state (walking: Delta_t) for t >= 1; ignored by transitions without one. */
   const float *displacement;
   float disp_weight;
+  /* Optional (NULL: none), borrowed: (N) whether the move of step t
+   * succeeded (1), failed (0), or no target (< 0: stay, the first step);
+   * the gated 2-D transition's gate g_t is regressed on it with weight
+   * disp_weight (image navigation with obstacles, app. D.1). */
+  const float *moved;
 } gtmsm_seq_spec;
 
 typedef struct {
@@ -115,8 +129,8 @@ typedef struct {
   double recon_mem, kl_mem; /* the same over memorized steps (leave-one-out) */
   double mse_pred;   /* mean squared error of the decoded sample, prediction steps */
   double still;      /* the still-frame term (unweighted sum) */
-  double kl_s;       /* KL of the state posterior (landmark inference; 0 from actions alone) */
-  double displacement; /* displacement regression (transitions with their own state; 0 here) */
+  double kl_s;       /* sum over steps of KL(q(s_t) || p(s_t | s_{t-1}, a_t)) (landmarks; 0 from actions) */
+  double displacement; /* displacement regression (unweighted sum; walking: Delta, gated 2-D: the gate) */
 } gtmsm_seq_stats;
 
 

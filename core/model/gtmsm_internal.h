@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/dnd.h"
 #include "model/gtmsm.h"
 #include "nn/params.h"
 #include "nn/rng.h"
@@ -33,10 +34,12 @@ struct gtmsm_vae_ops;
 struct gtmsm_trans_ops;
 struct gtmsm_keymap_ops;
 struct gtmsm_prior_ops;
+struct gtmsm_infer_ops;
 /* The part of each role a configuration selects. */
 void gtmsm_parts_of(const gtmsm_config *c, const struct gtmsm_vae_ops **vae,
                     const struct gtmsm_trans_ops **trans, const struct gtmsm_keymap_ops **keymap,
                     const struct gtmsm_prior_ops **prior);
+const struct gtmsm_infer_ops *gtmsm_infer_of(const gtmsm_config *c);
 
 /* ---- frame VAE: fc | conv ------------------------------------------------ */
 struct gtmsm_vae_ops {
@@ -79,6 +82,19 @@ struct gtmsm_trans_ops {
    * are the rollout's states. */
   void (*backward)(const gtmsm_model *m, void *ws, const int *actions, int N, const float *s,
                    float *ds, float *dh, float *grad);
+  /* Optional (NULL: landmark inference cannot use this transition). The
+   * backward of step t of a rollout alone: d_next (S) = d loss / d
+   * step(s_{t-1}, a_t) -> ds_prev (S) (accumulated) and the parameter
+   * gradients; backward_finish after steps N-1..1 adds what the transition
+   * batches over steps. backward is the same as these in sequence. */
+  void (*step_backward)(const gtmsm_model *m, void *ws, int t, int a, const float *d_next, float *ds_prev,
+                        float *grad);
+  void (*backward_finish)(const gtmsm_model *m, void *ws, int N, float *grad);
+  /* Optional (NULL: no gate): the wall gate g_t of step t of the last
+   * rollout, and an extra d loss / d g_t (N) that the next backward adds
+   * (the displacement regression of image navigation with obstacles). */
+  float (*gate)(const void *ws, int t);
+  void (*gate_grad)(void *ws, int N, const float *dg);
 };
 extern const struct gtmsm_trans_ops gtmsm_trans_gated2d, gtmsm_trans_rot3d, gtmsm_trans_walk3d;
 /* The 3-D transitions' B (A, 3): small random displacements and turns (std
@@ -161,11 +177,43 @@ void gtmsm_mixture_weights(const float *d2, int k, float delta, float *w);
 void gtmsm_mixture_weights_backward(const float *d2, const float *w, const float *dw, int k, float delta,
                                     float *dd2);
 
-/* ---- state inference from actions (infer_actions.c) ----------------------- */
+/* ---- state inference: actions (eq. 2) | landmarks (app. D) -------------- */
 /* Rollout of N steps: s_0 = 0 (and h_0 = 0), then
  * s_t = step(s_{t-1}, h_{t-1}, a_t) + trans_std * eps_s[t]. s (N, S), h (N,
  * hidden) or NULL for a transition without its own state. */
 void gtmsm_infer_actions(const gtmsm_model *m, void *trans_ws, const int *actions, const float *eps_s,
                          int N, float *s, float *h);
+
+/* What state inference sees of a sequence (borrowed). */
+typedef struct {
+  int N, T;            /* steps; memorized steps (the landmark memory of step t: steps j < min(t, T)) */
+  const int *actions;  /* (N) */
+  const float *mu_z;   /* (N, Z) encoder means: the reverse query's keys */
+  const float *eps_s;  /* (N, S) standard normal draws */
+} gtmsm_infer_in;
+
+struct gtmsm_infer_ops {
+  const char *name;
+  int (*specs)(const gtmsm_config *c, param_spec *out);
+  void *(*ws_new)(const gtmsm_config *c, int N); /* NULL on OOM */
+  void (*ws_free)(void *ws);
+  /* States s (N, S) sampled from q (h (N, hidden) or NULL: the transition's
+   * own state) and kl (N): KL(q(s_t) || p(s_t | s_{t-1}, a_t)), 0 at t = 0
+   * and everywhere from actions alone. Keeps what the backward needs in ws
+   * and trans_ws. */
+  void (*forward)(const gtmsm_model *m, void *ws, void *trans_ws, const gtmsm_infer_in *in, float *s, float *h,
+                  double *kl);
+  /* ds (N, S) = d loss / d s_t (consumed), dh (N, hidden) or NULL, dkl (N) =
+   * d loss / d kl_t -> d_mu_z (N, Z) (accumulated) and the parameter
+   * gradients (the transition's included). s are the forward's states. */
+  void (*backward)(const gtmsm_model *m, void *ws, void *trans_ws, const gtmsm_infer_in *in, const float *s,
+                   float *ds, float *dh, const float *dkl, float *d_mu_z, float *grad);
+  /* Serving, one step of the mean: s (S), h from s_prev, h_prev, action a and
+   * the frame's encoder mean mu_z (Z), with the reverse memory rev (keys:
+   * latent means, values: states; may be NULL or empty). */
+  int (*observe)(const gtmsm_model *m, const float *s_prev, const float *h_prev, int a, const float *mu_z,
+                 const dnd *rev, float *s, float *h);
+};
+extern const struct gtmsm_infer_ops gtmsm_infer_actions_part, gtmsm_infer_landmark;
 
 #endif

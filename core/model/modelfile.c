@@ -18,6 +18,7 @@ static const char CKPT_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'C', 'K', 'P'};
 static const char *const TRANS_NAMES[] = {"gated2d", "rot3d", "walk3d"};
 static const char *const KEYMAP_NAMES[] = {"identity", "periodic"};
 static const char *const PRIOR_NAMES[] = {"mixture", "mlp"};
+static const char *const INFER_NAMES[] = {"actions", "landmark"};
 
 /* Keys added after format 2 are written only when they differ from the value
  * that a file without them means (the 2-D design), so the canonical config
@@ -30,6 +31,11 @@ static void put_newer_keys(json_t *j, const gtmsm_config *c) {
   if (c->prior != GTMSM_PRIOR_MIXTURE) {
     json_object_set_new(j, "prior", json_string(PRIOR_NAMES[c->prior]));
     json_object_set_new(j, "prior_hidden", json_integer(c->prior_hidden));
+  }
+  if (c->infer != GTMSM_INFER_ACTIONS) {
+    json_object_set_new(j, "inference", json_string(INFER_NAMES[c->infer]));
+    json_object_set_new(j, "landmark_k", json_integer(c->landmark_k));
+    json_object_set_new(j, "landmark_hidden", json_integer(c->landmark_hidden));
   }
 }
 
@@ -88,7 +94,7 @@ int gtmsm_config_from_json(const json_t *j, gtmsm_config *c, char *err, size_t e
                                      "latent", "hidden", "state", "gate_hidden", "k", "delta",
                                      "transition_std", "decoder", "decoder_logvar_init", "vae",
                                      "channels", "transition", "keymap", "keymap_learned", "prior",
-                                     "prior_hidden"};
+                                     "prior_hidden", "inference", "landmark_k", "landmark_hidden"};
   if (!json_is_object(j)) return gtmsm_fail(err, errlen, GTMSM_EFORMAT, "config is not an object");
   const char *key;
   json_t *val;
@@ -132,6 +138,16 @@ int gtmsm_config_from_json(const json_t *j, gtmsm_config *c, char *err, size_t e
   c->trans = (gtmsm_trans)tk;
   c->keymap = (gtmsm_keymap)kk;
   c->prior = (gtmsm_prior)pk;
+  /* landmark inference (app. D) came later: absent means from the actions */
+  int ik = GTMSM_INFER_ACTIONS;
+  if ((rc = get_choice(j, "inference", INFER_NAMES, 2, &ik, err, errlen))) return rc;
+  c->infer = (gtmsm_infer)ik;
+  c->landmark_k = 4;
+  c->landmark_hidden = 16;
+  if (json_object_get(j, "landmark_k") && (rc = get_int(j, "landmark_k", &c->landmark_k, err, errlen))) return rc;
+  if (json_object_get(j, "landmark_hidden") &&
+      (rc = get_int(j, "landmark_hidden", &c->landmark_hidden, err, errlen)))
+    return rc;
   if (json_object_get(j, "keymap_learned") &&
       (rc = get_int(j, "keymap_learned", &c->keymap_learned, err, errlen)))
     return rc;

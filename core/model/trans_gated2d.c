@@ -48,14 +48,15 @@ typedef struct {
   float *gh1_pre, *gh1, *gh2_pre, *gh2; /* (N, G) */
   float *d_go;                          /* (N) */
   float *d_gh1, *d_gh2;                 /* (N, G) */
-  int N;
+  float *dg_ext;                        /* (N) extra d loss / d g_t (gate_grad) */
+  int N, dg_on;
 } gated_ws;
 
 static void gated_ws_free(void *p) {
   gated_ws *ws = p;
   if (!ws) return;
   float *all[] = {ws->p,   ws->gjac,    ws->g,   ws->dg,   ws->gh1_pre, ws->gh1,
-                  ws->gh2_pre, ws->gh2, ws->d_go, ws->d_gh1, ws->d_gh2};
+                  ws->gh2_pre, ws->gh2, ws->d_go, ws->d_gh1, ws->d_gh2, ws->dg_ext};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
   free(ws);
 }
@@ -69,7 +70,7 @@ static void *gated_ws_new(const gtmsm_config *c, int N) {
     size_t n;
   } bufs[] = {{&ws->p, n * S},   {&ws->gjac, n * S},    {&ws->g, n},       {&ws->dg, n},
               {&ws->gh1_pre, n * G}, {&ws->gh1, n * G}, {&ws->gh2_pre, n * G}, {&ws->gh2, n * G},
-              {&ws->d_go, n},    {&ws->d_gh1, n * G},   {&ws->d_gh2, n * G}};
+              {&ws->d_go, n},    {&ws->d_gh1, n * G},   {&ws->d_gh2, n * G}, {&ws->dg_ext, n}};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (!(*bufs[i].p = calloc(bufs[i].n ? bufs[i].n : 1, sizeof(float)))) {
       gated_ws_free(ws);
@@ -155,27 +156,29 @@ static void gated_step(const gtmsm_model *m, const float *s, const float *h, int
   for (int k = 0; k < S; k++) s_next[k] = s[k] + g * u[k];
 }
 
-static void gated_backward(const gtmsm_model *m, void *p, const int *actions, int N, const float *s,
-                           float *d_s, float *dh, float *grad) {
-  (void)s;
-  (void)dh;
+/* Step t of s_t = s_{t-1} + g(s_{t-1} + u_t) u_t backwards: ds (S) -> dsp (S). */
+static void gated_step_backward(const gtmsm_model *m, void *p, int t, int a, const float *ds, float *dsp,
+                                float *grad) {
+  gated_ws *ws = p;
+  const int S = m->cfg.S;
+  const float *u = T(B) + (size_t)a * S, *jac = ws->gjac + (size_t)t * S;
+  float *dB = gtmsm_tensor(m, GTMSM_ROLE_TRANS, B, grad);
+  float g = ws->g[t], dsu = 0;
+  for (int k = 0; k < S; k++) dsu += ds[k] * u[k];
+  if (ws->dg_on) dsu += ws->dg_ext[t]; /* d loss / d g_t from outside (regression) */
+  for (int k = 0; k < S; k++) {
+    dsp[k] += ds[k] + dsu * jac[k];
+    dB[(size_t)a * S + k] += g * ds[k] + dsu * jac[k];
+  }
+  ws->d_go[t] = dsu * ws->dg[t]; /* through the sigmoid */
+}
+
+/* The gate parameters, batched over steps 1..N-1 (after every step's backward). */
+static void gated_backward_finish(const gtmsm_model *m, void *p, int N, float *grad) {
   gated_ws *ws = p;
   const int S = m->cfg.S, G = m->cfg.gate_hidden;
-  const float *Bm = T(B), *w3 = T(W3);
-  /* states, backwards in time through s_t = s_{t-1} + g(s_{t-1} + u_t) u_t */
-  float *dB = gtmsm_tensor(m, GTMSM_ROLE_TRANS, B, grad);
-  for (int t = N - 1; t >= 1; t--) {
-    const float *u = Bm + (size_t)actions[t] * S, *jac = ws->gjac + (size_t)t * S;
-    float *ds = d_s + (size_t)t * S, *dsp = ds - S;
-    float g = ws->g[t], dsu = 0;
-    for (int k = 0; k < S; k++) dsu += ds[k] * u[k];
-    for (int k = 0; k < S; k++) {
-      dsp[k] += ds[k] + dsu * jac[k];
-      dB[(size_t)actions[t] * S + k] += g * ds[k] + dsu * jac[k];
-    }
-    ws->d_go[t] = dsu * ws->dg[t]; /* through the sigmoid */
-  }
-  /* gate parameters, batched over steps 1..N-1 */
+  const float *w3 = T(W3);
+  ws->dg_on = 0;
   int n1 = N - 1;
   const float *gh2 = ws->gh2 + G, *gh1 = ws->gh1 + G, *pin = ws->p + S;
   float *dgw3 = gtmsm_tensor(m, GTMSM_ROLE_TRANS, W3, grad), *dgb3 = gtmsm_tensor(m, GTMSM_ROLE_TRANS, B3, grad);
@@ -199,6 +202,26 @@ static void gated_backward(const gtmsm_model *m, void *p, const int *actions, in
                   ws->d_gh1 + G, pin, T(W1), n1, S, G);
 }
 
+static void gated_backward(const gtmsm_model *m, void *p, const int *actions, int N, const float *s,
+                           float *d_s, float *dh, float *grad) {
+  (void)s;
+  (void)dh;
+  const int S = m->cfg.S;
+  /* states, backwards in time */
+  for (int t = N - 1; t >= 1; t--)
+    gated_step_backward(m, p, t, actions[t], d_s + (size_t)t * S, d_s + (size_t)(t - 1) * S, grad);
+  gated_backward_finish(m, p, N, grad);
+}
+
+static float gated_gate(const void *p, int t) { return ((const gated_ws *)p)->g[t]; }
+
+static void gated_gate_grad(void *p, int N, const float *dg) {
+  gated_ws *ws = p;
+  memcpy(ws->dg_ext, dg, sizeof(float) * (size_t)N);
+  ws->dg_on = 1;
+}
+
 const struct gtmsm_trans_ops gtmsm_trans_gated2d = {"gated2d", gated_specs, gated_init, gated_hidden,
                                                     gated_ws_new, gated_ws_free, gated_step,
-                                                    gated_backward};
+                                                    gated_backward, gated_step_backward,
+                                                    gated_backward_finish, gated_gate, gated_gate_grad};

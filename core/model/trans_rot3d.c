@@ -74,4 +74,4 @@ static void rot_backward(const gtmsm_model *m, void *ws, const int *actions, int
 }
 
 const struct gtmsm_trans_ops gtmsm_trans_rot3d = {"rot3d", rot_specs, rot_init, rot_hidden, rot_ws_new,
-                                                  rot_ws_free, rot_step, rot_backward};
+                                                  rot_ws_free, rot_step, rot_backward, NULL, NULL, NULL, NULL};

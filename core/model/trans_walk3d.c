@@ -119,4 +119,4 @@ static void walk_backward(const gtmsm_model *m, void *p, const int *actions, int
 }
 
 const struct gtmsm_trans_ops gtmsm_trans_walk3d = {"walk3d", walk_specs, walk_init, walk_hidden, walk_ws_new,
-                                                   walk_ws_free, walk_step, walk_backward};
+                                                   walk_ws_free, walk_step, walk_backward, NULL, NULL, NULL, NULL};

@@ -3,7 +3,8 @@
 frames, determinism, previews), train (bit-identical across thread counts,
 --resume continues exactly, also after SIGINT / SIGTERM; --out made with its
 parents), eval (JSON summary keys, determinism, figures), training and
-evaluation on recorded episodes (--episodes) and their errors, and usage
+evaluation on recorded episodes (--episodes) and their errors, landmark
+inference with obstacles (train, resume, eval, the loss going down), and usage
 errors (exit 2) in every subcommand."""
 import base64
 import hashlib
@@ -161,6 +162,39 @@ MAZE3D_TRAIN = ["--env", "maze3d", "--scenario", "rotate", "--episode", "80", "-
                 "--predict", "16", "--vae", "conv", "--latent", "8", "--channels", "4", "--transition", "rot3d",
                 "--keymap", "periodic", "--prior", "mlp", "--prior-hidden", "16", "--k", "4", "--still", "0",
                 "--wallfree", "0", "--curriculum", "0", "--batch", "2"]
+
+
+LANDMARK_TRAIN = ["--env", "imagenav", "--obstacles", "10", "--landmarks", "--disp-weight", "1",
+                  "--trans-std", "0.3", "--wallfree", "0", "--curriculum", "0", "--batch", "4", "--memorize", "64",
+                  "--predict", "16", "--hidden", "64", "--log-every", "20"]
+
+
+def test_landmarks(tmp):
+    """Appendix D: a landmark model trains with obstacles, its loss goes down,
+    --resume continues it exactly, and eval reports the usual JSON."""
+    run("train", "--out", f"{tmp}/l1", "--steps", "80", "--threads", "2", "--model-out", f"{tmp}/l1.gtm",
+        *LANDMARK_TRAIN)
+    run("train", "--out", f"{tmp}/l2", "--steps", "40", "--threads", "1", "--model-out", f"{tmp}/l2.gtm",
+        *LANDMARK_TRAIN)
+    r = run("train", "--out", f"{tmp}/l2", "--steps", "80", "--resume", "--model-out", f"{tmp}/l2.gtm")
+    check(b"landmarks: kl_s" in r.stderr, "landmark terms logged")
+    check(sha(f"{tmp}/l1.gtm") == sha(f"{tmp}/l2.gtm"), "landmarks: 40 + 40 resumed steps equal 80 straight")
+    rows = [l.split(",") for l in open(f"{tmp}/l1/train.csv").read().splitlines()]
+    check(rows[0][-2:] == ["kl_s", "displacement"], "train.csv has the landmark columns")
+    loss = [float(r[1]) for r in rows[1:]]
+    first, last = sum(loss[:10]) / 10, sum(loss[-10:]) / 10
+    check(last < first, f"landmarks: the loss goes down ({first:.1f} -> {last:.1f})")
+    meta = open(f"{tmp}/l1.gtm", "rb").read()
+    check(b'"inference": "landmark"' in meta, "the model file says landmark inference")
+    args = ["eval", "--model", f"{tmp}/l1.gtm", "--env", "imagenav", "--obstacles", "10", "--episodes", "4",
+            "--memorize", "64", "--predict", "40", "--json"]
+    e1 = run(*args).stdout
+    e2 = run(*args, "--threads", "1").stdout
+    check(e1 == e2, "landmark eval is deterministic and thread-independent")
+    j = json.loads(e1)
+    for k in ("model", "oracle", "no_memory"):
+        check({"all", "visited", "steps_200_256"} <= set(j["psnr"][k]), f"landmark eval: psnr keys of {k}")
+    check(set(j["position_error"]) == {"mean", "final"}, "landmark eval: position error keys")
 
 
 def test_maze3d(tmp):
@@ -422,6 +456,7 @@ def test_recordings(tmp):
 with tempfile.TemporaryDirectory() as tmp:
     test_gen(tmp)
     test_train_eval(tmp)
+    test_landmarks(tmp)
     test_maze3d(tmp)
     test_usage(tmp)
     test_out_parents(tmp)

@@ -190,10 +190,10 @@ int figures_eval_maze3d(const char *out, const m3e_result *res, int memorize, in
     snprintf(path, sizeof path, "%s/strip_%d.png", out, e);
     if ((rc = figures_strip(path, rows, labels, 4, P, H, W, C, res->seen_flags + (size_t)e * P, err, errlen)))
       return rc;
-    /* recorded episodes come without a map (no simulator drew the room) */
-    if (!res->map || !res->map_w || !res->map[e]) continue;
+    /* recorded episodes have no map (the evaluator leaves it out) */
+    if (!res->map || !res->map[e]) continue;
     snprintf(path, sizeof path, "%s/map_%d.png", out, e);
-    if (res->map[e] && (rc = map_figure(path, res, e, memorize, err, errlen))) return rc; /* recordings: no maze */
+    if ((rc = map_figure(path, res, e, memorize, err, errlen))) return rc;
   }
   if (res->keep > 0) {
     int n = memorize + P;

@@ -46,7 +46,9 @@ typedef struct {
   int latent, hidden, gate_hidden, k, channels;
   const char *vae, *transition, *keymap, *prior;
   int keymap_learned, prior_hidden;
-  double disp_weight;       /* walking: regression of Delta on the felt displacement */
+  double disp_weight;       /* walking: regression of Delta on the felt displacement; imagenav: of
+                               the wall gate on whether the move succeeded */
+  int landmarks, landmark_k, landmark_hidden; /* state inference with landmarks (app. D) */
   int b_lr_steps;           /* updates with B at ssm_lr_mult before b_lr_after (-1: --wallfree) */
   double delta, trans_std;
   const char *decoder;
@@ -103,6 +105,8 @@ typedef struct {
   float *frames, *eps_z, *eps_s, *world;
   maze3d_truth *truth;  /* (episode) */
   float *disp;          /* (N, 3) displacement targets of the window */
+  float *moved;         /* (N) imagenav: 1 the move succeeded, 0 it failed, -1 no move asked */
+  imagenav_truth *itruth; /* (N) */
   int *actions; /* (episode) */
   float *grads; /* (batch, total) */
   gtmsm_seq_stats *stats; /* (batch) */
@@ -142,7 +146,8 @@ static void *worker_run(void *arg) {
                          .K = w->k_now, .delta = w->delta_now, .still = (float)o->still,
                          .displacement = strcmp(o->env, "maze3d") == 0 && (!o->recs || o->recs->all_disp)
                                              ? w->disp : NULL,
-                         .disp_weight = (float)o->disp_weight};
+                         .disp_weight = (float)o->disp_weight,
+                         .moved = strcmp(o->env, "imagenav") == 0 && !o->recs && o->disp_weight > 0 ? w->moved : NULL};
   for (int b = w->tid; b < o->batch; b += w->nthreads) {
     uint64_t s = seq_seed(o->seed, w->step, b);
     const int *actions = w->actions;
@@ -189,7 +194,10 @@ static void *worker_run(void *arg) {
       rng_t wr;
       rng_init(&wr, s, 12);
       eo.avoid_walls = rng_uniform_d(&wr) < w->wallfree_share;
-      imagenav_episode(w->world, &eo, s, N, w->frames, w->actions, NULL);
+      imagenav_episode(w->world, &eo, s, N, w->frames, w->actions, w->itruth);
+      /* what the agent felt: whether each move went through (a training target only) */
+      for (int t = 0; t < N; t++)
+        w->moved[t] = t == 0 || w->actions[t] == IMAGENAV_STAY ? -1.0f : (float)w->itruth[t].moved;
     }
     rng_t r;
     rng_init(&r, s, 3);
@@ -224,6 +232,10 @@ static json_t *opts_to_json(const train_opts *o, long step) {
                            "disp_weight", o->disp_weight, "b_lr_steps", o->b_lr_steps);
   if (j && more) json_object_update(j, more);
   json_decref(more);
+  /* keys that came with landmark inference (absent in older checkpoints: off) */
+  if (j && o->landmarks)
+    json_object_update_new(j, json_pack("{s:i, s:i, s:i}", "landmarks", o->landmarks, "landmark_k", o->landmark_k,
+                                        "landmark_hidden", o->landmark_hidden));
   return j;
 }
 
@@ -260,6 +272,9 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   if ((v = json_object_get(j, "prior_hidden"))) o->prior_hidden = (int)json_integer_value(v);
   if ((v = json_object_get(j, "disp_weight"))) o->disp_weight = json_number_value(v);
   o->b_lr_steps = (v = json_object_get(j, "b_lr_steps")) ? (int)json_integer_value(v) : -1;
+  if ((v = json_object_get(j, "landmarks"))) o->landmarks = (int)json_integer_value(v);
+  if ((v = json_object_get(j, "landmark_k"))) o->landmark_k = (int)json_integer_value(v);
+  if ((v = json_object_get(j, "landmark_hidden"))) o->landmark_hidden = (int)json_integer_value(v);
   if (!o->env || !o->maze.scenario || !o->transition || !o->keymap || !o->prior) return -1;
   /* strings borrowed from j: the caller keeps j alive for the run */
   o->worlds = worlds;
@@ -366,7 +381,7 @@ static void curriculum_at(const train_opts *o, long step, int *k, float *delta, 
 int cmd_train(int argc, char **argv) {
   train_opts o = {.env = "imagenav", .maze = opts_maze3d_default(), .episode = 80,
                   .transition = "gated2d", .keymap = "identity", .keymap_learned = 0, .prior = "mixture",
-                  .prior_hidden = 256, .b_lr_steps = -1, .memorize = 256, .predict = 32, .batch = 16, .obstacles = 0, .rate = 2.0,
+                  .prior_hidden = 256, .b_lr_steps = -1, .landmarks = 0, .landmark_k = 4, .landmark_hidden = 16, .memorize = 256, .predict = 32, .batch = 16, .obstacles = 0, .rate = 2.0,
                   .photo_frac = 0.5, .worlds = NULL, .latent = 16, .hidden = 256, .channels = 32, .vae = "fc",
                   .gate_hidden = 32, .k = 5, .delta = 1e-4, .trans_std = 1e-3,
                   .decoder = "gaussian", .steps = 15000, .anneal = 15000, .kl_warmup = 0,
@@ -394,7 +409,12 @@ int cmd_train(int argc, char **argv) {
       {"prior", OPT_STRING, &o.prior, 1, 0, "mixture (inverse distance) | mlp (learned view-combining)"},
       {"prior-hidden", OPT_INT, &o.prior_hidden, 1, 8192, "mlp prior width"},
       {"disp-weight", OPT_DOUBLE, &o.disp_weight, 0, 1e6,
-       "walk3d: weight of the regression of Delta on the felt displacement (a training target only)"},
+       "walk3d: weight of the regression of Delta on the felt displacement; imagenav: of the wall gate on "
+       "whether each move went through (training targets only)"},
+      {"landmarks", OPT_FLAG, &o.landmarks, 1, 0,
+       "imagenav: infer the state with landmarks (appendix D: a reverse memory query on the frame's latent)"},
+      {"landmark-k", OPT_INT, &o.landmark_k, 1, GTMSM_MAX_LANDMARK_K, "landmarks: entries of the reverse query"},
+      {"landmark-hidden", OPT_INT, &o.landmark_hidden, 1, 256, "landmarks: width of the gain network"},
       {"model-out", OPT_STRING, &model_out, 1, 0, "also write the model (.gtm) at each checkpoint"},
       {"resume", OPT_FLAG, &resume, 1, 0, "continue from OUT/checkpoint.bin with its options"},
       {"steps", OPT_INT, &o.steps, 1, 1e8, "total optimizer updates"},
@@ -573,6 +593,11 @@ int cmd_train(int argc, char **argv) {
     cfg.K = o.k;
     cfg.delta = (float)o.delta;
     cfg.trans_std = (float)o.trans_std;
+    if (o.landmarks) {
+      cfg.infer = GTMSM_INFER_LANDMARK;
+      cfg.landmark_k = o.landmark_k;
+      cfg.landmark_hidden = o.landmark_hidden;
+    }
     if (strcmp(o.decoder, "bernoulli") == 0) cfg.decoder = GTMSM_DEC_BERNOULLI;
     else if (strcmp(o.decoder, "gaussian") != 0) {
       fprintf(stderr, "gtmsm train: --decoder must be gaussian or bernoulli\n");
@@ -648,7 +673,10 @@ int cmd_train(int argc, char **argv) {
     w->actions = malloc((size_t)(N > o.episode ? N : o.episode) * sizeof(int));
     w->truth = malloc((size_t)(N > o.episode ? N : o.episode) * sizeof(maze3d_truth));
     w->disp = malloc((size_t)N * 3 * sizeof(float));
-    if (!w->ws || !w->frames || !w->eps_z || !w->eps_s || !w->world || !w->actions || !w->truth || !w->disp) {
+    w->moved = malloc((size_t)N * sizeof(float));
+    w->itruth = malloc((size_t)N * sizeof(imagenav_truth));
+    if (!w->ws || !w->frames || !w->eps_z || !w->eps_s || !w->world || !w->actions || !w->truth || !w->disp ||
+        !w->moved || !w->itruth) {
       fprintf(stderr, "gtmsm train: out of memory\n");
       goto done;
     }
@@ -658,8 +686,10 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "gtmsm train: cannot write %s\n", csvp);
     goto done;
   }
+  const int lm = m.cfg.infer == GTMSM_INFER_LANDMARK;
   if (!resume)
-    fprintf(csv, "step,loss,recon_pred,kl_pred,recon_mem,kl_mem,mse_pred,lr,grad_norm,seconds\n");
+    fprintf(csv, "step,loss,recon_pred,kl_pred,recon_mem,kl_mem,mse_pred,lr,grad_norm,seconds%s\n",
+            lm ? ",kl_s,displacement" : "");
   adam_config ac = adam_default();
   ac.lr = (float)o.lr;
   ac.lr_final = (float)o.lr_final;
@@ -697,7 +727,7 @@ int cmd_train(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   double t0 = opts_now(), t_last_ckpt = t0, t_log = t0;
   long step0 = step, log_step = step;
-  double acc[7] = {0};
+  double acc[9] = {0};
   int acc_n = 0;
   while (step < o.steps) {
     /* B is learned on wall-free episodes; once walls appear it slows down so
@@ -732,7 +762,7 @@ int cmd_train(int argc, char **argv) {
       m.p.step++;
     }
     step++;
-    double sums[7] = {0};
+    double sums[9] = {0};
     for (int b = 0; b < o.batch; b++) {
       double P = o.predict;
       sums[0] += stats[b].loss / o.batch;
@@ -741,17 +771,23 @@ int cmd_train(int argc, char **argv) {
       sums[3] += stats[b].recon_mem / mem_now / o.batch;
       sums[4] += stats[b].kl_mem / mem_now / o.batch;
       sums[5] += stats[b].mse_pred / o.batch;
+      sums[7] += stats[b].kl_s / (mem_now + o.predict - 1) / o.batch; /* per step */
+      sums[8] += stats[b].displacement / (mem_now + o.predict - 1) / o.batch;
     }
     sums[6] = gnorm;
-    for (int i = 0; i < 7; i++) acc[i] += sums[i];
+    for (int i = 0; i < 9; i++) acc[i] += sums[i];
     acc_n++;
     double now = opts_now();
-    fprintf(csv, "%ld,%.6f,%.4f,%.4f,%.4f,%.4f,%.6f,%.3g,%.4g,%.1f\n", step, sums[0], sums[1],
+    fprintf(csv, "%ld,%.6f,%.4f,%.4f,%.4f,%.4f,%.6f,%.3g,%.4g,%.1f", step, sums[0], sums[1],
             sums[2], sums[3], sums[4], sums[5], adam_lr(&ac, step), gnorm, now - t0);
+    if (lm) fprintf(csv, ",%.5f,%.5f", sums[7], sums[8]);
+    fputc('\n', csv);
     if (step % log_every == 0 || step == o.steps) {
       double rate = (double)(step - log_step) / (now - t_log);
       double overall = (double)(step - step0) / (now - t0);
       char eta[32];
+      if (lm) fprintf(stderr, "step %ld  landmarks: kl_s %.4f per step  displacement %.4f\n", step,
+                      acc[7] / acc_n, acc[8] / acc_n);
       fprintf(stderr,
               "step %ld/%d  loss %.3f  recon %.2f  kl %.3f  (mem: recon %.2f kl %.3f)  mse %.5f  "
               "|g| %.3g  lr %.2g  K %d delta %.2g T %d wallfree %.2f  %.2f steps/s %.1f seq/s  ETA %s\n",
@@ -819,6 +855,8 @@ done:
     free(ws[t].actions);
     free(ws[t].truth);
     free(ws[t].disp);
+    free(ws[t].moved);
+    free(ws[t].itruth);
   }
   free(ws);
   free(tids);

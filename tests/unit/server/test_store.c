@@ -5,8 +5,9 @@
  *   transaction (a failing one rolled back whole), frames and entries read
  *   back in order, an import in one transaction, an existing id refused;
  * - sessions: observe through the cache in uneven batches, then a cold
- *   reload (entries re-inserted) has the same state and predicts
- *   bit-identical frames;
+ *   reload (entries re-inserted) has the same state, the same memory bytes
+ *   and predicts bit-identical frames, also for a landmark model (its
+ *   reverse index rebuilt from the stored entries);
  *   the LRU evicts unheld sessions beyond the byte and count bounds and never
  *   a held one; a deleted session is gone for later acquires;
  * - a session whose stored state is NULL although it has steps (a damaged
@@ -197,9 +198,9 @@ static int predict_bytes(session *s, uint8_t *out, int n) {
   return rc;
 }
 
-static void test_cold_reload(void) {
+static void test_cold_reload(const char *name) {
   char db[128], err[256] = "";
-  path_of(db, sizeof db, "cold.db");
+  path_of(db, sizeof db, name);
   server_config cfg;
   config_defaults(&cfg);
   store *st = NULL;
@@ -227,6 +228,11 @@ static void test_cold_reload(void) {
   float hot_state[GTMSM_MAX_S];
   memcpy(hot_state, s->mem->state, sizeof hot_state);
   predict_bytes(s, hot, 16);
+  uint8_t *hot_mem = NULL, *cold_mem = NULL;
+  size_t hot_len = 0, cold_len = 0;
+  gtmsm_memory_serialize(s->mem, M.cfg.S, &hot_mem, &hot_len);
+  CHECK(M.cfg.infer != GTMSM_INFER_LANDMARK || (s->mem->rev && dnd_size(s->mem->rev) == 300),
+        "the landmark model's reverse index holds the 300 steps");
   sessions_unlock(c, s);
   sessions_release(c, s);
   sessions_free(c); /* drop every hot memory */
@@ -238,12 +244,17 @@ static void test_cold_reload(void) {
   CHECK(memcmp(hot, cold, sizeof hot) == 0, "the reloaded memory predicts identical frames");
   CHECK(memcmp(hot_state, s->mem->state, sizeof hot_state) == 0, "the reloaded state is identical");
   CHECK(s->mem->steps == 300, "the reloaded memory has 300 steps");
+  gtmsm_memory_serialize(s->mem, M.cfg.S, &cold_mem, &cold_len);
+  CHECK(hot_mem && cold_mem && hot_len == cold_len && memcmp(hot_mem, cold_mem, hot_len) == 0,
+        "%s: the reloaded memory's bytes differ (reverse index included)", name);
+  free(hot_mem);
+  free(cold_mem);
   sessions_unlock(c, s);
   sessions_release(c, s);
   sessions_free(c);
   store_close(st);
   free(pix);
-  printf("cold reload: same state, identical predictions\n");
+  printf("cold reload (%s): same state and memory, identical predictions\n", name);
 }
 
 static void test_lru(void) {
@@ -548,11 +559,19 @@ int main(void) {
   REG.n = 1;
   test_migrations();
   test_rows();
-  test_cold_reload();
+  test_cold_reload("cold.db");
   test_lru();
   test_corrupt_state();
   test_group();
   test_group_threads();
+  gtmsm_model_free(&M);
+  /* a landmark model: the store keeps forward entries only; the reverse index comes back from them */
+  c.infer = GTMSM_INFER_LANDMARK;
+  c.trans_std = 0.3f;
+  if (gtmsm_model_init(&M, &c, 8, err, sizeof err)) return 1;
+  params_get(&M.p, "lm.b2")[0] = 1.0f;
+  gtmsm_model_hash(&M, M.content_hash);
+  test_cold_reload("cold_landmark.db");
   gtmsm_model_free(&M);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);

@@ -144,7 +144,8 @@ static dnd *build(keys_kind kind, int S, int V, size_t n, uint64_t seed) {
 
 static void test_against_reference(void) {
   const size_t sizes[] = {0, 1, 3, 4, 5, 63, 64, 65, 1000, 20000};
-  const int dims[] = {2, 3, 5};
+  /* 16 and 64: a landmark model's reverse memory is keyed by frame latents */
+  const int dims[] = {2, 3, 5, 16, DND_MAX_S};
   const int Ks[] = {1, 4, 5, 7};
   float *scratch = malloc(20000 * sizeof *scratch);
   unsigned char *taken = malloc(20000);
@@ -241,6 +242,10 @@ static void test_basics(void) {
   CHECK(dnd_new(0, 4, err, sizeof err) == NULL, "S=0 accepted");
   CHECK(strstr(err, "S=0") != NULL, "message: %s", err);
   CHECK(dnd_new(DND_MAX_S + 1, 4, NULL, 0) == NULL, "S too large accepted");
+  CHECK(DND_MAX_S >= 64, "the key limit %d is below the latents of a landmark model (64)", DND_MAX_S);
+  dnd *big = dnd_new(DND_MAX_S, 4, NULL, 0);
+  CHECK(big != NULL, "S = DND_MAX_S refused");
+  dnd_free(big);
   CHECK(dnd_new(2, -1, err, sizeof err) == NULL, "V=-1 accepted");
   dnd *d = dnd_new(2, 3, err, sizeof err);
   CHECK(d != NULL, "dnd_new: %s", err);

@@ -2,7 +2,10 @@
  * steps plus the leave-one-out term) against central finite differences, on a
  * tiny configuration, for every parameter tensor. Perturbations that change
  * which memory entries are retrieved (the kNN is piecewise constant) are
- * skipped: the loss is not differentiable there. */
+ * skipped: the loss is not differentiable there. A last pass turns on
+ * landmark inference (appendix D: the KL of the state posterior joins the
+ * loss, the encoder keys the reverse query) with the gate regressed on
+ * whether each move succeeded. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +24,11 @@ typedef struct {
   int actions[N];
   float eps_z[N * 3], eps_s[N * 2];
   int base_idx[N * 3];
+  float moved[N];
   float *x; /* the tensor being checked */
+  /* landmarks: the reverse query's neighbours, recomputed from the encoder */
+  gtmsm_ws *iws;
+  int lm_idx[N * 4];
 } ctx_t;
 
 static double loss_fn(void *p) {
@@ -31,9 +38,23 @@ static double loss_fn(void *p) {
   return rc ? NAN : st.loss;
 }
 
+/* The landmark neighbours of every step as infer_landmark.c finds them. */
+static void landmark_idx(ctx_t *c, int *idx) {
+  float mu[N * 3], lv[N * 3], d2[4];
+  const int K = c->m.cfg.landmark_k;
+  memset(idx, 0, sizeof c->lm_idx);
+  gtmsm_encode(&c->m, c->iws, c->frames, N, mu, lv);
+  for (int t = 1; t < N; t++) gtmsm_knn_brute(mu, t < T ? t : T, c->m.cfg.Z, mu + t * c->m.cfg.Z, K, -1, idx + t * K, d2);
+}
+
 static int idx_changed(ctx_t *c) {
   int R = N; /* aux > 0: every row queries */
   (void)R;
+  if (c->iws) {
+    int idx[N * 4];
+    landmark_idx(c, idx);
+    if (memcmp(idx, c->lm_idx, sizeof idx) != 0) return 1;
+  }
   return memcmp(gtmsm_ws_idx(c->ws), c->base_idx, sizeof c->base_idx) != 0;
 }
 
@@ -148,6 +169,53 @@ int main(void) {
   check_loss(&v, "conv", 1);
   gtmsm_ws_free(v.ws);
   gtmsm_model_free(&v.m);
+
+  /* landmark inference (2x2 frames again), the gate regressed on the moves */
+  static ctx_t l;
+  cfg = gtmsm_default_config();
+  cfg.H = cfg.W = 2;
+  cfg.Z = 3;
+  cfg.hidden = 6;
+  cfg.gate_hidden = 5;
+  cfg.K = 3;
+  cfg.delta = 0.05f;
+  cfg.trans_std = 0.3f;
+  cfg.infer = GTMSM_INFER_LANDMARK;
+  cfg.landmark_k = 3;
+  cfg.landmark_hidden = 4;
+  rc = gtmsm_model_init(&l.m, &cfg, 44, err, sizeof err);
+  CHECK(rc == 0, "landmark init: %s", err);
+  if (rc) return test_finish("test_gtmsm_grad");
+  l.ws = gtmsm_ws_new(&cfg, N, 1);
+  l.iws = gtmsm_ws_new(&cfg, N, 0);
+  memcpy(l.frames, c.frames, sizeof l.frames);
+  memcpy(l.actions, c.actions, sizeof l.actions);
+  memcpy(l.eps_z, c.eps_z, sizeof l.eps_z);
+  memcpy(l.eps_s, c.eps_s, sizeof l.eps_s);
+  /* a frame seen again (step 8 sees step 2's view), so a gain is large */
+  memcpy(l.frames + 8 * 12, l.frames + 2 * 12, 12 * sizeof(float));
+  for (int t = 0; t < N; t++) l.moved[t] = t == 0 || l.actions[t] == 4 ? -1.0f : (float)(t % 3 != 0);
+  l.spec = c.spec;
+  l.spec.moved = l.moved;
+  l.spec.disp_weight = 0.7f;
+  params_get(&l.m.p, "gate.b3")[0] = 0.3f;
+  test_fill_uniform(params_get(&l.m.p, "lm.w2"), 4, -2, 2, 45);
+  params_get(&l.m.p, "lm.b2")[0] = 0.5f;
+  params_get(&l.m.p, "lm.vw")[0] = -1.0f;
+  params_get(&l.m.p, "lm.vb")[0] = 0.0f; /* q as wide as the prior: states apart, few retrieval ties */
+  landmark_idx(&l, l.lm_idx);
+  {
+    /* the forward alone runs on an inference workspace (no gradient buffers) with the same loss */
+    gtmsm_seq_stats a, b;
+    int ra = gtmsm_seq_loss(&l.m, l.iws, &l.spec, l.frames, l.actions, l.eps_z, l.eps_s, NULL, &a);
+    int rb = gtmsm_seq_loss(&l.m, l.ws, &l.spec, l.frames, l.actions, l.eps_z, l.eps_s, NULL, &b);
+    CHECK(ra == 0 && rb == 0 && a.loss == b.loss && a.kl_s == b.kl_s, "landmark loss on an inference workspace: "
+          "rc %d/%d, %.9g vs %.9g", ra, rb, a.loss, b.loss);
+  }
+  check_loss(&l, "landmark", 0);
+  gtmsm_ws_free(l.iws);
+  gtmsm_ws_free(l.ws);
+  gtmsm_model_free(&l.m);
   return test_finish("test_gtmsm_grad");
 }
 
@@ -157,8 +225,11 @@ static void check_loss(ctx_t *pc, const char *kind, int vae_only) {
   int rc = gtmsm_seq_loss(&pc->m, pc->ws, &pc->spec, pc->frames, pc->actions, pc->eps_z, pc->eps_s, grad, &st);
   CHECK(rc == 0, "loss rc %d", rc);
   memcpy(pc->base_idx, gtmsm_ws_idx(pc->ws), sizeof pc->base_idx);
-  printf("%s: loss %.6f recon_pred %.4f kl_pred %.4f recon_mem %.4f kl_mem %.4f still %.4f\n", kind,
-         st.loss, st.recon_pred, st.kl_pred, st.recon_mem, st.kl_mem, st.still);
+  printf("%s: loss %.6f recon_pred %.4f kl_pred %.4f recon_mem %.4f kl_mem %.4f still %.4f kl_s %.4f "
+         "displacement %.4f\n", kind, st.loss, st.recon_pred, st.kl_pred, st.recon_mem, st.kl_mem, st.still,
+         st.kl_s, st.displacement);
+  if (pc->m.cfg.infer == GTMSM_INFER_LANDMARK)
+    CHECK(st.kl_s > 0 && st.displacement > 0, "landmark pass: kl_s %g displacement %g", st.kl_s, st.displacement);
   for (size_t e = 0; e < pc->m.p.n; e++) {
     const param_entry *pe = &pc->m.p.entries[e];
     int is_vae = strncmp(pe->name, "enc.", 4) == 0 || strncmp(pe->name, "dec.", 4) == 0;

@@ -4,8 +4,14 @@
  *   for a seed, mean mode decodes the mixture mean; the memory serialises and
  *   deserialises to identical predictions; bad actions are refused;
  * - a short training run lowers the loss;
- * - the evaluator is deterministic and independent of the thread count. */
+ * - the evaluator is deterministic and independent of the thread count;
+ * - a landmark model (appendix D): its file keeps its config, a model
+ *   without landmarks writes none of the new keys; observing with obstacles
+ *   gives the same bytes whatever the batching and the BLAS thread count; its
+ *   memory (version 3, with the reverse index) round-trips, an older memory
+ *   loads with the index rebuilt, and the per-entry path gives the same. */
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -266,6 +272,139 @@ static void test_api(void) {
   gtmsm_model_free(&m);
 }
 
+typedef struct {
+  const gtmsm_model *m;
+  const int *actions;
+  const float *frames;
+  int T, one_by_one;
+  uint8_t *buf; /* the serialised memory after observing (new) */
+  size_t len;
+} observe_job;
+
+static void *observe_run(void *p) {
+  observe_job *j = p;
+  gtmsm_memory *mem = gtmsm_memory_new(j->m);
+  int rc = mem ? 0 : GTMSM_ENOMEM;
+  for (int t = 0; !rc && t < j->T; t += j->one_by_one ? 1 : j->T)
+    rc = gtmsm_observe(j->m, mem, j->actions + t, j->frames + (size_t)t * IMAGENAV_FRAME, j->one_by_one ? 1 : j->T,
+                       NULL, 0);
+  if (!rc) gtmsm_memory_serialize(mem, j->m->cfg.S, &j->buf, &j->len);
+  gtmsm_memory_free(mem);
+  return NULL;
+}
+
+static void test_landmark_api(const char *dir) {
+  char err[512], path[512];
+  gtmsm_config c = small_config();
+  json_t *cj = gtmsm_config_to_json(&c);
+  CHECK(!json_object_get(cj, "inference") && !json_object_get(cj, "landmark_k"),
+        "a model without landmarks writes the landmark keys (its content hash would change)");
+  json_decref(cj);
+  c.infer = GTMSM_INFER_LANDMARK;
+  c.trans_std = 0.3f;
+  c.landmark_k = 3;
+  c.landmark_hidden = 8;
+  gtmsm_model m, l;
+  CHECK(gtmsm_model_init(&m, &c, 6, err, sizeof err) == 0, "%s", err);
+  snprintf(path, sizeof path, "%s/lm.gtm", dir);
+  CHECK(gtmsm_model_save(&m, path, NULL, err, sizeof err) == 0, "save: %s", err);
+  CHECK(gtmsm_model_load(&l, path, err, sizeof err) == 0, "load: %s", err);
+  CHECK(l.cfg.infer == GTMSM_INFER_LANDMARK && l.cfg.landmark_k == 3 && l.cfg.landmark_hidden == 8 &&
+            l.p.total == m.p.total && memcmp(l.p.data, m.p.data, m.p.total * sizeof(float)) == 0 &&
+            strcmp(gtmsm_part_name(&l, GTMSM_ROLE_INFER), "landmark") == 0,
+        "landmark model file round trip");
+  gtmsm_model_free(&l);
+
+  enum { T = 90 };
+  static float world[WORLD_SIZE * WORLD_SIZE * 3], frames[T * IMAGENAV_FRAME];
+  int actions[T];
+  world_generate(world, 4);
+  imagenav_options o = imagenav_default_options();
+  o.obstacles = 12;
+  imagenav_episode(world, &o, 4, T, frames, actions, NULL);
+  /* sharpen the gains a little so the landmarks move the states */
+  params_get(&m.p, "lm.b2")[0] = 1.0f;
+  /* BLAS runs one thread in every program (its rounding depends on how it
+   * splits a matrix); the callers' threads may be many: run 0 alone, runs 1
+   * and 2 at once on two threads, run 2 one frame per call */
+  openblas_set_num_threads(1);
+  observe_job jobs[3];
+  for (int run = 0; run < 3; run++)
+    jobs[run] = (observe_job){&m, actions, frames, T, run == 2, NULL, 0};
+  observe_run(&jobs[0]);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, observe_run, &jobs[1 + i]);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  uint8_t *buf[3];
+  size_t len[3];
+  for (int i = 0; i < 3; i++) buf[i] = jobs[i].buf, len[i] = jobs[i].len;
+  CHECK(buf[0] && buf[1] && buf[2], "observe failed");
+  if (!buf[0] || !buf[1] || !buf[2]) return;
+  CHECK(len[0] == len[1] && !memcmp(buf[0], buf[1], len[0]), "observe with landmarks: bytes depend on the threads");
+  CHECK(len[1] == len[2] && !memcmp(buf[1], buf[2], len[0]), "observe with landmarks: bytes depend on the batching");
+  CHECK(len[0] > 12 && buf[0][8] == 3, "a landmark memory is version 3 (got %d)", len[0] > 12 ? buf[0][8] : -1);
+  gtmsm_memory *back = NULL, *old = NULL, *entries = gtmsm_memory_new(&m);
+  CHECK(gtmsm_memory_deserialize(&m, buf[0], len[0], &back, err, sizeof err) == 0, "deserialise: %s", err);
+  if (back) {
+    CHECK(back->rev && dnd_size(back->rev) == T, "reverse index lost");
+    /* the per-entry path (a store's) rebuilds the same reverse index */
+    for (int t = 0; t < T; t++)
+      CHECK(gtmsm_memory_insert_entry(&m, entries, dnd_key(back->mem, t), dnd_value(back->mem, t)) == 0, "entry %d", t);
+    memcpy(entries->state, back->state, sizeof back->state);
+    entries->steps = back->steps;
+    uint8_t *b = NULL, *e = NULL, *v1 = NULL;
+    size_t lb = 0, le = 0, l1 = 0;
+    gtmsm_memory_serialize(back, c.S, &b, &lb);
+    gtmsm_memory_serialize(entries, c.S, &e, &le);
+    CHECK(lb == len[0] && !memcmp(b, buf[0], lb), "memory round trip changed its bytes");
+    CHECK(le == len[0] && !memcmp(e, buf[0], le), "the per-entry path gives another reverse index");
+    /* an older memory (version 1: no reverse index) loads, the index rebuilt */
+    dnd *rev = back->rev;
+    back->rev = NULL;
+    gtmsm_memory_serialize(back, c.S, &v1, &l1);
+    back->rev = rev;
+    CHECK(l1 > 12 && v1[8] == 1, "version 1 written without a reverse index");
+    CHECK(gtmsm_memory_deserialize(&m, v1, l1, &old, err, sizeof err) == 0, "old memory refused: %s", err);
+    if (old) {
+      free(e);
+      gtmsm_memory_serialize(old, c.S, &e, &le);
+      CHECK(le == len[0] && !memcmp(e, buf[0], le), "an old memory's rebuilt reverse index differs");
+    }
+    for (size_t cut = 0; cut < len[0]; cut += len[0] / 29 + 1) {
+      gtmsm_memory *x = NULL;
+      CHECK(gtmsm_memory_deserialize(&m, buf[0], cut, &x, NULL, 0) != 0 && !x, "prefix %zu accepted", cut);
+    }
+    /* a model without landmarks refuses a memory with a reverse index */
+    gtmsm_model plain;
+    gtmsm_config pc = small_config();
+    gtmsm_model_init(&plain, &pc, 6, NULL, 0);
+    gtmsm_memory *x = NULL;
+    CHECK(gtmsm_memory_deserialize(&plain, buf[0], len[0], &x, err, sizeof err) == GTMSM_EFORMAT && !x,
+          "a model without landmarks took a version-3 memory");
+    gtmsm_model_free(&plain);
+    free(b);
+    free(e);
+    free(v1);
+  }
+  gtmsm_memory_free(back);
+  gtmsm_memory_free(old);
+  gtmsm_memory_free(entries);
+  for (int i = 0; i < 3; i++) free(buf[i]);
+  /* the evaluator with obstacles: the same numbers on one thread or three */
+  eval_config ec = {.episodes = 4, .memorize = 64, .predict = 40, .seed = 3, .env = o, .keep = 1, .threads = 1};
+  eval_result a, b2;
+  CHECK(gtmsm_eval_imagenav(&m, &ec, &a, err, sizeof err) == 0, "%s", err);
+  ec.threads = 3;
+  CHECK(gtmsm_eval_imagenav(&m, &ec, &b2, err, sizeof err) == 0, "%s", err);
+  CHECK(memcmp(a.psnr, b2.psnr, sizeof(double) * EVAL_METHODS * 40) == 0 &&
+            memcmp(a.summary, b2.summary, sizeof a.summary) == 0 && a.pos_mean == b2.pos_mean &&
+            a.pos_final == b2.pos_final,
+        "landmark eval depends on threads");
+  eval_result_free(&a);
+  eval_result_free(&b2);
+  gtmsm_model_free(&m);
+}
+
 static void test_training_lowers_loss(void) {
   char err[256];
   gtmsm_model m;
@@ -343,6 +482,7 @@ int main(void) {
   test_conv_variant(dir);
   test_api();
   test_infer_rows();
+  test_landmark_api(dir);
   test_training_lowers_loss();
   test_eval_determinism();
   char cmd[600];
