@@ -157,7 +157,7 @@ def test_head(d, sid, version):
         s2, h2, b2 = d.request("HEAD", path)
         check(s1 == s2 == status and h2.get("content-length") == str(len(b1)) and b2 == b""
               and h2.get("content-type") == "application/problem+json", f"HEAD {path}: {status} like GET, no body")
-    s, h, b = d.request("HEAD", "/v1/sessions/import")
+    s, h, b = d.request("HEAD", "/v1/demo/episodes")
     check(s == 405 and h.get("allow") == "POST" and b == b"", "HEAD on a POST-only path: 405 Allow POST")
     s, h, b = d.request("DELETE", "/v2/health/live")
     check(s == 405 and h.get("allow") == "GET, HEAD", "Allow lists HEAD after GET")
