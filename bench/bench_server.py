@@ -284,8 +284,9 @@ def print_maze3d(res, seconds):
     for r in res["rows"]:
         print(f"| {r['clients']} | {r['steps']} | {r['rps']:.1f} | {r['rps'] * r['steps']:.0f} | {r['p50_ms']:.2f} | "
               f"{r['p99_ms']:.2f} | {r['gemm_ms']:.2f} | {r['p50_ms'] / r['gemm_ms']:.2f} | {r['non2xx']} |")
-    print("\n(decoder GEMMs: the conv decoder's linear layer, transposed conv and conv as plain sgemm of the same "
-          "shapes for as many frames, one thread, bench_predict3d in the same run)")
+    print("\n(decoder GEMMs: the conv decoder's linear layer over all the frames, its transposed conv and conv per "
+          "image, as plain sgemm of the same shapes for as many frames, one thread, bench_predict3d --gemm-json in "
+          "the same run; with 8 clients p50 includes the queue)")
 
 
 def print_group_commit(rows, seconds):
