@@ -5,7 +5,7 @@
  *   rate ratio, and as time / GEMM time);
  * - prediction: frames/s of gtmsm_predict (state rollout, kNN, batched
  *   decoder) for 256 actions after 256 observations, against the decoder's
- *   GEMMs alone on the same blocks (4 blocks of 64 rows: Z -> H -> H -> D), and
+ *   GEMMs alone on the same blocks (5 of 48 rows and the tail's: Z -> H -> H -> D), and
  *   observations/s.
  * The two comparisons are timed as bench_nn does: the CPU time of this one
  * thread (OpenBLAS runs one), samples of >= 0.1 s taken round-robin with the
@@ -75,6 +75,7 @@ typedef struct {
   /* GEMM references */
   float *a, *b; /* activations, zeros (N or 64 rows, up to 1024 wide) */
   int rows, blocks, nshapes, train;
+  int last_rows; /* rows of one more block after `blocks` (0: none) */
   int shapes[6][2];
 } model_bench;
 
@@ -92,11 +93,11 @@ static void predict_call(void *p) {
 /* the layers' GEMMs alone: forward (and, training, both backward products) */
 static void gemms(void *p) {
   model_bench *c = p;
-  for (int k = 0; k < c->blocks; k++)
+  for (int k = 0; k < c->blocks + (c->last_rows > 0); k++)
     for (int s = 0; s < c->nshapes; s++) {
-      int in = c->shapes[s][0], out = c->shapes[s][1];
-      linear_forward(c->b, c->a, c->m->p.data, NULL, c->rows, in, out);
-      if (c->train) linear_backward(c->a, c->m->p.grad, NULL, c->b, c->a, c->m->p.data, c->rows, in, out);
+      int in = c->shapes[s][0], out = c->shapes[s][1], rows = k < c->blocks ? c->rows : c->last_rows;
+      linear_forward(c->b, c->a, c->m->p.data, NULL, rows, in, out);
+      if (c->train) linear_backward(c->a, c->m->p.grad, NULL, c->b, c->a, c->m->p.data, rows, in, out);
     }
 }
 
@@ -164,9 +165,13 @@ int main(void) {
   }
   printf("| observe (encode + transition + insert) | %.0f observations/s | batches of %d |\n", obs / (now() - t0), T);
   float *out = malloc(sizeof(float) * PRED * D);
-  /* the decoder's GEMMs on the blocks predict decodes: 64-row blocks (api.c) */
+  /* the decoder's GEMMs on the blocks predict decodes (api.c): full blocks
+   * of 48 rows, the tail in the smallest verified block that holds it */
+  int tail = PRED % 48, q = gtmsm_infer_rows(&m), tail_rows = 0;
+  for (int d = q; tail && !tail_rows; d++)
+    if (48 % d == 0 && d % q == 0 && d >= tail) tail_rows = d;
   model_bench pb = {.m = &m, .mem = mem, .actions = actions + T, .pred = PRED, .out = out, .a = a, .b = b,
-                    .rows = 64, .blocks = (PRED + 63) / 64, .nshapes = 3, .train = 0,
+                    .rows = 48, .blocks = PRED / 48, .last_rows = tail_rows, .nshapes = 3, .train = 0,
                     .shapes = {{Z, H}, {H, H}, {H, D}}};
   double tp[2];
   time_pair(tp, predict_call, &pb, gemms, &pb);
