@@ -78,13 +78,14 @@ int store_is_url(const char *target);
 void store_redact(char *out, size_t outlen, const char *target);
 /* "sqlite" or "postgresql" (static). */
 const char *store_backend_name(store *s);
-/* Finalises statements, checkpoints the WAL and closes; s may be NULL. */
+/* Finalises statements (SQLite: checkpoints the WAL) and closes; s may be NULL. */
 void store_close(store *s);
 /* The schema version of the open database. */
 int store_schema_version(store *s);
 /* 0 when writes can succeed, else STORE_EFULL or STORE_EUNAVAILABLE with a
  * message; with probe = 1 a failed store is probed again when a second has
- * passed (see above), with probe = 0 only the state is read. */
+ * passed (see above); with probe = 0 no write is tried (on PostgreSQL a lost
+ * connection may still be re-opened, once a second). */
 int store_writable(store *s, int probe, char *err, size_t errlen);
 
 /* The session with this id into *out: STORE_OK or STORE_NOTFOUND. */
