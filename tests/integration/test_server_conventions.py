@@ -244,7 +244,11 @@ def test_oip_auth_and_overload(tmp, model_dir):
     d.json("PUT", "/v1/sessions/held", {"model": "imagenav"})
     held = RawStream(d.port, "/v1/sessions/held/observations")
     held.send(ndjson(episode(5, 1)))
-    time.sleep(0.2)
+    # the held request counts once the daemon has its head: wait for that (a loaded machine
+    # may take longer than any fixed pause), then every route beyond the limit answers 503
+    deadline = time.time() + 10
+    while d.json("GET", "/v2")[0] != 503 and time.time() < deadline:
+        time.sleep(0.05)
     for path in ("/v2", "/v2/models/imagenav", "/v2/models/imagenav/ready", "/v2/models/imagenav/versions/x",
                  "/v2/models/imagenav/versions/x/ready"):
         s, h, j = d.json("GET", path)
