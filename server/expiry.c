@@ -46,14 +46,16 @@ static void *sweeper_main(void *arg) {
   return NULL;
 }
 
-int expiry_start(expiry **out, sessions *c, long long ttl_s, char *err, size_t errlen) {
+int expiry_start(expiry **out, sessions *c, long long default_ttl_s, char *err, size_t errlen) {
   *out = NULL;
   expiry *e = calloc(1, sizeof *e);
   if (!e) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
   e->cache = c;
-  e->ttl_ms = ttl_s * 1000;
-  const long long every = ttl_s / 4;
-  e->interval_ms = 1000 * (every < 1 ? 1 : every > 60 ? 60 : every);
+  e->ttl_ms = default_ttl_s > 0 ? default_ttl_s * 1000 : 0;
+  const long long every = default_ttl_s > 0 ? default_ttl_s / 4 : EXPIRY_INTERVAL_MAX_S;
+  e->interval_ms = 1000 * (every < 1                       ? 1
+                           : every > EXPIRY_INTERVAL_MAX_S ? EXPIRY_INTERVAL_MAX_S
+                                                           : every);
   pthread_mutex_init(&e->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);

@@ -76,8 +76,10 @@ int handler_lock(http_req *r, session *s, int write);
 void handler_lock_problem(http_req *r, session *s, int rc, const char *err);
 /* 503 session-leased-elsewhere for session id with Retry-After from wait_ms. */
 void handler_leased_problem(http_req *r, const char *id, long long wait_ms);
-/* The session object of the API (lock held or a fresh row); with ttl_s > 0
- * (--session-ttl) it carries "expires_at". New reference. */
+/* The session object of the API (lock held or a fresh row); ttl_s is
+ * --session-ttl. A session with its own TTL carries "ttl_seconds" (0:
+ * never) and expires by it; "expires_at" is there when the TTL that applies
+ * is > 0. New reference. */
 json_t *handler_session_json(const session *s, long long ttl_s);
 json_t *handler_row_json(const store_session *row, long long ttl_s);
 /* The status of a failed sessions_ or store_ call rc and its slug (static):

@@ -111,13 +111,18 @@ void handler_lock_problem(http_req *r, session *s, int rc, const char *err) {
 
 static json_t *session_object(const char *id, const char *model, const char *version,
                               long long steps, long long entries, long long created,
-                              long long updated, long long ttl_s) {
+                              long long updated, long long own_ttl_s, long long default_ttl_s) {
   char c[32], u[32];
   log_format_time(c, created);
   log_format_time(u, updated);
   json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "id", id, "model", model,
                         "model_version", version, "steps", (json_int_t)steps, "memory_entries",
                         (json_int_t)entries, "created_at", c, "updated_at", u);
+  /* Its own TTL when it has one (also 0: never), else the daemon's. */
+  if (own_ttl_s != STORE_TTL_DEFAULT)
+    json_object_set_new(j, "ttl_seconds",
+                        json_integer(own_ttl_s == STORE_TTL_NEVER ? 0 : own_ttl_s));
+  const long long ttl_s = own_ttl_s == STORE_TTL_DEFAULT ? default_ttl_s : own_ttl_s;
   if (ttl_s > 0) { /* idle expiry: a session lives until ttl after its last write */
     char e[32];
     log_format_time(e, updated + ttl_s * 1000);
@@ -128,12 +133,12 @@ static json_t *session_object(const char *id, const char *model, const char *ver
 
 json_t *handler_session_json(const session *s, long long ttl_s) {
   return session_object(s->id, s->model_name, s->model_version, s->steps, sessions_entries(s),
-                        s->created_ms, s->updated_ms, ttl_s);
+                        s->created_ms, s->updated_ms, s->ttl_s, ttl_s);
 }
 
 json_t *handler_row_json(const store_session *row, long long ttl_s) {
   return session_object(row->id, row->model, row->model_version, row->steps, row->steps,
-                        row->created_ms, row->updated_ms, ttl_s);
+                        row->created_ms, row->updated_ms, row->ttl_s, ttl_s);
 }
 
 int handler_require_json(http_req *r) {

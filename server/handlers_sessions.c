@@ -12,7 +12,47 @@
 #include "util.h"
 
 #define DUMP_FORMAT "gtmsm-session"
-#define DUMP_VERSION 1
+/* 2 added "ttl_seconds"; a version 1 dump (without it) imports with the
+ * daemon's default TTL. */
+#define DUMP_VERSION 2
+#define DUMP_VERSION_MIN 1
+
+#define TTL_EXPECTED "\"ttl_seconds\" must be an integer 1..315360000 (seconds idle before " \
+  "the session expires), 0 (never expires, whatever --session-ttl) or null (the daemon's " \
+  "--session-ttl)"
+
+/* The optional "ttl_seconds" of object j (borrowed) into *ttl_s (store_session's
+ * encoding): absent or null STORE_TTL_DEFAULT, 0 STORE_TTL_NEVER, 1..STORE_TTL_MAX
+ * itself. *given says whether it was there and not null. 0, or -1 after a 400. */
+static int parse_ttl(http_req *r, const json_t *j, long long *ttl_s, int *given) {
+  const json_t *jt = json_is_object(j) ? json_object_get(j, "ttl_seconds") : NULL;
+  *ttl_s = STORE_TTL_DEFAULT;
+  *given = 0;
+  if (!jt || json_is_null(jt)) return 0;
+  const long long v = json_is_integer(jt) ? (long long)json_integer_value(jt) : -1;
+  if (v < 0 || v > STORE_TTL_MAX) {
+    http_problem(r, 400, "invalid-request", NULL, TTL_EXPECTED);
+    return -1;
+  }
+  *ttl_s = v == 0 ? STORE_TTL_NEVER : v;
+  *given = 1;
+  return 0;
+}
+
+/* parse_ttl over the request body (already checked by requested_model). */
+static int requested_ttl(http_req *r, long long *ttl_s, int *given) {
+  size_t len = 0;
+  const char *body = http_body(r, &len);
+  json_t *j = NULL;
+  codec_error e;
+  if (codec_parse_json(body, len, &j, &e)) {
+    http_problem_codec(r, &e, NULL);
+    return -1;
+  }
+  const int rc = parse_ttl(r, j, ttl_s, given);
+  json_decref(j);
+  return rc;
+}
 
 /* Parses {"model": name, "model_version"?} and finds that version (the
  * newest when none is asked for); replies and returns NULL on failure. */
@@ -47,6 +87,9 @@ static void reply_created(http_req *r, const store_session *row, int status) {
 void handle_session_create(http_req *r) {
   const model_entry *me = requested_model(r);
   if (!me) return;
+  long long ttl_s = 0;
+  int ttl_given = 0;
+  if (requested_ttl(r, &ttl_s, &ttl_given)) return;
   char id[33], err[256] = "";
   store_session row;
   int created = 0;
@@ -55,7 +98,8 @@ void handle_session_create(http_req *r) {
       http_problem(r, 500, "internal", NULL, "no randomness for a session id");
       return;
     }
-    const int rc = sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err);
+    const int rc = sessions_create(http_app(r)->cache, id, me, ttl_s, &row, &created, err,
+                                   sizeof err);
     if (rc) {
       handler_store_problem(r, rc, "creating a session: %s", err);
       return;
@@ -73,6 +117,9 @@ void handle_session_put(http_req *r) {
   if (handler_check_id(r, "session id", id)) return;
   const model_entry *me = requested_model(r);
   if (!me) return;
+  long long ttl_s = 0;
+  int ttl_given = 0;
+  if (requested_ttl(r, &ttl_s, &ttl_given)) return;
   char err[256] = "";
   store_session row;
   int created = 0;
@@ -87,7 +134,7 @@ void handle_session_put(http_req *r) {
       return;
     }
   }
-  rc = sessions_create(http_app(r)->cache, id, me, &row, &created, err, sizeof err);
+  rc = sessions_create(http_app(r)->cache, id, me, ttl_s, &row, &created, err, sizeof err);
   if (rc) {
     handler_store_problem(r, rc, "creating session '%s': %s", id, err);
     return;
@@ -97,6 +144,16 @@ void handle_session_put(http_req *r) {
     http_problem(r, 409, "model-mismatch", NULL,
                  "session '%s' exists with model %s version %s; asked for %s version %s", id,
                  row.model, row.model_version, me->name, me->m->content_hash);
+    return;
+  }
+  if (!created && ttl_given && row.ttl_s != ttl_s) { /* a TTL is set at creation only */
+    char have[48];
+    if (row.ttl_s == STORE_TTL_DEFAULT) snprintf(have, sizeof have, "null (the daemon's TTL)");
+    else snprintf(have, sizeof have, "%lld", row.ttl_s == STORE_TTL_NEVER ? 0 : row.ttl_s);
+    http_problem(r, 409, "ttl-mismatch", NULL,
+                 "session '%s' exists with \"ttl_seconds\" %s; asked for %lld (a session's TTL "
+                 "is set when it is created; omit \"ttl_seconds\" to reuse it)", id, have,
+                 ttl_s == STORE_TTL_NEVER ? 0 : ttl_s);
     return;
   }
   if (created) {
@@ -239,8 +296,8 @@ void handle_session_rebuild(http_req *r) {
   /* Exclusive for the whole rebuild: observations and predictions of this
    * session wait for it (and then see the new version); others go on. */
   int rc = sessions_lock(c, s, 1, 0, err, sizeof err);
-  if (rc) {
-    http_problem(r, 404, "session-not-found", NULL, "session '%s' was deleted", s->id);
+  if (rc) { /* deleted (404), or its lease could not be renewed (a store failure: 503) */
+    handler_lock_problem(r, s, rc, err);
     goto done;
   }
   const gtmsm_config *nc = &me->m->cfg;
@@ -329,6 +386,9 @@ void handle_export(http_req *r) {
                                 "frame_width", m->cfg.W, "frame_height", m->cfg.H, "frame_channels",
                                 m->cfg.C, "state", state, "memory", mem_b64, "observations", x.list);
   sessions_unlock(c, s);
+  if (dump) /* null: the daemon's default TTL wherever it is imported */
+    json_object_set_new(dump, "ttl_seconds", s->ttl_s == STORE_TTL_DEFAULT ? json_null()
+                        : json_integer(s->ttl_s == STORE_TTL_NEVER ? 0 : s->ttl_s));
   if (dump && s->mem->H > 0) { /* walking models: Delta, also inside "memory" */
     json_t *h = jsonfmt_f32_array(s->mem->hidden, s->mem->H);
     if (!h) {
@@ -371,12 +431,17 @@ void handle_import(http_req *r) {
   }
   const json_t *jf = json_object_get(j, "format"), *jv = json_object_get(j, "format_version");
   if (!json_is_object(j) || !json_is_string(jf) || strcmp(json_string_value(jf), DUMP_FORMAT) != 0 ||
-      !json_is_integer(jv) || json_integer_value(jv) != DUMP_VERSION) {
+      !json_is_integer(jv) || json_integer_value(jv) < DUMP_VERSION_MIN ||
+      json_integer_value(jv) > DUMP_VERSION) {
     http_problem(r, 400, "invalid-request", NULL,
-                 "expected a session dump {\"format\": \"%s\", \"format_version\": %d, ...} as GET "
-                 "/v1/sessions/{id}/export writes it", DUMP_FORMAT, DUMP_VERSION);
+                 "expected a session dump {\"format\": \"%s\", \"format_version\": %d..%d, ...} "
+                 "as GET /v1/sessions/{id}/export writes it", DUMP_FORMAT, DUMP_VERSION_MIN,
+                 DUMP_VERSION);
     goto done;
   }
+  long long ttl_s = STORE_TTL_DEFAULT; /* version 1 has none: the daemon's default */
+  int ttl_given = 0;
+  if (parse_ttl(r, j, &ttl_s, &ttl_given)) goto done;
   const char *id = http_query(r, "id");
   if (!id) id = json_string_value(json_object_get(j, "id"));
   if (handler_check_id(r, "session id", id)) goto done;
@@ -451,6 +516,7 @@ void handle_import(http_req *r) {
   snprintf(meta.model, sizeof meta.model, "%s", me->name);
   snprintf(meta.model_version, sizeof meta.model_version, "%s", m->content_hash);
   meta.steps = steps;
+  meta.ttl_s = ttl_s;
   long long now = util_now_ms();
   if (codec_parse_time(json_string_value(json_object_get(j, "created_at")), &meta.created_ms))
     meta.created_ms = now;

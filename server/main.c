@@ -148,14 +148,14 @@ int main(int argc, char **argv) {
     log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", "out of memory");
     goto done;
   }
-  if (a.cfg.session_ttl > 0) {
-    if (expiry_start(&sweeper, a.cache, a.cfg.session_ttl, err, sizeof err)) {
-      log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", err);
-      goto done;
-    }
+  /* Always: without --session-ttl a session may still have its own ttl_seconds. */
+  if (expiry_start(&sweeper, a.cache, a.cfg.session_ttl, err, sizeof err)) {
+    log_at(LOG_LEVEL_ERROR, NULL, "start", "{s:s}", "error", err);
+    goto done;
+  }
+  if (a.cfg.session_ttl > 0)
     log_at(LOG_LEVEL_INFO, NULL, "session_expired", "{s:s, s:I}", "msg",
            "sessions idle longer than --session-ttl are deleted", "ttl_s", (json_int_t)a.cfg.session_ttl);
-  }
   int port = 0;
   int rc = http_start(&srv, &a, &port, err, sizeof err);
   if (rc) {

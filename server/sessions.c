@@ -181,6 +181,7 @@ retry:
   memcpy(n->model_name, row.model, sizeof n->model_name);
   memcpy(n->model_version, row.model_version, sizeof n->model_version);
   n->created_ms = row.created_ms;
+  n->ttl_s = row.ttl_s;
   n->updated_ms = row.updated_ms;
   n->steps = row.steps;
   n->model = models_find_version(c->models, row.model, row.model_version);
@@ -440,9 +441,9 @@ void sessions_unlock(sessions *c, session *s) {
 
 /* ---- changes ------------------------------------------------------------- */
 
-int sessions_create(sessions *c, const char *id, const model_entry *me, store_session *row,
-                    int *created, char *err, size_t errlen) {
-  return store_session_create(c->db, id, me->name, me->m->content_hash, util_now_ms(), row,
+int sessions_create(sessions *c, const char *id, const model_entry *me, long long ttl_s,
+                    store_session *row, int *created, char *err, size_t errlen) {
+  return store_session_create(c->db, id, me->name, me->m->content_hash, util_now_ms(), ttl_s, row,
                               created, err, errlen);
 }
 
@@ -653,13 +654,15 @@ int sessions_expire(sessions *c, long long ttl_ms, long long now_ms, int *expire
                     size_t errlen) {
   enum { PAGE = 64, ROUNDS = 16 };
   store_session rows[PAGE];
-  const long long before = now_ms - ttl_ms;
   *expired = 0;
   for (int round = 0; round < ROUNDS; round++) {
     int n = 0, gone = 0;
-    int rc = store_session_idle(c->db, before, PAGE, rows, &n, err, errlen);
+    int rc = store_session_idle(c->db, now_ms, ttl_ms, PAGE, rows, &n, err, errlen);
     if (rc) return rc;
     for (int i = 0; i < n; i++) {
+      const long long own = rows[i].ttl_s;
+      if (own == STORE_TTL_NEVER || (own == STORE_TTL_DEFAULT && ttl_ms <= 0)) continue;
+      const long long before = now_ms - (own > 0 ? own * 1000 : ttl_ms);
       session *s = NULL;
       char msg[256] = "";
       if (sessions_acquire(c, rows[i].id, &s, msg, sizeof msg) != SESSIONS_OK) continue;

@@ -47,6 +47,7 @@ struct session {
   char model_name[65];
   char model_version[17]; /* changed by a rebuild only, under the exclusive lock */
   long long created_ms;
+  long long ttl_s; /* its own idle TTL (store_session's encoding), fixed at creation */
   /* Read under the session lock (shared or exclusive), written under the
    * exclusive lock: */
   gtmsm_memory *mem; /* NULL while cold */
@@ -107,10 +108,11 @@ void sessions_unlock(sessions *c, session *s);
 /* Lets this replica's leases lapse now (clean shutdown; none may be held). */
 int sessions_release_leases(sessions *c, char *err, size_t errlen);
 
-/* Creates session id on model me unless it exists; *created says which and
- * *row gets the stored row (model name and version of the existing one). */
-int sessions_create(sessions *c, const char *id, const model_entry *me, store_session *row,
-                    int *created, char *err, size_t errlen);
+/* Creates session id on model me with idle TTL ttl_s (store_session's
+ * encoding) unless it exists; *created says which and *row gets the stored
+ * row (model name, version and TTL of the existing one). */
+int sessions_create(sessions *c, const char *id, const model_entry *me, long long ttl_s,
+                    store_session *row, int *created, char *err, size_t errlen);
 /* Deletes s (held with the exclusive lock) from the store and the cache. */
 int sessions_delete(sessions *c, session *s, char *err, size_t errlen);
 
@@ -152,11 +154,14 @@ int sessions_rebuild(sessions *c, session *s, const model_entry *me, char *err, 
 /* Memory entries of s (lock held): the loaded memory's size, else its steps. */
 int64_t sessions_entries(const session *s);
 
-/* Deletes the sessions last written before now_ms - ttl_ms (at most 1,024 a
- * call, oldest first), each under its own exclusive lock after checking
- * again that it is still idle, so a request that wrote it meanwhile keeps
- * it; no other lock is held, so requests of other sessions go on. *expired
- * gets how many went. Returns 0 or the store's failure. */
+/* Deletes the sessions idle past their TTL at now_ms (at most 1,024 a call,
+ * oldest first): one with its own TTL (ttl_s > 0) when last written before
+ * now_ms - ttl_s * 1000, one with STORE_TTL_DEFAULT when ttl_ms > 0 (the
+ * daemon's --session-ttl) and last written before now_ms - ttl_ms, one with
+ * STORE_TTL_NEVER never. Each goes under its own exclusive lock after
+ * checking again that it is still idle, so a request that wrote it
+ * meanwhile keeps it; no other lock is held, so requests of other sessions
+ * go on. *expired gets how many went. Returns 0 or the store's failure. */
 int sessions_expire(sessions *c, long long ttl_ms, long long now_ms, int *expired, char *err,
                     size_t errlen);
 

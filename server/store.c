@@ -71,9 +71,12 @@ int store_session_get(store *s, const char *id, store_session *out, char *err, s
 }
 
 int store_session_create(store *s, const char *id, const char *model, const char *version,
-                         long long now_ms, store_session *out, int *created, char *err,
-                         size_t errlen) {
-  return s->ops->session_create(s, id, model, version, now_ms, out, created, err, errlen);
+                         long long now_ms, long long ttl_s, store_session *out, int *created,
+                         char *err, size_t errlen) {
+  if (ttl_s < STORE_TTL_NEVER || ttl_s > STORE_TTL_MAX)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "session TTL %lld outside -1..%lld", ttl_s,
+                      STORE_TTL_MAX);
+  return s->ops->session_create(s, id, model, version, now_ms, ttl_s, out, created, err, errlen);
 }
 
 int store_session_delete(store *s, int64_t sid, char *err, size_t errlen) {
@@ -90,12 +93,12 @@ int store_session_list(store *s, const char *model, int64_t after_sid, int limit
   return s->ops->session_list(s, model, after_sid, limit, out, n, err, errlen);
 }
 
-int store_session_idle(store *s, long long before_ms, int limit, store_session *out, int *n,
-                       char *err, size_t errlen) {
+int store_session_idle(store *s, long long now_ms, long long default_ttl_ms, int limit,
+                       store_session *out, int *n, char *err, size_t errlen) {
   *n = 0;
   if (limit < 1 || limit > STORE_LIST_MAX)
     return gtmsm_fail(err, errlen, GTMSM_EINVAL, "idle limit %d outside 1..%d", limit, STORE_LIST_MAX);
-  return s->ops->session_idle(s, before_ms, limit, out, n, err, errlen);
+  return s->ops->session_idle(s, now_ms, default_ttl_ms, limit, out, n, err, errlen);
 }
 
 int store_session_rebuild(store *s, int64_t sid, const char *version, int64_t steps,

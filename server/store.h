@@ -47,7 +47,7 @@ enum { STORE_EFENCED = -102 };
 #define STORE_FREE_MIN ((long long)1 << 20)
 
 /* The schema version this build migrates to. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct {
   int64_t sid;            /* row id */
@@ -56,7 +56,15 @@ typedef struct {
   char model_version[17];
   int64_t steps;          /* observations stored: the next t */
   long long created_ms, updated_ms;
+  /* The session's own idle TTL (schema 4; the nullable sessions.ttl_s):
+   * STORE_TTL_DEFAULT (0, the column NULL, so a zeroed row means it) follows
+   * the daemon's --session-ttl; STORE_TTL_NEVER (the column 0) never expires;
+   * 1..STORE_TTL_MAX seconds its own. */
+  long long ttl_s;
 } store_session;
+#define STORE_TTL_DEFAULT 0
+#define STORE_TTL_NEVER (-1)
+#define STORE_TTL_MAX 315360000LL /* ten years, as --session-ttl's maximum */
 
 /* Opens target and migrates it, then proves that it can write (a database
  * left read-only, say by a crash on a read-only folder or mount, is refused
@@ -90,11 +98,12 @@ int store_writable(store *s, int probe, char *err, size_t errlen);
 
 /* The session with this id into *out: STORE_OK or STORE_NOTFOUND. */
 int store_session_get(store *s, const char *id, store_session *out, char *err, size_t errlen);
-/* Creates the session unless it exists; either way *out is the stored row and
- * *created says which (all strings borrowed). */
+/* Creates the session with idle TTL ttl_s (store_session's encoding) unless
+ * it exists; either way *out is the stored row (an existing one keeps its
+ * TTL) and *created says which (all strings borrowed). */
 int store_session_create(store *s, const char *id, const char *model, const char *version,
-                         long long now_ms, store_session *out, int *created, char *err,
-                         size_t errlen);
+                         long long now_ms, long long ttl_s, store_session *out, int *created,
+                         char *err, size_t errlen);
 /* Deletes the session and its observations in one transaction. */
 int store_session_delete(store *s, int64_t sid, char *err, size_t errlen);
 /* Number of stored sessions. */
@@ -107,11 +116,14 @@ int store_session_count(store *s, int64_t *n);
 #define STORE_LIST_MAX 1000
 int store_session_list(store *s, const char *model, int64_t after_sid, int limit,
                        store_session *out, int *n, char *err, size_t errlen);
-/* Up to limit (1..STORE_LIST_MAX) sessions last written (updated_ms) before
- * before_ms, oldest first, into out; *n gets how many. For the idle expiry:
- * a scan of the sessions table (no index on updated_ms: no schema change). */
-int store_session_idle(store *s, long long before_ms, int limit, store_session *out, int *n,
-                       char *err, size_t errlen);
+/* Up to limit (1..STORE_LIST_MAX) sessions idle past their TTL at now_ms,
+ * oldest write (updated_ms) first, into out; *n gets how many. A session
+ * with its own TTL is idle when updated_ms < now_ms - ttl_s * 1000; one
+ * with STORE_TTL_DEFAULT when default_ttl_ms > 0 and updated_ms < now_ms -
+ * default_ttl_ms; a STORE_TTL_NEVER one never. For the idle expiry: a scan
+ * of the sessions table (no index on updated_ms). */
+int store_session_idle(store *s, long long now_ms, long long default_ttl_ms, int limit,
+                       store_session *out, int *n, char *err, size_t errlen);
 /* Replaces, in one transaction, the memory of session sid with one built by
  * another model version: every observation's entry (entries: steps rows of
  * entry_bytes, borrowed; row t gets entries[t]), the state (state_bytes)
@@ -204,7 +216,7 @@ int store_append_group(store *s, store_group_item *items, int n, double *commit_
 void store_group_stats(store *s, long long *commits, long long *appends);
 
 /* Creates a whole session in one transaction: meta's id, model, version,
- * steps and times, and its observations 0 .. n - 1 as in store_append (a->sid
+ * steps, times and TTL, and its observations 0 .. n - 1 as in store_append (a->sid
  * and a->t0 are ignored; a->steps must be n). STORE_EXISTS if the id is
  * taken. *sid_out gets the new row id. */
 int store_import(store *s, const store_session *meta, const store_append_req *a, int64_t *sid_out,

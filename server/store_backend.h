@@ -22,14 +22,14 @@ typedef struct store_ops {
   int (*writable)(store *s, int probe, char *err, size_t errlen);
   int (*session_get)(store *s, const char *id, store_session *out, char *err, size_t errlen);
   int (*session_create)(store *s, const char *id, const char *model, const char *version,
-                        long long now_ms, store_session *out, int *created, char *err,
-                        size_t errlen);
+                        long long now_ms, long long ttl_s, store_session *out, int *created,
+                        char *err, size_t errlen);
   int (*session_delete)(store *s, int64_t sid, char *err, size_t errlen);
   int (*session_count)(store *s, int64_t *n);
   int (*session_list)(store *s, const char *model, int64_t after_sid, int limit,
                       store_session *out, int *n, char *err, size_t errlen);
-  int (*session_idle)(store *s, long long before_ms, int limit, store_session *out, int *n,
-                      char *err, size_t errlen);
+  int (*session_idle)(store *s, long long now_ms, long long default_ttl_ms, int limit,
+                      store_session *out, int *n, char *err, size_t errlen);
   int (*session_rebuild)(store *s, int64_t sid, const char *version, int64_t steps,
                          const uint8_t *entries, size_t entry_bytes, const uint8_t *state,
                          size_t state_bytes, long long now_ms, char *err, size_t errlen);

@@ -55,6 +55,9 @@ static const char *const MIGRATIONS[STORE_SCHEMA_VERSION] = {
     "  owner TEXT NOT NULL,"
     "  epoch BIGINT NOT NULL,"
     "  expires_at TIMESTAMPTZ NOT NULL);",
+    /* 4: a session's own idle TTL in seconds (NULL: the daemon's
+     * --session-ttl; 0: never expires; store.h's store_session.ttl_s) */
+    "ALTER TABLE sessions ADD COLUMN ttl_s BIGINT;",
 };
 
 /* Serialises migrations of daemons starting at once on one database. */
@@ -101,16 +104,17 @@ enum {
 typedef struct {
   const char *sql;
   int nparams;
-  Oid types[7];
+  Oid types[8];
 } statement;
 
 static const statement SQL[ST_N] = {
-    [ST_GET] = {"SELECT sid, id, model, model_version, steps, created_ms, updated_ms "
+    [ST_GET] = {"SELECT sid, id, model, model_version, steps, created_ms, updated_ms, ttl_s "
                 "FROM sessions WHERE id = $1", 1, {OID_TEXT}},
     [ST_INSERT_SESSION] = {"INSERT INTO sessions (id, model, model_version, steps, created_ms, "
-                           "updated_ms, state) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                           "ON CONFLICT (id) DO NOTHING RETURNING sid", 7,
-                           {OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
+                           "updated_ms, state, ttl_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                           "ON CONFLICT (id) DO NOTHING RETURNING sid", 8,
+                           {OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_BYTEA,
+                            OID_INT8}},
     [ST_DELETE_OBS] = {"DELETE FROM observations WHERE sid = $1", 1, {OID_INT8}},
     [ST_DELETE_SESSION] = {"DELETE FROM sessions WHERE sid = $1", 1, {OID_INT8}},
     [ST_COUNT] = {"SELECT count(*) FROM sessions", 0, {0}},
@@ -126,11 +130,15 @@ static const statement SQL[ST_N] = {
                        {OID_INT8, OID_INT8, OID_INT4, OID_BYTEA, OID_BYTEA}},
     [ST_UPDATE_SESSION] = {"UPDATE sessions SET steps = $2, updated_ms = $3, state = $4 "
                            "WHERE sid = $1", 4, {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
-    [ST_LIST] = {"SELECT sid, id, model, model_version, steps, created_ms, updated_ms FROM sessions "
-                 "WHERE sid > $1 AND ($2::text IS NULL OR model = $2) ORDER BY sid LIMIT $3", 3,
+    [ST_LIST] = {"SELECT sid, id, model, model_version, steps, created_ms, updated_ms, ttl_s "
+                 "FROM sessions WHERE sid > $1 AND ($2::text IS NULL OR model = $2) "
+                 "ORDER BY sid LIMIT $3", 3,
                  {OID_INT8, OID_TEXT, OID_INT8}},
-    [ST_IDLE] = {"SELECT sid, id, model, model_version, steps, created_ms, updated_ms FROM sessions "
-                 "WHERE updated_ms < $1 ORDER BY updated_ms, sid LIMIT $2", 2, {OID_INT8, OID_INT8}},
+    [ST_IDLE] = {"SELECT sid, id, model, model_version, steps, created_ms, updated_ms, ttl_s "
+                 "FROM sessions WHERE (ttl_s IS NULL AND $2 > 0 AND updated_ms < $1 - $2) OR "
+                 "(ttl_s > 0 AND updated_ms < $1 - ttl_s * 1000) "
+                 "ORDER BY updated_ms, sid LIMIT $3", 3,
+                 {OID_INT8, OID_INT8, OID_INT8}},
     [ST_SET_ENTRY] = {"UPDATE observations SET entry = $3 WHERE sid = $1 AND t = $2", 3,
                       {OID_INT8, OID_INT8, OID_BYTEA}},
     [ST_REBUILD_SESSION] = {"UPDATE sessions SET model_version = $2, state = $3, updated_ms = $4 "
@@ -234,7 +242,7 @@ static int classify(pg_store *s, const PGresult *res, const char *msg) {
  * with "postgresql: <what>: <server message>". */
 static int run(pg_store *s, int st, const char *const *vals, const int *lens, PGresult **out,
                char *err, size_t errlen, const char *what) {
-  static const int FORMATS[7] = {1, 1, 1, 1, 1, 1, 1};
+  static const int FORMATS[8] = {1, 1, 1, 1, 1, 1, 1, 1};
   char name[32];
   statement_name(name, sizeof name, st);
   PGresult *res = PQexecPrepared(s->conn, name, SQL[st].nparams, vals, lens, FORMATS, 1);
@@ -554,6 +562,13 @@ static void copy_text(char *out, size_t outlen, const PGresult *r, int col) {
   snprintf(out, outlen, "%.*s", PQgetlength(r, 0, col), PQgetvalue(r, 0, col));
 }
 
+/* store_session.ttl_s from the ttl_s column (NULL: the default). */
+static long long ttl_from_column(const PGresult *r, int row, int col) {
+  if (PQgetisnull(r, row, col)) return STORE_TTL_DEFAULT;
+  const long long v = get_i64(r, row, col);
+  return v == 0 ? STORE_TTL_NEVER : v;
+}
+
 /* Reads the session row by id; the caller holds the mutex. */
 static int get_locked(pg_store *s, const char *id, store_session *out, char *err, size_t errlen) {
   int rc = ready_locked(s, err, errlen);
@@ -572,6 +587,7 @@ static int get_locked(pg_store *s, const char *id, store_session *out, char *err
     out->steps = get_i64(r, 0, 4);
     out->created_ms = get_i64(r, 0, 5);
     out->updated_ms = get_i64(r, 0, 6);
+    out->ttl_s = ttl_from_column(r, 0, 7);
   }
   PQclear(r);
   return rc;
@@ -590,14 +606,15 @@ static int pg_session_get(store *b, const char *id, store_session *out, char *er
 static int insert_session(pg_store *s, const store_session *meta, const uint8_t *state,
                           size_t state_bytes, int64_t *sid, char *err, size_t errlen,
                           const char *what) {
-  char steps[8], created[8], updated[8];
+  char steps[8], created[8], updated[8], ttl[8];
   put_i64(steps, meta->steps);
   put_i64(created, meta->created_ms);
   put_i64(updated, meta->updated_ms);
-  const char *vals[7] = {meta->id, meta->model, meta->model_version, steps, created, updated,
-                         (const char *)state};
-  const int lens[7] = {(int)strlen(meta->id), (int)strlen(meta->model),
-                       (int)strlen(meta->model_version), 8, 8, 8, state ? (int)state_bytes : 0};
+  put_i64(ttl, meta->ttl_s == STORE_TTL_NEVER ? 0 : meta->ttl_s);
+  const char *vals[8] = {meta->id, meta->model, meta->model_version, steps, created, updated,
+                         (const char *)state, meta->ttl_s == STORE_TTL_DEFAULT ? NULL : ttl};
+  const int lens[8] = {(int)strlen(meta->id), (int)strlen(meta->model),
+                       (int)strlen(meta->model_version), 8, 8, 8, state ? (int)state_bytes : 0, 8};
   PGresult *r = NULL;
   int rc = run(s, ST_INSERT_SESSION, vals, lens, &r, err, errlen, what);
   if (!rc && sid) *sid = PQntuples(r) == 1 ? get_i64(r, 0, 0) : 0;
@@ -606,14 +623,14 @@ static int insert_session(pg_store *s, const store_session *meta, const uint8_t 
 }
 
 static int pg_session_create(store *b, const char *id, const char *model, const char *version,
-                             long long now_ms, store_session *out, int *created, char *err,
-                             size_t errlen) {
+                             long long now_ms, long long ttl_s, store_session *out, int *created,
+                             char *err, size_t errlen) {
   pg_store *s = (pg_store *)b;
   pthread_mutex_lock(&s->mu);
   *created = 0;
   int rc = get_locked(s, id, out, err, errlen);
   if (rc == STORE_NOTFOUND && (rc = writable_locked(s, 1, err, errlen)) == 0) {
-    store_session meta = {.steps = 0, .created_ms = now_ms, .updated_ms = now_ms};
+    store_session meta = {.steps = 0, .created_ms = now_ms, .updated_ms = now_ms, .ttl_s = ttl_s};
     snprintf(meta.id, sizeof meta.id, "%s", id);
     snprintf(meta.model, sizeof meta.model, "%s", model);
     snprintf(meta.model_version, sizeof meta.model_version, "%s", version);
@@ -917,6 +934,7 @@ static void read_rows(const PGresult *r, store_session *out, int *n, int limit) 
     o->steps = get_i64(r, i, 4);
     o->created_ms = get_i64(r, i, 5);
     o->updated_ms = get_i64(r, i, 6);
+    o->ttl_s = ttl_from_column(r, i, 7);
   }
 }
 
@@ -938,14 +956,15 @@ static int pg_session_list(store *b, const char *model, int64_t after_sid, int l
   return rc;
 }
 
-static int pg_session_idle(store *b, long long before_ms, int limit, store_session *out, int *n,
-                           char *err, size_t errlen) {
+static int pg_session_idle(store *b, long long now_ms, long long default_ttl_ms, int limit,
+                           store_session *out, int *n, char *err, size_t errlen) {
   pg_store *s = (pg_store *)b;
-  char before[8], lim[8];
-  put_i64(before, before_ms);
+  char now[8], dflt[8], lim[8];
+  put_i64(now, now_ms);
+  put_i64(dflt, default_ttl_ms);
   put_i64(lim, limit);
-  const char *vals[2] = {before, lim};
-  const int lens[2] = {8, 8};
+  const char *vals[3] = {now, dflt, lim};
+  const int lens[3] = {8, 8, 8};
   PGresult *r = NULL;
   pthread_mutex_lock(&s->mu);
   int rc = ready_locked(s, err, errlen);

@@ -45,6 +45,9 @@ static const char *const MIGRATIONS[STORE_SCHEMA_VERSION] = {
     "  owner TEXT NOT NULL,"
     "  epoch INTEGER NOT NULL,"
     "  expires_ms INTEGER NOT NULL);",
+    /* 4: a session's own idle TTL in seconds (NULL: the daemon's
+     * --session-ttl; 0: never expires; store.h's store_session.ttl_s) */
+    "ALTER TABLE sessions ADD COLUMN ttl_s INTEGER;",
 };
 
 enum {
@@ -73,10 +76,10 @@ enum {
 };
 
 static const char *const SQL[ST_N] = {
-    [ST_GET] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms "
+    [ST_GET] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms, ttl_s "
                "FROM sessions WHERE id = ?1",
     [ST_INSERT_SESSION] = "INSERT INTO sessions (id, model, model_version, steps, created_ms, "
-                          "updated_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                          "updated_ms, state, ttl_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_DELETE_OBS] = "DELETE FROM observations WHERE sid = ?1",
     [ST_DELETE_SESSION] = "DELETE FROM sessions WHERE sid = ?1",
     [ST_COUNT] = "SELECT count(*) FROM sessions",
@@ -88,10 +91,11 @@ static const char *const SQL[ST_N] = {
     [ST_INSERT_OBS] = "INSERT INTO observations (sid, t, action, frame, entry) "
                       "VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_UPDATE_SESSION] = "UPDATE sessions SET steps = ?2, updated_ms = ?3, state = ?4 WHERE sid = ?1",
-    [ST_LIST] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms "
+    [ST_LIST] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms, ttl_s "
                 "FROM sessions WHERE sid > ?1 AND (?2 IS NULL OR model = ?2) ORDER BY sid LIMIT ?3",
-    [ST_IDLE] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms "
-                "FROM sessions WHERE updated_ms < ?1 ORDER BY updated_ms, sid LIMIT ?2",
+    [ST_IDLE] = "SELECT sid, id, model, model_version, steps, created_ms, updated_ms, ttl_s "
+                "FROM sessions WHERE (ttl_s IS NULL AND ?2 > 0 AND updated_ms < ?1 - ?2) OR "
+                "(ttl_s > 0 AND updated_ms < ?1 - ttl_s * 1000) ORDER BY updated_ms, sid LIMIT ?3",
     [ST_SET_ENTRY] = "UPDATE observations SET entry = ?3 WHERE sid = ?1 AND t = ?2",
     [ST_REBUILD_SESSION] = "UPDATE sessions SET model_version = ?2, state = ?3, updated_ms = ?4 "
                            "WHERE sid = ?1 AND steps = ?5",
@@ -358,6 +362,19 @@ static void copy_text(char *out, size_t outlen, sqlite3_stmt *st, int col) {
   snprintf(out, outlen, "%s", t ? (const char *)t : "");
 }
 
+/* store_session.ttl_s from the ttl_s column (NULL: the default). */
+static long long ttl_from_column(sqlite3_stmt *st, int col) {
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) return STORE_TTL_DEFAULT;
+  const long long v = sqlite3_column_int64(st, col);
+  return v == 0 ? STORE_TTL_NEVER : v;
+}
+
+/* Binds store_session.ttl_s as the ttl_s column. */
+static void bind_ttl(sqlite3_stmt *st, int col, long long ttl_s) {
+  if (ttl_s == STORE_TTL_DEFAULT) sqlite3_bind_null(st, col);
+  else sqlite3_bind_int64(st, col, ttl_s == STORE_TTL_NEVER ? 0 : ttl_s);
+}
+
 /* Reads the session row by id; the caller holds the mutex. */
 static int get_locked(sqlite_store *s, const char *id, store_session *out, char *err, size_t errlen) {
   sqlite3_stmt *st = s->st[ST_GET];
@@ -371,6 +388,7 @@ static int get_locked(sqlite_store *s, const char *id, store_session *out, char 
     out->steps = sqlite3_column_int64(st, 4);
     out->created_ms = sqlite3_column_int64(st, 5);
     out->updated_ms = sqlite3_column_int64(st, 6);
+    out->ttl_s = ttl_from_column(st, 7);
   } else if (rc == SQLITE_DONE) {
     ret = STORE_NOTFOUND;
   } else {
@@ -390,8 +408,8 @@ static int sq_session_get(store *base, const char *id, store_session *out, char 
 }
 
 static int sq_session_create(store *base, const char *id, const char *model, const char *version,
-                             long long now_ms, store_session *out, int *created, char *err,
-                             size_t errlen) {
+                             long long now_ms, long long ttl_s, store_session *out, int *created,
+                             char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   pthread_mutex_lock(&s->mu);
   *created = 0;
@@ -405,6 +423,7 @@ static int sq_session_create(store *base, const char *id, const char *model, con
     sqlite3_bind_int64(st, 5, now_ms);
     sqlite3_bind_int64(st, 6, now_ms);
     sqlite3_bind_null(st, 7);
+    bind_ttl(st, 8, ttl_s);
     rc = step_done(s, st, err, errlen, "create session"); /* autocommit: durable on return */
     if (!rc) rc = get_locked(s, id, out, err, errlen);
     if (!rc) *created = 1;
@@ -683,6 +702,7 @@ static int sq_import(store *base, const store_session *meta, const store_append_
   sqlite3_bind_int64(st, 5, meta->created_ms);
   sqlite3_bind_int64(st, 6, meta->updated_ms);
   sqlite3_bind_blob64(st, 7, a->state, a->state_bytes, SQLITE_STATIC);
+  bind_ttl(st, 8, meta->ttl_s);
   rc = step_done(s, st, err, errlen, "import session");
   int64_t sid = sqlite3_last_insert_rowid(s->db);
   store_append_req rows = *a;
@@ -705,6 +725,7 @@ static void read_row(sqlite3_stmt *st, store_session *out) {
   out->steps = sqlite3_column_int64(st, 4);
   out->created_ms = sqlite3_column_int64(st, 5);
   out->updated_ms = sqlite3_column_int64(st, 6);
+  out->ttl_s = ttl_from_column(st, 7);
 }
 
 static int sq_session_list(store *base, const char *model, int64_t after_sid, int limit,
@@ -725,13 +746,14 @@ static int sq_session_list(store *base, const char *model, int64_t after_sid, in
   return ret;
 }
 
-static int sq_session_idle(store *base, long long before_ms, int limit, store_session *out, int *n,
-                           char *err, size_t errlen) {
+static int sq_session_idle(store *base, long long now_ms, long long default_ttl_ms, int limit,
+                           store_session *out, int *n, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   pthread_mutex_lock(&s->mu);
   sqlite3_stmt *st = s->st[ST_IDLE];
-  sqlite3_bind_int64(st, 1, before_ms);
-  sqlite3_bind_int(st, 2, limit);
+  sqlite3_bind_int64(st, 1, now_ms);
+  sqlite3_bind_int64(st, 2, default_ttl_ms);
+  sqlite3_bind_int(st, 3, limit);
   int rc = SQLITE_DONE, ret = 0;
   while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) read_row(st, &out[(*n)++]);
   if (*n < limit && rc != SQLITE_DONE) ret = db_fail(s, err, errlen, "list idle sessions");

@@ -4,7 +4,7 @@ and a throwaway PostgreSQL server (tests/lib/pglib.py):
 - sessions created, observations streamed (uneven requests and a chunked
   NDJSON stream), predictions; a restart (also with an empty cache, so every
   request reloads from the database) gives byte-identical PNG, JSON and NDJSON;
-  the schema is at version 3 in gtmsm_schema, rows = steps;
+  the schema is at version 4 in gtmsm_schema, rows = steps;
 - the same session and actions give the same bytes on an SQLite daemon;
   export from the PostgreSQL daemon, import into an SQLite daemon, export
   again, import into a second PostgreSQL database, export: all three exports
@@ -17,6 +17,7 @@ and a throwaway PostgreSQL server (tests/lib/pglib.py):
   server back, the daemon reconnects by itself and writes resume;
 - a password in the URL never reaches the log; an unreachable server at start
   exits 1 with a message; --store with a non-URL exits 2."""
+import json
 import os
 import signal
 import subprocess
@@ -74,8 +75,8 @@ def test_restart_and_export(pg, tmp, models):
     url = pg.create_db("restart")
     ep = episode(5, 300)
     d = pg_daemon(models, tmp, url, "restart")
-    check(any(l.get("backend") == "postgresql" and l.get("schema") == 3 for l in d.lines()),
-          "the daemon logs the postgresql backend at schema 3")
+    check(any(l.get("backend") == "postgresql" and l.get("schema") == 4 for l in d.lines()),
+          "the daemon logs the postgresql backend at schema 4")
     for sid in ("r1", "r2"):
         s, h, j = d.json("PUT", f"/v1/sessions/{sid}", {"model": "imagenav"})
         check(s == 201, f"create {sid} on postgresql")
@@ -94,7 +95,7 @@ def test_restart_and_export(pg, tmp, models):
     check(s == 200 and len(export_pg) > 1000, "export from postgresql")
     check(d.stop() == 0, "SIGTERM: exit 0")
     check(pg_state(pg, "restart", "r1") == (300, 300, 300), "after a clean stop: 300 rows, steps 300")
-    check(pg.sql("restart", "SELECT version FROM gtmsm_schema") == "3", "gtmsm_schema at version 3")
+    check(pg.sql("restart", "SELECT version FROM gtmsm_schema") == "4", "gtmsm_schema at version 4")
     check(not os.path.exists(os.path.join(tmp, "restart.unused.db")), "no SQLite file was made")
 
     for args, what in [([], "with the defaults"), (["--cache-bytes", "0"], "with an empty cache (every request reloads)")]:
@@ -119,6 +120,13 @@ def test_restart_and_export(pg, tmp, models):
     s, h, export_sq = sq.request("GET", "/v1/sessions/r1/export")
     check(s == 200 and export_sq == export_pg, "the sqlite export is byte-identical to the postgresql one")
     check(predictions(sq, "r1") == before, "imported into sqlite: the same predictions")
+    own = json.loads(export_pg)
+    own["ttl_seconds"] = 600  # a session with its own TTL (schema 4) moves byte-identically too
+    s, h, j = sq.request("POST", "/v1/sessions/import?id=t1", json.dumps(own).encode(),
+                         {"Content-Type": "application/json"})
+    check(s == 201, f"a dump with ttl_seconds 600 imports into sqlite ({s})")
+    s, h, export_ttl_sq = sq.request("GET", "/v1/sessions/t1/export")
+    check(s == 200 and json.loads(export_ttl_sq).get("ttl_seconds") == 600, "its sqlite export keeps ttl_seconds 600")
     check(sq.stop() == 0, "sqlite import: exit 0")
     url2 = pg.create_db("import")
     d = pg_daemon(models, tmp, url2, "import")
@@ -129,6 +137,11 @@ def test_restart_and_export(pg, tmp, models):
     s, h, export_back = d.request("GET", "/v1/sessions/r1/export")
     check(s == 200 and export_back == export_pg, "and back into postgresql: byte-identical export")
     check(predictions(d, "r1") == before, "imported into postgresql: the same predictions")
+    s, h, j = d.request("POST", "/v1/sessions/import", export_ttl_sq, {"Content-Type": "application/json"})
+    s2, h, export_ttl_pg = d.request("GET", "/v1/sessions/t1/export")
+    check(s == 201 and s2 == 200 and export_ttl_pg == export_ttl_sq,
+          f"with its own TTL: the postgresql export is byte-identical to the sqlite one ({s} {s2})")
+    check(d.request("DELETE", "/v1/sessions/t1")[0] in (200, 204), "delete t1")
     more = [dict(o, t=o["t"] + 300) for o in episode(6, 10)]
     s, h, j = d.json("POST", "/v1/sessions/r1/observations", ndjson(more), NDJ)
     check(s == 200 and j["steps"] == 310, "the imported session keeps going from t=300")

@@ -18,6 +18,11 @@ and on a throwaway PostgreSQL server (tests/lib/pglib.py):
 - --session-ttl: sessions nobody writes for the TTL are deleted by the background sweep (404,
   gone from the list, gtmsm_sessions_expired_total), one written meanwhile stays, predictions
   of another session run undisturbed during sweeps; expires_at = updated_at + TTL;
+- a session's own "ttl_seconds" (PUT and POST /v1/sessions): 1..315360000 expires by its own
+  TTL, 0 never (also under --session-ttl), null or absent the daemon's; expires_at and the
+  listing follow it; bad values 400, a PUT of an existing session with another TTL 409; export
+  (format_version 2) and import carry it, a version 1 dump imports with the daemon's default;
+  without --session-ttl the sweeper still deletes sessions with their own TTL;
 - keys (401), a body over --max-body (413), a version of another frame size (422), the
   PostgreSQL server gone (503);
 - every (path, method, status) of openapi.yaml for the two new routes is exercised (but 500
@@ -371,6 +376,111 @@ def test_expiry(st, models, ep):
     check(d.stop() == 0, f"{what}: exit 0")
 
 
+def ts(x):
+    from datetime import datetime, timezone
+    return datetime.strptime(x, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def ttl_of(j):
+    """expires_at - updated_at in seconds, or None without expires_at."""
+    return round(ts(j["expires_at"]) - ts(j["updated_at"]), 3) if "expires_at" in j else None
+
+
+def test_own_ttl(st, models):
+    what = st.kind + " ttl_seconds"
+    d = st.daemon(models, st.fresh("ownttl"), "--session-ttl", "3")
+    t0 = time.time()
+    made = {}
+    for sid, body in (("short", {"ttl_seconds": 1}), ("forever", {"ttl_seconds": 0}), ("dflt", {}),
+                      ("nul", {"ttl_seconds": None}), ("long", {"ttl_seconds": 10})):
+        s, h, j = d.json("PUT", f"/v1/sessions/{sid}", {"model": "imagenav", **body})
+        made[sid] = j
+        check(s == 201, f"{what}: PUT {sid} {body}: 201 ({s} {j})")
+    check(made["short"].get("ttl_seconds") == 1 and ttl_of(made["short"]) == 1.0,
+          f"{what}: its own 1 s: ttl_seconds 1, expires_at = updated_at + 1 s ({made['short']})")
+    check(made["forever"].get("ttl_seconds") == 0 and "expires_at" not in made["forever"],
+          f"{what}: 0: never expires, no expires_at even under --session-ttl ({made['forever']})")
+    check("ttl_seconds" not in made["dflt"] and ttl_of(made["dflt"]) == 3.0 and ttl_of(made["nul"]) == 3.0,
+          f"{what}: absent or null: the daemon's 3 s ({made['dflt']}, {made['nul']})")
+    s, h, j = d.json("POST", "/v1/sessions", {"model": "imagenav", "ttl_seconds": 10})
+    posted = j.get("id")
+    check(s == 201 and j.get("ttl_seconds") == 10 and ttl_of(j) == 10.0, f"{what}: POST with 10 s ({s} {j})")
+    s, h, j = d.json("GET", "/v1/sessions/long")
+    check(s == 200 and j.get("ttl_seconds") == 10 and ttl_of(j) == 10.0, f"{what}: GET shows its own TTL ({j})")
+    from gtmsm_client import Client
+    with Client(f"http://127.0.0.1:{d.port}") as c:
+        j = c.create_session("imagenav", "viaclient", ttl_seconds=10)
+        check(j.get("ttl_seconds") == 10, f"{what}: Client.create_session(ttl_seconds=10)")
+    for bad in (-1, 1.5, "5", True, 315360001, [1]):
+        for method, path in (("PUT", "/v1/sessions/badttl"), ("POST", "/v1/sessions")):
+            s, h, j = d.json(method, path, {"model": "imagenav", "ttl_seconds": bad})
+            check(s == 400 and problem(h, j, 400, "invalid-request") and "ttl_seconds" in j["detail"]
+                  and "315360000" in j["detail"], f"{what}: {method} ttl_seconds {bad!r}: 400 saying what is expected "
+                  f"({s} {j})")
+    s, h, j = d.json("GET", "/v1/sessions/badttl")
+    check(s == 404, f"{what}: nothing created by a bad TTL")
+    s, h, j = d.json("PUT", "/v1/sessions/short", {"model": "imagenav", "ttl_seconds": 7})
+    check(s == 409 and problem(h, j, 409, "ttl-mismatch"), f"{what}: PUT again with another TTL: 409 ({s} {j})")
+    s, h, j = d.json("PUT", "/v1/sessions/short", {"model": "imagenav", "ttl_seconds": 1})
+    check(s == 200 and j.get("ttl_seconds") == 1, f"{what}: PUT again with the same TTL: 200 ({s})")
+    s, h, j = d.json("PUT", "/v1/sessions/long", {"model": "imagenav"})
+    check(s == 200 and j.get("ttl_seconds") == 10, f"{what}: PUT again without one: 200, keeps its own ({s} {j})")
+    s, h, j = call(d, "GET", "/v1/sessions")
+    items = {x["id"]: x for x in j.get("sessions", [])}
+    check(s == 200 and ttl_of(items["short"]) == 1.0 and "expires_at" not in items["forever"] and
+          ttl_of(items["dflt"]) == 3.0 and ttl_of(items["long"]) == 10.0 and items["long"].get("ttl_seconds") == 10,
+          f"{what}: listed items carry each session's own expires_at")
+    # export / import carry it; a version 1 dump (without it) takes the daemon's default
+    s, h, dump_long = d.json("GET", "/v1/sessions/long/export")
+    check(s == 200 and dump_long.get("format_version") == 2 and dump_long.get("ttl_seconds") == 10,
+          f"{what}: the export has format_version 2 and ttl_seconds 10")
+    s, h, dump_dflt = d.json("GET", "/v1/sessions/dflt/export")
+    check(s == 200 and "ttl_seconds" in dump_dflt and dump_dflt["ttl_seconds"] is None,
+          f"{what}: the default one exports ttl_seconds null")
+    s, h, dump_never = d.json("GET", "/v1/sessions/forever/export")
+    check(s == 200 and dump_never.get("ttl_seconds") == 0, f"{what}: the never one exports ttl_seconds 0")
+    s, h, j = d.json("POST", "/v1/sessions/import?id=long2", dump_long)
+    check(s == 201 and j.get("ttl_seconds") == 10 and ttl_of(j) == 10.0, f"{what}: imported with its 10 s ({s} {j})")
+    s, h, j = d.json("POST", "/v1/sessions/import?id=never2", dump_never)
+    check(s == 201 and j.get("ttl_seconds") == 0 and "expires_at" not in j, f"{what}: imported never to expire")
+    v1 = {k: v for k, v in dump_long.items() if k != "ttl_seconds"}
+    v1["format_version"] = 1
+    s, h, j = d.json("POST", "/v1/sessions/import?id=old1", v1)
+    check(s == 201 and "ttl_seconds" not in j and ttl_of(j) == 3.0,
+          f"{what}: a version 1 dump imports with the daemon's default ({s} {j})")
+    s, h, j = d.json("POST", "/v1/sessions/import?id=badimp", {**dump_long, "ttl_seconds": -5})
+    check(s == 400 and problem(h, j, 400, "invalid-request") and "ttl_seconds" in j["detail"],
+          f"{what}: an import with a bad ttl_seconds: 400 ({s})")
+    s, h, j = d.json("POST", "/v1/sessions/import?id=v3", {**dump_long, "format_version": 3})
+    check(s == 400, f"{what}: format_version 3 refused ({s})")
+    # the sweep: short goes by its own 1 s; dflt, nul, old1 by the daemon's 3 s; the rest stay
+    while time.time() - t0 < 2.6:
+        time.sleep(0.1)
+    s1 = d.json("GET", "/v1/sessions/short")[0]
+    s2 = d.json("GET", "/v1/sessions/dflt")[0]
+    check(s1 == 404 and s2 == 200, f"{what}: at 2.6 s its own 1 s expired it, the default 3 s not yet ({s1} {s2})")
+    while time.time() - t0 < 5.5:
+        time.sleep(0.1)
+    gone = [x for x in ("dflt", "nul", "old1") if d.json("GET", f"/v1/sessions/{x}")[0] == 404]
+    kept = [x for x in ("forever", "never2", "long", "long2", posted, "viaclient") if d.json("GET", f"/v1/sessions/{x}")[0] == 200]
+    check(gone == ["dflt", "nul", "old1"], f"{what}: at 5.5 s the default ones went too ({gone})")
+    check(len(kept) == 6, f"{what}: never and 10 s ones stay ({kept})")
+    check(d.stop() == 0, f"{what}: exit 0")
+    # no --session-ttl: the sweeper still runs for sessions with their own TTL
+    d = st.daemon(models, st.fresh("ownttl_noglobal"))
+    d.json("PUT", "/v1/sessions/own", {"model": "imagenav", "ttl_seconds": 1})
+    s, h, j = d.json("PUT", "/v1/sessions/plain", {"model": "imagenav"})
+    check(s == 201 and "expires_at" not in j, f"{what}: without --session-ttl a plain session has no expires_at")
+    t0, s = time.time(), 200
+    while time.time() - t0 < 8 and s == 200:  # its 1 s plus a sweep interval (at most 5 s)
+        time.sleep(0.25)
+        s = d.json("GET", "/v1/sessions/own")[0]
+    check(s == 404 and time.time() - t0 < 7.5,
+          f"{what}: without --session-ttl its own 1 s expired it ({time.time() - t0:.1f} s)")
+    check(d.json("GET", "/v1/sessions/plain")[0] == 200, f"{what}: the plain one stays")
+    check(d.stop() == 0, f"{what}: exit 0")
+
+
 def train_maze3d(path):
     """A tiny untrained maze3d model (32x32x3 frames): a version no imagenav session fits."""
     out = os.path.dirname(path)
@@ -456,6 +566,7 @@ def main():
         for st in (Store("sqlite", tmp), Store("postgresql", tmp, pg)):
             test_list(st, models)
             test_expiry(st, models, ep)
+            test_own_ttl(st, models)
             results[st.kind] = test_versions(st, tmp, v1, v2, ep)
         check(results["sqlite"] == results["postgresql"],
               "the same sessions, rebuilds and actions give the same bytes on SQLite and PostgreSQL")

@@ -6,7 +6,7 @@ Python standard library only).
 Checks here: --help lists every option with its GTMSM_* variable; bad flags,
 bad values and unknown options exit 2 with a message; env variables work and
 flags win over them; a missing or empty models folder starts, says so, and is
-live but not ready; SIGTERM exits 0; the database gets WAL, schema version 3."""
+live but not ready; SIGTERM exits 0; the database gets WAL, schema version 4."""
 import base64
 import http.client
 import json
@@ -329,7 +329,7 @@ def test_env_and_db(tmp, model_dir):
     check(d.stop() == 0, "SIGTERM exits 0")
     con = sqlite3.connect(db)
     check(con.execute("PRAGMA journal_mode").fetchone()[0] == "wal", "the database is in WAL mode")
-    check(con.execute("PRAGMA user_version").fetchone()[0] == 3, "schema version 3 after migrations")
+    check(con.execute("PRAGMA user_version").fetchone()[0] == 4, "schema version 4 after migrations")
     check(con.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity_check ok")
     con.close()
     d = Daemon(model_dir, db)  # migrations are idempotent: a second start keeps the data

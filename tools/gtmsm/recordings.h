@@ -21,9 +21,10 @@ enum { RECORDINGS_ENOENT = -50 };
 
 /* The database schema versions this reader knows (server/store_sqlite.c's
  * migrations: 1 sessions and observations, 2 adds the memory columns, which
-  * are not read here; 3 adds the session leases, not read either). */
+  * are not read here; 3 adds the session leases, 4 a session's own TTL, not
+ * read either). */
 #define RECORDINGS_DB_SCHEMA_MIN 1
-#define RECORDINGS_DB_SCHEMA_MAX 3
+#define RECORDINGS_DB_SCHEMA_MAX 4
 
 typedef struct {
   int A;                                   /* actions of the environment */

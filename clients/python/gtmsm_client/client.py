@@ -545,8 +545,11 @@ class Client:
     # -- sessions --
     def create_session(self, model: str, session_id: Optional[str] = None,
                        server_id: bool = False,
-                       model_version: Optional[str] = None) -> Dict[str, Any]:
-        """Opens a session on ``model`` (its newest loaded version, or ``model_version``). By
+                       model_version: Optional[str] = None,
+                       ttl_seconds: Optional[int] = None) -> Dict[str, Any]:
+        """Opens a session on ``model`` (its newest loaded version, or ``model_version``).
+        ``ttl_seconds`` is its own idle TTL (1..315360000 s; 0 never expires), overriding the
+        daemon's --session-ttl; None follows the daemon's. By
         default the id is chosen here (``new_session_id()``) and sent with PUT, so a load
         balancer hashing the id routes it from the first request and retries are idempotent;
         PUT with an existing id of the same model and version returns it (``Conflict``
@@ -555,6 +558,8 @@ class Client:
         body: Dict[str, Any] = {"model": model}
         if model_version is not None:
             body["model_version"] = model_version
+        if ttl_seconds is not None:
+            body["ttl_seconds"] = ttl_seconds
         if server_id:
             if session_id is not None:
                 raise ValueError("session_id and server_id=True exclude each other")

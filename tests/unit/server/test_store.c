@@ -105,9 +105,9 @@ static void test_rows(void) {
   CHECK(store_open(&s, db, 0, err, sizeof err) == 0, "open: %s", err);
   store_session row, again;
   int created = 0;
-  CHECK(store_session_create(s, "s1", "m", "0123456789abcdef", 1000, &row, &created, err, sizeof err) == 0 &&
+  CHECK(store_session_create(s, "s1", "m", "0123456789abcdef", 1000, 0, &row, &created, err, sizeof err) == 0 &&
             created && row.steps == 0 && row.created_ms == 1000, "create");
-  CHECK(store_session_create(s, "s1", "other", "x", 2000, &again, &created, err, sizeof err) == 0 && !created &&
+  CHECK(store_session_create(s, "s1", "other", "x", 2000, 0, &again, &created, err, sizeof err) == 0 && !created &&
             strcmp(again.model, "m") == 0 && again.sid == row.sid, "create again returns the existing row");
   int actions[10];
   uint8_t frames[10 * 4], entries[10 * 3], state[2] = {7, 8};
@@ -208,7 +208,7 @@ static void test_cold_reload(const char *name) {
   CHECK(store_open(&st, db, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "open");
   store_session row;
   int created;
-  sessions_create(c, "hot", REG.v[0], &row, &created, err, sizeof err);
+  sessions_create(c, "hot", REG.v[0], 0, &row, &created, err, sizeof err);
   session *s = NULL;
   CHECK(sessions_acquire(c, "hot", &s, err, sizeof err) == SESSIONS_OK, "acquire");
   CHECK(sessions_lock(c, s, 1, 1, err, sizeof err) == SESSIONS_OK, "lock and load: %s", err);
@@ -272,7 +272,7 @@ static void test_lru(void) {
   char id[8];
   for (int i = 0; i < 5; i++) {
     snprintf(id, sizeof id, "s%d", i);
-    sessions_create(c, id, REG.v[0], &row, &created, err, sizeof err);
+    sessions_create(c, id, REG.v[0], 0, &row, &created, err, sizeof err);
   }
   session *held[3];
   for (int i = 0; i < 3; i++) {
@@ -306,7 +306,7 @@ static void test_lru(void) {
   CHECK(sessions_acquire(c, "s4", &cold, err, sizeof err) == SESSIONS_OK && cold->mem == NULL, "s4 cold");
   CHECK(store_session_delete(st, cold->sid, err, sizeof err) == 0, "delete s4's row directly");
   CHECK(sessions_lock(c, cold, 0, 1, err, sizeof err) == SESSIONS_NOTFOUND, "loading s4: not found");
-  CHECK(sessions_create(c, "s4", REG.v[0], &row, &created, err, sizeof err) == 0 && created, "recreate s4");
+  CHECK(sessions_create(c, "s4", REG.v[0], 0, &row, &created, err, sizeof err) == 0 && created, "recreate s4");
   session *fresh = NULL;
   CHECK(sessions_acquire(c, "s4", &fresh, err, sizeof err) == SESSIONS_OK && fresh != cold &&
             fresh->sid == row.sid, "the recreated s4 is a new entry");
@@ -346,7 +346,7 @@ static void test_corrupt_state(void) {
     store_session row;
     int created;
     session *s = NULL;
-    sessions_create(c, ids[i], REG.v[0], &row, &created, err, sizeof err);
+    sessions_create(c, ids[i], REG.v[0], 0, &row, &created, err, sizeof err);
     if (i == 2) continue; /* no observation: a NULL state is right */
     CHECK(sessions_acquire(c, ids[i], &s, err, sizeof err) == SESSIONS_OK &&
               sessions_lock(c, s, 1, 1, err, sizeof err) == SESSIONS_OK, "load %s: %s", ids[i], err);
@@ -411,7 +411,7 @@ static void test_group(void) {
   for (int i = 0; i < 3; i++) {
     char id[8];
     snprintf(id, sizeof id, "g%d", i);
-    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 1000, &rows[i], &created, err, sizeof err) == 0,
+    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 1000, 0, &rows[i], &created, err, sizeof err) == 0,
           "create %s", id);
   }
   int actions[4] = {1, 2, 3, 4};
@@ -508,7 +508,7 @@ static void run_appenders(const char *name, int group_max, long long *commits, i
     store_session row;
     int created = 0;
     snprintf(id, sizeof id, "c%d", i);
-    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 0, &row, &created, err, sizeof err) == 0, "create");
+    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 0, 0, &row, &created, err, sizeof err) == 0, "create");
     ap[i] = (appender){.s = s, .sid = row.sid, .bad = i == 3};
   }
   for (int i = 0; i < TH; i++) pthread_create(&th[i], NULL, append_thread, &ap[i]);

@@ -59,6 +59,8 @@ typedef struct {
   /* Writes the schema version behind the store's back; reads it. */
   int (*set_version)(const char *target, int v);
   int (*get_version)(const char *target);
+  /* Runs one statement (the test's own SQL) behind the store's back. */
+  int (*exec)(const char *target, const char *sql);
 } backend;
 
 static int sq_fresh(char *out, size_t outlen, const char *tag) {
@@ -171,8 +173,18 @@ static int pg_get_version(const char *target) {
   return pg_exec(target, "SELECT version FROM gtmsm_schema", &v) ? -1000 : (int)v;
 }
 
-static const backend SQLITE_BACKEND = {"sqlite", sq_fresh, sq_rows, sq_set_version, sq_get_version};
-static const backend PG_BACKEND = {"postgresql", pg_fresh, pg_rows, pg_set_version, pg_get_version};
+static int sq_exec(const char *db, const char *sql) {
+  sqlite3 *h = NULL;
+  int rc = sqlite3_open(db, &h) == SQLITE_OK && sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+  if (rc) fprintf(stderr, "sq_exec %s: %s\n", sql, sqlite3_errmsg(h));
+  sqlite3_close(h);
+  return rc;
+}
+
+static int pg_exec0(const char *target, const char *sql) { return pg_exec(target, sql, NULL); }
+
+static const backend SQLITE_BACKEND = {"sqlite", sq_fresh, sq_rows, sq_set_version, sq_get_version, sq_exec};
+static const backend PG_BACKEND = {"postgresql", pg_fresh, pg_rows, pg_set_version, pg_get_version, pg_exec0};
 
 /* ---- the cases ------------------------------------------------------------ */
 
@@ -237,10 +249,10 @@ static void test_rows(const backend *b) {
   if (!s) return;
   store_session row, again;
   int created = 0;
-  CHECK(store_session_create(s, "s1", "m", "0123456789abcdef", 1000, &row, &created, err, sizeof err) == 0 &&
+  CHECK(store_session_create(s, "s1", "m", "0123456789abcdef", 1000, 0, &row, &created, err, sizeof err) == 0 &&
             created && row.steps == 0 && row.created_ms == 1000 && strcmp(row.model_version, "0123456789abcdef") == 0,
         "%s: create", b->name);
-  CHECK(store_session_create(s, "s1", "other", "x", 2000, &again, &created, err, sizeof err) == 0 && !created &&
+  CHECK(store_session_create(s, "s1", "other", "x", 2000, 0, &again, &created, err, sizeof err) == 0 && !created &&
             strcmp(again.model, "m") == 0 && again.sid == row.sid,
         "%s: create again returns the existing row", b->name);
   CHECK(store_session_get(s, "nope", &again, err, sizeof err) == STORE_NOTFOUND, "%s: an unknown id", b->name);
@@ -336,7 +348,7 @@ static void test_group(const backend *b) {
   for (int i = 0; i < 3; i++) {
     char id[8];
     snprintf(id, sizeof id, "g%d", i);
-    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 1000, &rows[i], &created, err, sizeof err) == 0,
+    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 1000, 0, &rows[i], &created, err, sizeof err) == 0,
           "%s: create %s", b->name, id);
   }
   int actions[4] = {1, 2, 3, 4};
@@ -435,7 +447,7 @@ static void test_group_threads(const backend *b) {
     store_session row;
     int created = 0;
     snprintf(id, sizeof id, "c%d", i);
-    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 0, &row, &created, err, sizeof err) == 0,
+    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 0, 0, &row, &created, err, sizeof err) == 0,
           "%s: create", b->name);
     ap[i] = (appender){.s = s, .sid = row.sid, .bad = i == 3};
   }
@@ -501,7 +513,7 @@ static void test_cold_reload(const backend *b, uint8_t *out) {
   }
   store_session row;
   int created;
-  sessions_create(c, "hot", REG.v[0], &row, &created, err, sizeof err);
+  sessions_create(c, "hot", REG.v[0], 0, &row, &created, err, sizeof err);
   session *s = NULL;
   CHECK(sessions_acquire(c, "hot", &s, err, sizeof err) == SESSIONS_OK, "%s: acquire", b->name);
   CHECK(sessions_lock(c, s, 1, 1, err, sizeof err) == SESSIONS_OK, "%s: lock and load: %s", b->name, err);
@@ -586,7 +598,7 @@ static void test_list(const backend *b) {
   const char *ids[] = {"zeta", "alpha", "mid", "beta", "omega", "x1", "x2"};
   int64_t sids[7];
   for (int i = 0; i < 7; i++) {
-    store_session_create(s, ids[i], i % 2 ? "b" : "a", "0123", 1000 + i, &row, &created, err, sizeof err);
+    store_session_create(s, ids[i], i % 2 ? "b" : "a", "0123", 1000 + i, 0, &row, &created, err, sizeof err);
     sids[i] = row.sid;
   }
   store_session_delete(s, sids[2], err, sizeof err); /* a hole: "mid" */
@@ -641,7 +653,7 @@ static void test_pg_unreachable(void) {
   if (!s) return;
   store_session row;
   int created = 0;
-  CHECK(store_session_create(s, "u", "m", "0123456789abcdef", 0, &row, &created, err, sizeof err) == 0, "create");
+  CHECK(store_session_create(s, "u", "m", "0123456789abcdef", 0, 0, &row, &created, err, sizeof err) == 0, "create");
   int actions[2] = {1, 2};
   uint8_t frames[8] = {0}, entries[6] = {0}, state[2] = {1, 2};
   store_append_req a = {.sid = row.sid, .t0 = 0, .n = 1, .actions = actions, .frames = frames,
@@ -731,8 +743,8 @@ static void test_pg_leases(void) {
   CHECK(store_leases(a) && store_leases(b), "leases on after store_lease_config");
   store_session row, other;
   int created = 0;
-  CHECK(store_session_create(a, "L", "m", "0123456789abcdef", 1, &row, &created, err, sizeof err) == 0 &&
-            store_session_create(a, "L2", "m", "0123456789abcdef", 1, &other, &created, err, sizeof err) == 0,
+  CHECK(store_session_create(a, "L", "m", "0123456789abcdef", 1, 0, &row, &created, err, sizeof err) == 0 &&
+            store_session_create(a, "L2", "m", "0123456789abcdef", 1, 0, &other, &created, err, sizeof err) == 0,
         "leases: two sessions");
   store_lease la, lb;
   int rc = store_lease_take(a, row.sid, 0, &la, err, sizeof err);
@@ -850,8 +862,8 @@ static void test_expire(const backend *b) {
   int created = 0, n = 0, gone = -1;
   const char *ids[] = {"old1", "old2", "fresh", "old3"};
   const long long at[] = {1000, 2000, 9000, 3000};
-  for (int i = 0; i < 4; i++) store_session_create(st, ids[i], "m", REG.v[0]->m->content_hash, at[i], &row, &created, err, sizeof err);
-  CHECK(store_session_idle(st, 2500, 8, idle, &n, err, sizeof err) == 0 && n == 2 && strcmp(idle[0].id, "old1") == 0 &&
+  for (int i = 0; i < 4; i++) store_session_create(st, ids[i], "m", REG.v[0]->m->content_hash, at[i], 0, &row, &created, err, sizeof err);
+  CHECK(store_session_idle(st, 3500, 1000, 8, idle, &n, err, sizeof err) == 0 && n == 2 && strcmp(idle[0].id, "old1") == 0 &&
         strcmp(idle[1].id, "old2") == 0, "%s: idle before 2500: old1, old2, oldest first", b->name);
   session *held = NULL;
   CHECK(sessions_acquire(c, "old3", &held, err, sizeof err) == SESSIONS_OK, "%s: old3 held in the cache", b->name);
@@ -871,6 +883,116 @@ static void test_expire(const backend *b) {
   printf("%s expiry: idle sessions deleted oldest first, the fresh one kept\n", b->name);
 }
 
+/* A session's own TTL (schema 4): stored as NULL / 0 / seconds, read back
+ * in every row, and the idle scan and the sweep follow it. */
+static void test_ttl(const backend *b) {
+  char target[1024], err[256] = "";
+  CHECK(b->fresh(target, sizeof target, "ttl") == 0, "%s: a fresh database", b->name);
+  server_config cfg;
+  config_defaults(&cfg);
+  store *st = NULL;
+  sessions *c = NULL;
+  CHECK(store_open(&st, target, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "%s: open: %s",
+        b->name, err);
+  if (!st || !c) {
+    sessions_free(c);
+    store_close(st);
+    return;
+  }
+  const char *v = REG.v[0]->m->content_hash;
+  store_session row, rows[8];
+  int created = 0, n = 0, gone = -1;
+  CHECK(store_session_create(st, "dflt", "m", v, 1000, STORE_TTL_DEFAULT, &row, &created, err, sizeof err) == 0 &&
+            created && row.ttl_s == STORE_TTL_DEFAULT, "%s: created with the default TTL", b->name);
+  CHECK(store_session_create(st, "never", "m", v, 1000, STORE_TTL_NEVER, &row, &created, err, sizeof err) == 0 &&
+            created && row.ttl_s == STORE_TTL_NEVER, "%s: created never to expire", b->name);
+  CHECK(store_session_create(st, "own", "m", v, 1000, 2, &row, &created, err, sizeof err) == 0 && created &&
+            row.ttl_s == 2, "%s: created with its own 2 s", b->name);
+  CHECK(store_session_create(st, "own", "m", v, 5000, 9, &row, &created, err, sizeof err) == 0 && !created &&
+            row.ttl_s == 2, "%s: created again: the existing row keeps its TTL", b->name);
+  CHECK(store_session_create(st, "bad", "m", v, 1000, -2, &row, &created, err, sizeof err) == GTMSM_EINVAL &&
+            store_session_create(st, "bad", "m", v, 1000, STORE_TTL_MAX + 1, &row, &created, err, sizeof err) ==
+                GTMSM_EINVAL, "%s: a TTL outside -1..max refused", b->name);
+  CHECK(store_session_get(st, "never", &row, err, sizeof err) == 0 && row.ttl_s == STORE_TTL_NEVER &&
+            store_session_get(st, "dflt", &row, err, sizeof err) == 0 && row.ttl_s == STORE_TTL_DEFAULT,
+        "%s: get reads the TTL back", b->name);
+  CHECK(store_session_list(st, NULL, 0, 8, rows, &n, err, sizeof err) == 0 && n == 3 &&
+            rows[0].ttl_s == STORE_TTL_DEFAULT && rows[1].ttl_s == STORE_TTL_NEVER && rows[2].ttl_s == 2,
+        "%s: the listing carries each TTL", b->name);
+  CHECK(store_session_idle(st, 2500, 1000, 8, rows, &n, err, sizeof err) == 0 && n == 1 &&
+            strcmp(rows[0].id, "dflt") == 0, "%s: at 2.5 s with a 1 s default: only the default one idle (%d)",
+        b->name, n);
+  CHECK(store_session_idle(st, 3500, 1000, 8, rows, &n, err, sizeof err) == 0 && n == 2 &&
+            strcmp(rows[0].id, "dflt") == 0 && strcmp(rows[1].id, "own") == 0 && rows[1].ttl_s == 2,
+        "%s: at 3.5 s: also the one past its own 2 s (%d)", b->name, n);
+  CHECK(store_session_idle(st, 3500, 0, 8, rows, &n, err, sizeof err) == 0 && n == 1 &&
+            strcmp(rows[0].id, "own") == 0, "%s: without a default TTL only its own expires (%d)", b->name, n);
+  CHECK(store_session_idle(st, 1000000000000LL, 1000, 8, rows, &n, err, sizeof err) == 0 && n == 2,
+        "%s: the never-expiring one is never idle (%d)", b->name, n);
+  /* import carries it */
+  int actions[1] = {0};
+  uint8_t frames[1] = {0}, entries[1] = {0}, state[1] = {0};
+  store_append_req a = {.n = 0, .actions = actions, .frames = frames, .frame_bytes = 1, .entries = entries,
+                        .entry_bytes = 1, .state = state, .state_bytes = 1, .steps = 0};
+  store_session meta = {.created_ms = 1000, .updated_ms = 1000, .ttl_s = 7};
+  snprintf(meta.id, sizeof meta.id, "imp7");
+  snprintf(meta.model, sizeof meta.model, "m");
+  snprintf(meta.model_version, sizeof meta.model_version, "%s", v);
+  int64_t sid = 0;
+  CHECK(store_import(st, &meta, &a, &sid, err, sizeof err) == 0 && store_session_get(st, "imp7", &row, err, sizeof err)
+        == 0 && row.ttl_s == 7, "%s: an import keeps its TTL: %s", b->name, err);
+  meta.ttl_s = STORE_TTL_NEVER;
+  snprintf(meta.id, sizeof meta.id, "impnever");
+  CHECK(store_import(st, &meta, &a, &sid, err, sizeof err) == 0 &&
+            store_session_get(st, "impnever", &row, err, sizeof err) == 0 && row.ttl_s == STORE_TTL_NEVER,
+        "%s: an import never to expire: %s", b->name, err);
+  /* the sweep: no default TTL, at 3.5 s only "own" goes; at 9 s also imp7 */
+  CHECK(sessions_expire(c, 0, 3500, &gone, err, sizeof err) == 0 && gone == 1 &&
+            store_session_get(st, "own", &row, err, sizeof err) == STORE_NOTFOUND &&
+            store_session_get(st, "dflt", &row, err, sizeof err) == 0,
+        "%s: sweep without a default: the one with its own TTL went (%d)", b->name, gone);
+  CHECK(sessions_expire(c, 0, 9000, &gone, err, sizeof err) == 0 && gone == 1 &&
+            store_session_get(st, "imp7", &row, err, sizeof err) == STORE_NOTFOUND,
+        "%s: at 9 s the imported 7 s one (%d)", b->name, gone);
+  CHECK(sessions_expire(c, 1000, 1000000000000LL, &gone, err, sizeof err) == 0 && gone == 1 &&
+            store_session_get(st, "dflt", &row, err, sizeof err) == STORE_NOTFOUND &&
+            store_session_get(st, "never", &row, err, sizeof err) == 0 &&
+            store_session_get(st, "impnever", &row, err, sizeof err) == 0,
+        "%s: with a default: the default one went, the never ones stay (%d)", b->name, gone);
+  sessions_free(c);
+  store_close(st);
+  printf("%s ttl: NULL / 0 / seconds stored, listed, imported; the scan and the sweep follow each\n", b->name);
+}
+
+/* A version-3 database (as an older gtmsmd left it: no ttl_s column) with a
+ * session migrates to 4; the old session follows the daemon's default. */
+static void test_migrate_v3(const backend *b) {
+  char target[1024], err[256] = "";
+  CHECK(b->fresh(target, sizeof target, "v3") == 0, "%s: a fresh database", b->name);
+  store *st = NULL;
+  CHECK(store_open(&st, target, 2, err, sizeof err) == 0, "%s: open: %s", b->name, err);
+  store_close(st);
+  st = NULL;
+  /* back to exactly version 3's tables, then a row as version 3 wrote it */
+  CHECK(b->exec(target, "ALTER TABLE sessions DROP COLUMN ttl_s") == 0 && b->set_version(target, 3) == 0 &&
+            b->exec(target, "INSERT INTO sessions (id, model, model_version, steps, created_ms, updated_ms) "
+                            "VALUES ('old', 'm', '0123456789abcdef', 0, 1000, 1000)") == 0,
+        "%s: a version-3 database with a session", b->name);
+  CHECK(store_open(&st, target, 2, err, sizeof err) == 0 && store_schema_version(st) == 4 &&
+            b->get_version(target) == 4, "%s: version 3 migrated to 4: %s", b->name, err);
+  if (!st) return;
+  store_session row, rows[4];
+  int created = 0, n = 0;
+  CHECK(store_session_get(st, "old", &row, err, sizeof err) == 0 && row.ttl_s == STORE_TTL_DEFAULT && row.steps == 0,
+        "%s: the old session has the default TTL", b->name);
+  CHECK(store_session_create(st, "new", "m", "0123456789abcdef", 1000, 5, &row, &created, err, sizeof err) == 0 &&
+            created && row.ttl_s == 5, "%s: a new one with its own TTL on the migrated database", b->name);
+  CHECK(store_session_idle(st, 4000, 2000, 4, rows, &n, err, sizeof err) == 0 && n == 1 &&
+            strcmp(rows[0].id, "old") == 0, "%s: the old one expires by the default (%d)", b->name, n);
+  store_close(st);
+  printf("%s migration 3 -> 4: the ttl_s column added, old rows keep the daemon's default\n", b->name);
+}
+
 static void run_all(const backend *b, uint8_t *cold) {
   test_migrations(b);
   test_rows(b);
@@ -879,6 +1001,8 @@ static void run_all(const backend *b, uint8_t *cold) {
   test_cold_reload(b, cold);
   test_list(b);
   test_expire(b);
+  test_ttl(b);
+  test_migrate_v3(b);
 }
 
 int main(void) {
