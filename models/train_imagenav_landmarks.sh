@@ -9,8 +9,15 @@
 #   models/train_imagenav_landmarks.sh --resume
 # Evaluate with: gtmsm eval --model runs/imagenav_landmarks/imagenav_landmarks.gtm
 #   --env imagenav --obstacles 8 --images data/worlds/test --json
+# On a fresh clone, --resume starts from the committed checkpoint
+# models/checkpoints/imagenav_landmarks.bin (copied into runs/ first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ " $* " == *" --resume "* && ! -e runs/imagenav_landmarks/checkpoint.bin && -e models/checkpoints/imagenav_landmarks.bin ]]; then
+  mkdir -p runs/imagenav_landmarks
+  cp models/checkpoints/imagenav_landmarks.bin runs/imagenav_landmarks/checkpoint.bin
+  cp models/imagenav_landmarks_train.csv runs/imagenav_landmarks/train.csv
+fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target gtmsm >/dev/null
 exec ./build/tools/gtmsm train --out runs/imagenav_landmarks --worlds data/worlds/train --photo-frac 0.5 \
