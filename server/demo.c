@@ -12,7 +12,7 @@
 #include "sim/world.h"
 
 #define DEMO_SHAPE "{\"model\": \"<name>\", \"world\": \"procedural\"|\"photo\", \"seed\": N, " \
-                   "\"steps\": N, \"photo\": index or name}"
+                   "\"steps\": N, \"photo\": index or name, \"obstacles\": N}"
 
 /* The fields every demo request shares, from the object j (borrowed): model,
  * world, seed, steps, photo. Defaults as demo_parse_request says. */
@@ -24,7 +24,7 @@ static int parse_common(const json_t *j, const char *shape, demo_request *out, c
   if (!json_is_object(j)) return codec_fail(e, 400, "invalid-request", "expected an object %s", shape);
   const json_t *jm = json_object_get(j, "model"), *jw = json_object_get(j, "world");
   const json_t *js = json_object_get(j, "seed"), *jt = json_object_get(j, "steps");
-  const json_t *jp = json_object_get(j, "photo");
+  const json_t *jp = json_object_get(j, "photo"), *jo = json_object_get(j, "obstacles");
   if (!json_is_string(jm))
     return codec_fail(e, 400, "invalid-request", "\"model\" (a model name) is required: %s", shape);
   if (!codec_valid_id(json_string_value(jm)))
@@ -54,6 +54,12 @@ static int parse_common(const json_t *j, const char *shape, demo_request *out, c
       return rc;
     }
     out->steps = (int)json_integer_value(jt);
+  }
+  if (jo) {
+    if (!json_is_integer(jo) || json_integer_value(jo) < 0 || json_integer_value(jo) > DEMO_MAX_OBSTACLES)
+      return codec_fail(e, 400, "invalid-request", "\"obstacles\" must be an integer in 0..%d (blocked cells "
+                        "of the 9x9 grid)", DEMO_MAX_OBSTACLES);
+    out->obstacles = (int)json_integer_value(jo);
   }
   if (jp && !json_is_null(jp)) {
     if (out->world != DEMO_WORLD_PHOTO)
@@ -212,6 +218,9 @@ int demo_apply_sim(demo_request *rq, const demo_sim *sim, codec_error *e) {
   if (sim->env == DEMO_ENV_MAZE3D && rq->world_given)
     return codec_fail(e, 400, "invalid-request", "a maze3d model's demo takes no \"world\" or "
                       "\"photo\": the seed makes the maze");
+  if (sim->env == DEMO_ENV_MAZE3D && rq->obstacles)
+    return codec_fail(e, 400, "invalid-request", "\"obstacles\" are cells of the 2-D world; a maze3d model's "
+                      "demo takes none");
   if (rq->steps == 0) rq->steps = sim->default_steps;
   return 0;
 }
@@ -272,13 +281,20 @@ int demo_episode_json(const char *model_name, const demo_request *rq, const floa
   uint8_t *pix = malloc((size_t)T * F);                    /* (T, 8, 8, 3) */
   uint8_t *wpix = malloc(WS);                              /* (32, 32, 3) */
   char *b64 = NULL;
-  json_t *obs = json_array(), *reply = NULL;
+  json_t *obs = json_array(), *reply = NULL, *blocked = NULL; /* the obstacle cells [{col, row}] */
   if (!frames || !actions || !truth || !pix || !wpix || !obs) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
   imagenav_options o = imagenav_default_options();
+  o.obstacles = rq->obstacles;
   imagenav_episode(world, &o, rq->seed, T, frames, actions, truth);
+  imagenav env;
+  imagenav_episode_env(world, &o, rq->seed, &env);
+  blocked = json_array();
+  for (int r = 0; blocked && r < IMAGENAV_GRID; r++)
+    for (int c = 0; c < IMAGENAV_GRID; c++)
+      if (env.blocked[r][c]) json_array_append_new(blocked, json_pack("{s:i, s:i}", "col", c, "row", r));
   image_u8_from_float(pix, frames, (size_t)T * F, NULL, 0);
   image_u8_from_float(wpix, world, WS, NULL, 0);
   for (int t = 0; t < T; t++) {
@@ -306,10 +322,10 @@ int demo_episode_json(const char *model_name, const demo_request *rq, const floa
                              photo >= 0 ? json_integer(photo) : json_null(), "name",
                              photo_name ? stem_json(photo_name) : json_null(), "width", WORLD_SIZE,
                              "height", WORLD_SIZE, "png", b64);
-  reply = json_pack("{s:s, s:s, s:o, s:{s:i, s:i, s:i, s:{s:i, s:i}}, s:i, s:O}", "model",
+  reply = json_pack("{s:s, s:s, s:o, s:{s:i, s:i, s:i, s:{s:i, s:i}, s:O}, s:i, s:O}", "model",
                     model_name, "environment", "imagenav", "world", jworld, "grid", "cells",
                     IMAGENAV_GRID, "stride", IMAGENAV_STRIDE, "view", IMAGENAV_VIEW, "start", "col",
-                    truth[0].col, "row", truth[0].row, "steps", T, "observations", obs);
+                    truth[0].col, "row", truth[0].row, "obstacles", blocked, "steps", T, "observations", obs);
   if (!reply) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
@@ -317,6 +333,7 @@ int demo_episode_json(const char *model_name, const demo_request *rq, const floa
   *out = reply;
 done:
   json_decref(obs);
+  json_decref(blocked);
   free(b64);
   free(frames);
   free(actions);

@@ -58,10 +58,12 @@ typedef struct {
   int world_given;     /* "world" or "photo" was in the request (imagenav only) */
   long long photo;     /* photo world index, or -1: by name, or by seed when the name is empty */
   char photo_name[256]; /* a photo world by file name, with or without ".png" */
+  int obstacles;       /* imagenav: random blocked cells (0..DEMO_MAX_OBSTACLES), as gtmsm gen --obstacles */
 } demo_request;
 
+#define DEMO_MAX_OBSTACLES 80
 /* {"model", "world": "procedural"|"photo", "seed", "steps", "photo": index or
- * name} (body: len bytes, borrowed) into out. Defaults: procedural, seed 1,
+ * name, "obstacles": N} (body: len bytes, borrowed) into out. Defaults: procedural, seed 1,
  * steps 0 (the simulator's default, see demo_apply_sim); unknown keys are
  * ignored. 400 malformed-json / invalid-request; 422 too-many-frames (with
  * the limit) for more than DEMO_MAX_STEPS steps. */

@@ -13,6 +13,7 @@
 
 #include "base/err.h"
 #include "handlers.h"
+#include "jsonfmt.h"
 #include "log.h"
 #include "ndjson.h"
 
@@ -32,6 +33,8 @@ typedef struct {
   int *actions;     /* (BATCH) */
   uint8_t *frames;  /* (BATCH, D) */
   uint8_t *stored;  /* (D) scratch for duplicate checks */
+  float *sbuf;      /* (BATCH, S) the states of a batch's new observations */
+  json_t *states;   /* the states of every accepted observation, for the reply */
   long long accepted, duplicates, seen;
   int64_t steps;    /* the session's steps after our last commit */
   int failed;       /* a problem was replied */
@@ -47,6 +50,8 @@ static void obs_free(void *p) {
   free(st->actions);
   free(st->frames);
   free(st->stored);
+  free(st->sbuf);
+  json_decref(st->states);
   sessions_release(http_app(st->r)->cache, st->s);
   free(st);
 }
@@ -54,8 +59,10 @@ static void obs_free(void *p) {
 json_t *observe_progress(http_req *r) {
   obs_state *st = http_state(r);
   if (!st) return json_object();
-  return json_pack("{s:I, s:I, s:I}", "accepted", (json_int_t)st->accepted, "duplicates",
-                   (json_int_t)st->duplicates, "steps", (json_int_t)st->steps);
+  json_t *j = json_pack("{s:I, s:I, s:I}", "accepted", (json_int_t)st->accepted, "duplicates",
+                        (json_int_t)st->duplicates, "steps", (json_int_t)st->steps);
+  if (j && st->states) json_object_set(j, "states", st->states);
+  return j;
 }
 
 /* A problem that carries the request's progress so the client can resume. */
@@ -130,7 +137,7 @@ static int flush(obs_state *st) {
   int committed = 0;
   if (nnew > 0) {
     store_commit_info ci = {0};
-    int rc = sessions_observe(a->cache, s, nnew, st->actions, st->frames, &ci, err, sizeof err);
+    int rc = sessions_observe(a->cache, s, nnew, st->actions, st->frames, st->sbuf, &ci, err, sizeof err);
     if (rc) {
       const char *slug;
       const int status = handler_store_status(rc, &slug);
@@ -140,6 +147,14 @@ static int flush(obs_state *st) {
       if (ci.first) metrics_commit(a->metrics, ci.seconds, ci.group); /* once per COMMIT */
       committed = nnew;
       st->accepted += nnew;
+      const int S = st->m->cfg.S;
+      for (int i = 0; i < nnew && st->states; i++) {
+        json_t *v = jsonfmt_f32_array(st->sbuf + (size_t)i * S, S);
+        if (!v || json_array_append_new(st->states, v)) {
+          json_decref(st->states); /* out of memory: the reply goes without them */
+          st->states = NULL;
+        }
+      }
     }
   }
   st->duplicates += dups;
@@ -219,7 +234,16 @@ void observe_start(http_req *r) {
   st->actions = malloc(sizeof *st->actions * BATCH);
   st->frames = malloc(st->D * BATCH);
   st->stored = malloc(st->D);
-  if (!st->t || !st->actions || !st->frames || !st->stored) {
+  const char *qs = http_query(r, "states");
+  const int want_states = qs && (strcmp(qs, "true") == 0 || strcmp(qs, "1") == 0);
+  if (qs && !want_states && strcmp(qs, "false") != 0 && strcmp(qs, "0") != 0) {
+    http_problem(r, 400, "invalid-request", NULL, "?states=%.20s; expected true or false (the stored states "
+                 "in the reply)", qs);
+    return;
+  }
+  st->sbuf = malloc(sizeof(float) * BATCH * (size_t)st->m->cfg.S);
+  st->states = want_states ? json_array() : NULL;
+  if (!st->t || !st->actions || !st->frames || !st->stored || !st->sbuf || (want_states && !st->states)) {
     http_problem(r, 503, "overloaded", NULL, "out of memory");
     return;
   }

@@ -473,7 +473,7 @@ int sessions_each_frame(sessions *c, session *s, store_frame_fn fn, void *ctx, c
 }
 
 int sessions_observe(sessions *c, session *s, int n, const int *actions, const uint8_t *frames,
-                     store_commit_info *ci, char *err, size_t errlen) {
+                     float *states, store_commit_info *ci, char *err, size_t errlen) {
   const gtmsm_model *m = s->model->m;
   const size_t D = (size_t)gtmsm_config_D(&m->cfg), es = entry_size(s->mem);
   const size_t size0 = dnd_size(s->mem->mem);
@@ -485,7 +485,7 @@ int sessions_observe(sessions *c, session *s, int n, const int *actions, const u
     goto done;
   }
   image_float_from_u8(x, frames, D * (size_t)n);
-  if ((rc = gtmsm_observe(m, s->mem, actions, x, n, err, errlen))) goto done; /* memory unchanged */
+  if ((rc = gtmsm_observe_states(m, s->mem, actions, x, n, states, err, errlen))) goto done; /* memory unchanged */
   pack_entries(s->mem, size0, (size_t)n, entries);
   const long long now = util_now_ms();
   float belief[GTMSM_BELIEF_MAX];

@@ -130,9 +130,11 @@ int sessions_each_frame(sessions *c, session *s, store_frame_fn fn, void *ctx, c
  * committed in one transaction (group-committed with other sessions' appends,
  * see store_append), and only then does it return 0. On a store failure the
  * memory is dropped (the session reloads from the store next time) and the
- * error returned. *ci (may be NULL) gets the COMMIT's duration and group. */
+ * error returned. states (n, S) (may be NULL) receive the states the steps
+ * are stored under (the inferred trajectory). *ci (may be NULL) gets the
+ * COMMIT's duration and group. */
 int sessions_observe(sessions *c, session *s, int n, const int *actions, const uint8_t *frames,
-                     store_commit_info *ci, char *err, size_t errlen);
+                     float *states, store_commit_info *ci, char *err, size_t errlen);
 
 /* Creates a whole session from a dump: meta (id, model, version, steps,
  * times), the memory mem (borrowed; its entries and state are stored) and n

@@ -57,7 +57,7 @@
     status: $('status'), error: $('error'), errorTitle: $('error-title'), errorDetail: $('error-detail'),
     model: $('model'), modelInfo: $('model-info'), seed: $('seed'), photo: $('photo'),
     mazeSeed: $('maze-seed'), mazeInfo: $('maze-info'), dial: $('dial'), dialInfo: $('dial-info'),
-    worldProcedural: $('world-procedural'), worldPhoto: $('world-photo'), steps: $('steps'),
+    worldProcedural: $('world-procedural'), worldPhoto: $('world-photo'), steps: $('steps'), obstacles: $('obstacles'),
     speed: $('speed'), run: $('run'), apikey: $('apikey'), auth: $('auth'),
     world: $('world'), memFrame: $('mem-frame'), memCaption: $('mem-caption'),
     memProgress: $('mem-progress'), memBar: $('mem-bar'), memSheet: $('mem-sheet'), states: $('states'),
@@ -340,6 +340,11 @@
         request.world = 'procedural';
         request.seed = seed;
       }
+      if (env !== 'maze3d') {
+        const n = Number(ui.obstacles.value);
+        if (!Number.isSafeInteger(n) || n < 0 || n > 80) throw new Error('obstacles are an integer in 0..80');
+        request.obstacles = n;
+      }
     } catch (e) {
       showError('Memorize', e);
       return;
@@ -364,6 +369,7 @@
         W: frames[0].width, H: frames[0].height, truth: episode.observations.map((o) => o.truth),
         sessionId: randomId(), memorized: 0, memStates: [], seenCells: new Set(), headingBins: new Set(),
         cropMismatches: maze ? null : 0, drive: null, dialState: null,
+        blocked: new Set((maze ? [] : episode.grid.obstacles || []).map((c) => c.row * GRID + c.col)),
       };
       // The true frames while driving are crops of the world: check that the
       // crops reproduce the simulator's own frames at the memorized positions.
@@ -379,25 +385,19 @@
       await api('PUT', `v1/sessions/${run.sessionId}`, { json: { model: model.name } });
       const batch = ui.speed.value === 'fast' ? 64 : 8;
       const T = episode.observations.length;
-      const S = model.state_size;
       for (let t0 = 0; t0 < T; t0 += batch) {
         const obs = episode.observations.slice(t0, t0 + batch);
-        // The states these observations will be stored under: the first
-        // observation of a session sits at the origin, every later one is
-        // one transition on from the session's current state.
-        const acts = (t0 === 0 ? obs.slice(1) : obs).map((o) => o.action);
-        let states = [];
-        if (acts.length) {
-          const p = await api('POST', `v1/sessions/${run.sessionId}/predictions`, { json: { actions: acts } });
-          states = p.frames.map((f) => f.state);
-        }
-        if (t0 === 0) states.unshift(new Array(S).fill(0));
         const nd = obs.map((o) => JSON.stringify({ t: o.t, action: o.action, frame: o.frame })).join('\n') + '\n';
-        const ack = await api('POST', `v1/sessions/${run.sessionId}/observations`,
+        const ack = await api('POST', `v1/sessions/${run.sessionId}/observations?states=true`,
           { body: nd, type: 'application/x-ndjson' });
         if (gen !== generation) return;
         if (ack.steps !== t0 + obs.length)
           throw new Error(`the session has ${ack.steps} steps after observations ${t0}..${t0 + obs.length - 1}`);
+        // the states the memory stored these frames under (from the actions,
+        // or corrected by what the frames show: landmark inference)
+        const states = ack.states || [];
+        if (states.length !== obs.length)
+          throw new Error(`the session returned ${states.length} states for ${obs.length} observations`);
         for (let i = 0; i < obs.length; i++) {
           run.memStates.push(states[i]);
           const p = run.truth[t0 + i];
@@ -454,7 +454,7 @@
   }
 
   function setControls(enabled) {
-    for (const el of [ui.run, ui.model, ui.seed, ui.photo, ui.steps, ui.speed, ui.worldProcedural, ui.worldPhoto,
+    for (const el of [ui.run, ui.model, ui.seed, ui.photo, ui.obstacles, ui.steps, ui.speed, ui.worldProcedural, ui.worldPhoto,
       ui.mazeSeed])
       el.disabled = !enabled || (el === ui.worldPhoto || el === ui.photo ? !ui.photo.options.length : false);
     ui.run.textContent = enabled ? (run ? 'Memorize again' : 'Memorize') : 'Memorizing…';
@@ -521,8 +521,30 @@
     tmp.getContext('2d').putImageData(run.world, 0, 0);
     g.imageSmoothingEnabled = false;
     g.drawImage(tmp, 0, 0, c.width, c.height);
+    // obstacle cells: a cell's own square (the stride) about its view's centre, crossed out
+    for (const k of run.blocked) {
+      const [x, y] = cellCentre({ col: k % GRID, row: Math.floor(k / GRID) }, scale), h = (STRIDE * scale) / 2;
+      g.fillStyle = 'rgba(60, 60, 60, 0.9)';
+      g.fillRect(x - h, y - h, 2 * h, 2 * h);
+      g.strokeStyle = '#fff';
+      g.lineWidth = 1.5;
+      g.beginPath();
+      g.moveTo(x - h, y - h); g.lineTo(x + h, y + h); g.moveTo(x + h, y - h); g.lineTo(x - h, y + h);
+      g.stroke();
+    }
     const mem = run.truth.slice(0, Math.max(1, run.memorized));
     drawPath(g, mem, 'rgba(255, 204, 0, 0.9)', scale);
+    // the learned path: the stored states through the affine map fitted on the memorized steps
+    // (as gtmsm eval fits them: the learned displacements need not be orthogonal or equally long)
+    const moved = new Set(mem.map((p) => p.row * GRID + p.col)).size > 2;
+    const fit = run.memorized >= 3 && moved ? affineFit(run.memorized) : null;
+    if (fit) {
+      const pts = run.memStates.slice(0, run.memorized).map((s) => { const q = fit.apply(s[0], s[1]); return { col: q.x, row: q.y }; });
+      drawPath(g, pts, 'rgba(255, 150, 0, 0.85)', scale);
+    }
+    run.worldFitRms = fit ? fit.rms : null;
+    const fitInfo = $('world-fit');
+    if (fitInfo) fitInfo.textContent = fit ? `(fitted on the ${run.memorized} memorized steps: ${fit.rms.toFixed(2)} cells rms)` : '';
     let here = mem[mem.length - 1];
     if (run.drive && run.drive.steps.length) {
       const drv = [run.drive.start, ...run.drive.steps.map((s) => s.pos)];
@@ -586,6 +608,35 @@
     g.moveTo(x, y);
     g.lineTo(x + Math.cos(here.heading) * len, y - Math.sin(here.heading) * len);
     g.stroke();
+  }
+
+  /* The least-squares affine map from the learned (s1, s2) of the first n
+   * memorized steps to the true grid (col, row), as gtmsm eval fits it
+   * (eval_affine_fit in core/model/eval.c, the same tiny ridge): the normal
+   * equations of [s1 s2 1] solved by Cramer's rule. */
+  function affineFit(n) {
+    const A = [[0, 0, 0], [0, 0, 0], [0, 0, 0]], b = [[0, 0, 0], [0, 0, 0]];
+    for (let i = 0; i < n; i++) {
+      const x = [run.memStates[i][0], run.memStates[i][1], 1], z = [run.truth[i].col, run.truth[i].row];
+      for (let r = 0; r < 3; r++) {
+        for (let c = 0; c < 3; c++) A[r][c] += x[r] * x[c];
+        b[0][r] += x[r] * z[0];
+        b[1][r] += x[r] * z[1];
+      }
+    }
+    for (let r = 0; r < 3; r++) A[r][r] += 1e-9 * (1 + A[r][r]);
+    const det = (m) => m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+      + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    const d = det(A);
+    if (!Number.isFinite(d) || Math.abs(d) < 1e-12) return null;
+    const coef = b.map((rhs) => [0, 1, 2].map((k) => det(A.map((row, r) => row.map((v, c) => (c === k ? rhs[r] : v)))) / d));
+    const apply = (s1, s2) => ({ x: coef[0][0] * s1 + coef[0][1] * s2 + coef[0][2], y: coef[1][0] * s1 + coef[1][1] * s2 + coef[1][2] });
+    let res = 0;
+    for (let i = 0; i < n; i++) {
+      const q = apply(run.memStates[i][0], run.memStates[i][1]);
+      res += (q.x - run.truth[i].col) ** 2 + (q.y - run.truth[i].row) ** 2;
+    }
+    return { apply, rms: Math.sqrt(res / n) };
   }
 
   /* The least-squares similarity (rotation, scale, translation, a mirror
@@ -825,10 +876,12 @@
     ui.drivePanel.focus({ preventScroll: true });
   }
 
+  /* The simulator's rule: a move off the grid or into an obstacle cell does not move. */
   function move(pos, action) {
     const [dc, dr] = MOVES[action];
     const col = pos.col + dc, row = pos.row + dr;
-    return col < 0 || col >= GRID || row < 0 || row >= GRID ? { col: pos.col, row: pos.row } : { col, row };
+    const stopped = col < 0 || col >= GRID || row < 0 || row >= GRID || (run && run.blocked.has(row * GRID + col));
+    return stopped ? { col: pos.col, row: pos.row } : { col, row };
   }
 
   function drive(action) {
@@ -1015,6 +1068,8 @@
         memorized: run ? run.memorized : 0,
         memStates: run ? run.memStates.length : 0,
         cropMismatches: run ? run.cropMismatches : null,
+        obstacles: run && run.blocked ? Array.from(run.blocked).map((k) => ({ col: k % GRID, row: Math.floor(k / GRID) })) : [],
+        worldFitRms: run && run.worldFitRms !== undefined ? run.worldFitRms : null,
         env: run ? run.env : document.body.dataset.env,
         frame: run ? [run.W, run.H] : null,
         dial: run ? run.dialState : null,

@@ -201,6 +201,11 @@ static int check_actions(const gtmsm_model *m, const int *actions, int n, char *
 
 int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames,
                   int n, char *err, size_t errlen) {
+  return gtmsm_observe_states(m, mem, actions, frames, n, NULL, err, errlen);
+}
+
+int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames, int n,
+                         float *states_out, char *err, size_t errlen) {
   const int S = m->cfg.S, Z = m->cfg.Z, H = m->trans->hidden_size(&m->cfg);
   int rc = GTMSM_OK;
   if (n <= 0) return GTMSM_OK;
@@ -245,6 +250,7 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
                       rc == GTMSM_ENAN ? "non-finite encoding" : rc == GTMSM_ERANGE ? "memory full" : "out of memory");
       goto done;
     }
+    if (states_out) memcpy(states_out + (size_t)i * S, mem->state, (size_t)S * sizeof(float));
     mem->steps++;
   }
 done:

@@ -50,6 +50,10 @@ void gtmsm_memory_free(gtmsm_memory *mem);
  * GTMSM_ENOMEM (the memory is then unchanged). */
 int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames,
                   int n, char *err, size_t errlen);
+/* The same, also writing the state each observation is stored under into
+ * states_out (n, S) (may be NULL): the inferred trajectory. */
+int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames, int n,
+                         float *states_out, char *err, size_t errlen);
 
 /* Predicts the frames after each of n actions from the memory's current state,
  * without changing the memory. frames_out (n, D) in [0, 1]; states_out (n, S)

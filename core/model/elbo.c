@@ -230,22 +230,32 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
       stats->mse_pred += se / D / (N - T);
     }
   }
-  /* 7. still-frame term over consecutive steps: an unchanged view means no move */
-  if (spec->still > 0) {
+  /* 7. no-move terms over consecutive steps, c_t ||s_t - s_{t-1}||^2 / (N - T):
+   * an unchanged view means no move (still-frame term, c_t = still w_t); with
+   * landmarks, a move the agent felt fail too (c_t += disp_weight: the felt
+   * displacement is a target for the inferred state, not for the wall gate,
+   * whose chance of a move going through then stays the walls' alone) */
+  const int regress_state = landmarks && spec->moved && spec->disp_weight > 0;
+  if (spec->still > 0 || regress_state) {
     for (int t = 1; t < N; t++) {
-      double mse = 0, d2 = 0;
-      const float *a = frames + (size_t)t * D, *b = a - D;
-      for (int d = 0; d < D; d++) mse += (double)(a[d] - b[d]) * (a[d] - b[d]);
-      mse /= D;
-      float w = vm_expf(-(float)mse / STILL_TAU);
-      ws->still_w[t] = w;
-      if (w < 1e-6f) continue;
+      float w = 0, felt = regress_state && spec->moved[t] == 0 ? (float)spec->disp_weight : 0.0f;
+      if (spec->still > 0) {
+        double mse = 0;
+        const float *a = frames + (size_t)t * D, *b = a - D;
+        for (int d = 0; d < D; d++) mse += (double)(a[d] - b[d]) * (a[d] - b[d]);
+        w = vm_expf(-(float)(mse / D) / STILL_TAU);
+        if (w < 1e-6f) w = 0;
+      }
+      ws->still_w[t] = spec->still * w + felt;
+      if (ws->still_w[t] == 0) continue;
+      double d2 = 0;
       for (int k = 0; k < S; k++) {
         double r = (double)ws->s[(size_t)t * S + k] - ws->s[(size_t)(t - 1) * S + k];
         d2 += r * r;
       }
       stats->still += w * d2;
-      loss += spec->still * w * d2 / (N - T);
+      if (felt > 0) stats->displacement += d2;
+      loss += ws->still_w[t] * d2 / (N - T);
     }
   }
   /* 8. the state posterior's KL, weighted as the step's other terms */
@@ -266,7 +276,7 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
         loss += spec->disp_weight * r * r / (N - T);
       }
   /* ... or the wall gate against whether the move succeeded (image navigation) */
-  const int regress_gate = spec->moved && spec->disp_weight > 0 && m->trans->gate;
+  const int regress_gate = !landmarks && spec->moved && spec->disp_weight > 0 && m->trans->gate;
   if (regress_gate)
     for (int t = 1; t < N; t++) {
       if (spec->moved[t] < 0) continue;
@@ -306,11 +316,10 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
   m->prior->backward(m, ws->prior, &pin, delta, beta, ws->rowc, &pg, grad);
   gtmsm_knn_d2_backward(ws->keys, KS, ws->q_row, ws->idx, ws->dd2, R, K, ws->d_keys);
   m->keymap->backward(m, ws->s, N, ws->d_keys, ws->d_s, grad);
-  if (spec->still > 0)
+  if (spec->still > 0 || regress_state)
     for (int t = 1; t < N; t++) {
-      float w = ws->still_w[t];
-      if (w < 1e-6f) continue;
-      float c2 = 2.0f * spec->still * w / (float)(N - T);
+      if (ws->still_w[t] == 0) continue;
+      float c2 = 2.0f * ws->still_w[t] / (float)(N - T);
       for (int k = 0; k < S; k++) {
         float r = ws->s[(size_t)t * S + k] - ws->s[(size_t)(t - 1) * S + k];
         ws->d_s[(size_t)t * S + k] += c2 * r;

@@ -146,18 +146,34 @@ static int run_episode(const gtmsm_model *m, const eval_config *cfg, int e, epis
   double coef[(GTMSM_MAX_S + 1) * 2];
   eval_affine_fit(mstates, pos, T, S, coef);
   double sum = 0, dist = 0;
-  for (int p = 0; p < P; p++) {
+  const int kept = e < res->keep && res->xy_model;
+  float *xyt = kept ? res->xy_true + (size_t)e * N * 2 : NULL, *xym = kept ? res->xy_model + (size_t)e * N * 2 : NULL;
+  for (int t = 0; t < N; t++) {
+    const float *st = t < T ? mstates + (size_t)t * S : pstates + (size_t)(t - T) * S;
     double xy[2];
     for (int k = 0; k < 2; k++) {
       xy[k] = coef[S * 2 + k];
-      for (int j = 0; j < S; j++) xy[k] += coef[j * 2 + k] * pstates[(size_t)p * S + j];
+      for (int j = 0; j < S; j++) xy[k] += coef[j * 2 + k] * st[j];
     }
-    double dx = xy[0] - truth[T + p].col, dy = xy[1] - truth[T + p].row;
+    if (kept) {
+      xyt[t * 2] = (float)truth[t].col;
+      xyt[t * 2 + 1] = (float)truth[t].row;
+      xym[t * 2] = (float)xy[0];
+      xym[t * 2 + 1] = (float)xy[1];
+    }
+    if (t < T) continue;
+    double dx = xy[0] - truth[t].col, dy = xy[1] - truth[t].row;
     dist = sqrt(dx * dx + dy * dy);
     sum += dist;
   }
   o->pos_mean = sum / P;
   o->pos_final = dist;
+  if (kept) {
+    imagenav env;
+    imagenav_episode_env(world, &cfg->env, es, &env);
+    memcpy(res->world + (size_t)e * WORLD_SIZE * WORLD_SIZE * 3, world, sizeof(float) * WORLD_SIZE * WORLD_SIZE * 3);
+    memcpy(res->blocked + (size_t)e * IMAGENAV_GRID * IMAGENAV_GRID, env.blocked, sizeof env.blocked);
+  }
   if (e < res->keep) {
     size_t off = (size_t)e * P * D;
     memcpy(res->truth + off, frames + (size_t)T * D, sizeof(float) * (size_t)P * D);
@@ -234,8 +250,15 @@ int gtmsm_eval_imagenav(const gtmsm_model *m, const eval_config *cfg, eval_resul
   res->truth = calloc((size_t)res->keep * P * D + 1, sizeof(float));
   res->visited_flags = calloc((size_t)res->keep * P + 1, sizeof(int));
   for (int k = 0; k < EVAL_METHODS; k++) res->pred[k] = calloc((size_t)res->keep * P * D + 1, sizeof(float));
+  const size_t kn = (size_t)res->keep * (cfg->memorize + P);
+  res->memorize = cfg->memorize;
+  res->world = calloc((size_t)res->keep * WORLD_SIZE * WORLD_SIZE * 3 + 1, sizeof(float));
+  res->blocked = calloc((size_t)res->keep * IMAGENAV_GRID * IMAGENAV_GRID + 1, 1);
+  res->xy_true = calloc(kn * 2 + 1, sizeof(float));
+  res->xy_model = calloc(kn * 2 + 1, sizeof(float));
   if (!outs || !psnr_all || !vis_all || !ws || !tids || !res->psnr || !res->visited || !res->truth ||
-      !res->visited_flags || !res->pred[0] || !res->pred[1] || !res->pred[2]) {
+      !res->visited_flags || !res->pred[0] || !res->pred[1] || !res->pred[2] || !res->world || !res->blocked ||
+      !res->xy_true || !res->xy_model) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
@@ -289,5 +312,9 @@ void eval_result_free(eval_result *res) {
   free(res->truth);
   free(res->visited_flags);
   for (int k = 0; k < EVAL_METHODS; k++) free(res->pred[k]);
+  free(res->world);
+  free(res->blocked);
+  free(res->xy_true);
+  free(res->xy_model);
   memset(res, 0, sizeof *res);
 }

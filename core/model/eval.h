@@ -46,6 +46,13 @@ typedef struct {
   int keep, D;
   float *truth, *pred[EVAL_METHODS];
   int *visited_flags;  /* (keep, predict) */
+  /* kept simulated episodes (NULL for recordings): the world and its
+   * obstacles, the true and the learned trajectory (the states through the
+   * affine fit of the memorized steps), memorized then predicted */
+  int memorize;
+  float *world;        /* (keep, 32, 32, 3) */
+  unsigned char *blocked; /* (keep, 9, 9) [row][col] */
+  float *xy_true, *xy_model; /* (keep, memorize + predict, 2) grid (col, row) */
 } eval_result;
 
 /* Runs the evaluation (deterministic in cfg->seed for any thread count).

@@ -132,6 +132,7 @@ int gtmsm_model_init(gtmsm_model *m, const gtmsm_config *cfg, uint64_t seed, cha
   if (rc) return rc;
   if (m->trans->init) m->trans->init(m, seed);
   if (m->keymap->init) m->keymap->init(m);
+  if (m->infer->init) m->infer->init(m, seed);
   snprintf(m->meta_json, sizeof m->meta_json, "{}");
   return GTMSM_OK;
 }

@@ -118,7 +118,9 @@ typedef struct {
   /* Optional (NULL: none), borrowed: (N) whether the move of step t
    * succeeded (1), failed (0), or no target (< 0: stay, the first step);
    * the gated 2-D transition's gate g_t is regressed on it with weight
-   * disp_weight (image navigation with obstacles, app. D.1). */
+   * disp_weight (image navigation with obstacles, app. D.1); with landmark
+   * inference instead the inferred state: a failed move adds disp_weight
+   * ||s_t - s_{t-1}||^2 (see elbo.c). */
   const float *moved;
 } gtmsm_seq_spec;
 

@@ -195,6 +195,7 @@ typedef struct {
 struct gtmsm_infer_ops {
   const char *name;
   int (*specs)(const gtmsm_config *c, param_spec *out);
+  void (*init)(gtmsm_model *m, uint64_t seed); /* after the spec init (may be NULL) */
   void *(*ws_new)(const gtmsm_config *c, int N); /* NULL on OOM */
   void (*ws_free)(void *ws);
   /* States s (N, S) sampled from q (h (N, hidden) or NULL: the transition's

@@ -57,5 +57,5 @@ static int actions_observe(const gtmsm_model *m, const float *s_prev, const floa
   return 0;
 }
 
-const struct gtmsm_infer_ops gtmsm_infer_actions_part = {"actions", actions_specs, actions_ws_new, actions_ws_free,
+const struct gtmsm_infer_ops gtmsm_infer_actions_part = {"actions", actions_specs, NULL, actions_ws_new, actions_ws_free,
                                                          actions_forward, actions_backward, actions_observe};

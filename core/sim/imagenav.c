@@ -46,6 +46,12 @@ int imagenav_blocked(const imagenav *env, int action) {
   return nc < 0 || nc >= IMAGENAV_GRID || nr < 0 || nr >= IMAGENAV_GRID || env->blocked[nr][nc];
 }
 
+int imagenav_blocked_by_obstacle(const imagenav *env, int action) {
+  if (action < 0 || action >= IMAGENAV_STAY) return 0;
+  int nc = env->col + DCOL[action], nr = env->row + DROW[action];
+  return nc >= 0 && nc < IMAGENAV_GRID && nr >= 0 && nr < IMAGENAV_GRID && env->blocked[nr][nc];
+}
+
 void imagenav_step(imagenav *env, int action, imagenav_truth *truth) {
   int col = env->col, row = env->row;
   if (action >= 0 && action < IMAGENAV_ACTIONS) {
@@ -98,9 +104,7 @@ imagenav_options imagenav_default_options(void) {
   return o;
 }
 
-void imagenav_episode(const float *world, const imagenav_options *opt, uint64_t seed, int T,
-                      float *frames, int *actions, imagenav_truth *truth) {
-  imagenav env;
+void imagenav_episode_env(const float *world, const imagenav_options *opt, uint64_t seed, imagenav *env) {
   rng_t r;
   rng_init(&r, seed, 2001);
   int col = IMAGENAV_GRID / 2, row = IMAGENAV_GRID / 2;
@@ -108,8 +112,14 @@ void imagenav_episode(const float *world, const imagenav_options *opt, uint64_t 
     col = (int)rng_below(&r, IMAGENAV_GRID);
     row = (int)rng_below(&r, IMAGENAV_GRID);
   }
-  imagenav_init(&env, world, col, row);
-  if (opt->obstacles > 0) imagenav_add_obstacles(&env, &r, opt->obstacles);
+  imagenav_init(env, world, col, row);
+  if (opt->obstacles > 0) imagenav_add_obstacles(env, &r, opt->obstacles);
+}
+
+void imagenav_episode(const float *world, const imagenav_options *opt, uint64_t seed, int T,
+                      float *frames, int *actions, imagenav_truth *truth) {
+  imagenav env;
+  imagenav_episode_env(world, opt, seed, &env);
   imagenav_explorer ex;
   imagenav_explorer_init(&ex, seed, 2002, opt->rate);
   for (int t = 0; t < T; t++) {
@@ -119,6 +129,11 @@ void imagenav_episode(const float *world, const imagenav_options *opt, uint64_t 
       a = imagenav_explorer_next(&ex);
       for (int tries = 0; opt->avoid_walls && a != IMAGENAV_STAY && imagenav_blocked(&env, a); tries++) {
         ex.remaining = 0; /* cut the run, draw another */
+        a = tries < 64 ? imagenav_explorer_next(&ex) : IMAGENAV_STAY;
+      }
+      for (int tries = 0; opt->steer_from > 0 && t >= opt->steer_from && imagenav_blocked_by_obstacle(&env, a);
+           tries++) {
+        ex.remaining = 0;
         a = tries < 64 ? imagenav_explorer_next(&ex) : IMAGENAV_STAY;
       }
       imagenav_step(&env, a, &tr);

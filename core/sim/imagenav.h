@@ -44,6 +44,8 @@ void imagenav_init(imagenav *env, const float *world, int col, int row);
 void imagenav_add_obstacles(imagenav *env, rng_t *r, int n);
 /* 1 if a move action would be stopped by a wall or an obstacle (0 for stay). */
 int imagenav_blocked(const imagenav *env, int action);
+/* 1 if a move action would be stopped by an obstacle cell (not by a wall). */
+int imagenav_blocked_by_obstacle(const imagenav *env, int action);
 /* Applies action; fills truth (may be NULL). */
 void imagenav_step(imagenav *env, int action, imagenav_truth *truth);
 /* frame (8, 8, 3) = the crop at the agent's position. */
@@ -73,10 +75,16 @@ typedef struct {
   int avoid_walls;    /* 1: the explorer never pushes into a wall or obstacle: a run
                          that would is cut short and a new direction drawn (a
                          data curriculum for training; the default walks into walls) */
+  int steer_from;     /* > 0: from this step on the explorer never walks into an
+                         obstacle (walls as before): the evaluation's prediction
+                         phase, whose agent steers around what it can see (0: off) */
 } imagenav_options;
 
 imagenav_options imagenav_default_options(void);
 
+/* The environment of the episode of seed, before its first step: the start
+ * cell and the obstacles (what imagenav_episode walks in; figures draw it). */
+void imagenav_episode_env(const float *world, const imagenav_options *opt, uint64_t seed, imagenav *env);
 /* Generates an episode of T steps in world (32, 32, 3), deterministic in seed:
  * frames (T, 8, 8, 3), actions (T) (actions[0] = IMAGENAV_STAY, the no-op
  * before the first frame), truth (T) may be NULL. */

@@ -8,8 +8,11 @@
 # shown, check that errors are shown. tests/browser/viewer_maze3d.mjs, the
 # first-person mode: pick the maze3d model, memorize, turn with the keys and a
 # button, check the predicted and true frames, the PSNR and the heading dial,
-# errors, and the way back to the 2-D mode. The screenshots are test artifacts:
-#   $GTMSM_BIN/artifacts/browser/viewer.png, viewer_maze3d.png
+# errors, and the way back to the 2-D mode. With models/imagenav_landmark.gtm,
+# viewer.mjs once more on it with 8 obstacles: drawn, never entered, and the
+# learned path (the stored states) within 0.25 cells rms of the true one.
+# The screenshots are test artifacts:
+#   $GTMSM_BIN/artifacts/browser/viewer.png, viewer_maze3d.png, viewer_landmark.png
 #
 # Environment: GTMSM_BIN (build dir, default build), GTMSM_SRC (source dir,
 # default .), GTMSM_VIEWER_MODEL (a 2-D .gtm to serve; default: a tiny model
@@ -78,6 +81,11 @@ else
     --model-out "$tmp/models/maze3d_test.gtm" >/dev/null 2>&1 || fail "training the maze3d model"
 fi
 [ "$maze" != "$model" ] || fail "the 2-D and the maze3d model have the same name ($model)"
+landmark=""
+if [ -f "$SRC/models/imagenav_landmark.gtm" ] && [ "$model" != imagenav_landmark ]; then
+  landmark=imagenav_landmark
+  cp "$SRC/models/imagenav_landmark.gtm" "$tmp/models/"
+fi
 
 "$GTMSMD" --models "$tmp/models" --db "$tmp/viewer.db" --listen 127.0.0.1:0 --threads 4 \
   --demo-worlds "$SRC/data/worlds/test" 2>"$tmp/gtmsmd.log" &
@@ -96,6 +104,12 @@ rc=0
 # shellcheck disable=SC2086 # GTMSM_VIEWER_ARGS is a list of arguments
 timeout 300 node "$HERE/viewer.mjs" --url "http://127.0.0.1:$port/" --model "$model" \
   --screenshot "$SHOT" ${GTMSM_VIEWER_ARGS:-} || rc=$?
+# the landmark model with obstacles: drawn, and its stored states follow the true path
+if [ -n "$landmark" ]; then
+  timeout 300 node "$HERE/viewer.mjs" --url "http://127.0.0.1:$port/" --model "$landmark" --steps 256 \
+    --obstacles 8 --world photo --photo 3 --seed 5 --max-fit-rms 0.25 --no-error-check \
+    --screenshot "$ART/viewer_landmark.png" || rc=$?
+fi
 # shellcheck disable=SC2086 # GTMSM_VIEWER_MAZE3D_ARGS is a list of arguments
 timeout 600 node "$HERE/viewer_maze3d.mjs" --url "http://127.0.0.1:$port/" --model "$maze" --model2d "$model" \
   --screenshot "$SHOT3D" ${GTMSM_VIEWER_MAZE3D_ARGS:-} || rc=$?

@@ -9,6 +9,10 @@
 //   node viewer.mjs --url http://127.0.0.1:PORT/ --model NAME --screenshot OUT.png
 //                   [--world procedural|photo] [--seed N] [--photo INDEX] [--steps N]
 //                   [--speed fast|watch] [--keys ArrowLeft,ArrowUp,...] [--no-error-check]
+//                   [--obstacles N] [--max-fit-rms CELLS]
+// With --obstacles the demo world has N blocked cells: they are drawn, the
+// page's true position never enters one, and with --max-fit-rms the learned
+// path (the states the session stored) fits the true one to that rms.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -17,7 +21,8 @@ import { check, launch, parseArgs } from './harness.mjs';
 const args = parseArgs('viewer.mjs', {
   url: null, model: null, screenshot: null, world: 'procedural', seed: '3', photo: null, steps: '96',
   keys: 'ArrowLeft,ArrowLeft,ArrowUp,ArrowUp,ArrowRight,ArrowDown,ArrowRight,ArrowRight,ArrowDown,ArrowDown,s',
-  speed: 'fast', 'error-check': true, chromium: '/usr/bin/chromium', timeout: '30000',
+  speed: 'fast', 'error-check': true, chromium: '/usr/bin/chromium', timeout: '30000', obstacles: '0',
+  'max-fit-rms': null,
 });
 const { page, consoleErrors, finish } = await launch(args);
 
@@ -46,6 +51,7 @@ try {
     await page.check('#world-procedural');
   }
   await page.fill('#steps', String(args.steps));
+  await page.fill('#obstacles', String(args.obstacles));
   await page.selectOption('#speed', args.speed);
 
   // ---- memorization ---------------------------------------------------------
@@ -76,6 +82,26 @@ try {
   check(await blank('#states') > 100, 'the learned state trajectory is drawn');
   check(await blank('#world') === 256 * 256, 'the world map is drawn');
   check(await blank('#true-frame') === 64, 'the true frame at the end of memorization is shown');
+  const blocked = new Set(s.obstacles.map((c) => c.row * 9 + c.col));
+  check(s.obstacles.length === Number(args.obstacles), `${s.obstacles.length} obstacle cells (asked ${args.obstacles})`);
+  if (blocked.size) {
+    // an obstacle cell is drawn dark: most of its 24x24-px square about the view's centre on the
+    // 256-px map (8 px per world pixel; the paths drawn over it cover a few pixels)
+    const dark = await page.evaluate((cells) => {
+      const g = document.querySelector('#world').getContext('2d');
+      return cells.filter((c) => {
+        const d = g.getImageData((c.col * 3 + 4) * 8 - 12, (c.row * 3 + 4) * 8 - 12, 24, 24).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] < 90 && d[i + 1] < 90 && d[i + 2] < 90) n++;
+        return n > 0.5 * 24 * 24;
+      }).length;
+    }, s.obstacles);
+    check(dark === blocked.size, `the obstacle cells are drawn on the world map (${dark} of ${blocked.size})`);
+  }
+  if (args['max-fit-rms'] !== null)
+    check(s.worldFitRms !== null && s.worldFitRms < Number(args['max-fit-rms']),
+          `the learned path (the stored states) fits the true one: ${s.worldFitRms && s.worldFitRms.toFixed(3)} cells rms ` +
+          `(< ${args['max-fit-rms']})`);
 
   // ---- driving --------------------------------------------------------------
   const keys = args.keys.split(',').filter(Boolean);
@@ -101,6 +127,7 @@ try {
     }
     prev = step;
   }
+  check(s.steps.every((x) => !blocked.has(x.row * 9 + x.col)), 'driving never enters an obstacle cell');
   check(changed >= Math.max(1, Math.floor((keys.length - 1) / 2)),
         `the predicted frame changed on ${changed} of ${keys.length - 1} later key presses (${moves} moved the agent)`);
   // an on-screen button drives too

@@ -195,6 +195,29 @@ def test_landmarks(tmp):
     for k in ("model", "oracle", "no_memory"):
         check({"all", "visited", "steps_200_256"} <= set(j["psnr"][k]), f"landmark eval: psnr keys of {k}")
     check(set(j["position_error"]) == {"mean", "final"}, "landmark eval: position error keys")
+    check(j["obstacles"] == 10 and j["obstacles_in_prediction"] is False and j["random_start"] is False,
+          "eval JSON names its environment (obstacles, random start)")
+    j = json.loads(run(*args, "--obstacles-in-prediction", "--random-start").stdout)
+    check(j["obstacles_in_prediction"] is True and j["random_start"] is True,
+          "--obstacles-in-prediction and --random-start in the JSON")
+
+    # --init: an actions-only model gains landmark inference, --freeze keeps its VAE and transition
+    base = [a for a in LANDMARK_TRAIN if a not in ("--landmarks",)]
+    run("train", "--out", f"{tmp}/b0", "--steps", "20", "--model-out", f"{tmp}/b0.gtm", *base)
+    r = run("train", "--out", f"{tmp}/b1", "--steps", "20", "--model-out", f"{tmp}/b1.gtm", "--init", f"{tmp}/b0.gtm",
+            "--freeze", "vae,transition", *LANDMARK_TRAIN)
+    check(b"20 of 28 tensors; as initialised: lm.w1, lm.b1, lm.w2, lm.b2, lm.vw, lm.vb, lm.fail, lm.lv" in r.stderr,
+          "--init copies the 20 tensors of the same name and says which are new")
+    meta = open(f"{tmp}/b1.gtm", "rb").read()
+    check(f'"init": "{tmp}/b0.gtm"'.encode() in meta and b'"freeze": 3' in meta, "the model file records --init and --freeze")
+    ev = ["eval", "--env", "imagenav", "--episodes", "3", "--memorize", "64", "--predict", "16", "--json"]
+    e0, e1 = (json.loads(run(*ev, "--model", f"{tmp}/{m}.gtm").stdout)["psnr"] for m in ("b0", "b1"))
+    check(e0["oracle"] == e1["oracle"] and e0["no_memory"] == e1["no_memory"],
+          "--freeze vae: the reconstructions and the prior mean are the base model's to the bit")
+    fails(["train", "--out", f"{tmp}/b2", "--init", f"{tmp}/b0.gtm", "--hidden", "32", "--steps", "1"], 2,
+          "has 12288 floats, this model's 6144", "--init of another architecture exits 2")
+    fails(["train", "--out", f"{tmp}/b3", "--freeze", "vae,wings", "--steps", "1"], 2, "--freeze vae,wings: roles are",
+          "--freeze with an unknown role exits 2")
 
 
 def test_maze3d(tmp):

@@ -256,9 +256,11 @@ def test_models_and_sessions(d, c):
 
 def test_observe(d, c, tmp, ep, ep_path):
     s = c.create_session("imagenav")["id"]
-    r = c.observe(s, ep[:200], chunk=64)
+    r = c.observe(s, ep[:200], chunk=64, states=True)
     check((r.accepted, r.duplicates, r.steps, r.requests, r.retries) == (200, 0, 200, 1, 0),
           "observe(list of dicts): one chunked request")
+    check(len(r.states) == 200 and r.states[0] == [0, 0] and all(len(x) == 2 for x in r.states),
+          "observe(states=True): the 200 stored states, the first at the origin")
     r = c.observe(s, ep_path, chunk=32, window=50)
     check((r.accepted, r.duplicates, r.steps, r.requests) == (100, 200, 300, 6),
           "observe(NDJSON path), windows of 50: the stored ones are duplicates")
@@ -298,9 +300,9 @@ def test_observe(d, c, tmp, ep, ep_path):
     # gaps
     g = c.create_session("imagenav")["id"]
     c.observe(g, ep[:10])
-    r = c.observe(g, ep_path, start_t=50)
-    check((r.accepted, r.steps, r.resumes) == (290, 300, 1),
-          "a gap (start_t past steps): resumes at expected_t by re-reading the file")
+    r = c.observe(g, ep_path, start_t=50, states=True)
+    check((r.accepted, r.steps, r.resumes) == (290, 300, 1) and len(r.states) == 290,
+          "a gap (start_t past steps): resumes at expected_t by re-reading the file (290 states)")
     g2 = c.create_session("imagenav")["id"]
     c.observe(g2, ep[:10])
 

@@ -6,8 +6,9 @@ endpoint (GET /v1/demo/worlds, POST /v1/demo/episodes).
 Checks here: a demo episode is exactly `gtmsm gen` (procedural and photo
 worlds, byte for byte) and deterministic; its world PNG cropped at the true
 positions gives its frames (what the page does to show true frames); it can
-be memorized as it is, and predictions on the session give the states the
-memory stores (what the page draws as the learned trajectory); every bad
+be memorized as it is, and the observations' reply gives the states the
+memory stores (what the page draws as the learned trajectory), which for a
+model without landmarks are the predictions of the same actions; every bad
 input gets its problem+json status and slug; keys, overload, a daemon
 without photo worlds; the page is the embedded copy of clients/web with
 ETag/304 and a CSP; and every (path, method, status) that openapi.yaml lists
@@ -109,10 +110,12 @@ def crop(rows, col, row):
     return [r[3 * x0:3 * (x0 + 8)] for r in rows[y0:y0 + 8]]
 
 
-def gen(seed, steps, images=None):
+def gen(seed, steps, images=None, obstacles=0):
     args = [GTMSM, "gen", "--env", "imagenav", "--seed", str(seed), "--steps", str(steps)]
     if images:
         args += ["--images", images]
+    if obstacles:
+        args += ["--obstacles", str(obstacles)]
     out = subprocess.run(args, check=True, capture_output=True)
     return [json.loads(l) for l in out.stdout.decode().splitlines()], out.stderr.decode()
 
@@ -183,7 +186,7 @@ def test_episodes(d):
     check(same_episode(j["observations"], lines), "it is `gtmsm gen --seed 5 --steps 64`, byte for byte")
     check(j["world"]["kind"] == "procedural" and j["world"]["seed"] == 5 and j["world"]["photo"] is None
           and j["world"]["name"] is None, "the world says procedural, seed 5")
-    check(j["grid"] == {"cells": 9, "stride": 3, "view": 8, "start": {"col": 4, "row": 4}},
+    check(j["grid"] == {"cells": 9, "stride": 3, "view": 8, "start": {"col": 4, "row": 4}, "obstacles": []},
           "the grid: 9x9 cells, stride 3, 8x8 views, start at the centre")
     w, hh, rows = png_rgb(base64.b64decode(j["world"]["png"]))
     check((w, hh) == (32, 32), "the world is a 32x32 RGB PNG")
@@ -221,7 +224,7 @@ def test_episodes(d):
 
 
 def test_memorize(d):
-    """The page's flow: PUT a session, predict each batch's states, send the batch as NDJSON."""
+    """The page's flow: PUT a session, send each batch as NDJSON, draw the states of the reply."""
     s, h, ep = demo(d, {"model": "imagenav", "world": "photo", "photo": 3, "seed": 11, "steps": 48})
     obs = ep["observations"]
     s, h, j = d.json("PUT", "/v1/sessions/viewer-test", {"model": "imagenav"})
@@ -233,9 +236,11 @@ def test_memorize(d):
         s, h, p = d.json("POST", "/v1/sessions/viewer-test/predictions", {"actions": acts})
         got = [f["state"] for f in p["frames"]]
         states += ([[0.0, 0.0]] if t0 == 0 else []) + got
-        s, h, b = d.request("POST", "/v1/sessions/viewer-test/observations", ndjson(batch),
+        s, h, b = d.request("POST", "/v1/sessions/viewer-test/observations?states=true", ndjson(batch),
                             {"Content-Type": "application/x-ndjson"})
         check(s == 200 and json.loads(b)["steps"] == t0 + 16, f"observations {t0}..{t0 + 15} as NDJSON (truth ignored)")
+        check(json.loads(b)["states"] == states[t0:], f"observations {t0}..{t0 + 15}: the reply's states are the "
+              "predicted ones (from actions alone)")
         s, h, x = d.json("GET", "/v1/sessions/viewer-test/export")
         check(x["state"] == states[-1], f"the session's state after step {t0 + 15} is the last predicted state")
     check(len(states) == 48, "48 states of the learned trajectory")
@@ -246,6 +251,33 @@ def test_memorize(d):
     s, h, j = d.json("GET", "/v1/sessions/viewer-test")
     check(j["steps"] == 48 and j["memory_entries"] == 48, "the session still has 48 steps")
     d.json("DELETE", "/v1/sessions/viewer-test")
+
+
+MOVES = {"right": (1, 0), "left": (-1, 0), "up": (0, -1), "down": (0, 1), "stay": (0, 0)}
+
+
+def test_obstacles(d):
+    """A demo with obstacles is `gtmsm gen --obstacles`, lists its cells, and
+    every failed move is one into an obstacle or off the grid."""
+    s, h, j = demo(d, {"model": "imagenav", "seed": 5, "steps": 200, "obstacles": 8})
+    check(s == 200 and same_episode(j["observations"], gen(5, 200, obstacles=8)[0]),
+          "a demo with 8 obstacles is `gtmsm gen --seed 5 --steps 200 --obstacles 8`, byte for byte")
+    cells = {(c["col"], c["row"]) for c in j["grid"]["obstacles"]}
+    start = (j["grid"]["start"]["col"], j["grid"]["start"]["row"])
+    check(len(cells) == 8 and len(j["grid"]["obstacles"]) == 8 and start not in cells
+          and all(0 <= c < 9 and 0 <= r < 9 for c, r in cells), f"8 distinct obstacle cells, not the start: {sorted(cells)}")
+    obs, blocked_moves, ok = j["observations"], 0, True
+    for a, b in zip(obs, obs[1:]):
+        p, q = (a["truth"]["col"], a["truth"]["row"]), (b["truth"]["col"], b["truth"]["row"])
+        dc, dr = MOVES[b["action"]]
+        target = (p[0] + dc, p[1] + dr)
+        inside = 0 <= target[0] < 9 and 0 <= target[1] < 9
+        expect = target if inside and target not in cells else p
+        ok &= q == expect and q not in cells
+        blocked_moves += inside and target in cells
+    check(ok and blocked_moves > 0, f"the truth follows the rules: {blocked_moves} moves into obstacles do not move")
+    s, h, j0 = demo(d, {"model": "imagenav", "seed": 5, "steps": 16})
+    check(s == 200 and j0["grid"]["obstacles"] == [], "no obstacles unless asked")
 
 
 def test_bad_inputs(d):
@@ -267,6 +299,10 @@ def test_bad_inputs(d):
         ("a negative photo", b'{"model": "imagenav", "world": "photo", "photo": -1}', js, 400, "invalid-request"),
         ("a photo object", b'{"model": "imagenav", "world": "photo", "photo": {}}', js, 400, "invalid-request"),
         ("an empty photo name", b'{"model": "imagenav", "world": "photo", "photo": ""}', js, 400, "invalid-request"),
+        ("negative obstacles", b'{"model": "imagenav", "obstacles": -1}', js, 400, "invalid-request"),
+        ("81 obstacles", b'{"model": "imagenav", "obstacles": 81}', js, 400, "invalid-request"),
+        ("obstacles as text", b'{"model": "imagenav", "obstacles": "3"}', js, 400, "invalid-request"),
+        ("fractional obstacles", b'{"model": "imagenav", "obstacles": 2.5}', js, 400, "invalid-request"),
         ("duplicate keys", b'{"model": "imagenav", "model": "maze"}', js, 400, "malformed-json"),
         ("an unknown model", b'{"model": "nosuch"}', js, 404, "model-not-found"),
         ("an unknown photo index", b'{"model": "imagenav", "world": "photo", "photo": 43}', js, 404, "world-not-found"),
@@ -377,6 +413,7 @@ def main():
         test_page(d)
         test_worlds(d)
         test_episodes(d)
+        test_obstacles(d)
         test_memorize(d)
         test_bad_inputs(d)
         test_metrics(d)

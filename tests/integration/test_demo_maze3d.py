@@ -233,6 +233,7 @@ def test_bad_inputs(d):
     many = json.dumps({"model": "maze3d", "actions": ["forward"] * (MAX_ACTIONS + 1)}).encode()
     cases = [
         ("episode: a world", "/v1/demo/episodes", b'{"model": "maze3d", "world": "procedural"}', js, 400, "invalid-request"),
+        ("episode: obstacles", "/v1/demo/episodes", b'{"model": "maze3d", "obstacles": 3}', js, 400, "invalid-request"),
         ("episode: a photo", "/v1/demo/episodes", b'{"model": "maze3d", "world": "photo", "photo": 1}', js, 400,
          "invalid-request"),
         ("episode: too many steps", "/v1/demo/episodes", b'{"model": "maze3d", "steps": 4097}', js, 422, "too-many-frames"),

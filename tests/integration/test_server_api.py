@@ -21,6 +21,11 @@ from test_server_startup import (SRC, Daemon, openapi_doc, openapi_statuses, Raw
 # ---- coverage of openapi.yaml ---------------------------------------------
 
 
+
+def counts(j):
+    """An observations reply without its states."""
+    return {k: v for k, v in j.items() if k != "states"}
+
 def validate_spec():
     """The spec parses as OpenAPI 3.1 and passes openapi-spec-validator when installed."""
     doc = openapi_doc()
@@ -133,13 +138,14 @@ def test_flow(d):
 
     ep = episode(11, 300)
     body = ndjson(ep[:200])
-    s, h, j = stream(d, "/v1/sessions/walker-1/observations", chunks_of(body, 997))
-    check(s == 200 and j == {"accepted": 200, "duplicates": 0, "steps": 200},
-          "NDJSON streamed in 997-byte chunks: 200 accepted")
+    s, h, j = stream(d, "/v1/sessions/walker-1/observations?states=true", chunks_of(body, 997))
+    check(s == 200 and counts(j) == {"accepted": 200, "duplicates": 0, "steps": 200} and len(j["states"]) == 200
+          and j["states"][0] == [0, 0], "NDJSON streamed in 997-byte chunks: 200 accepted, with ?states=true their 200 "
+          "states (the first at the origin)")
     s, h, j = d.json("POST", "/v1/sessions/walker-1/observations", ndjson(ep[150:250]),
                      {"Content-Type": "application/x-ndjson"})
     check(s == 200 and j == {"accepted": 50, "duplicates": 50, "steps": 250},
-          "overlapping retry: 50 duplicates, 50 new")
+          "overlapping retry: 50 duplicates, 50 new (no states unless asked)")
     s, h, j = d.json("POST", "/v1/sessions/walker-1/observations", {"observations": ep[250:290]})
     check(s == 200 and j == {"accepted": 40, "duplicates": 0, "steps": 290}, "JSON observations")
     o = ep[290]
@@ -149,6 +155,10 @@ def test_flow(d):
     s, h, j = d.json("POST", "/v1/sessions/walker-1/observations?t=291&action=1",
                      base64_decode(ep[291]["frame"]), {"Content-Type": "image/png"})
     check(s == 200 and j["steps"] == 292, "image/png observation with an action index")
+    s, h, j = d.json("POST", "/v1/sessions/walker-1/observations?states=maybe", ndjson(ep[292:]),
+                     {"Content-Type": "application/x-ndjson"})
+    check(s == 400 and j["type"].endswith("invalid-request") and "states=maybe" in j["detail"],
+          f"?states=maybe: 400 ({j.get('detail')})")
     rest = [dict(x, action=["right", "left", "up", "down", "stay"].index(x["action"])) for x in ep[292:]]
     s, h, j = d.json("POST", "/v1/sessions/walker-1/observations", ndjson(rest),
                      {"Content-Type": "application/x-ndjson"})

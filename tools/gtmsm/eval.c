@@ -128,7 +128,7 @@ done:
 int cmd_eval(int argc, char **argv) {
   const char *model_path = NULL, *env = "imagenav", *images = NULL, *out = NULL;
   int episodes = 100, memorize = 256, predict = 256, json = 0, strips = 4, threads = 2, obstacles = 0,
-      avoid_walls = 0;
+      avoid_walls = 0, random_start = 0, obstacles_predict = 0;
   uint64_t seed = 1000;
   double rate = 2.0;
   opts_maze3d mo = opts_maze3d_default();
@@ -149,7 +149,11 @@ int cmd_eval(int argc, char **argv) {
       {"memorize", OPT_INT, &memorize, 2, 1e6, "memorized steps"},
       {"predict", OPT_INT, &predict, 1, 1e6, "predicted steps"},
       {"rate", OPT_DOUBLE, &rate, 0, 100, "explorer Poisson repeat rate"},
-      {"obstacles", OPT_INT, &obstacles, 0, 80, "blocked cells per episode"},
+      {"obstacles", OPT_INT, &obstacles, 0, 80,
+       "blocked cells per episode (the prediction phase's explorer steers around them)"},
+      {"obstacles-in-prediction", OPT_FLAG, &obstacles_predict, 1, 0,
+       "with --obstacles: the prediction phase's explorer walks into obstacles too"},
+      {"random-start", OPT_FLAG, &random_start, 1, 0, "start each episode at a random cell (default the centre)"},
       {"avoid-walls", OPT_FLAG, &avoid_walls, 1, 0, "explorer never pushes into walls (diagnostic)"},
       {"out", OPT_STRING, &out, 1, 0, "output folder (csv, plot, strips)"},
       {"strips", OPT_INT, &strips, 0, 1000, "episodes drawn as strips"},
@@ -255,6 +259,8 @@ int cmd_eval(int argc, char **argv) {
   cfg.env.rate = rate;
   cfg.env.obstacles = obstacles;
   cfg.env.avoid_walls = avoid_walls;
+  cfg.env.random_start = random_start;
+  cfg.env.steer_from = obstacles_predict ? 0 : memorize;
   double t0 = opts_now();
   if (recorded) {
     eval_recorded_config rc_cfg = {.recs = recs.v, .episodes = recs.n, .memorize = memorize, .predict = predict,
@@ -294,7 +300,14 @@ int cmd_eval(int argc, char **argv) {
     json_t *j = json_pack("{s:i, s:i, s:i, s:o, s:{s:o, s:o}}", "episodes", episodes, "memorize",
                           memorize, "predict", predict, "psnr", psnr, "position_error", "mean",
                           num_or_null(res.pos_mean), "final", num_or_null(res.pos_final));
-    if (recorded) recordings_json_note(j, &recs);
+    if (recorded)
+      recordings_json_note(j, &recs);
+    else {
+      json_t *env_j = json_pack("{s:i, s:b, s:b}", "obstacles", obstacles, "obstacles_in_prediction",
+                                obstacles && obstacles_predict, "random_start", random_start);
+      json_object_update(j, env_j);
+      json_decref(env_j);
+    }
     print_summary(j);
   }
   rc = 0;

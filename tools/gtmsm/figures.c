@@ -48,6 +48,79 @@ done:
   return rc;
 }
 
+/* The trajectory xy (n, 2) as a polyline in pixels (ax + bx x, ay + by y).
+ * Segments with an end that is not finite (a degenerate fit) are skipped;
+ * ends far outside the picture are clamped before they become ints
+ * (draw_line clips the rest). */
+static int map_px(double v) {
+  return v < -1e6 ? -1000000 : v > 1e6 ? 1000000 : (int)lround(v);
+}
+
+static void map_polyline(image_t *im, const float *xy, int n, double ax, double bx, double ay, double by,
+                         draw_rgb c) {
+  for (int t = 1; t < n; t++) {
+    const float *a = xy + 2 * (t - 1), *b = xy + 2 * t;
+    if (!(isfinite(a[0]) && isfinite(a[1]) && isfinite(b[0]) && isfinite(b[1]))) continue;
+    draw_line(im, map_px(ax + bx * a[0]), map_px(ay + by * a[1]), map_px(ax + bx * b[0]), map_px(ay + by * b[1]), c);
+  }
+}
+
+/* The four trajectories of a map figure (true and learned, memorized and
+ * predicted; xy (n, 2) each) and their legend below the map at y. */
+static void map_paths(image_t *im, const float *xt, const float *xm, int memorize, int n, double ax, double bx,
+                      double ay, double by, int ox, int y0) {
+  const draw_rgb c[4] = {draw_color(255, 255, 255), draw_color(40, 120, 255), draw_color(255, 150, 0),
+                         draw_color(230, 0, 40)};
+  const char *labels[4] = {"true, memorized", "true, predicted", "learned, memorized", "learned, predicted"};
+  map_polyline(im, xt, memorize, ax, bx, ay, by, c[0]);
+  map_polyline(im, xt + 2 * (memorize - 1), n - memorize + 1, ax, bx, ay, by, c[1]);
+  map_polyline(im, xm, memorize, ax, bx, ay, by, c[2]);
+  map_polyline(im, xm + 2 * (memorize - 1), n - memorize + 1, ax, bx, ay, by, c[3]);
+  for (int k = 0; k < 4; k++) {
+    int y = y0 + 6 + k * DRAW_LINE_HEIGHT;
+    draw_rect_fill(im, ox, y + 2, 14, 3, c[k]);
+    if (k == 0) draw_rect(im, ox - 1, y + 1, 16, 5, draw_color(0, 0, 0));
+    draw_text(im, ox + 20, y, labels[k], draw_color(0, 0, 0), 1);
+  }
+}
+
+/* OUT/map_<e>.png of image navigation: the world (8 pixels per world pixel),
+ * its obstacle cells crossed out, the true and the learned trajectory (grid
+ * cells; a cell's view is the 8x8 crop at 3 x (col, row)). */
+#define INAV_MAP_SCALE 8
+static int imagenav_map_figure(const char *path, const eval_result *res, int e, char *err, size_t errlen) {
+  const int n = res->memorize + res->predict, side = WORLD_SIZE * INAV_MAP_SCALE, ox = 8, oy = 22;
+  const int legend_h = 4 * DRAW_LINE_HEIGHT + 8, cell = IMAGENAV_STRIDE * INAV_MAP_SCALE;
+  image_t im = {0};
+  int rc = image_init(&im, oy + side + legend_h, side + 16, 3, err, errlen);
+  if (rc) return rc;
+  draw_fill(&im, draw_color(255, 255, 255));
+  char title[96];
+  snprintf(title, sizeof title, "episode %d: %d memorized + %d predicted", e, res->memorize, res->predict);
+  draw_text(&im, ox, 6, title, draw_color(0, 0, 0), 1);
+  uint8_t px[WORLD_SIZE * WORLD_SIZE * 3];
+  const float *w = res->world + (size_t)e * WORLD_SIZE * WORLD_SIZE * 3;
+  for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)lroundf(255.0f * (w[i] < 0 ? 0 : w[i] > 1 ? 1 : w[i]));
+  if (!(rc = draw_blit(&im, ox, oy, px, WORLD_SIZE, WORLD_SIZE, 3, INAV_MAP_SCALE, err, errlen))) {
+    /* cell (c, r) is centred at pixel 3c + 4 of the world */
+    const double a = ox + (IMAGENAV_VIEW / 2.0) * INAV_MAP_SCALE, b = oy + (IMAGENAV_VIEW / 2.0) * INAV_MAP_SCALE;
+    const unsigned char *bl = res->blocked + (size_t)e * IMAGENAV_GRID * IMAGENAV_GRID;
+    for (int r = 0; r < IMAGENAV_GRID; r++)
+      for (int c = 0; c < IMAGENAV_GRID; c++) {
+        if (!bl[r * IMAGENAV_GRID + c]) continue;
+        int x0 = (int)lround(a + c * cell) - cell / 2, y0 = (int)lround(b + r * cell) - cell / 2;
+        draw_rect_fill(&im, x0, y0, cell, cell, draw_color(60, 60, 60));
+        draw_line(&im, x0, y0, x0 + cell - 1, y0 + cell - 1, draw_color(255, 255, 255));
+        draw_line(&im, x0 + cell - 1, y0, x0, y0 + cell - 1, draw_color(255, 255, 255));
+      }
+    map_paths(&im, res->xy_true + (size_t)e * n * 2, res->xy_model + (size_t)e * n * 2, res->memorize, n, a, cell,
+              b, cell, ox, oy + side);
+    rc = pngio_write_file(path, im.pix, im.H, im.W, 3, err, errlen);
+  }
+  image_free(&im);
+  return rc;
+}
+
 int figures_eval(const char *out, const eval_result *res, int H, int W, int C, char *err, size_t errlen) {
   char path[4096];
   snprintf(path, sizeof path, "%s/psnr.csv", out);
@@ -85,6 +158,9 @@ int figures_eval(const char *out, const eval_result *res, int H, int W, int C, c
     snprintf(path, sizeof path, "%s/strip_%d.png", out, e);
     if ((rc = figures_strip(path, rows, labels, 3, P, H, W, C, res->visited_flags + (size_t)e * P, err, errlen)))
       return rc;
+    if (!res->xy_model) continue; /* recordings: no map */
+    snprintf(path, sizeof path, "%s/map_%d.png", out, e);
+    if ((rc = imagenav_map_figure(path, res, e, err, errlen))) return rc;
   }
   return GTMSM_OK;
 }
@@ -106,23 +182,6 @@ static int line_plot(const char *path, const plot_series *s, int ns, const char 
   return rc;
 }
 
-/* The trajectory xy (n, 2) in map cells as a polyline on the map drawn at
- * (ox, oy) with cell pixels per cell and y up. Segments with an end that is
- * not finite (a degenerate fit) are skipped; ends far outside the picture are
- * clamped before they become ints (draw_line clips the rest). */
-static int map_px(double v) {
-  return v < -1e6 ? -1000000 : v > 1e6 ? 1000000 : (int)lround(v);
-}
-
-static void map_polyline(image_t *im, const float *xy, int n, int ox, int oy, int cell, int map_h, draw_rgb c) {
-  for (int t = 1; t < n; t++) {
-    const float *a = xy + 2 * (t - 1), *b = xy + 2 * t;
-    if (!(isfinite(a[0]) && isfinite(a[1]) && isfinite(b[0]) && isfinite(b[1]))) continue;
-    draw_line(im, map_px(ox + (double)a[0] * cell), map_px(oy + map_h - (double)a[1] * cell),
-              map_px(ox + (double)b[0] * cell), map_px(oy + map_h - (double)b[1] * cell), c);
-  }
-}
-
 /* OUT/map_<e>.png: the room from above with the true trajectory and the
  * learned one (s1, s2 through the similarity fitted on the memorized steps),
  * each memorized part and predicted part in its own colour. */
@@ -138,20 +197,8 @@ static int map_figure(const char *path, const m3e_result *res, int e, int memori
   snprintf(title, sizeof title, "episode %d: %d memorized + %d predicted", e, memorize, res->predict);
   draw_text(&im, ox, 6, title, draw_color(0, 0, 0), 1);
   if (!(rc = draw_blit(&im, ox, oy, res->map[e], mh, mw, 3, 1, err, errlen))) {
-    const float *xt = res->xy_true + (size_t)e * n * 2, *xm = res->xy_model + (size_t)e * n * 2;
-    const draw_rgb c[4] = {draw_color(255, 255, 255), draw_color(40, 120, 255), draw_color(255, 150, 0),
-                           draw_color(230, 0, 40)};
-    const char *labels[4] = {"true, memorized", "true, predicted", "learned, memorized", "learned, predicted"};
-    map_polyline(&im, xt, memorize, ox, oy, cell, mh, c[0]);
-    map_polyline(&im, xt + 2 * (memorize - 1), n - memorize + 1, ox, oy, cell, mh, c[1]);
-    map_polyline(&im, xm, memorize, ox, oy, cell, mh, c[2]);
-    map_polyline(&im, xm + 2 * (memorize - 1), n - memorize + 1, ox, oy, cell, mh, c[3]);
-    for (int k = 0; k < 4; k++) {
-      int y = oy + mh + 6 + k * DRAW_LINE_HEIGHT;
-      draw_rect_fill(&im, ox, y + 2, 14, 3, c[k]);
-      if (k == 0) draw_rect(&im, ox - 1, y + 1, 16, 5, draw_color(0, 0, 0));
-      draw_text(&im, ox + 20, y, labels[k], draw_color(0, 0, 0), 1);
-    }
+    map_paths(&im, res->xy_true + (size_t)e * n * 2, res->xy_model + (size_t)e * n * 2, memorize, n, ox, cell,
+              oy + mh, -cell, ox, oy + mh);
     rc = pngio_write_file(path, im.pix, im.H, im.W, 3, err, errlen);
   }
   image_free(&im);

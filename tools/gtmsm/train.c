@@ -62,7 +62,27 @@ typedef struct {
   uint64_t seed;
   int threads;
   const recordings *recs;   /* recorded episodes to sample windows of; NULL: the simulator */
+  const char *init;         /* --init: the model whose parameters the run started from (provenance) */
+  int freeze;               /* --freeze: bit r set = the tensors of role r are not trained */
 } train_opts;
+
+static const char *const ROLE_FLAGS[GTMSM_ROLES] = {"vae", "transition", "keymap", "prior", "inference"};
+
+/* "vae,transition" -> a bit per role; -1 on an unknown name. */
+static int parse_freeze(const char *list) {
+  int mask = 0;
+  const char *p = list;
+  while (p && *p) {
+    size_t n = strcspn(p, ",");
+    int found = -1;
+    for (int r = 0; r < GTMSM_ROLES; r++)
+      if (strlen(ROLE_FLAGS[r]) == n && strncmp(p, ROLE_FLAGS[r], n) == 0) found = r;
+    if (found < 0) return -1;
+    mask |= 1 << found;
+    p += n + (p[n] == ',');
+  }
+  return mask;
+}
 
 /* Set by SIGINT / SIGTERM (the signal number); read by the training loop. */
 static volatile sig_atomic_t stop_signal;
@@ -211,6 +231,36 @@ static void *worker_run(void *arg) {
   return NULL;
 }
 
+/* --init: copies the tensors of the model at path that m has under the same
+ * name with the same size; a tensor of the same name but another size is an
+ * error (another architecture); prints what came from where. */
+static int init_params(gtmsm_model *m, const char *path, char *err, size_t errlen) {
+  gtmsm_model src = {0};
+  if (gtmsm_model_load(&src, path, err, errlen)) return -1;
+  int copied = 0, rc = 0;
+  char fresh[512] = "";
+  for (size_t i = 0; i < m->p.n && !rc; i++) {
+    const param_entry *e = &m->p.entries[i];
+    int j = params_find(&src.p, e->name);
+    if (j < 0) {
+      size_t l = strlen(fresh);
+      snprintf(fresh + l, sizeof fresh - l, "%s%s", l ? ", " : "", e->name);
+    } else if (src.p.entries[j].size != e->size) {
+      snprintf(err, errlen, "%s: tensor %s has %zu floats, this model's %zu", path, e->name,
+               src.p.entries[j].size, e->size);
+      rc = -1;
+    } else {
+      memcpy(m->p.data + e->offset, src.p.data + src.p.entries[j].offset, sizeof(float) * e->size);
+      copied++;
+    }
+  }
+  if (!rc)
+    fprintf(stderr, "init from %s (%s): %d of %zu tensors%s%s\n", path, src.content_hash, copied, m->p.n,
+            fresh[0] ? "; as initialised: " : "", fresh);
+  gtmsm_model_free(&src);
+  return rc;
+}
+
 static json_t *opts_to_json(const train_opts *o, long step) {
   json_t *j = json_pack(
       "{s:I, s:i, s:i, s:i, s:i, s:f, s:f, s:s?, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:i, s:i, s:i,"
@@ -236,6 +286,8 @@ static json_t *opts_to_json(const train_opts *o, long step) {
   if (j && o->landmarks)
     json_object_update_new(j, json_pack("{s:i, s:i, s:i}", "landmarks", o->landmarks, "landmark_k", o->landmark_k,
                                         "landmark_hidden", o->landmark_hidden));
+  if (j && o->init) json_object_set_new(j, "init", json_string(o->init));
+  if (j && o->freeze) json_object_set_new(j, "freeze", json_integer(o->freeze));
   return j;
 }
 
@@ -273,6 +325,8 @@ static int opts_from_json(train_opts *o, const json_t *j, long *step) {
   if ((v = json_object_get(j, "disp_weight"))) o->disp_weight = json_number_value(v);
   o->b_lr_steps = (v = json_object_get(j, "b_lr_steps")) ? (int)json_integer_value(v) : -1;
   if ((v = json_object_get(j, "landmarks"))) o->landmarks = (int)json_integer_value(v);
+  if ((v = json_object_get(j, "init"))) o->init = json_string_value(v);
+  if ((v = json_object_get(j, "freeze"))) o->freeze = (int)json_integer_value(v);
   if ((v = json_object_get(j, "landmark_k"))) o->landmark_k = (int)json_integer_value(v);
   if ((v = json_object_get(j, "landmark_hidden"))) o->landmark_hidden = (int)json_integer_value(v);
   if (!o->env || !o->maze.scenario || !o->transition || !o->keymap || !o->prior) return -1;
@@ -389,7 +443,8 @@ int cmd_train(int argc, char **argv) {
                   .curriculum = 4000, .k_start = 24, .delta_start = 1.0, .memorize_start = 0,
                   .wallfree = 1500, .ssm_lr_mult = 5.0, .still = 1.0, .b_lr_after = 0.1,
                   .seed = 1, .threads = 2};
-  const char *out = "runs/imagenav", *model_out = NULL, *from_db = NULL, *db_model = NULL;
+  const char *out = "runs/imagenav", *model_out = NULL, *from_db = NULL, *db_model = NULL, *init_from = NULL,
+             *freeze = NULL;
   int resume = 0, log_every = 25;
   double ckpt_every = 300;
   opt_list episodes = {0}, sessions = {0};
@@ -416,6 +471,11 @@ int cmd_train(int argc, char **argv) {
       {"landmark-k", OPT_INT, &o.landmark_k, 1, GTMSM_MAX_LANDMARK_K, "landmarks: entries of the reverse query"},
       {"landmark-hidden", OPT_INT, &o.landmark_hidden, 1, 256, "landmarks: width of the gain network"},
       {"model-out", OPT_STRING, &model_out, 1, 0, "also write the model (.gtm) at each checkpoint"},
+      {"freeze", OPT_STRING, &freeze, 1, 0,
+       "roles not trained, comma-separated: vae, transition, keymap, prior, inference (e.g. with --init)"},
+      {"init", OPT_STRING, &init_from, 1, 0,
+       "start from this model's parameters where a tensor has the same name and size (e.g. a trained model "
+       "gaining landmark inference); the rest as initialised; a fresh optimizer and schedule"},
       {"resume", OPT_FLAG, &resume, 1, 0, "continue from OUT/checkpoint.bin with its options"},
       {"steps", OPT_INT, &o.steps, 1, 1e8, "total optimizer updates"},
       {"batch", OPT_INT, &o.batch, 1, 1024, "sequences per update"},
@@ -608,6 +668,17 @@ int cmd_train(int argc, char **argv) {
       fprintf(stderr, "gtmsm train: %s\n", err);
       goto done;
     }
+    o.init = init_from;
+    if (freeze && (o.freeze = parse_freeze(freeze)) < 0) {
+      fprintf(stderr, "gtmsm train: --freeze %s: roles are vae, transition, keymap, prior, inference\n", freeze);
+      rc = 2;
+      goto done;
+    }
+    if (init_from && init_params(&m, init_from, err, sizeof err)) {
+      fprintf(stderr, "gtmsm train: --init: %s\n", err);
+      rc = 2;
+      goto done;
+    }
   }
   if (o.recs && (recs.H != m.cfg.H || recs.W != m.cfg.W || recs.C != m.cfg.C)) {
     fprintf(stderr, "gtmsm train: the recordings' frames are %dx%dx%d, the model's %dx%dx%d\n", recs.W, recs.H,
@@ -699,6 +770,8 @@ int cmd_train(int argc, char **argv) {
   for (size_t e = 0; e < m.p.n; e++)
     if (strncmp(m.p.entries[e].name, "ssm.", 4) == 0 || strncmp(m.p.entries[e].name, "gate.", 5) == 0)
       m.p.entries[e].lr_scale = (float)o.ssm_lr_mult;
+  for (int r = 0; r < GTMSM_ROLES; r++)
+    for (int e = m.part_first[r]; (o.freeze >> r & 1) && e < m.part_first[r + 1]; e++) m.p.entries[e].lr_scale = 0;
   rec_steps = 0;
   for (int i = 0; i < recs.n; i++) rec_steps += recs.v[i].n;
   if (o.recs)
@@ -732,8 +805,9 @@ int cmd_train(int argc, char **argv) {
   while (step < o.steps) {
     /* B is learned on wall-free episodes; once walls appear it slows down so
      * that the gate, not a distorted B, absorbs the bumps */
-    m.p.entries[params_find(&m.p, "ssm.B")].lr_scale =
-        (float)(step < (o.b_lr_steps >= 0 ? o.b_lr_steps : o.wallfree) ? o.ssm_lr_mult : o.b_lr_after);
+    if (!(o.freeze >> GTMSM_ROLE_TRANS & 1))
+      m.p.entries[params_find(&m.p, "ssm.B")].lr_scale =
+          (float)(step < (o.b_lr_steps >= 0 ? o.b_lr_steps : o.wallfree) ? o.ssm_lr_mult : o.b_lr_after);
     float klw = kl_weight_at(&o, step), delta_now;
     int k_now, mem_now;
     curriculum_at(&o, step, &k_now, &delta_now, &mem_now);

@@ -112,13 +112,16 @@ class ObserveResult:
     stored, identical) over all its requests, the session's ``steps`` (the next ``t``) after the
     last one, and how many HTTP ``requests``, ``retries`` (transport errors, 503) and
     ``resumes`` (a 409 gap or a size limit answered by continuing at the ``t`` the daemon
-    named) it took."""
+    named) it took; with ``observe(..., states=True)``, ``states``: the state each accepted
+    observation was stored under, in order (the inferred trajectory: from the actions, or
+    corrected by landmarks)."""
     accepted: int = 0
     duplicates: int = 0
     steps: Optional[int] = None
     requests: int = 0
     retries: int = 0
     resumes: int = 0
+    states: List[List[float]] = field(default_factory=list)
 
 
 @dataclass
@@ -649,7 +652,7 @@ class Client:
 
     # -- observations --
     def observe(self, session: SessionRef, observations: Observations, chunk: int = 256,
-                window: int = 4096, start_t: int = 0) -> ObserveResult:
+                window: int = 4096, start_t: int = 0, states: bool = False) -> ObserveResult:
         """Streams observations as NDJSON with chunked transfer encoding.
 
         ``observations``: a path to an NDJSON file (what ``gtmsm gen`` prints), NDJSON bytes, a
@@ -664,11 +667,13 @@ class Client:
         bytes or a list are read again if needed); a 413 or 422 ``too-many-frames`` after some
         progress continues at the problem's ``steps``. Anything else raises (``Conflict`` with
         ``expected_t``, ``Unprocessable``, ...) and what was committed before stays committed.
+        ``states=True`` asks every request for the states its new observations were stored
+        under (``?states=true``), collected in the result's ``states``.
         """
         if chunk < 1 or window < 1:
             raise ValueError("chunk and window must be >= 1")
         sid = _sid(session)
-        path = f"/v1/sessions/{_q(sid)}/observations"
+        path = f"/v1/sessions/{_q(sid)}/observations" + ("?states=true" if states else "")
         src = _Source(observations)
         res = ObserveResult()
         it = src.lines(start_t)
@@ -689,6 +694,7 @@ class Client:
                     res.retries += e.attempts - 1
                     res.accepted += e.accepted or 0
                     res.duplicates += e.duplicates or 0
+                    res.states += e.problem.get("states") or []
                     if e.steps is not None:
                         res.steps = e.steps
                     target = self._resume_target(e, part[0][0])
@@ -712,6 +718,7 @@ class Client:
                 j = reply.json()
                 res.accepted += j["accepted"]
                 res.duplicates += j["duplicates"]
+                res.states += j.get("states", [])
                 res.steps = j["steps"]
                 pos = len(buf)
             buf = _take(it, window)

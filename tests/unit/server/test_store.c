@@ -219,7 +219,7 @@ static void test_cold_reload(const char *name) {
   frames_for(pix, 300, 1);
   int done = 0, chunk[] = {1, 2, 61, 100, 7, 129};
   for (int k = 0; k < 6; k++) {
-    CHECK(sessions_observe(c, s, chunk[k], actions + done, pix + (size_t)done * D, NULL, err, sizeof err) == 0,
+    CHECK(sessions_observe(c, s, chunk[k], actions + done, pix + (size_t)done * D, NULL, NULL, err, sizeof err) == 0,
           "observe %d: %s", chunk[k], err);
     done += chunk[k];
   }
@@ -350,7 +350,7 @@ static void test_corrupt_state(void) {
     if (i == 2) continue; /* no observation: a NULL state is right */
     CHECK(sessions_acquire(c, ids[i], &s, err, sizeof err) == SESSIONS_OK &&
               sessions_lock(c, s, 1, 1, err, sizeof err) == SESSIONS_OK, "load %s: %s", ids[i], err);
-    CHECK(sessions_observe(c, s, 4, actions, pix, NULL, err, sizeof err) == 0, "observe %s: %s", ids[i], err);
+    CHECK(sessions_observe(c, s, 4, actions, pix, NULL, NULL, err, sizeof err) == 0, "observe %s: %s", ids[i], err);
     sessions_unlock(c, s);
     sessions_release(c, s);
   }

@@ -524,7 +524,7 @@ static void test_cold_reload(const backend *b, uint8_t *out) {
   frames_for(pix, 300, 1);
   int done = 0, chunk[] = {1, 2, 61, 100, 7, 129};
   for (int k = 0; k < 6; k++) {
-    CHECK(sessions_observe(c, s, chunk[k], actions + done, pix + (size_t)done * D, NULL, err, sizeof err) == 0,
+    CHECK(sessions_observe(c, s, chunk[k], actions + done, pix + (size_t)done * D, NULL, NULL, err, sizeof err) == 0,
           "%s: observe %d: %s", b->name, chunk[k], err);
     done += chunk[k];
   }

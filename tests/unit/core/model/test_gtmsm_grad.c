@@ -170,7 +170,7 @@ int main(void) {
   gtmsm_ws_free(v.ws);
   gtmsm_model_free(&v.m);
 
-  /* landmark inference (2x2 frames again), the gate regressed on the moves */
+  /* landmark inference (2x2 frames again), the inferred state regressed on the failed moves */
   static ctx_t l;
   cfg = gtmsm_default_config();
   cfg.H = cfg.W = 2;
@@ -199,10 +199,13 @@ int main(void) {
   l.spec.moved = l.moved;
   l.spec.disp_weight = 0.7f;
   params_get(&l.m.p, "gate.b3")[0] = 0.3f;
+  test_fill_uniform(params_get(&l.m.p, "lm.w1"), 4, -1, 1, 46); /* smooth gains, not the init's step */
+  test_fill_uniform(params_get(&l.m.p, "lm.b1"), 4, -1, 1, 47);
   test_fill_uniform(params_get(&l.m.p, "lm.w2"), 4, -2, 2, 45);
   params_get(&l.m.p, "lm.b2")[0] = 0.5f;
   params_get(&l.m.p, "lm.vw")[0] = -1.0f;
   params_get(&l.m.p, "lm.vb")[0] = 0.0f; /* q as wide as the prior: states apart, few retrieval ties */
+  params_get(&l.m.p, "lm.lv")[0] = 2.0f * logf(cfg.trans_std) + 0.5f; /* not at its optimum: an O(1) gradient */
   landmark_idx(&l, l.lm_idx);
   {
     /* the forward alone runs on an inference workspace (no gradient buffers) with the same loss */

@@ -4,7 +4,7 @@
  *   forward) and in serving (gtmsm_observe through the reverse index), where
  *   a move into an obstacle would have lost the place for good;
  * - with its gains shut (b2 very negative) it is the rollout from the
- *   actions, and its KL vanishes;
+ *   actions, and with no unseen failures (pi = 0) its KL vanishes;
  * - gradient checks, double-precision central differences (testlib), of
  *   L = sum_t r_t . s_t + sum_t c_t KL_t for its own tensors, the
  *   transition's (the step backwards it drives) and the latent means that
@@ -119,8 +119,13 @@ static int setup(ctx_t *c, uint64_t seed) {
   test_fill_uniform(c->r, (size_t)N * S, -1, 1, seed + 2);
   test_fill_uniform(c->c, N, 0.2f, 1, seed + 3);
   params_get(&c->m.p, "gate.b3")[0] = 0.3f; /* a gate neither open nor closed */
-  /* gains that matter: sharp for near latents, spread over the others */
+  /* gains that matter, smooth enough in d2 for differences of 2e-2 (the
+   * part's own init, a step at d2 = 0.02, is too steep for them) */
+  test_fill_uniform(params_get(&c->m.p, "lm.w1"), 4, -1, 1, seed + 5);
+  test_fill_uniform(params_get(&c->m.p, "lm.b1"), 4, -1, 1, seed + 6);
   test_fill_uniform(params_get(&c->m.p, "lm.w2"), 4, -2, 2, seed + 4);
+  params_get(&c->m.p, "lm.fail")[0] = -1.0f; /* failed moves likely: the failure component matters */
+  params_get(&c->m.p, "lm.lv")[0] = 2.0f * logf(cfg.trans_std); /* the prior as wide as q's base: round KLs */
   params_get(&c->m.p, "lm.b2")[0] = 0.5f;
   params_get(&c->m.p, "lm.vw")[0] = -1.5f;
   params_get(&c->m.p, "lm.vb")[0] = 0.2f;
@@ -166,11 +171,14 @@ done:
   teardown(&c);
 }
 
-/* Gains shut: the rollout from the actions, no KL. */
+/* Gains shut, no unseen failures (pi = 0) and q as wide as the prior: the
+ * rollout from the actions, no KL. */
 static void check_shut_gains(void) {
   static ctx_t c;
   if (setup(&c, 32)) goto done;
   params_get(&c.m.p, "lm.b2")[0] = -60.0f;
+  params_get(&c.m.p, "lm.fail")[0] = -200.0f;
+  params_get(&c.m.p, "lm.lv")[0] = 2.0f * logf(c.m.cfg.trans_std);
   params_get(&c.m.p, "lm.vw")[0] = 0;
   params_get(&c.m.p, "lm.vb")[0] = 0;
   forward(&c);
