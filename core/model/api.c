@@ -145,9 +145,22 @@ static void decode_blocked(const gtmsm_model *m, gtmsm_ws *ws, uint64_t mask, fl
 static int ws_rows(uint64_t mask, int n) { return block_for(mask, 0, n < ROW_BLOCK ? n : ROW_BLOCK); }
 
 /* Floats of a memory entry's value: the latent's (mu, lv), then what the prior adds. */
-static int value_size(const gtmsm_model *m) { return 2 * m->cfg.Z + m->prior->value_extra(&m->cfg); }
-
 static int has_landmarks(const gtmsm_model *m) { return m->cfg.infer == GTMSM_INFER_LANDMARK; }
+
+/* A memory value: mu, logvar (2Z), the prior's extra, and with landmarks one
+ * more float, the stop slot: the action of a move that failed at this step
+ * (the view did not change, an identical encoding, and the inferred state
+ * covered less than half of the transition's move), or -1. Predictions of
+ * that action from near there fail too. */
+static int value_size(const gtmsm_model *m) {
+  return 2 * m->cfg.Z + m->prior->value_extra(&m->cfg) + has_landmarks(m);
+}
+#define STOP_NONE (-1.0f)
+#define STOP_STAYED 0.25f /* a move failed when the inferred state covered less than half of it (squared) */
+#define STOP_NEAR 0.04f   /* a predicted move fails within a fifth of a move (squared) of a recorded stop: the
+                             memorized states are off by a few percent of a move, and at half a move the
+                             states of neighbouring places that the memory put too close matched too */
+#define STOP_SAME_VIEW 1e-6f /* squared distance of two encodings of the same view (they are bit-identical) */
 
 gtmsm_memory *gtmsm_memory_new(const gtmsm_model *m) {
   gtmsm_memory *mem = calloc(1, sizeof *mem);
@@ -228,13 +241,26 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
   }
   float *mu_b = xpad + (size_t)q * D, *lv_b = mu_b + (size_t)q * Z;
   encode_blocked(m, ws, mask, xpad, frames, n, mem->steps, mu, lv, mu_b, lv_b);
+  const int extra = m->prior->value_extra(&m->cfg);
   for (int i = 0; i < n; i++) {
+    float stop = STOP_NONE;
     if (mem->steps > 0) {
       float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H];
       rc = m->infer->observe(m, mem->state, mem->hidden, actions[i], mu + (size_t)i * Z, mem->rev, next, next_h);
       if (rc) {
         rc = gtmsm_fail(err, errlen, rc, "landmark query failed at observation %d (non-finite encoding)", i);
         goto done;
+      }
+      if (has_landmarks(m)) { /* did the move the transition predicts fail? */
+        const float *prev_mu = i > 0 ? mu + (size_t)(i - 1) * Z : dnd_value(mem->mem, dnd_size(mem->mem) - 1);
+        float mu_p[GTMSM_MAX_S], h_p[GTMSM_MAX_H], want = 0, got = 0, view = 0;
+        m->trans->step(m, mem->state, mem->hidden, actions[i], mu_p, h_p, NULL, 0);
+        for (int k = 0; k < S; k++) {
+          want += (mu_p[k] - mem->state[k]) * (mu_p[k] - mem->state[k]);
+          got += (next[k] - mem->state[k]) * (next[k] - mem->state[k]);
+        }
+        for (int k = 0; k < Z; k++) view += (mu[(size_t)i * Z + k] - prev_mu[k]) * (mu[(size_t)i * Z + k] - prev_mu[k]);
+        if (want > 0 && got < STOP_STAYED * want && view < STOP_SAME_VIEW) stop = (float)actions[i];
       }
       memcpy(mem->state, next, (size_t)S * sizeof(float));
       memcpy(mem->hidden, next_h, (size_t)H * sizeof(float));
@@ -243,7 +269,8 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
     m->keymap->forward(m, mem->state, 1, key);
     memcpy(val, mu + (size_t)i * Z, (size_t)Z * sizeof(float));
     memcpy(val + Z, lv + (size_t)i * Z, (size_t)Z * sizeof(float));
-    memcpy(val + 2 * Z, mem->state, (size_t)(value_size(m) - 2 * Z) * sizeof(float)); /* the prior's extra: s */
+    memcpy(val + 2 * Z, mem->state, (size_t)extra * sizeof(float)); /* the prior's extra: s */
+    if (has_landmarks(m)) val[2 * Z + extra] = stop;
     rc = gtmsm_memory_insert_entry(m, mem, key, val);
     if (rc) {
       rc = gtmsm_fail(err, errlen, rc, "memory insert failed at observation %d (%s)", i,
@@ -267,6 +294,24 @@ done:
   free(val);
   free(xpad);
   return rc;
+}
+
+/* Whether the memory recorded a failed move of action a within a fifth of
+ * the move s -> next of where s is (landmark models: the stop slot). */
+static int stopped_here(const gtmsm_model *m, const gtmsm_memory *mem, const float *s, const float *next, int a) {
+  const int S = m->cfg.S, slot = value_size(m) - 1;
+  float move = 0;
+  for (int k = 0; k < S; k++) move += (next[k] - s[k]) * (next[k] - s[k]);
+  if (move == 0) return 0;
+  for (size_t i = 0; i < dnd_size(mem->mem); i++) {
+    const float *v = dnd_value(mem->mem, i);
+    if (v[slot] != (float)a) continue;
+    const float *si = entry_state(m, dnd_key(mem->mem, i), v);
+    float d = 0;
+    for (int k = 0; k < S; k++) d += (si[k] - s[k]) * (si[k] - s[k]);
+    if (d < STOP_NEAR * move) return 1;
+  }
+  return 0;
 }
 
 int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *actions, int n,
@@ -299,6 +344,7 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
   for (int t = 0; t < n; t++) {
     float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H], key[DND_MAX_S];
     m->trans->step(m, st, h, actions[t], next, next_h, NULL, 0);
+    if (has_landmarks(m) && stopped_here(m, mem, st, next, actions[t])) memcpy(next, st, sizeof next);
     memcpy(st, next, sizeof st);
     memcpy(h, next_h, (size_t)H * sizeof(float));
     if (mode == GTMSM_PREDICT_SAMPLE)

@@ -60,8 +60,11 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
  * may be NULL. Mean mode rolls the state means and decodes the mixture-mean
  * latent; sample mode adds transition noise, draws a mixture component by its
  * weight and a latent from it, all from seed, and decodes the mean frame of
- * that latent. With an empty memory the prior is N(0, I). Returns 0,
- * GTMSM_EINVAL or GTMSM_ENOMEM. */
+ * that latent. With an empty memory the prior is N(0, I). With landmark
+ * inference the memory also knows where moves failed (observations whose
+ * view did not change although the transition moved): a predicted move of
+ * the same action from within a fifth of a move of such a place stays.
+ * Returns 0, GTMSM_EINVAL or GTMSM_ENOMEM. */
 int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *actions, int n,
                   gtmsm_predict_mode mode, uint64_t seed, float *frames_out, float *states_out,
                   char *err, size_t errlen);

@@ -46,9 +46,10 @@ static int lm_specs(const gtmsm_config *c, param_spec *out) {
   const size_t Hl = (size_t)c->landmark_hidden;
   param_spec s[NT] = {
       {"lm.w1", Hl, 1, 0},  {"lm.b1", Hl, 1, 0},        /* hidden units spread over x in about +-1 */
-      {"lm.w2", Hl, (int)Hl, 0}, {"lm.b2", 1, -1, -4.0f}, /* gains start near 0.02: the actions lead */
-      /* q's variance starts below the prior's (delta = 4 tanh(-1) = -3.05: a fifth of its std), so the
-       * sampled rollout is nearly deterministic while the displacements are learned */
+      /* far frames' gains start near 0.02 (lm_init opens the identical ones) */
+      {"lm.w2", Hl, (int)Hl, 0}, {"lm.b2", 1, -1, -4.0f},
+      /* q's std starts at a fifth of trans_std (delta = 4 tanh(-1) = -3.05): the sampled rollout
+       * is nearly deterministic */
       {"lm.vw", 1, 0, 0},   {"lm.vb", 1, -1, -4.0f},
       {"lm.fail", 1, -1, -2.2f}, /* pi = sigmoid(-2.2) = 0.1: one move in ten may fail unseen */
       /* the prior's std starts at 0.05 state units (a 2-D model's cell is 1-3 units): its

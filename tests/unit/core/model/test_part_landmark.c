@@ -2,7 +2,9 @@
  * - what it is for: a frame seen before (the same latent) with sharp gains
  *   puts the state back where that frame was seen, in training (the part's
  *   forward) and in serving (gtmsm_observe through the reverse index), where
- *   a move into an obstacle would have lost the place for good;
+ *   a move into an obstacle would have lost the place for good; the memory
+ *   then records the stop, and a prediction of the same move from there
+ *   stays;
  * - with its gains shut (b2 very negative) it is the rollout from the
  *   actions, and with no unseen failures (pi = 0) its KL vanishes;
  * - gradient checks, double-precision central differences (testlib), of
@@ -250,6 +252,17 @@ static void check_observe_wall(void) {
     CHECK(stay < 1e-3 && would > 0.1, "observe: a bump moved the belief %g (actions alone %g)", stay, would);
     CHECK(dnd_size(mem->rev) == 4 && memcmp(dnd_value(mem->rev, 3), s3, sizeof(float) * 2) == 0,
           "the reverse index does not hold the observed states");
+    /* the memory knows where the move failed: predicting it again from there fails too, another doesn't */
+    const int D8 = gtmsm_config_D(&cfg);
+    float *pf = malloc(sizeof(float) * 2 * (size_t)D8), ps[4];
+    int again[2] = {0, 1};
+    rc = pf ? gtmsm_predict(&m, mem, again, 2, GTMSM_PREDICT_MEAN, 0, pf, ps, err, sizeof err) : -1;
+    const double d_again = hypot(ps[0] - mem->state[0], ps[1] - mem->state[1]);
+    const double d_other = hypot(ps[2] - ps[0], ps[3] - ps[1]);
+    printf("predicting the failed move again: moved %.3g; then the other way: %.3g\n", d_again, d_other);
+    CHECK(rc == 0 && d_again == 0 && d_other > 0.1, "a recorded stop: the same move predicted from there stays "
+          "(moved %g), another moves (%g)", d_again, d_other);
+    free(pf);
   }
   gtmsm_memory_free(mem);
   free(frames);
