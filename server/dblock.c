@@ -28,17 +28,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
-
-/* mkdir of path's parent folder (one level), as the store makes it for the
- * database: the lock comes first, so the default ./data may not exist yet. */
-static void make_parent(const char *path) {
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (!slash || slash == dir) return;
-  *slash = '\0';
-  (void)mkdir(dir, 0755); /* failing, the open below says why */
-}
+#include "util.h"
 
 /* The PID written in the lock file, or 0 when it holds none. */
 static long holder_pid(int fd) {
@@ -60,7 +50,7 @@ int dblock_acquire(dblock *l, const char *db_path, char *err, size_t errlen) {
   int write = 1;
   int fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0 && errno == ENOENT) {
-    make_parent(l->path);
+    (void)util_make_parent(l->path); /* the lock comes before the store: ./data may not exist yet; failing, the open below says why */
     fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   }
   if (fd < 0 && errno == EROFS) {

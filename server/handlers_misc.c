@@ -10,24 +10,33 @@
 
 void handle_live(http_req *r) { http_reply_json(r, 200, json_pack("{s:s}", "status", "live")); }
 
-void handle_ready(http_req *r) {
+/* Replies 503 not-ready and returns 1 unless the server is ready and the
+ * store writable (writes would fail: a balancer should send them elsewhere
+ * until they can succeed; the store probes again at most once a second).
+ * model: the model a per-model probe asked about, or NULL. */
+static int reply_not_ready(http_req *r, const char *model) {
   app *a = http_app(r);
   char err[300] = "";
-  if (atomic_load(&a->ready) && store_writable(a->db, 1, err, sizeof err) != 0) {
-    /* Writes would fail: a balancer should send them elsewhere until they
-     * can succeed (the store probes again at most once a second). */
+  if (!atomic_load(&a->ready)) {
+    if (atomic_load(&a->stopping))
+      http_problem(r, 503, "not-ready", NULL, "the server is shutting down");
+    else if (model)
+      http_problem(r, 503, "not-ready", NULL, "model '%s' is loaded but the server is not ready", model);
+    else
+      http_problem(r, 503, "not-ready", NULL, "no model loaded from %.200s: put a *.gtm file there and "
+                   "send SIGHUP (or restart)", a->cfg.models);
+    return 1;
+  }
+  if (store_writable(a->db, 1, err, sizeof err) != 0) {
     http_problem(r, 503, "not-ready", NULL, "%s", err);
-    return;
+    return 1;
   }
-  if (atomic_load(&a->ready)) {
-    http_reply_json(r, 200, json_pack("{s:s, s:i}", "status", "ready", "models", models_names(&a->models)));
-    return;
-  }
-  if (atomic_load(&a->stopping))
-    http_problem(r, 503, "not-ready", NULL, "the server is shutting down");
-  else
-    http_problem(r, 503, "not-ready", NULL, "no model loaded from %.200s: put a *.gtm file there and "
-                 "send SIGHUP (or restart)", a->cfg.models);
+  return 0;
+}
+
+void handle_ready(http_req *r) {
+  if (reply_not_ready(r, NULL)) return;
+  http_reply_json(r, 200, json_pack("{s:s, s:i}", "status", "ready", "models", models_names(&http_app(r)->models)));
 }
 
 void handle_metrics(http_req *r) {
@@ -139,16 +148,8 @@ void handle_v2_model_version(http_req *r) { model_metadata(r, 1); }
 
 static void model_ready(http_req *r, int versioned) {
   const model_entry *me = v2_model(r, versioned);
-  if (!me) return;
-  app *a = http_app(r);
-  char err[300] = "";
-  if (!atomic_load(&a->ready))
-    http_problem(r, 503, "not-ready", NULL, "model '%s' is loaded but the server is %s", me->name,
-                 atomic_load(&a->stopping) ? "shutting down" : "not ready");
-  else if (store_writable(a->db, 1, err, sizeof err) != 0)
-    http_problem(r, 503, "not-ready", NULL, "%s", err);
-  else
-    http_reply_json(r, 200, json_pack("{s:s, s:b}", "name", me->name, "ready", 1));
+  if (!me || reply_not_ready(r, me->name)) return;
+  http_reply_json(r, 200, json_pack("{s:s, s:b}", "name", me->name, "ready", 1));
 }
 
 void handle_v2_model_ready(http_req *r) { model_ready(r, 0); }

@@ -448,7 +448,13 @@ int sessions_create(sessions *c, const char *id, const model_entry *me, long lon
 }
 
 int sessions_delete(sessions *c, session *s, char *err, size_t errlen) {
-  int rc = store_session_delete(c->db, s->sid, err, errlen);
+  /* fenced by the lease sessions_lock took (PostgreSQL with replicas) */
+  int rc = store_session_delete(c->db, s->sid, c->leases ? s->lease_epoch : 0, err, errlen);
+  if (rc == STORE_EFENCED) { /* another replica holds it now: our copy is stale */
+    drop_memory(c, s);
+    s->lease_epoch = 0;
+    s->lease_until = 0;
+  }
   if (rc) return rc;
   pthread_mutex_lock(&c->mu);
   table_remove(c, s);

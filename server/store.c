@@ -79,8 +79,8 @@ int store_session_create(store *s, const char *id, const char *model, const char
   return s->ops->session_create(s, id, model, version, now_ms, ttl_s, out, created, err, errlen);
 }
 
-int store_session_delete(store *s, int64_t sid, char *err, size_t errlen) {
-  return s->ops->session_delete(s, sid, err, errlen);
+int store_session_delete(store *s, int64_t sid, int64_t epoch, char *err, size_t errlen) {
+  return s->ops->session_delete(s, sid, epoch, err, errlen);
 }
 
 int store_session_count(store *s, int64_t *n) { return s->ops->session_count(s, n); }

@@ -105,7 +105,7 @@ int store_session_create(store *s, const char *id, const char *model, const char
                          long long now_ms, long long ttl_s, store_session *out, int *created,
                          char *err, size_t errlen);
 /* Deletes the session and its observations in one transaction. */
-int store_session_delete(store *s, int64_t sid, char *err, size_t errlen);
+int store_session_delete(store *s, int64_t sid, int64_t epoch, char *err, size_t errlen);
 /* Number of stored sessions. */
 int store_session_count(store *s, int64_t *n);
 /* A page of the stored sessions in order of row id (the order they were

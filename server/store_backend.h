@@ -24,7 +24,7 @@ typedef struct store_ops {
   int (*session_create)(store *s, const char *id, const char *model, const char *version,
                         long long now_ms, long long ttl_s, store_session *out, int *created,
                         char *err, size_t errlen);
-  int (*session_delete)(store *s, int64_t sid, char *err, size_t errlen);
+  int (*session_delete)(store *s, int64_t sid, int64_t epoch, char *err, size_t errlen);
   int (*session_count)(store *s, int64_t *n);
   int (*session_list)(store *s, const char *model, int64_t after_sid, int limit,
                       store_session *out, int *n, char *err, size_t errlen);

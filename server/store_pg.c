@@ -663,7 +663,9 @@ static int commit(pg_store *s, double *seconds, char *err, size_t errlen) {
   return rc;
 }
 
-static int pg_session_delete(store *b, int64_t sid, char *err, size_t errlen) {
+static int fence(pg_store *s, int64_t sid, int64_t epoch, char *err, size_t errlen);
+
+static int pg_session_delete(store *b, int64_t sid, int64_t epoch, char *err, size_t errlen) {
   pg_store *s = (pg_store *)b;
   char id[8];
   put_i64(id, sid);
@@ -672,7 +674,8 @@ static int pg_session_delete(store *b, int64_t sid, char *err, size_t errlen) {
   pthread_mutex_lock(&s->mu);
   int rc = begin(s, err, errlen);
   if (rc) goto done;
-  rc = run(s, ST_DELETE_OBS, vals, lens, NULL, err, errlen, "delete observations");
+  if (epoch) rc = fence(s, sid, epoch, err, errlen); /* a replica that lost the lease deletes nothing */
+  if (!rc) rc = run(s, ST_DELETE_OBS, vals, lens, NULL, err, errlen, "delete observations");
   if (!rc) rc = run(s, ST_DELETE_SESSION, vals, lens, NULL, err, errlen, "delete session");
   if (!rc) rc = commit(s, NULL, err, errlen);
   if (rc) rollback(s);
@@ -847,20 +850,21 @@ static int update_session(pg_store *s, int64_t sid, const store_append_req *a, c
   return run(s, ST_UPDATE_SESSION, vals, lens, NULL, err, errlen, "update session");
 }
 
-/* The lease fence of append a (mutex held, in its SAVEPOINT): renews the
- * lease while this owner holds it under a->epoch, else STORE_EFENCED. */
-static int fence(pg_store *s, const store_append_req *a, char *err, size_t errlen) {
+/* The lease fence of a write to session sid (mutex held, in its transaction
+ * or SAVEPOINT): renews the lease while this owner holds it under epoch,
+ * else STORE_EFENCED. */
+static int fence(pg_store *s, int64_t sid_v, int64_t epoch_v, char *err, size_t errlen) {
   char sid[8], ttl[8], epoch[8];
-  put_i64(sid, a->sid);
+  put_i64(sid, sid_v);
   put_i64(ttl, s->base.lease_ttl_ms);
-  put_i64(epoch, a->epoch);
+  put_i64(epoch, epoch_v);
   const char *vals[4] = {sid, s->base.owner, ttl, epoch};
   const int lens[4] = {8, (int)strlen(s->base.owner), 8, 8};
   PGresult *r = NULL;
   int rc = run(s, ST_LEASE_FENCE, vals, lens, &r, err, errlen, "renew the lease");
   if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
     rc = gtmsm_fail(err, errlen, STORE_EFENCED, "the session's lease (epoch %lld) was taken by "
-                    "another replica: this one no longer writes it", (long long)a->epoch);
+                    "another replica: this one no longer writes it", (long long)epoch_v);
   PQclear(r);
   return rc;
 }
@@ -882,7 +886,7 @@ static int write_group_locked(pg_store *s, store_group_item *const *items, int n
     store_group_item *it = items[i];
     it->err[0] = '\0';
     int r = run0(s, ST_SAVEPOINT, it->err, sizeof it->err, "savepoint");
-    if (!r && it->req->epoch) r = fence(s, it->req, it->err, sizeof it->err);
+    if (!r && it->req->epoch) r = fence(s, it->req->sid, it->req->epoch, it->err, sizeof it->err);
     if (!r) r = insert_obs(s, it->req->sid, it->req, it->err, sizeof it->err);
     if (!r) r = update_session(s, it->req->sid, it->req, it->err, sizeof it->err);
     if (!r) r = run0(s, ST_RELEASE, it->err, sizeof it->err, "release savepoint");

@@ -262,17 +262,6 @@ static int migrate(sqlite_store *s, char *err, size_t errlen) {
   return 0;
 }
 
-/* mkdir of path's parent folder when missing (one level, like the default ./data). */
-static void make_parent(const char *path) {
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (!slash || slash == dir) return;
-  *slash = '\0';
-  if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-    log_at(LOG_LEVEL_WARN, NULL, "store", "{s:s, s:s}", "dir", dir, "error", strerror(errno));
-}
-
 static const store_ops SQLITE_OPS;
 
 static void sq_close(store *base) {
@@ -297,7 +286,9 @@ int store_sqlite_open(store **out, const char *path, int synchronous, char *err,
   store_base_init(&s->base, &SQLITE_OPS);
   pthread_mutex_init(&s->mu, NULL);
   int rc = 0;
-  make_parent(path);
+  const int mk = util_make_parent(path);
+  if (mk) log_at(LOG_LEVEL_WARN, NULL, "store", "{s:s, s:s}", "msg", "cannot make the database's folder", "error",
+                 strerror(mk), "db", path);
   if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       NULL) != SQLITE_OK) {
     rc = gtmsm_fail(err, errlen, GTMSM_EIO, "sqlite: cannot open %s: %s", path,
@@ -450,7 +441,8 @@ static int commit(sqlite_store *s, double *seconds, char *err, size_t errlen) {
   return rc;
 }
 
-static int sq_session_delete(store *base, int64_t sid, char *err, size_t errlen) {
+static int sq_session_delete(store *base, int64_t sid, int64_t epoch, char *err, size_t errlen) {
+  (void)epoch; /* one process owns the file: no leases */
   sqlite_store *s = (sqlite_store *)base;
   pthread_mutex_lock(&s->mu);
   int rc = begin(s, err, errlen);

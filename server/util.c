@@ -1,7 +1,11 @@
 /* Clocks and random ids (see util.h). */
 #include "util.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,4 +47,13 @@ int util_random_hex(char *out, size_t nbytes) {
   }
   out[2 * nbytes] = '\0';
   return 0;
+}
+
+int util_make_parent(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash || slash == dir) return 0;
+  *slash = '\0';
+  return mkdir(dir, 0755) != 0 && errno != EEXIST ? errno : 0;
 }

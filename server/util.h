@@ -13,5 +13,9 @@ double util_mono_seconds(void);
  * NUL (out holds 2 * nbytes + 1). Reads /dev/urandom; thread-safe. Returns 0
  * or GTMSM_EIO. */
 int util_random_hex(char *out, size_t nbytes);
+/* mkdir of path's parent folder when missing (one level, like the default
+ * ./data): 0, or the errno of a failed mkdir (the open that follows says
+ * what it means for the caller). */
+int util_make_parent(const char *path);
 
 #endif

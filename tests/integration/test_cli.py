@@ -218,6 +218,9 @@ def test_landmarks(tmp):
           "has 12288 floats, this model's 6144", "--init of another architecture exits 2")
     fails(["train", "--out", f"{tmp}/b3", "--freeze", "vae,wings", "--steps", "1"], 2, "--freeze vae,wings: roles are",
           "--freeze with an unknown role exits 2")
+    for extra in (["--episodes", "x.ndjson"], ["--from-db", "x.db"], ["--init", f"{tmp}/b0.gtm"], ["--freeze", "vae"]):
+        fails(["train", "--out", f"{tmp}/b1", "--resume", *extra], 2, "--resume continues with the checkpoint's data",
+              f"--resume with {extra[0]} exits 2 (it would be ignored)")
 
 
 def test_maze3d(tmp):

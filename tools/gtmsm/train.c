@@ -539,6 +539,13 @@ int cmd_train(int argc, char **argv) {
     opt_list_free(&sessions);
     return 2;
   }
+  if (resume && (episodes.n || from_db || init_from || freeze)) {
+    fprintf(stderr, "gtmsm train: --resume continues with the checkpoint's data and start: it takes no "
+                    "--episodes, --from-db, --init or --freeze\n");
+    opt_list_free(&episodes);
+    opt_list_free(&sessions);
+    return 2;
+  }
 
   int rc = 1;
   char err[512], ckpt[4096], csvp[4096];

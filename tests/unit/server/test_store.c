@@ -168,7 +168,7 @@ static void test_rows(void) {
         "the import's entries");
   int64_t count = 0;
   CHECK(store_session_count(s, &count) == 0 && count == 2, "two sessions");
-  CHECK(store_session_delete(s, row.sid, err, sizeof err) == 0, "delete s1");
+  CHECK(store_session_delete(s, row.sid, 0, err, sizeof err) == 0, "delete s1");
   CHECK(store_session_get(s, "s1", &again, err, sizeof err) == STORE_NOTFOUND, "s1 gone");
   f = (frames_seen){0, 0, 1};
   store_frames_each(s, row.sid, 0, see_frame, &f, err, sizeof err);
@@ -304,7 +304,7 @@ static void test_lru(void) {
   sessions_release(c, held[0]);
   session *cold = NULL;
   CHECK(sessions_acquire(c, "s4", &cold, err, sizeof err) == SESSIONS_OK && cold->mem == NULL, "s4 cold");
-  CHECK(store_session_delete(st, cold->sid, err, sizeof err) == 0, "delete s4's row directly");
+  CHECK(store_session_delete(st, cold->sid, 0, err, sizeof err) == 0, "delete s4's row directly");
   CHECK(sessions_lock(c, cold, 0, 1, err, sizeof err) == SESSIONS_NOTFOUND, "loading s4: not found");
   CHECK(sessions_create(c, "s4", REG.v[0], 0, &row, &created, err, sizeof err) == 0 && created, "recreate s4");
   session *fresh = NULL;

@@ -329,7 +329,7 @@ static void test_rows(const backend *b) {
         "%s: the import's state", b->name);
   int64_t count = 0;
   CHECK(store_session_count(s, &count) == 0 && count == 2, "%s: two sessions (%lld)", b->name, (long long)count);
-  CHECK(store_session_delete(s, row.sid, err, sizeof err) == 0, "%s: delete s1: %s", b->name, err);
+  CHECK(store_session_delete(s, row.sid, 0, err, sizeof err) == 0, "%s: delete s1: %s", b->name, err);
   CHECK(store_session_get(s, "s1", &again, err, sizeof err) == STORE_NOTFOUND, "%s: s1 gone", b->name);
   CHECK(b->rows(target, row.sid) == 0, "%s: its observations are gone too", b->name);
   CHECK(store_writable(s, 1, err, sizeof err) == 0, "%s: writable", b->name);
@@ -601,7 +601,7 @@ static void test_list(const backend *b) {
     store_session_create(s, ids[i], i % 2 ? "b" : "a", "0123", 1000 + i, 0, &row, &created, err, sizeof err);
     sids[i] = row.sid;
   }
-  store_session_delete(s, sids[2], err, sizeof err); /* a hole: "mid" */
+  store_session_delete(s, sids[2], 0, err, sizeof err); /* a hole: "mid" */
   int64_t after = 0;
   int seen = 0, pages = 0, ok = 1;
   const int want[] = {0, 1, 3, 4, 5, 6};
@@ -788,6 +788,9 @@ static void test_pg_leases(void) {
   store_session got;
   CHECK(store_session_get(b, "L", &got, err, sizeof err) == 0 && got.steps == 1 && pg_rows(target, row.sid) == 1,
         "the fenced append left nothing: steps %lld", (long long)got.steps);
+  rc = store_session_delete(a, row.sid, 1, err, sizeof err);
+  CHECK(rc == STORE_EFENCED && store_session_get(b, "L", &got, err, sizeof err) == 0 && pg_rows(target, row.sid) == 1,
+        "a's stale delete is fenced too: the session and its row stay (rc %d)", rc);
   ap.t0 = 1;
   ap.steps = 2;
   ap.epoch = 2;
