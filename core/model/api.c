@@ -2,6 +2,7 @@
 #include "model/api.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <cblas.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -141,10 +142,73 @@ static void decode_blocked(const gtmsm_model *m, gtmsm_ws *ws, uint64_t mask, fl
   }
 }
 
-/* Rows the workspace of a call on n frames needs. */
-static int ws_rows(uint64_t mask, int n) { return block_for(mask, 0, n < ROW_BLOCK ? n : ROW_BLOCK); }
+/* Inference workspaces kept in the model between calls: the VAE's for a
+ * whole block (every call runs blocks of at most ROW_BLOCK rows), a block's
+ * padded frames and latents, and the prior's. A call takes one (or makes one)
+ * and gives it back; concurrent calls on one model each hold their own, so
+ * the pool grows to the most calls at once. Allocating them per call was
+ * about a tenth of a 256-step prediction (docs/BENCHMARKS.md). */
+typedef struct pooled {
+  gtmsm_ws *ws;
+  float *buf; /* (ROW_BLOCK, D + 2Z) */
+  void *pws;
+  struct pooled *next;
+} pooled;
+struct gtmsm_ws_pool {
+  pooled *free;
+};
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Floats of a memory entry's value: the latent's (mu, lv), then what the prior adds. */
+static void pooled_free(const gtmsm_model *m, pooled *p) {
+  if (!p) return;
+  gtmsm_ws_free(p->ws);
+  free(p->buf);
+  if (p->pws) m->prior->ws_free(p->pws);
+  free(p);
+}
+
+static pooled *pool_take(const gtmsm_model *m) {
+  pooled *p = NULL;
+  pthread_mutex_lock(&pool_mu);
+  if (m->ws_pool && (p = m->ws_pool->free)) m->ws_pool->free = p->next;
+  pthread_mutex_unlock(&pool_mu);
+  if (p) return p;
+  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
+  if (!(p = calloc(1, sizeof *p))) return NULL;
+  p->ws = gtmsm_ws_new(&m->cfg, ROW_BLOCK, 0);
+  p->buf = malloc(sizeof(float) * ROW_BLOCK * (size_t)(D + 2 * Z));
+  p->pws = m->prior->ws_new(&m->cfg, 1, 0);
+  if (!p->ws || !p->buf || !p->pws) {
+    pooled_free(m, p);
+    return NULL;
+  }
+  return p;
+}
+
+static void pool_give(const gtmsm_model *m, pooled *p) {
+  if (!p) return;
+  gtmsm_model *mm = (gtmsm_model *)m; /* a cache in the model, as infer_blocks */
+  pthread_mutex_lock(&pool_mu);
+  if (!mm->ws_pool) mm->ws_pool = calloc(1, sizeof *mm->ws_pool);
+  if (mm->ws_pool) {
+    p->next = mm->ws_pool->free;
+    mm->ws_pool->free = p;
+    p = NULL;
+  }
+  pthread_mutex_unlock(&pool_mu);
+  pooled_free(m, p); /* no pool (out of memory): not kept */
+}
+
+void gtmsm_ws_pool_free(gtmsm_model *m) {
+  if (!m->ws_pool) return;
+  for (pooled *p = m->ws_pool->free, *next; p; p = next) {
+    next = p->next;
+    pooled_free(m, p);
+  }
+  free(m->ws_pool);
+  m->ws_pool = NULL;
+}
+
 static int has_landmarks(const gtmsm_model *m) { return m->cfg.infer == GTMSM_INFER_LANDMARK; }
 
 /* A memory value: mu, logvar (2Z), the prior's extra, and with landmarks one
@@ -227,9 +291,9 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
   float *val = malloc((size_t)value_size(m) * sizeof(float));
   const int D = gtmsm_config_D(&m->cfg);
   const uint64_t mask = infer_blocks(m);
-  const int q = mem->steps % ROW_BLOCK + n < ROW_BLOCK ? ws_rows(mask, (int)(mem->steps % ROW_BLOCK) + n) : ROW_BLOCK;
-  float *xpad = malloc(sizeof(float) * (size_t)q * (D + 2 * Z));
-  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, q, 0);
+  pooled *pw = pool_take(m);
+  gtmsm_ws *ws = pw ? pw->ws : NULL;
+  float *xpad = pw ? pw->buf : NULL;
   size_t size0 = dnd_size(mem->mem), rev0 = mem->rev ? dnd_size(mem->rev) : 0;
   float state0[GTMSM_MAX_S], hidden0[GTMSM_MAX_H];
   long steps0 = mem->steps;
@@ -239,7 +303,7 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
-  float *mu_b = xpad + (size_t)q * D, *lv_b = mu_b + (size_t)q * Z;
+  float *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
   encode_blocked(m, ws, mask, xpad, frames, n, mem->steps, mu, lv, mu_b, lv_b);
   const int extra = m->prior->value_extra(&m->cfg);
   for (int i = 0; i < n; i++) {
@@ -288,11 +352,10 @@ done:
     memcpy(mem->hidden, hidden0, sizeof hidden0);
     mem->steps = steps0;
   }
-  gtmsm_ws_free(ws);
+  pool_give(m, pw);
   free(mu);
   free(lv);
   free(val);
-  free(xpad);
   return rc;
 }
 
@@ -324,11 +387,11 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
   if ((rc = check_actions(m, actions, n, err, errlen))) return rc;
   float *z = calloc((size_t)n * Z, sizeof(float));
   const uint64_t mask = infer_blocks(m);
-  const int q = ws_rows(mask, n);
-  float *zpad = malloc(sizeof(float) * (size_t)q * (Z + D));
-  gtmsm_ws *ws = gtmsm_ws_new(&m->cfg, q, 0);
-  void *pws = m->prior->ws_new(&m->cfg, 1, 0);
-  if (!z || !ws || !zpad || !pws) {
+  pooled *pw = pool_take(m);
+  gtmsm_ws *ws = pw ? pw->ws : NULL;
+  float *zpad = pw ? pw->buf : NULL;
+  void *pws = pw ? pw->pws : NULL;
+  if (!z || !pw) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
@@ -361,16 +424,14 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
     for (int j2 = 0; j2 < found; j2++) values[j2] = dnd_value(mem->mem, (size_t)idx[j2]);
     m->prior->predict(m, pws, st, d2, values, found, mode == GTMSM_PREDICT_SAMPLE, &r, zt);
   }
-  decode_blocked(m, ws, mask, zpad, z, n, frames_out, zpad + (size_t)q * Z);
+  decode_blocked(m, ws, mask, zpad, z, n, frames_out, zpad + (size_t)ROW_BLOCK * Z);
   for (size_t i = 0; i < (size_t)n * D; i++) {
     float v = frames_out[i];
     frames_out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
   }
 done:
-  if (pws) m->prior->ws_free(pws);
-  gtmsm_ws_free(ws);
+  pool_give(m, pw);
   free(z);
-  free(zpad);
   return rc;
 }
 

@@ -138,6 +138,7 @@ int gtmsm_model_init(gtmsm_model *m, const gtmsm_config *cfg, uint64_t seed, cha
 }
 
 void gtmsm_model_free(gtmsm_model *m) {
+  gtmsm_ws_pool_free(m);
   params_free(&m->p);
   memset(m, 0, sizeof *m);
 }

@@ -88,6 +88,7 @@ typedef struct {
   char meta_json[4096]; /* training provenance written into model files */
   char content_hash[17];
   uint64_t infer_blocks; /* verified inference block sizes, cached by api.c (gtmsm_infer_rows); 0: not measured */
+  struct gtmsm_ws_pool *ws_pool; /* api.c: inference workspaces kept between calls (NULL until the first) */
 } gtmsm_model;
 
 /* The kind of the part playing role (GTMSM_ROLE_*): "fc", "conv", "gated2d",

@@ -35,6 +35,9 @@ struct gtmsm_trans_ops;
 struct gtmsm_keymap_ops;
 struct gtmsm_prior_ops;
 struct gtmsm_infer_ops;
+/* Frees the inference workspaces api.c keeps in m (gtmsm_model_free calls it). */
+void gtmsm_ws_pool_free(gtmsm_model *m);
+
 /* The part of each role a configuration selects. */
 void gtmsm_parts_of(const gtmsm_config *c, const struct gtmsm_vae_ops **vae,
                     const struct gtmsm_trans_ops **trans, const struct gtmsm_keymap_ops **keymap,
