@@ -46,7 +46,7 @@ typedef struct {
   int keep, D;
   float *truth, *pred[EVAL_METHODS];
   int *visited_flags;  /* (keep, predict) */
-  /* kept simulated episodes (NULL for recordings): the world and its
+  /* kept episodes of a source with maps (NULL for recordings): the world and its
    * obstacles, the true and the learned trajectory (the states through the
    * affine fit of the memorized steps), memorized then predicted */
   int memorize;
@@ -54,6 +54,25 @@ typedef struct {
   unsigned char *blocked; /* (keep, 9, 9) [row][col] */
   float *xy_true, *xy_model; /* (keep, memorize + predict, 2) grid (col, row) */
 } eval_result;
+
+/* Where the episodes of an evaluation come from: episode(ctx, e, N, ...)
+ * fills frames (N, D), actions (N) and, when truth is set, cells (N, 2: the
+ * true col, row of every step); world (32, 32, 3) and blocked (9, 9) for the
+ * map figure when they are not NULL (asked only when maps is set). Returns 0
+ * or a GTMSM_E* code. */
+typedef struct {
+  int (*episode)(void *ctx, int e, int N, float *frames, int *actions, int *cells, float *world,
+                 unsigned char *blocked);
+  void *ctx;
+  int truth, maps;
+} eval_imagenav_source;
+
+/* The image-navigation protocol on E episodes of src (memorize, then predict
+ * from the actions alone; the oracle, visited and the position error need
+ * truth). Fills res (free with eval_result_free); deterministic for any
+ * thread count. Returns 0 or a GTMSM_E* code with a message. */
+int gtmsm_eval_imagenav_from(const gtmsm_model *m, const eval_imagenav_source *src, int E, int memorize, int P,
+                             int keep, int threads, eval_result *res, char *err, size_t errlen);
 
 /* Runs the evaluation (deterministic in cfg->seed for any thread count).
  * Fills res (free with eval_result_free). Returns 0 or a GTMSM_E* code. */
