@@ -15,6 +15,12 @@
 
 #include "store.h"
 
+/* Rows per page of store_frames_each on both backends: the SQL's LIMIT and
+ * the loops that stop at a short page are written from this one number. */
+#define STORE_FRAME_PAGE 256
+#define STORE_STR_(x) #x
+#define STORE_STR(x) STORE_STR_(x)
+
 typedef struct store_ops {
   const char *name; /* "sqlite", "postgresql": for logs and metrics */
   void (*close)(store *s);

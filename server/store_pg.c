@@ -63,7 +63,7 @@ static const char *const MIGRATIONS[STORE_SCHEMA_VERSION] = {
 /* Serialises migrations of daemons starting at once on one database. */
 #define MIGRATION_LOCK "SELECT pg_advisory_xact_lock(7165920730001)"
 
-enum { FRAME_PAGE = 256, ENTRY_PAGE = 4096 };
+#define ENTRY_PAGE 4096 /* rows per page of store_entries_each */
 
 enum {
   ST_GET,
@@ -120,9 +120,9 @@ static const statement SQL[ST_N] = {
     [ST_COUNT] = {"SELECT count(*) FROM sessions", 0, {0}},
     [ST_STATE] = {"SELECT state FROM sessions WHERE sid = $1", 1, {OID_INT8}},
     [ST_ENTRIES_FROM] = {"SELECT t, entry FROM observations WHERE sid = $1 AND t >= $2 "
-                         "ORDER BY t LIMIT 4096", 2, {OID_INT8, OID_INT8}},
+                         "ORDER BY t LIMIT " STORE_STR(ENTRY_PAGE), 2, {OID_INT8, OID_INT8}},
     [ST_FRAMES_FROM] = {"SELECT t, action, frame FROM observations WHERE sid = $1 AND t >= $2 "
-                        "ORDER BY t LIMIT 256", 2, {OID_INT8, OID_INT8}},
+                        "ORDER BY t LIMIT " STORE_STR(STORE_FRAME_PAGE), 2, {OID_INT8, OID_INT8}},
     [ST_FRAME_AT] = {"SELECT action, frame FROM observations WHERE sid = $1 AND t = $2", 2,
                      {OID_INT8, OID_INT8}},
     [ST_INSERT_OBS] = {"INSERT INTO observations (sid, t, action, frame, entry) "
@@ -785,7 +785,7 @@ static int pg_frames_each(store *b, int64_t sid, int64_t from_t, store_frame_fn 
     }
     if (n > 0) t = get_i64(r, n - 1, 0) + 1;
     PQclear(r);
-    if (ret || n < FRAME_PAGE) break;
+    if (ret || n < STORE_FRAME_PAGE) break;
   }
   return ret;
 }

@@ -86,7 +86,7 @@ static const char *const SQL[ST_N] = {
     [ST_STATE] = "SELECT state FROM sessions WHERE sid = ?1",
     [ST_ENTRIES] = "SELECT t, entry FROM observations WHERE sid = ?1 ORDER BY t",
     [ST_FRAMES_FROM] = "SELECT t, action, frame FROM observations WHERE sid = ?1 AND t >= ?2 "
-                       "ORDER BY t LIMIT 256",
+                       "ORDER BY t LIMIT " STORE_STR(STORE_FRAME_PAGE),
     [ST_FRAME_AT] = "SELECT action, frame FROM observations WHERE sid = ?1 AND t = ?2",
     [ST_INSERT_OBS] = "INSERT INTO observations (sid, t, action, frame, entry) "
                       "VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -524,15 +524,14 @@ static int sq_entries_each(store *base, int64_t sid, store_entry_fn fn, void *ct
 static int sq_frames_each(store *base, int64_t sid, int64_t from_t, store_frame_fn fn, void *ctx,
                           char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
-  /* Pages of up to FRAME_PAGE rows are copied out under the mutex and handed to
+  /* Pages of up to STORE_FRAME_PAGE rows are copied out under the mutex and handed to
    * fn after it is released: fn may be slow (an export encodes every frame as
    * PNG) and must not hold up every other session's commits and loads. */
-  enum { FRAME_PAGE = 256 };
   struct {
     int64_t t;
     int action;
     size_t off, len;
-  } rows[FRAME_PAGE];
+  } rows[STORE_FRAME_PAGE];
   uint8_t *buf = NULL;
   size_t cap = 0;
   int ret = 0;
@@ -568,7 +567,7 @@ static int sq_frames_each(store *base, int64_t sid, int64_t from_t, store_frame_
     sqlite3_clear_bindings(st);
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < n && !ret; i++) ret = fn(ctx, rows[i].t, rows[i].action, buf + rows[i].off, rows[i].len);
-    if (ret || n < FRAME_PAGE) break;
+    if (ret || n < STORE_FRAME_PAGE) break;
     t = rows[n - 1].t + 1;
   }
   free(buf);

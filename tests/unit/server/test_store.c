@@ -1,9 +1,6 @@
-/* The SQLite store and the session cache on a temporary file:
- * - migrations to the current user_version, idempotent on reopen, and a
- *   database from a newer gtmsmd refused;
- * - create/get/delete, appends of frames, entries and state in one
- *   transaction (a failing one rolled back whole), frames and entries read
- *   back in order, an import in one transaction, an existing id refused;
+/* The session cache over the SQLite store on a temporary file (the store's
+ * own cases, migrations, rows and group commit, run on both backends in
+ * test_store_backends.c):
  * - sessions: observe through the cache in uneven batches, then a cold
  *   reload (entries re-inserted) has the same state, the same memory bytes
  *   and predicts bit-identical frames, also for a landmark model (its
@@ -12,11 +9,9 @@
  *   a held one; a deleted session is gone for later acquires;
  * - a session whose stored state is NULL although it has steps (a damaged
  *   database) fails to load with a clear GTMSM_EFORMAT, and only it;
- * - group commit: a group where two appends fail (an overlap, a missing
- *   session) commits the others and rolls those two back alone; 16 threads
- *   appending to their own sessions at once (one of them sending a bad
- *   append now and then) all get their rows, in order, and only the bad ones
- *   fail; with a group limit of 1 every append is its own COMMIT. */
+ * - group commit under 16 threads appending at once (one of them sending a
+ *   bad append now and then), and with a group limit of 1 every append is
+ *   its own COMMIT. */
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -34,148 +29,6 @@
 static char DIR_[64];
 
 static void path_of(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", DIR_, name); }
-
-static void test_migrations(void) {
-  char db[128], err[256] = "";
-  path_of(db, sizeof db, "m.db");
-  store *s = NULL;
-  CHECK(store_open(&s, db, 0, err, sizeof err) == 0, "open: %s", err);
-  CHECK(s && store_schema_version(s) == STORE_SCHEMA_VERSION, "migrated to %d", STORE_SCHEMA_VERSION);
-  store_close(s);
-  CHECK(store_open(&s, db, 1, err, sizeof err) == 0 && store_schema_version(s) == STORE_SCHEMA_VERSION,
-        "reopen keeps the version");
-  store_close(s);
-  sqlite3 *raw = NULL;
-  sqlite3_open(db, &raw);
-  sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL);
-  sqlite3_close(raw);
-  int rc = store_open(&s, db, 0, err, sizeof err);
-  CHECK(rc == GTMSM_EFORMAT && strstr(err, "newer") && strstr(err, "99"), "a newer schema is refused: %s",
-        err);
-  /* A negative version (a corrupt or hand-edited header) is no index into the
-   * migrations: refused with the version named, nothing run. */
-  sqlite3_open(db, &raw);
-  sqlite3_exec(raw, "PRAGMA user_version = -1", NULL, NULL, NULL);
-  sqlite3_close(raw);
-  err[0] = '\0';
-  rc = store_open(&s, db, 0, err, sizeof err);
-  CHECK(rc == GTMSM_EFORMAT && strstr(err, "-1") && s == NULL, "a negative schema is refused: rc %d %s", rc,
-        err);
-  sqlite3_open(db, &raw);
-  sqlite3_stmt *st = NULL;
-  int v = 0;
-  if (sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-    v = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(raw);
-  CHECK(v == -1, "the refused database is left as it was (user_version %d)", v);
-  printf("migrations: 0 -> %d, idempotent, newer and negative refused (%s)\n", STORE_SCHEMA_VERSION, err);
-}
-
-typedef struct {
-  int n;
-  int64_t next;
-  int ok;
-} frames_seen;
-
-static int see_frame(void *ctx, int64_t t, int action, const uint8_t *frame, size_t len) {
-  frames_seen *f = ctx;
-  if (t != f->next || len != 4 || action != (int)(t % 5) || frame[0] != (uint8_t)t) f->ok = 0;
-  f->next++;
-  f->n++;
-  return 0;
-}
-
-typedef struct {
-  int n;
-  int ok;
-} entries_seen;
-
-static int see_entry(void *ctx, int64_t t, const uint8_t *entry, size_t len) {
-  entries_seen *e = ctx;
-  if (t != e->n || len != 3 || entry[2] != (uint8_t)(100 + t)) e->ok = 0;
-  e->n++;
-  return 0;
-}
-
-static void test_rows(void) {
-  char db[128], err[256] = "";
-  path_of(db, sizeof db, "rows.db");
-  store *s = NULL;
-  CHECK(store_open(&s, db, 0, err, sizeof err) == 0, "open: %s", err);
-  store_session row, again;
-  int created = 0;
-  CHECK(store_session_create(s, "s1", "m", "0123456789abcdef", 1000, 0, &row, &created, err, sizeof err) == 0 &&
-            created && row.steps == 0 && row.created_ms == 1000, "create");
-  CHECK(store_session_create(s, "s1", "other", "x", 2000, 0, &again, &created, err, sizeof err) == 0 && !created &&
-            strcmp(again.model, "m") == 0 && again.sid == row.sid, "create again returns the existing row");
-  int actions[10];
-  uint8_t frames[10 * 4], entries[10 * 3], state[2] = {7, 8};
-  for (int i = 0; i < 10; i++) {
-    actions[i] = i % 5;
-    memset(frames + 4 * i, i, 4);
-    memset(entries + 3 * i, 100 + i, 3);
-  }
-  store_append_req a = {.sid = row.sid, .t0 = 0, .n = 6, .actions = actions, .frames = frames,
-                        .frame_bytes = 4, .entries = entries, .entry_bytes = 3, .state = state,
-                        .state_bytes = 2, .steps = 6, .now_ms = 3000};
-  store_commit_info commit = {-1, 0, 0};
-  uint8_t got[2] = {1, 1};
-  int present = 1;
-  CHECK(store_state_get(s, row.sid, got, 2, &present, err, sizeof err) == 0 && got[0] == 0 && got[1] == 0 &&
-            !present, "no state before the first observation: zeros, reported absent");
-  CHECK(store_append(s, &a, &commit, err, sizeof err) == 0 && commit.seconds >= 0 && commit.group == 1 &&
-            commit.first, "append 6: %s", err);
-  state[1] = 9;
-  a = (store_append_req){.sid = row.sid, .t0 = 6, .n = 4, .actions = actions + 6, .frames = frames + 24,
-                         .frame_bytes = 4, .entries = entries + 18, .entry_bytes = 3, .state = state,
-                         .state_bytes = 2, .steps = 10, .now_ms = 4000};
-  CHECK(store_append(s, &a, NULL, err, sizeof err) == 0, "append 4");
-  a.t0 = 8; /* overlapping rows violate the primary key: the whole transaction rolls back */
-  a.steps = 12;
-  state[1] = 66;
-  CHECK(store_append(s, &a, NULL, err, sizeof err) == GTMSM_EIO, "an overlapping append fails");
-  CHECK(store_session_get(s, "s1", &again, err, sizeof err) == 0 && again.steps == 10 &&
-            again.updated_ms == 4000, "steps 10 after the failed append (rolled back)");
-  CHECK(store_state_get(s, row.sid, got, 2, &present, err, sizeof err) == 0 && got[0] == 7 && got[1] == 9 &&
-            present,
-        "the state of the last committed append (%d %d)", got[0], got[1]);
-  CHECK(store_state_get(s, row.sid, got, 3, &present, err, sizeof err) == GTMSM_EFORMAT, "state size mismatch caught");
-  frames_seen f = {0, 3, 1};
-  CHECK(store_frames_each(s, row.sid, 3, see_frame, &f, err, sizeof err) == 0 && f.n == 7 && f.ok,
-        "frames from t=3 in order (%d)", f.n);
-  entries_seen es = {0, 1};
-  CHECK(store_entries_each(s, row.sid, see_entry, &es, err, sizeof err) == 0 && es.n == 10 && es.ok,
-        "10 entries in order (%d)", es.n);
-  int act = -1;
-  uint8_t fr[4];
-  CHECK(store_frame_get(s, row.sid, 7, &act, fr, 4, err, sizeof err) == 0 && act == 2 && fr[3] == 7, "frame 7");
-  CHECK(store_frame_get(s, row.sid, 10, &act, fr, 4, err, sizeof err) == STORE_NOTFOUND, "no frame 10");
-  CHECK(store_frame_get(s, row.sid, 7, &act, fr, 3, err, sizeof err) == GTMSM_EFORMAT, "size mismatch caught");
-  store_session meta = {0};
-  snprintf(meta.id, sizeof meta.id, "s1");
-  int64_t sid = 0;
-  a = (store_append_req){.n = 10, .actions = actions, .frames = frames, .frame_bytes = 4,
-                         .entries = entries, .entry_bytes = 3, .state = state, .state_bytes = 2,
-                         .steps = 10};
-  CHECK(store_import(s, &meta, &a, &sid, err, sizeof err) == STORE_EXISTS, "import over an existing id refused");
-  snprintf(meta.id, sizeof meta.id, "s2");
-  snprintf(meta.model, sizeof meta.model, "m");
-  meta.steps = 10;
-  CHECK(store_import(s, &meta, &a, &sid, err, sizeof err) == 0, "import s2");
-  es = (entries_seen){0, 1};
-  CHECK(store_entries_each(s, sid, see_entry, &es, err, sizeof err) == 0 && es.n == 10 && es.ok,
-        "the import's entries");
-  int64_t count = 0;
-  CHECK(store_session_count(s, &count) == 0 && count == 2, "two sessions");
-  CHECK(store_session_delete(s, row.sid, 0, err, sizeof err) == 0, "delete s1");
-  CHECK(store_session_get(s, "s1", &again, err, sizeof err) == STORE_NOTFOUND, "s1 gone");
-  f = (frames_seen){0, 0, 1};
-  store_frames_each(s, row.sid, 0, see_frame, &f, err, sizeof err);
-  CHECK(f.n == 0, "its observations are gone too");
-  store_close(s);
-  printf("rows: create (idempotent), appends in transactions, state, frames, entries, import, delete\n");
-}
 
 /* ---- sessions over a real model ------------------------------------------ */
 
@@ -401,62 +254,6 @@ static long long count_rows(const char *db, int64_t sid) {
   return n;
 }
 
-static void test_group(void) {
-  char db[128], err[256] = "";
-  path_of(db, sizeof db, "group.db");
-  store *s = NULL;
-  CHECK(store_open(&s, db, 0, err, sizeof err) == 0, "open: %s", err);
-  store_session rows[3];
-  int created = 0;
-  for (int i = 0; i < 3; i++) {
-    char id[8];
-    snprintf(id, sizeof id, "g%d", i);
-    CHECK(store_session_create(s, id, "m", "0123456789abcdef", 1000, 0, &rows[i], &created, err, sizeof err) == 0,
-          "create %s", id);
-  }
-  int actions[4] = {1, 2, 3, 4};
-  uint8_t frames[4 * 4], entries[4 * 3], state[2] = {5, 6}, state1[2] = {9, 9};
-  memset(frames, 7, sizeof frames);
-  memset(entries, 8, sizeof entries);
-  store_append_req base = {.t0 = 0, .n = 2, .actions = actions, .frames = frames, .frame_bytes = 4,
-                           .entries = entries, .entry_bytes = 3, .state = state, .state_bytes = 2,
-                           .steps = 2, .now_ms = 2000};
-  store_append_req g1 = base;
-  g1.sid = rows[1].sid;
-  CHECK(store_append(s, &g1, NULL, err, sizeof err) == 0, "g1 observes t 0..1 first: %s", err);
-  store_append_req r0 = base, r1 = base, r2 = base, r3 = base;
-  r0.sid = rows[0].sid;
-  r1.sid = rows[1].sid; /* t 1..2 overlaps its stored t=1: the primary key refuses it */
-  r1.t0 = 1;
-  r1.steps = 3;
-  r1.state = state1;
-  r2.sid = rows[2].sid + 1000; /* no such session: the foreign key refuses it */
-  r3.sid = rows[2].sid;
-  store_group_item items[4] = {{.req = &r0}, {.req = &r1}, {.req = &r2}, {.req = &r3}};
-  double secs = -1;
-  CHECK(store_append_group(s, items, 4, &secs) == 0 && secs >= 0, "the group commits");
-  CHECK(items[0].rc == 0 && items[3].rc == 0, "the good appends succeed (%d %d)", items[0].rc, items[3].rc);
-  CHECK(items[1].rc == GTMSM_EIO && items[2].rc == GTMSM_EIO && *items[1].err && *items[2].err,
-        "the bad ones fail alone with their own error (%d '%s', %d '%s')", items[1].rc, items[1].err,
-        items[2].rc, items[2].err);
-  store_session got;
-  uint8_t st[2];
-  int present = 0;
-  CHECK(store_session_get(s, "g0", &got, err, sizeof err) == 0 && got.steps == 2 && count_rows(db, rows[0].sid) == 2,
-        "g0 committed: steps %lld", (long long)got.steps);
-  CHECK(store_session_get(s, "g2", &got, err, sizeof err) == 0 && got.steps == 2 && count_rows(db, rows[2].sid) == 2,
-        "g2 committed after the failures before it: steps %lld", (long long)got.steps);
-  CHECK(store_session_get(s, "g1", &got, err, sizeof err) == 0 && got.steps == 2 && count_rows(db, rows[1].sid) == 2 &&
-            store_state_get(s, rows[1].sid, st, 2, &present, err, sizeof err) == 0 && st[0] == 5 && st[1] == 6,
-        "g1 rolled back alone: steps %lld, its state untouched", (long long)got.steps);
-  CHECK(count_rows(db, rows[2].sid + 1000) == 0, "no rows of the missing session");
-  long long commits = 0, appends = 0;
-  store_group_stats(s, &commits, &appends);
-  CHECK(commits == 2 && appends == 3, "stats: %lld commits, %lld appends", commits, appends);
-  store_close(s);
-  printf("group: two failing appends in a group of four rolled back alone, the others committed\n");
-}
-
 enum { TH = 16, PER = 24 };
 
 typedef struct {
@@ -557,12 +354,9 @@ int main(void) {
   model_entry e = {.name = "m", .m = &M};
   REG.v[0] = &e;
   REG.n = 1;
-  test_migrations();
-  test_rows();
   test_cold_reload("cold.db");
   test_lru();
   test_corrupt_state();
-  test_group();
   test_group_threads();
   gtmsm_model_free(&M);
   /* a landmark model: the store keeps forward entries only; the reverse index comes back from them */
