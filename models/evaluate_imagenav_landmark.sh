@@ -3,7 +3,8 @@
 # as the baseline) on the held-out photo worlds with the paper's protocol (256
 # memorized, 256 predicted, 100 episodes, seed 1000) at 0, 3 and 8 obstacle
 # cells, then beyond the paper: random start cells, and obstacles the
-# prediction phase's explorer walks into. Writes OUT/<case>/ (summary.json,
+# prediction phase's explorer walks into; and 8 obstacles on procedural worlds
+# (no --images). Writes OUT/<case>/ (summary.json,
 # psnr.csv/png, strips, maps) and OUT/summary.md, the table of the model card.
 # Usage: models/evaluate_imagenav_landmark.sh [model.gtm] [out-dir] [baseline.gtm]
 set -euo pipefail
@@ -15,7 +16,8 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target gtmsm >/dev/null
 mkdir -p "$OUT"
 cases=("obstacles_0:--obstacles 0" "obstacles_3:--obstacles 3" "obstacles_8:--obstacles 8"
-       "random_start_8:--obstacles 8 --random-start" "in_prediction_8:--obstacles 8 --obstacles-in-prediction")
+       "random_start_0:--obstacles 0 --random-start" "random_start_8:--obstacles 8 --random-start"
+       "in_prediction_8:--obstacles 8 --obstacles-in-prediction" "procedural_8:--obstacles 8")
 for c in "${cases[@]}"; do
   name=${c%%:*} flags=${c#*:}
   for who in model baseline; do
@@ -23,15 +25,18 @@ for c in "${cases[@]}"; do
     if [[ $who == baseline ]]; then m=$BASE dir=$OUT/baseline/$name; fi
     mkdir -p "$dir"
     echo "== $who $name ($flags)" >&2
+    worlds=(--images data/worlds/test)
+    [[ $name == procedural_* ]] && worlds=() # procedural worlds from the episodes' seeds
     # shellcheck disable=SC2086
-    ./build/tools/gtmsm eval --model "$m" --env imagenav --images data/worlds/test --episodes 100 --seed 1000 \
+    ./build/tools/gtmsm eval --model "$m" --env imagenav "${worlds[@]}" --episodes 100 --seed 1000 \
       --memorize 256 --predict 256 --strips 3 $flags --out "$dir" --json >"$dir/summary.json"
   done
 done
 python3 - "$OUT" <<'PY'
 import json, sys, os
 out = sys.argv[1]
-rows = ["obstacles_0", "obstacles_3", "obstacles_8", "random_start_8", "in_prediction_8"]
+rows = ["obstacles_0", "obstacles_3", "obstacles_8", "random_start_0", "random_start_8", "in_prediction_8",
+        "procedural_8"]
 def load(p):
     with open(p) as f:
         return json.load(f)

@@ -309,16 +309,16 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
   for (int i = 0; i < n; i++) {
     float stop = STOP_NONE;
     if (mem->steps > 0) {
-      float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H];
-      rc = m->infer->observe(m, mem->state, mem->hidden, actions[i], mu + (size_t)i * Z, mem->rev, next, next_h);
+      float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H], mu_p[GTMSM_MAX_S];
+      rc = m->infer->observe(m, mem->state, mem->hidden, actions[i], mu + (size_t)i * Z, mem->rev, next, next_h,
+                             mu_p);
       if (rc) {
         rc = gtmsm_fail(err, errlen, rc, "landmark query failed at observation %d (non-finite encoding)", i);
         goto done;
       }
       if (has_landmarks(m)) { /* did the move the transition predicts fail? */
         const float *prev_mu = i > 0 ? mu + (size_t)(i - 1) * Z : dnd_value(mem->mem, dnd_size(mem->mem) - 1);
-        float mu_p[GTMSM_MAX_S], h_p[GTMSM_MAX_H], want = 0, got = 0, view = 0;
-        m->trans->step(m, mem->state, mem->hidden, actions[i], mu_p, h_p, NULL, 0);
+        float want = 0, got = 0, view = 0;
         for (int k = 0; k < S; k++) {
           want += (mu_p[k] - mem->state[k]) * (mu_p[k] - mem->state[k]);
           got += (next[k] - mem->state[k]) * (next[k] - mem->state[k]);
@@ -359,19 +359,43 @@ done:
   return rc;
 }
 
-/* Whether the memory recorded a failed move of action a within a fifth of
- * the move s -> next of where s is (landmark models: the stop slot). */
-static int stopped_here(const gtmsm_model *m, const gtmsm_memory *mem, const float *s, const float *next, int a) {
-  const int S = m->cfg.S, slot = value_size(m) - 1;
+/* The memory's recorded stops (landmark models: the entries whose stop slot
+ * holds an action), gathered once per prediction: new (caller frees), *n
+ * of them; NULL with *n = 0 when there are none (or no memory for the list:
+ * then predictions go as from the actions). */
+typedef struct {
+  const float *s; /* where the move failed (the entry's state) */
+  int a;
+} stop_entry;
+
+static stop_entry *stops_of(const gtmsm_model *m, const gtmsm_memory *mem, int *n) {
+  const int slot = value_size(m) - 1;
+  stop_entry *v = NULL;
+  *n = 0;
+  if (!has_landmarks(m)) return NULL;
+  int cap = 0;
+  for (size_t i = 0; i < dnd_size(mem->mem); i++) {
+    const float *val = dnd_value(mem->mem, i);
+    if (val[slot] == STOP_NONE) continue;
+    if (*n == cap) {
+      stop_entry *g = realloc(v, sizeof *v * (size_t)(cap = cap ? 2 * cap : 16));
+      if (!g) break; /* the stops gathered so far still apply */
+      v = g;
+    }
+    v[(*n)++] = (stop_entry){entry_state(m, dnd_key(mem->mem, i), val), (int)val[slot]};
+  }
+  return v;
+}
+
+/* Whether a recorded stop of action a lies within a fifth of the move
+ * s -> next of where s is. */
+static int stopped_here(int S, const stop_entry *stops, int n, const float *s, const float *next, int a) {
   float move = 0;
   for (int k = 0; k < S; k++) move += (next[k] - s[k]) * (next[k] - s[k]);
-  if (move == 0) return 0;
-  for (size_t i = 0; i < dnd_size(mem->mem); i++) {
-    const float *v = dnd_value(mem->mem, i);
-    if (v[slot] != (float)a) continue;
-    const float *si = entry_state(m, dnd_key(mem->mem, i), v);
+  for (int i = 0; i < n && move > 0; i++) {
+    if (stops[i].a != a) continue;
     float d = 0;
-    for (int k = 0; k < S; k++) d += (si[k] - s[k]) * (si[k] - s[k]);
+    for (int k = 0; k < S; k++) d += (stops[i].s[k] - s[k]) * (stops[i].s[k] - s[k]);
     if (d < STOP_NEAR * move) return 1;
   }
   return 0;
@@ -386,6 +410,7 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
   if (n <= 0) return GTMSM_OK;
   if ((rc = check_actions(m, actions, n, err, errlen))) return rc;
   float *z = calloc((size_t)n * Z, sizeof(float));
+  stop_entry *stops = NULL;
   const uint64_t mask = infer_blocks(m);
   pooled *pw = pool_take(m);
   gtmsm_ws *ws = pw ? pw->ws : NULL;
@@ -401,13 +426,14 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
   float st[GTMSM_MAX_S], h[GTMSM_MAX_H];
   memcpy(st, mem->state, sizeof st);
   memcpy(h, mem->hidden, sizeof h);
-  int idx[GTMSM_MAX_K];
+  int idx[GTMSM_MAX_K], nstops = 0;
   float d2[GTMSM_MAX_K];
   const float *values[GTMSM_MAX_K];
+  stops = stops_of(m, mem, &nstops);
   for (int t = 0; t < n; t++) {
     float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H], key[DND_MAX_S];
     m->trans->step(m, st, h, actions[t], next, next_h, NULL, 0);
-    if (has_landmarks(m) && stopped_here(m, mem, st, next, actions[t])) memcpy(next, st, sizeof next);
+    if (stopped_here(S, stops, nstops, st, next, actions[t])) memcpy(next, st, sizeof next);
     memcpy(st, next, sizeof st);
     memcpy(h, next_h, (size_t)H * sizeof(float));
     if (mode == GTMSM_PREDICT_SAMPLE)
@@ -431,6 +457,7 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
   }
 done:
   pool_give(m, pw);
+  free(stops);
   free(z);
   return rc;
 }

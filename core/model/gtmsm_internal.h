@@ -214,9 +214,10 @@ struct gtmsm_infer_ops {
                    float *ds, float *dh, const float *dkl, float *d_mu_z, float *grad);
   /* Serving, one step of the mean: s (S), h from s_prev, h_prev, action a and
    * the frame's encoder mean mu_z (Z), with the reverse memory rev (keys:
-   * latent means, values: states; may be NULL or empty). */
+   * latent means, values: states; may be NULL or empty); mu_p (S, may be
+   * NULL) receives the transition's own prediction, before any correction. */
   int (*observe)(const gtmsm_model *m, const float *s_prev, const float *h_prev, int a, const float *mu_z,
-                 const dnd *rev, float *s, float *h);
+                 const dnd *rev, float *s, float *h, float *mu_p);
 };
 extern const struct gtmsm_infer_ops gtmsm_infer_actions_part, gtmsm_infer_landmark;
 

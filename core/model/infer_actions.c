@@ -50,10 +50,11 @@ static void actions_backward(const gtmsm_model *m, void *ws, void *trans_ws, con
 }
 
 static int actions_observe(const gtmsm_model *m, const float *s_prev, const float *h_prev, int a, const float *mu_z,
-                           const dnd *rev, float *s, float *h) {
+                           const dnd *rev, float *s, float *h, float *mu_p) {
   (void)mu_z;
   (void)rev;
   m->trans->step(m, s_prev, h_prev, a, s, h, NULL, 0);
+  if (mu_p) memcpy(mu_p, s, sizeof(float) * (size_t)m->cfg.S);
   return 0;
 }
 

@@ -286,11 +286,12 @@ static void lm_backward(const gtmsm_model *m, void *p, void *trans_ws, const gtm
 }
 
 static int lm_observe(const gtmsm_model *m, const float *s_prev, const float *h_prev, int a, const float *mu_z,
-                      const dnd *rev, float *s, float *h) {
+                      const dnd *rev, float *s, float *h, float *mu_p_out) {
   const int S = m->cfg.S, K = m->cfg.landmark_k;
   float mu_p[GTMSM_MAX_S];
   m->trans->step(m, s_prev, h_prev, a, mu_p, h, NULL, 0);
   memcpy(s, mu_p, sizeof(float) * (size_t)S);
+  if (mu_p_out) memcpy(mu_p_out, mu_p, sizeof(float) * (size_t)S);
   if (!rev || dnd_size(rev) == 0) return GTMSM_OK;
   int idx[GTMSM_MAX_LANDMARK_K];
   float d2[GTMSM_MAX_LANDMARK_K], x[GTMSM_MAX_LANDMARK_K], kappa[GTMSM_MAX_LANDMARK_K], r[GTMSM_MAX_S];
