@@ -189,6 +189,19 @@ def run_clients(cl, eps, ids, seed, outs, kills=5, on_dead=None):
     return klog, during
 
 
+def check_run(klog, during, ids, outs, t0, kills=5, what=""):
+    """The checks every chaos run shares: the kills happened while the clients
+    ran, and every client finished through its retries."""
+    print(f"  clients done in {time.monotonic() - t0:.1f} s; kills: "
+          + ", ".join(f"{v} at {k - t0:.1f} s (back {b - t0:.1f} s)" for v, k, b in klog), flush=True)
+    check(len(klog) == kills and during >= N_CLIENTS // 2,
+          f"{kills} replicas killed with SIGKILL (and restarted) while the clients ran ({during} still running "
+          "after the last restart)")
+    errors = [(sid, o.get("error")) for sid, o in zip(ids, outs) if not o.get("done")]
+    check(not errors, f"every client finished through the client's retries{what} {errors[:3]}")
+    print("  client retries:", sum(o.get("retries", 0) for o in outs), flush=True)
+
+
 def compare_predictions(ids, outs, ref):
     """Sessions whose predictions (by steps) differ from the reference run's."""
     return [(sid, sorted(set(o["preds"]) ^ set(r["preds"]))[:3],

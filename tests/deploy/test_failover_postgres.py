@@ -67,14 +67,7 @@ def main():
 
         t0 = time.monotonic()
         klog, during = fl.run_clients(cl, eps, ids, SEED, outs, 5, on_dead)
-        print(f"  clients done in {time.monotonic() - t0:.1f} s; kills: "
-              + ", ".join(f"{v} at {k - t0:.1f} s (back {b - t0:.1f} s)" for v, k, b in klog), flush=True)
-        check(len(klog) == 5 and during >= fl.N_CLIENTS // 2,
-              f"5 replicas killed with SIGKILL (and restarted) while the clients ran ({during} still running "
-              "after the last restart)")
-        errors = [(sid, o.get("error")) for sid, o in zip(ids, outs) if not o.get("done")]
-        check(not errors, f"every client finished through the client's retries {errors[:3]}")
-        print("  client retries:", sum(o.get("retries", 0) for o in outs), flush=True)
+        fl.check_run(klog, during, ids, outs, t0)
         check(not lost, f"after every kill, every acknowledged observation is in the database {lost[:3]}")
         st = db_state(pg, "failover")
         bad = [(sid, st.get(sid)) for sid in ids if st.get(sid) != (fl.STEPS,) * 4]

@@ -53,14 +53,7 @@ def main():
         outs = [{"preds": {}} for _ in ids]
         t0 = time.monotonic()
         klog, during = fl.run_clients(cl, eps, ids, SEED, outs, 5)
-        print(f"  clients done in {time.monotonic() - t0:.1f} s; kills: "
-              + ", ".join(f"{v} at {k - t0:.1f} s (back {b - t0:.1f} s)" for v, k, b in klog), flush=True)
-        check(len(klog) == 5 and during >= fl.N_CLIENTS // 2,
-              f"5 replicas killed with SIGKILL (and restarted) while the clients ran ({during} still running "
-              "after the last restart)")
-        errors = [(sid, o.get("error")) for sid, o in zip(ids, outs) if not o.get("done")]
-        check(not errors, f"every client finished through the client's retries (no 404) {errors[:3]}")
-        print("  client retries:", sum(o.get("retries", 0) for o in outs), flush=True)
+        fl.check_run(klog, during, ids, outs, t0, what=" (no 404)")
         st = stored(tmp, cl.names)
         bad = [(sid, st.get(sid)) for sid in ids if len(st.get(sid, [])) != 1 or st[sid][0][1:] != (fl.STEPS,) * 4]
         check(not bad and len(st) == fl.N_CLIENTS,
