@@ -495,22 +495,31 @@ static void predict_bytes(session *s, uint8_t *out, int n) {
 
 enum { PRED = 16, PRED_BYTES = PRED * 8 * 8 * 3 };
 
+/* A fresh database of backend b, its store and a session cache over it
+ * (default config); 0, or -1 after the failed check (nothing left open). */
+static int open_fresh(const backend *b, const char *name, char *target, size_t tn, server_config *cfg, store **st,
+                      sessions **c) {
+  char err[256] = "";
+  CHECK(b->fresh(target, tn, name) == 0, "%s: a fresh database", b->name);
+  config_defaults(cfg);
+  CHECK(store_open(st, target, 2, err, sizeof err) == 0 && sessions_new(c, *st, &REG, cfg) == 0, "%s: open: %s",
+        b->name, err);
+  if (*st && *c) return 0;
+  sessions_free(*c);
+  store_close(*st);
+  *c = NULL;
+  *st = NULL;
+  return -1;
+}
+
 /* Observes 300 steps in uneven batches, predicts, drops the cache, reloads
  * cold and predicts again; the cold bytes go to out (PRED_BYTES). */
 static void test_cold_reload(const backend *b, uint8_t *out) {
   char target[1024], err[256] = "";
-  CHECK(b->fresh(target, sizeof target, "cold") == 0, "%s: a fresh database", b->name);
   server_config cfg;
-  config_defaults(&cfg);
   store *st = NULL;
   sessions *c = NULL;
-  CHECK(store_open(&st, target, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "%s: open: %s",
-        b->name, err);
-  if (!st || !c) {
-    sessions_free(c);
-    store_close(st);
-    return;
-  }
+  if (open_fresh(b, "cold", target, sizeof target, &cfg, &st, &c)) return;
   store_session row;
   int created;
   sessions_create(c, "hot", REG.v[0], 0, &row, &created, err, sizeof err);
@@ -849,18 +858,10 @@ static int find_pg_url(void) {
 
 static void test_expire(const backend *b) {
   char target[1024], err[256] = "";
-  CHECK(b->fresh(target, sizeof target, "expire") == 0, "%s: a fresh database", b->name);
   server_config cfg;
-  config_defaults(&cfg);
   store *st = NULL;
   sessions *c = NULL;
-  CHECK(store_open(&st, target, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "%s: open: %s",
-        b->name, err);
-  if (!st || !c) {
-    sessions_free(c);
-    store_close(st);
-    return;
-  }
+  if (open_fresh(b, "expire", target, sizeof target, &cfg, &st, &c)) return;
   store_session row, idle[8];
   int created = 0, n = 0, gone = -1;
   const char *ids[] = {"old1", "old2", "fresh", "old3"};
@@ -890,18 +891,10 @@ static void test_expire(const backend *b) {
  * in every row, and the idle scan and the sweep follow it. */
 static void test_ttl(const backend *b) {
   char target[1024], err[256] = "";
-  CHECK(b->fresh(target, sizeof target, "ttl") == 0, "%s: a fresh database", b->name);
   server_config cfg;
-  config_defaults(&cfg);
   store *st = NULL;
   sessions *c = NULL;
-  CHECK(store_open(&st, target, 2, err, sizeof err) == 0 && sessions_new(&c, st, &REG, &cfg) == 0, "%s: open: %s",
-        b->name, err);
-  if (!st || !c) {
-    sessions_free(c);
-    store_close(st);
-    return;
-  }
+  if (open_fresh(b, "ttl", target, sizeof target, &cfg, &st, &c)) return;
   const char *v = REG.v[0]->m->content_hash;
   store_session row, rows[8];
   int created = 0, n = 0, gone = -1;
