@@ -15,7 +15,10 @@
  * as it was in core/nn/activation.c) against nn/vecmath on its generic path
  * and on its AVX2 path, in the same run, as ns per element and ratios.
  *
- *   bench_nn [--threads N] [--conv-batch B] [--act-only]
+ *   bench_nn [--threads N] [--conv-batch B] [--only TEXT] [--act-only]
+ *
+ * --only TEXT runs only the conv rows whose layer name or shape contains TEXT
+ * (e.g. "3x32x32 -> 32x16x16"): no linear rows, no activations (for profiling).
  *
  * Prints markdown tables. Timing: a sample is one warm call repeated for at
  * least SAMPLE_SECONDS, as seconds per call; ours and the reference(s) are
@@ -211,8 +214,14 @@ static void conv_gemm(void *p) {
   }
 }
 
+static const char *conv_only; /* --only: run the conv rows whose layer or shape contains it */
+
 static void bench_conv(const char *layer, int transposed, int B, int IC, int H, int OC, int K,
                        int stride, int pad) {
+  char shape[64];
+  const int OHW = transposed ? conv_transpose2d_out_size(H, K, stride, pad) : conv2d_out_size(H, K, stride, pad);
+  snprintf(shape, sizeof shape, "%dx%dx%d -> %dx%dx%d k%d s%d p%d", IC, H, H, OC, OHW, OHW, K, stride, pad);
+  if (conv_only && !strstr(layer, conv_only) && !strstr(shape, conv_only)) return;
   conv_bench c = {.transposed = transposed, .B = B, .IC = IC, .H = H, .W = H, .OC = OC, .K = K,
                   .stride = stride, .pad = pad};
   c.OH = transposed ? conv_transpose2d_out_size(H, K, stride, pad) : conv2d_out_size(H, K, stride, pad);
@@ -263,9 +272,6 @@ static void bench_conv(const char *layer, int transposed, int B, int IC, int H, 
     if (t[i] < t_gemm) t_gemm = t[i], G_best = refs[i - 1].G;
     if (!refs[i - 1].zero && t[i] < t_beta0) t_beta0 = t[i];
   }
-  char shape[64];
-  snprintf(shape, sizeof shape, "%dx%dx%d -> %dx%dx%d k%d s%d p%d", IC, H, H, OC, c.OH, c.OW, K,
-           stride, pad);
   char extra[48];
   snprintf(extra, sizeof extra, "%7d | %12.2f", G_best, t_beta0 / t_ours);
   print_row(layer, shape, 30, B, flops, t_ours, t_gemm, extra);
@@ -394,8 +400,10 @@ int main(int argc, char **argv) {
       threads = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--conv-batch") == 0 && i + 1 < argc) {
       conv_batch = atoi(argv[++i]);
+    } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+      conv_only = argv[++i];
     } else {
-      fprintf(stderr, "usage: %s [--threads N] [--conv-batch B] [--act-only]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--threads N] [--conv-batch B] [--only TEXT] [--act-only]\n", argv[0]);
       return 2;
     }
   }
@@ -420,9 +428,11 @@ int main(int argc, char **argv) {
          "ms/iter", "GFLOP/s", "sgemm", "ratio");
   printf("|%s|%s|%s|%s|%s|%s|%s|\n", "------------------------", "----------------------------",
          "-------", "----------", "---------", "---------", "-------");
-  bench_linear(B, 192, 256);
-  bench_linear(B, 256, 256);
-  bench_linear(B, 256, 32);
+  if (!conv_only) {
+    bench_linear(B, 192, 256);
+    bench_linear(B, 256, 256);
+    bench_linear(B, 256, 32);
+  }
   printf("\nConvolutions: sgemm = the fastest of the reference GEMMs run one image per GEMM or over "
          "chunks of >= %d and >= %d columns, overwriting with beta = 0 or memset + beta = 1; "
          "sgemm G = images per reference GEMM that won; ratio beta=0 = the ratio against the "
@@ -443,6 +453,6 @@ int main(int argc, char **argv) {
   bench_conv("vae enc c2", 0, conv_batch, 32, 32, 64, 4, 2, 1);
   bench_conv("vae dec t1 (convT)", 1, conv_batch, 64, 16, 32, 4, 2, 1);
   bench_conv("vae dec c2", 0, conv_batch, 32, 32, 3, 3, 1, 1);
-  bench_activations();
+  if (!conv_only) bench_activations();
   return 0;
 }
