@@ -13,6 +13,8 @@
    8 and 64 clients, with --group-commit 1 (a COMMIT per request, as before
    group commit) and the default in the same run, printed as ratios to the
    1-client rate. --only group-commit runs this section alone (seconds);
+   with --fsync-delay-ms D it runs again on a slower disk: every fsync of
+   the daemon D ms longer (bench/fsync_delay_shim.c, LD_PRELOAD);
 5. 3-D prediction (a maze3d model, --maze3d-model): 150-step predictions
    (frames/s, p50/p99) at 1 and 8 clients over sessions that each observed
    150 steps of a walk episode, and one predicted frame (the interactive
@@ -30,7 +32,7 @@
 
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
        [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d]
-       [--maze3d-model FILE.gtm] [--store postgresql]
+       [--maze3d-model FILE.gtm] [--store postgresql] [--fsync-delay-ms D]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
 the default architecture (the weights do not change the cost)."""
 import argparse
@@ -53,12 +55,13 @@ def sh(*args, **kw):
 
 
 class Daemon:
-    def __init__(self, gtmsmd, models, db, *args):
+    def __init__(self, gtmsmd, models, db, *args, env=None):
         self.log_path = db + ".log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([gtmsmd, "--models", models, "--db", db, "--listen", "127.0.0.1:0",
                                       "--max-inflight", "4096", *args],
-                                     stderr=self.log, stdout=subprocess.DEVNULL)
+                                     stderr=self.log, stdout=subprocess.DEVNULL,
+                                     env={**os.environ, **env} if env else None)
         self.port = None
         for _ in range(500):
             with open(self.log_path, "rb") as f:
@@ -135,15 +138,22 @@ def wrk(port, script, threads, conns, seconds, args):
             "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errs.group(1) if errs else ""}
 
 
-def group_commit(gtmsmd, models, tmp, gtmsm, seconds):
+def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=None):
     """Rows of the group-commit table: for each --group-commit setting, 1, 8
     and 64 clients of one observation per request, synchronous full. Each
     worker thread waits for its COMMIT, so --threads bounds the group: 64
     here (the default, twice the CPUs, would cap a group at that). The
     1-client rate (fsync-bound, so it swings with the disk's other load) is
-    measured before and after the others and averaged for the ratios; a last
+    measured before and after the others and averaged for the ratios (each
+    row after one second of the same load on other sessions); a last
     row with synchronous off (no fsync at all, no grouping) is the ceiling
-    the CPU sets."""
+    the CPU sets. With fsync_delay_ms, every daemon runs with the fsync
+    shim preloaded (bench/fsync_delay_shim.c: each fsync that much slower, a
+    slower disk than this machine's)."""
+    os.makedirs(tmp, exist_ok=True)
+    env = None
+    if fsync_delay_ms > 0:
+        env = {"LD_PRELOAD": shim, "GTMSM_FSYNC_DELAY_US": str(int(fsync_delay_ms * 1000))}
     frames = tmp + "/gc-frames.ndjson"
     with open(frames, "wb") as f:
         f.write(gen(gtmsm, 5, 512))
@@ -151,16 +161,19 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds):
     rows = []
     for sync, group in (("full", 1), ("full", 64), ("off", 1)):
         d = Daemon(gtmsmd, models, f"{tmp}/gc-{sync}-{group}.db", "--synchronous", sync, "--threads", "64",
-                   "--group-commit", str(group))
+                   "--group-commit", str(group), env=env)
         mine = []
         for k, clients in enumerate((1, 8, 64, 1) if sync == "full" else (64,)):
             prefix = f"g{k}"
             for i in range(clients):
                 put_session(d, f"{prefix}-{i}")
+                put_session(d, f"w{k}-{i}")
+            # warm-up on other sessions (a fresh daemon's first seconds, its WAL still growing, are slower)
+            wrk(d.port, script, clients, clients, 1, [f"w{k}", 1, frames])
             c0, s0 = d.metric("gtmsm_sqlite_commit_group_size_count"), d.metric("gtmsm_sqlite_commit_group_size_sum")
             r = wrk(d.port, script, clients, clients, seconds, [prefix, 1, frames])
             c1, s1 = d.metric("gtmsm_sqlite_commit_group_size_count"), d.metric("gtmsm_sqlite_commit_group_size_sum")
-            r.update(sync=sync, group_commit=group, clients=clients,
+            r.update(sync=sync, group_commit=group, clients=clients, fsync_delay_ms=fsync_delay_ms,
                      mean_group=(s1 - s0) / (c1 - c0) if c1 > c0 else 0)
             mine.append(r)
         ones = [r["rps"] for r in mine if r["clients"] == 1]
@@ -290,7 +303,9 @@ def print_maze3d(res, seconds):
 
 
 def print_group_commit(rows, seconds):
-    print(f"## Group commit: durable observations, 1 per request, --threads 64 (wrk {seconds} s per row)\n")
+    delay = rows[0].get("fsync_delay_ms", 0) if rows else 0
+    disk = (f", every fsync {delay:g} ms slower (bench/fsync_delay_shim.c preloaded)" if delay else "")
+    print(f"## Group commit: durable observations, 1 per request, --threads 64 (wrk {seconds} s per row){disk}\n")
     print("| synchronous | --group-commit | clients | observations/s | x 1 client | requests per COMMIT | p50 ms | p99 ms | non-2xx |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
@@ -309,6 +324,9 @@ def main():
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json")
     ap.add_argument("--only", choices=["group-commit", "maze3d"], help="run one section alone")
+    ap.add_argument("--fsync-delay-ms", type=float, default=0,
+                    help="group commit: also run the section with every fsync of the daemon this much slower "
+                    "(an LD_PRELOAD shim, build/bench/libfsync_delay_shim.so), a disk slower than this one")
     ap.add_argument("--store", choices=["postgresql"], help="section 6 alone: SQLite against PostgreSQL "
                     "and the failover cost")
     ap.add_argument("--maze3d-model", help="maze3d model of section 5 (default models/maze3d_walk.gtm, "
@@ -351,6 +369,14 @@ def main():
         if a.only == "group-commit":
             rows = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds)
             print_group_commit(rows, a.seconds)
+            if a.fsync_delay_ms > 0:
+                shim = os.path.join(a.bin, "bench", "libfsync_delay_shim.so")
+                if not os.path.exists(shim):
+                    raise SystemExit(f"--fsync-delay-ms needs {shim} (cmake --build build)")
+                slow = group_commit(gtmsmd, models, tmp + "/slow", gtmsm, a.seconds, a.fsync_delay_ms, shim)
+                print()
+                print_group_commit(slow, a.seconds)
+                rows += slow
             if a.json:
                 with open(a.json, "w") as f:
                     json.dump({**results, "group_commit": rows}, f, indent=1)
