@@ -244,8 +244,14 @@ typedef struct {
   int n, i, per;
 } prefetch;
 
+/* Bytes one list may name: what the next GEMMs of a small layer read,
+ * well inside L2; larger tensors are left to the hardware prefetcher (a
+ * burst of software prefetches longer than the copies stalls them). */
+#define PF_MAX_BYTES (64 * 1024)
+
 static void pf_add(prefetch *f, const float *a, size_t floats) {
   if (!a || !floats || f->n == PF_RANGES) return;
+  if ((f->lines * 64 + floats * sizeof(float)) > PF_MAX_BYTES) return;
   f->p[f->n] = (const char *)a, f->end[f->n] = (const char *)(a + floats), f->n++;
   f->lines += (floats * sizeof(float) + 63) / 64;
 }
@@ -260,7 +266,7 @@ static prefetch *pf_spread(prefetch *f, int steps) {
 static inline void pf_step(prefetch *f) {
   if (!f) return;
   for (int k = 0; k < f->per && f->i < f->n; k++) {
-    __builtin_prefetch(f->p[f->i], 0, 3);
+    __builtin_prefetch(f->p[f->i], 0, 2); /* into L2 */
     f->p[f->i] += 64;
     if (f->p[f->i] >= f->end[f->i]) f->i++;
   }
