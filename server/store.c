@@ -6,10 +6,8 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/err.h"
-#include "util.h"
 
 int store_is_url(const char *target) {
   return strncmp(target, "postgresql://", 13) == 0 || strncmp(target, "postgres://", 11) == 0;
@@ -41,18 +39,12 @@ void store_base_init(store *s, const store_ops *ops) {
   s->ops = ops;
   pthread_mutex_init(&s->qmu, NULL);
   pthread_cond_init(&s->qcv, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&s->gcv, &ca);
-  pthread_condattr_destroy(&ca);
   s->group_max = STORE_GROUP_DEFAULT;
 }
 
 void store_base_free(store *s) {
   pthread_mutex_destroy(&s->qmu);
   pthread_cond_destroy(&s->qcv);
-  pthread_cond_destroy(&s->gcv);
 }
 
 int store_open(store **out, const char *target, int synchronous, char *err, size_t errlen) {
@@ -184,70 +176,11 @@ void store_group_stats(store *s, long long *commits, long long *appends) {
   pthread_mutex_unlock(&s->qmu);
 }
 
-/* The longest a writer waits for returning sessions before it writes. */
-#define GATHER_MAX_SECONDS 0.005
-
-static void round_sample(store *s, double dt) {
-  s->round_avg = s->round_avg > 0 ? 0.8 * s->round_avg + 0.2 * dt : dt;
-}
-
-/* qmu held: an append of sid arrived at now; counts the last group's sessions
- * that came back, and once all did, how long that took. */
-static void note_arrival(store *s, int64_t sid, double now) {
-  for (int i = 0; i < s->last_n; i++)
-    if (s->last_sids[i] == sid && !s->last_back[i]) {
-      s->last_back[i] = 1;
-      if (++s->back == s->last_n) round_sample(s, now - s->last_done);
-      break;
-    }
-}
-
-/* qmu held, s->writing set: before a group is taken, waits for the sessions
- * of the last group that have not appended again yet, when they usually all
- * come back within a COMMIT's time: their clients were replied together and
- * send again together, and without the wait the first of them to return
- * starts the next COMMIT nearly alone, so that the groups alternate at half
- * their size (the disk is the limit). Until a quarter longer than their
- * usual round after the last group ended, at most a COMMIT's time (capped).
- * Where a round takes longer than a COMMIT (the CPU is the limit) it does not
- * wait: each COMMIT already takes all that arrived, and a later start would
- * only make it the bottleneck. */
-static void gather(store *s) {
-  if (s->group_max < 2 || s->back >= s->last_n || s->queued >= s->group_max) return;
-  if (!(s->round_avg > 0 && s->round_avg < s->commit_avg)) return;
-  double now = util_mono_seconds();
-  double cap = s->commit_avg < GATHER_MAX_SECONDS ? s->commit_avg : GATHER_MAX_SECONDS;
-  double until = s->last_done + 1.25 * s->round_avg;
-  if (until > now + cap) until = now + cap;
-  if (until <= now) return;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  long long ns = ts.tv_nsec + (long long)((until - now) * 1e9);
-  ts.tv_sec += (time_t)(ns / 1000000000);
-  ts.tv_nsec = (long)(ns % 1000000000);
-  s->gathering = 1;
-  while (s->back < s->last_n && s->queued < s->group_max)
-    if (pthread_cond_timedwait(&s->gcv, &s->qmu, &ts)) break; /* timed out */
-  s->gathering = 0;
-}
-
-/* qmu held: the group just written becomes the last group. A last group
- * that has not all come back counts as a round of at least this long. */
-static void note_group(store *s, store_append_op *const *group, int n) {
-  const double now = util_mono_seconds();
-  if (s->last_n > 0 && s->back < s->last_n) round_sample(s, now - s->last_done);
-  for (int i = 0; i < n; i++) s->last_sids[i] = group[i]->item.req->sid, s->last_back[i] = 0;
-  s->last_n = n;
-  s->back = 0;
-  s->last_done = now;
-}
-
 /* Leader-follower: every caller queues its append and waits; whoever finds
- * no group being written becomes the writer: it may first wait briefly for
- * the last group's sessions to come back (gather), then takes the queue's
- * head (up to group_max appends, its own or not), writes it, marks each done
- * and wakes the rest, and loops while its own is not yet done. The queue is
- * FIFO, so nothing waits longer than the groups ahead of it. */
+ * no group being written takes the queue's head (up to group_max appends,
+ * its own or not), writes it, marks each done and wakes the rest, and loops
+ * while its own is not yet done. The queue is FIFO, so nothing waits longer
+ * than the groups ahead of it. */
 int store_append(store *s, const store_append_req *a, store_commit_info *ci, char *err,
                  size_t errlen) {
   store_append_op op = {.item = {.req = a}};
@@ -255,16 +188,12 @@ int store_append(store *s, const store_append_req *a, store_commit_info *ci, cha
   if (s->qtail) s->qtail->next = &op;
   else s->qhead = &op;
   s->qtail = &op;
-  s->queued++;
-  note_arrival(s, a->sid, util_mono_seconds());
-  if (s->gathering) pthread_cond_signal(&s->gcv);
   while (!op.done) {
     if (s->writing) {
       pthread_cond_wait(&s->qcv, &s->qmu);
       continue;
     }
     s->writing = 1;
-    gather(s);
     store_append_op *group[STORE_GROUP_MAX];
     store_group_item *items[STORE_GROUP_MAX];
     int n = 0;
@@ -275,13 +204,10 @@ int store_append(store *s, const store_append_req *a, store_commit_info *ci, cha
       s->qhead = s->qhead->next;
     }
     if (!s->qhead) s->qtail = NULL;
-    s->queued -= n;
     pthread_mutex_unlock(&s->qmu);
     double seconds = 0;
     s->ops->write_group(s, items, n, &seconds);
     pthread_mutex_lock(&s->qmu);
-    s->commit_avg = s->commits ? 0.8 * s->commit_avg + 0.2 * seconds : seconds;
-    note_group(s, group, n);
     s->commits++;
     for (int i = 0; i < n; i++) {
       s->appends += group[i]->item.rc == 0;

@@ -70,18 +70,8 @@ struct store {
    * held while a backend waits for its connection. */
   pthread_mutex_t qmu;
   pthread_cond_t qcv;      /* broadcast when a group is done */
-  pthread_cond_t gcv;      /* signalled to a gathering writer (monotonic clock) */
   store_append_op *qhead, *qtail;
   int writing;             /* a thread is writing a group */
-  int gathering;           /* the writer waits for the last group's sessions (gather) */
-  int queued;              /* appends in the queue */
-  /* What gather() decides on (seconds on the monotonic clock, moving averages): */
-  double commit_avg;       /* a group's COMMIT */
-  double round_avg;        /* from a group's end until all its sessions appended again */
-  double last_done;        /* when the last group ended */
-  int64_t last_sids[STORE_GROUP_MAX]; /* its sessions, and which of them appended since */
-  unsigned char last_back[STORE_GROUP_MAX];
-  int last_n, back;
   int group_max;
   long long commits, appends; /* under qmu */
   /* Leases (store_lease_config; fixed before serving): */
