@@ -186,22 +186,28 @@ typedef struct {
   double probed_at; /* monotonic seconds of the failure or the last probe */
   char failure[256];
   int serving;      /* open finished: failures now put the store into the failed state */
+  int reconnecting; /* a call is connecting anew, the mutex released (reconnect_locked) */
+  char *url;        /* the --store URL, for reconnecting */
 } pg_store;
 
 /* Statement names on the connection: "gtmsm_<index>". */
 static void statement_name(char *out, size_t outlen, int i) { snprintf(out, outlen, "gtmsm_%d", i); }
 
-/* The first line of libpq's message for res (or the connection's), without
- * its trailing newline. */
-static void pg_message(pg_store *s, const PGresult *res, char *out, size_t outlen) {
+/* The first line of libpq's message for res (or conn's), without its
+ * trailing newline. */
+static void conn_message(PGconn *conn, const PGresult *res, char *out, size_t outlen) {
   const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  if (!m || !*m) m = PQerrorMessage(s->conn);
+  if (!m || !*m) m = PQerrorMessage(conn);
   if (!m || !*m) m = "no message";
   /* libpq's own text starts with the severity ("FATAL:  ..."): drop it */
   const char *colon = strstr(m, ":  ");
   if (colon && colon - m <= 7 && colon + 3 < m + strlen(m)) m = colon + 3;
   size_t n = strcspn(m, "\n");
   snprintf(out, outlen, "%.*s", (int)(n > 200 ? 200 : n), m);
+}
+
+static void pg_message(pg_store *s, const PGresult *res, char *out, size_t outlen) {
+  conn_message(s->conn, res, out, outlen);
 }
 
 /* Maps a failed result (res may be NULL: no reply at all) to our code; a lost
@@ -351,14 +357,41 @@ static int setup_conn(pg_store *s, char *err, size_t errlen) {
   return rc;
 }
 
-/* Reconnects and prepares the statements again (mutex held): 0, or -1 with
- * the reason in s->failure. */
+/* A new connection to url with our defaults (the URL's own settings win over
+ * them: they come after). TCP keepalives and a user timeout bound how long a
+ * silently dropped connection can hold the store's mutex in a query. NULL on
+ * out of memory; check PQstatus. */
+static PGconn *pg_connect(const char *url) {
+  const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                              "tcp_user_timeout", "fallback_application_name", "dbname", NULL};
+  const char *const vals[] = {"5", "10", "5", "3", "15000", "gtmsmd", url, NULL};
+  PGconn *c = PQconnectdbParams(keys, vals, 1);
+  if (c) PQsetNoticeProcessor(c, on_notice, NULL);
+  return c;
+}
+
+/* Reconnects and prepares the statements again: 0, or -1 with the reason in
+ * s->failure. The mutex is held on entry and on return but released while
+ * the new connection is made (up to connect_timeout when the server is
+ * unreachable): meanwhile the other calls find s->reconnecting and fail at
+ * once instead of queueing behind it; nobody uses the old connection, which
+ * every call reaches only through this gate. */
 static int reconnect_locked(pg_store *s) {
-  if (PQstatus(s->conn) != CONNECTION_OK) PQreset(s->conn);
-  if (PQstatus(s->conn) != CONNECTION_OK) {
-    pg_message(s, NULL, s->failure, sizeof s->failure);
+  if (s->reconnecting) return -1; /* another call is at it; s->failure says why it is down */
+  s->reconnecting = 1;
+  pthread_mutex_unlock(&s->mu);
+  PGconn *fresh = pg_connect(s->url);
+  pthread_mutex_lock(&s->mu);
+  s->reconnecting = 0;
+  if (!fresh || PQstatus(fresh) != CONNECTION_OK) {
+    if (fresh) conn_message(fresh, NULL, s->failure, sizeof s->failure);
+    else snprintf(s->failure, sizeof s->failure, "out of memory connecting");
+    PQfinish(fresh);
     return -1;
   }
+  PQfinish(s->conn);
+  s->conn = fresh;
+  s->prepared = 0;
   char msg[256] = "";
   if (setup_conn(s, msg, sizeof msg)) {
     snprintf(s->failure, sizeof s->failure, "%s", msg);
@@ -494,6 +527,7 @@ static void pg_close(store *b) {
   pg_store *s = (pg_store *)b;
   if (!s) return;
   PQfinish(s->conn);
+  free(s->url);
   pthread_mutex_destroy(&s->mu);
   store_base_free(&s->base);
   free(s);
@@ -518,18 +552,12 @@ int store_pg_open(store **out, const char *url, int synchronous, char *err, size
     goto done;
   }
   PQconninfoFree(parsed);
-  /* The URL's own settings win over these defaults (they come after). TCP
-   * keepalives and a user timeout bound how long a silently dropped
-   * connection can hold the store's mutex in a query. */
-  const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
-                              "tcp_user_timeout", "fallback_application_name", "dbname", NULL};
-  const char *const vals[] = {"5", "10", "5", "3", "15000", "gtmsmd", url, NULL};
-  s->conn = PQconnectdbParams(keys, vals, 1);
+  s->url = strdup(url);
+  s->conn = s->url ? pg_connect(url) : NULL;
   if (!s->conn) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "postgresql: out of memory connecting");
     goto done;
   }
-  PQsetNoticeProcessor(s->conn, on_notice, NULL);
   if (PQstatus(s->conn) != CONNECTION_OK) {
     char msg[256];
     pg_message(s, NULL, msg, sizeof msg);
