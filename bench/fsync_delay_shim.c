@@ -31,18 +31,20 @@ static void delay(void) {
   }
 }
 
-int fsync(int fd) {
-  static int (*real)(int);
-  if (!real) *(void **)&real = dlsym(RTLD_NEXT, "fsync");
-  int rc = real ? real(fd) : -1;
+/* *real (looked up once) on fd, then the delay. */
+static int call_then_delay(int (**real)(int), const char *name, int fd) {
+  if (!*real) *(void **)real = dlsym(RTLD_NEXT, name);
+  int rc = *real ? (*real)(fd) : -1;
   delay();
   return rc;
 }
 
+int fsync(int fd) {
+  static int (*real)(int);
+  return call_then_delay(&real, "fsync", fd);
+}
+
 int fdatasync(int fd) {
   static int (*real)(int);
-  if (!real) *(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
-  int rc = real ? real(fd) : -1;
-  delay();
-  return rc;
+  return call_then_delay(&real, "fdatasync", fd);
 }
