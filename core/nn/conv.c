@@ -272,6 +272,9 @@ static inline void pf_step(prefetch *f) {
   }
 }
 
+/* Images in the chunk that starts at b1 (0 past the batch's end). */
+static int next_chunk(int B, int b1, int G) { return B - b1 < G ? B - b1 : G; }
+
 /* ---- phase planes ---- */
 
 /* P (s, s, PH, PW) = phases of the zero-padded img (H, W). P must hold zeros
@@ -535,7 +538,7 @@ void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, 
   float *P = col_ws + q.P;     // (s, s, PH, PW)
   size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
   for (int b0 = 0; b0 < B; b0 += G) {
-    int g = B - b0 < G ? B - b0 : G, gN = g * N, g1 = B - b0 - g < G ? B - b0 - g : G;
+    int g = B - b0 < G ? B - b0 : G, gN = g * N, g1 = next_chunk(B, b0 + g, G);
     float *o = out + (size_t)b0 * out_img; // (g, OC, N)
     prefetch f = {0}; // while the copies run: the next chunk's in
     pf_add(&f, in + (b0 + g) * in_img, g1 * in_img);
@@ -578,7 +581,7 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
         for (int k = 0; k < K * K; k++) // (ki, kj) -> (K-1-ki, K-1-kj) is k -> K*K-1-k
           wf[((size_t)i * OC + o) * K * K + (K * K - 1 - k)] = w[((size_t)o * IC + i) * K * K + k];
   for (int b0 = 0; b0 < B; b0 += G) {
-    int g = B - b0 < G ? B - b0 : G, gN = g * N, g1 = B - b0 - g < G ? B - b0 - g : G;
+    int g = B - b0 < G ? B - b0 : G, gN = g * N, g1 = next_chunk(B, b0 + g, G);
     const float *d = dout + (size_t)b0 * out_img; // (OC, gN) as the GEMMs see it
     if (db)
       for (int i = 0; i < g; i++) bias_sums_add(sums, d + i * out_img, OC, (size_t)N);
@@ -642,7 +645,7 @@ void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const 
   float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0);     // (s, s, PH, PW)
   size_t in_img = (size_t)IC * N, out_img = (size_t)OC * OH * OW;
   for (int b0 = 0; b0 < B; b0 += G) {
-    int g = B - b0 < G ? B - b0 : G, gN = g * N, g1 = B - b0 - g < G ? B - b0 - g : G;
+    int g = B - b0 < G ? B - b0 : G, gN = g * N, g1 = next_chunk(B, b0 + g, G);
     const float *x = in + (size_t)b0 * in_img; // (IC, gN) as the GEMM sees it
     if (G > 1) {
       gather(tmp, x, g, IC, (size_t)N);
@@ -677,7 +680,7 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
   size_t in_img = (size_t)IC * N, out_img = (size_t)OC * ON;
   if (db) bias_sums_clear(sums, OC);
   for (int b0 = 0; b0 < B; b0 += G) {
-    int g = B - b0 < G ? B - b0 : G, gN = g * N, g1 = B - b0 - g < G ? B - b0 - g : G;
+    int g = B - b0 < G ? B - b0 : G, gN = g * N, g1 = next_chunk(B, b0 + g, G);
     if (db)
       for (int i = 0; i < g; i++) bias_sums_add(sums, dout + (b0 + i) * out_img, OC, ON);
     if (!din && !dw) continue;
