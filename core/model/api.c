@@ -137,7 +137,7 @@ static void decode_blocked(const gtmsm_model *m, gtmsm_ws *ws, uint64_t mask, fl
     int rows = n - b0 < ROW_BLOCK ? n - b0 : ROW_BLOCK, d = block_for(mask, 0, rows);
     memset(zpad, 0, sizeof(float) * (size_t)d * Z);
     memcpy(zpad, z + (size_t)b0 * Z, sizeof(float) * (size_t)rows * Z);
-    gtmsm_decode_mean(m, ws, zpad, d, out_b);
+    gtmsm_decode_mean_first(m, ws, zpad, d, rows, out_b);
     memcpy(out + (size_t)b0 * D, out_b, sizeof(float) * (size_t)rows * D);
   }
 }

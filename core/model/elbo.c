@@ -136,13 +136,20 @@ static void encode_backward(const gtmsm_model *m, gtmsm_ws *ws, const float *x, 
   m->vae->encode_backward(m, ws->vae, x, N, ws->d_eo, grad);
 }
 
-void gtmsm_decode_mean(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, float *out) {
+void gtmsm_decode_mean_first(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, int n, float *out) {
   int D = gtmsm_config_D(&m->cfg);
-  m->vae->decode(m, ws->vae, z, N, ws->xm);
-  if (m->cfg.decoder == GTMSM_DEC_BERNOULLI)
-    act_forward(out, ws->xm, (size_t)N * D, ACT_SIGMOID, 0);
+  if (m->vae->decode_first)
+    m->vae->decode_first(m, ws->vae, z, N, n, ws->xm);
   else
-    memcpy(out, ws->xm, (size_t)N * D * sizeof(float));
+    m->vae->decode(m, ws->vae, z, N, ws->xm);
+  if (m->cfg.decoder == GTMSM_DEC_BERNOULLI)
+    act_forward(out, ws->xm, (size_t)n * D, ACT_SIGMOID, 0);
+  else
+    memcpy(out, ws->xm, (size_t)n * D * sizeof(float));
+}
+
+void gtmsm_decode_mean(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, float *out) {
+  gtmsm_decode_mean_first(m, ws, z, N, N, out);
 }
 
 /* ---- the loss of one sequence ---------------------------------------------- */

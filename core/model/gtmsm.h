@@ -163,5 +163,8 @@ void gtmsm_encode(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, flo
                   float *lv);
 /* Decoder mean: out (N, D) from z (N, Z); Bernoulli models return probabilities. */
 void gtmsm_decode_mean(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, float *out);
+/* out (n, D): the first n rows of gtmsm_decode_mean of z (N, Z), bit for bit,
+ * skipping what the other rows alone need where the VAE can (1 <= n <= N). */
+void gtmsm_decode_mean_first(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, int n, float *out);
 
 #endif

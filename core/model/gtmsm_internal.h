@@ -61,6 +61,11 @@ struct gtmsm_vae_ops {
   /* d_xm (N, D) -> dz (N, Z) (accumulated) and parameter gradients */
   void (*decode_backward)(const gtmsm_model *m, void *ws, const float *z, int N, const float *d_xm,
                           float *dz, float *grad);
+  /* Optional (NULL: decode, then the first n rows): xm (n, D), the first n
+   * rows of decode(z (N, Z)) bit for bit, without computing the others'
+   * (1 <= n <= N). Inference pads a frame to a block of rows; this skips
+   * the padding's work wherever rows do not share GEMMs. */
+  void (*decode_first)(const gtmsm_model *m, void *ws, const float *z, int N, int n, float *xm);
 };
 extern const struct gtmsm_vae_ops gtmsm_vae_fc, gtmsm_vae_conv;
 /* The decoder's per-pixel log-variance is the last tensor of either VAE. */

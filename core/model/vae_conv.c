@@ -155,20 +155,28 @@ static void vae_conv_encode_backward(const gtmsm_model *m, void *p, const float 
                   ws->x_chw, T(EC1W), N, c->C, H, W, c1, 3, 1, 1);
 }
 
-static void vae_conv_decode(const gtmsm_model *m, void *p, const float *z, int N, float *xm) {
+/* The linear layer over all N rows (its GEMM's rows share tiles), the rest
+ * over the first n images only when both convolutions compute every image on
+ * its own (conv_images_independent), else over all N. xm gets n images. */
+static void conv_decode_first(const gtmsm_model *m, void *p, const float *z, int N, int n, float *xm) {
   vae_conv_ws *ws = p;
   const float *w = m->p.data;
   const gtmsm_config *c = &m->cfg;
   int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
   size_t hw1, hw2;
   layer_sizes(c, &hw1, &hw2);
+  const int B = conv_images_independent((H / 2) * (W / 2)) && conv_images_independent(H * W) ? n : N;
   linear_forward(ws->b1_pre, z, T(DFW), T(DFB), N, Z, (int)hw2);
-  act_forward(ws->b1, ws->b1_pre, (size_t)N * hw2, ACT, 1.0f);
-  conv_transpose2d_forward(ws->b2_pre, ws->col, ws->b1, T(DT1W), T(DT1B), N, c2, H / 2, W / 2, c1,
+  act_forward(ws->b1, ws->b1_pre, (size_t)B * hw2, ACT, 1.0f);
+  conv_transpose2d_forward(ws->b2_pre, ws->col, ws->b1, T(DT1W), T(DT1B), B, c2, H / 2, W / 2, c1,
                            4, 2, 1);
-  act_forward(ws->b2, ws->b2_pre, (size_t)N * hw1, ACT, 1.0f);
-  conv2d_forward(ws->out_chw, ws->col, ws->b2, T(DC2W), T(DC2B), N, c1, H, W, c->C, 3, 1, 1);
-  chw_to_hwc(xm, ws->out_chw, N, H, W, c->C);
+  act_forward(ws->b2, ws->b2_pre, (size_t)B * hw1, ACT, 1.0f);
+  conv2d_forward(ws->out_chw, ws->col, ws->b2, T(DC2W), T(DC2B), B, c1, H, W, c->C, 3, 1, 1);
+  chw_to_hwc(xm, ws->out_chw, n, H, W, c->C);
+}
+
+static void vae_conv_decode(const gtmsm_model *m, void *p, const float *z, int N, float *xm) {
+  conv_decode_first(m, p, z, N, N, xm);
 }
 
 static void vae_conv_decode_backward(const gtmsm_model *m, void *p, const float *z, int N,
@@ -196,4 +204,5 @@ static void vae_conv_decode_backward(const gtmsm_model *m, void *p, const float 
 
 const struct gtmsm_vae_ops gtmsm_vae_conv = {"conv", conv_specs, vae_conv_ws_new, vae_conv_ws_free,
                                              vae_conv_encode, vae_conv_encode_backward,
-                                             vae_conv_decode, vae_conv_decode_backward};
+                                             vae_conv_decode, vae_conv_decode_backward,
+                                             conv_decode_first};

@@ -55,6 +55,8 @@ static int conv_chunk(int B, int N) {
   return G < 1 ? 1 : G;
 }
 
+int conv_images_independent(int grid_pixels) { return conv_chunk(2, grid_pixels) == 1; }
+
 /* ---- geometry ---- */
 
 /* One im2col: images (C, H, W) read by K x K windows at stride s, padding p,

@@ -20,6 +20,12 @@ static inline int conv_transpose2d_out_size(int H, int K, int stride, int pad) {
   return (H - 1) * stride - 2 * pad + K;
 }
 
+/* 1 when the layers run every image of any batch through GEMMs of its own
+ * (grids of grid_pixels: a conv's output grid, a transposed conv's input
+ * grid): an image's result then does not depend on the batch it came in,
+ * bit for bit. Smaller grids share GEMMs between images of a chunk. */
+int conv_images_independent(int grid_pixels);
+
 /* Floats of workspace that conv2d_forward/backward need for any batch <= B. */
 size_t conv2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride, int pad);
 

@@ -21,6 +21,7 @@
 #include "model/eval.h"
 #include "model/gtmsm_internal.h"
 #include "model/modelfile.h"
+#include "nn/conv.h"
 #include "nn/rng.h"
 #include "sim/imagenav.h"
 #include "testlib.h"
@@ -184,6 +185,44 @@ static void test_infer_rows(void) {
           "%s: one-step prediction differs", conv ? "conv" : "fc");
     free(buf[0]);
     free(buf[1]);
+    gtmsm_model_free(&m);
+  }
+}
+
+/* gtmsm_decode_mean_first gives the first n rows of a whole block's decode
+ * bit for bit: on 32x32 frames (every image in its own conv GEMMs, so the
+ * padding's images are skipped) and on 8x8 ones (they share GEMMs: decoded
+ * whole). */
+static void test_decode_first(void) {
+  char err[256];
+  CHECK(conv_images_independent(256) && conv_images_independent(1024) && !conv_images_independent(64),
+        "conv_images_independent");
+  for (int size = 8; size <= 32; size *= 4) {
+    gtmsm_config c = small_config();
+    c.vae = GTMSM_VAE_CONV, c.channels = 4, c.H = c.W = size;
+    gtmsm_model m;
+    CHECK(gtmsm_model_init(&m, &c, 7, err, sizeof err) == 0, "%s", err);
+    enum { N = 12 };
+    const int D = gtmsm_config_D(&c), Z = c.Z;
+    gtmsm_ws *ws = gtmsm_ws_new(&c, N, 0);
+    float *z = malloc(sizeof(float) * N * Z), *all = malloc(sizeof(float) * N * D),
+          *first = malloc(sizeof(float) * N * D);
+    CHECK(ws && z && all && first, "out of memory");
+    if (ws && z && all && first) {
+      rng_t r;
+      rng_init(&r, 11, 0);
+      rng_normal_fill(&r, z, (size_t)N * Z);
+      gtmsm_decode_mean(&m, ws, z, N, all);
+      const int ns[] = {1, 5, N};
+      for (int k = 0; k < 3; k++) {
+        memset(first, 0xff, sizeof(float) * N * D);
+        gtmsm_decode_mean_first(&m, ws, z, N, ns[k], first);
+        CHECK(memcmp(first, all, sizeof(float) * (size_t)ns[k] * D) == 0,
+              "%dx%d frames: the first %d of %d decoded rows differ from the whole block's", size, size, ns[k], N);
+      }
+    }
+    free(z), free(all), free(first);
+    gtmsm_ws_free(ws);
     gtmsm_model_free(&m);
   }
 }
@@ -480,6 +519,7 @@ int main(void) {
   if (!mkdtemp(dir)) return 1;
   test_file_round_trip(dir);
   test_conv_variant(dir);
+  test_decode_first();
   test_api();
   test_infer_rows();
   test_landmark_api(dir);
