@@ -121,7 +121,7 @@ static void encode_blocked(const gtmsm_model *m, gtmsm_ws *ws, uint64_t mask, fl
     int d = block_for(mask, p0, rows), row0 = p0 % d;
     memset(xpad, 0, sizeof(float) * (size_t)d * D);
     memcpy(xpad + (size_t)row0 * D, x + (size_t)i * D, sizeof(float) * (size_t)rows * D);
-    gtmsm_encode(m, ws, xpad, d, mu_b, lv_b);
+    gtmsm_encode_rows(m, ws, xpad, d, row0, rows, mu_b, lv_b);
     memcpy(mu + (size_t)i * Z, mu_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
     memcpy(lv + (size_t)i * Z, lv_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
     i += rows;

@@ -106,10 +106,14 @@ const int *gtmsm_ws_idx(const gtmsm_ws *ws) { return ws->idx; }
 
 /* ---- encoder / decoder ----------------------------------------------------- */
 
-void gtmsm_encode(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, float *mu, float *lv) {
+void gtmsm_encode_rows(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, int r0, int rows, float *mu,
+                       float *lv) {
   const int Z = m->cfg.Z;
-  m->vae->encode(m, ws->vae, x, N, ws->eo);
-  for (int n = 0; n < N; n++) {
+  if (m->vae->encode_rows)
+    m->vae->encode_rows(m, ws->vae, x, N, r0, rows, ws->eo);
+  else
+    m->vae->encode(m, ws->vae, x, N, ws->eo);
+  for (int n = r0; n < r0 + rows; n++) {
     float *l = lv + (size_t)n * Z;
     for (int k = 0; k < Z; k++) {
       mu[(size_t)n * Z + k] = ws->eo[(size_t)n * 2 * Z + k];
@@ -118,6 +122,10 @@ void gtmsm_encode(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, flo
     vm_tanh(l, l, (size_t)Z);
     for (int k = 0; k < Z; k++) l[k] *= LV_RANGE;
   }
+}
+
+void gtmsm_encode(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, float *mu, float *lv) {
+  gtmsm_encode_rows(m, ws, x, N, 0, N, mu, lv);
 }
 
 /* d_mu, d_lv (N, Z) (in ws) -> parameter gradients; uses the activations left

@@ -161,6 +161,11 @@ int gtmsm_seq_loss(const gtmsm_model *m, gtmsm_ws *ws, const gtmsm_seq_spec *spe
 /* Encoder: mu, lv (N, Z) from frames x (N, D). ws sized for N. */
 void gtmsm_encode(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, float *mu,
                   float *lv);
+/* Rows r0 .. r0 + rows - 1 of gtmsm_encode of x (N, D) into the same rows of
+ * mu, lv (N, Z), bit for bit, skipping what the other rows alone need where
+ * the VAE can; the other rows of mu, lv are left as they were. */
+void gtmsm_encode_rows(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, int r0, int rows, float *mu,
+                       float *lv);
 /* Decoder mean: out (N, D) from z (N, Z); Bernoulli models return probabilities. */
 void gtmsm_decode_mean(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, float *out);
 /* out (n, D): the first n rows of gtmsm_decode_mean of z (N, Z), bit for bit,

@@ -66,6 +66,9 @@ struct gtmsm_vae_ops {
    * (1 <= n <= N). Inference pads a frame to a block of rows; this skips
    * the padding's work wherever rows do not share GEMMs. */
   void (*decode_first)(const gtmsm_model *m, void *ws, const float *z, int N, int n, float *xm);
+  /* Optional (NULL: encode): eo (N, 2Z) whose rows r0 .. r0 + n - 1 are
+   * encode(x (N, D))'s bit for bit; the other rows are not defined. */
+  void (*encode_rows)(const gtmsm_model *m, void *ws, const float *x, int N, int r0, int n, float *eo);
 };
 extern const struct gtmsm_vae_ops gtmsm_vae_fc, gtmsm_vae_conv;
 /* The decoder's per-pixel log-variance is the last tensor of either VAE. */

@@ -117,19 +117,31 @@ static void chw_to_hwc(float *out, const float *in, int N, int H, int W, int C) 
           out[(((size_t)n * H + y) * W + x) * C + c] = in[(((size_t)n * C + c) * H + y) * W + x];
 }
 
-static void vae_conv_encode(const gtmsm_model *m, void *p, const float *x, int N, float *eo) {
+/* The convolutions over images r0 .. r0 + n - 1 only when both compute
+ * every image on its own (conv_images_independent; the other rows of their
+ * output are zeroed), else over all N; the linear layer over all N rows (its
+ * GEMM's rows share tiles; a row's result does not depend on the others'
+ * values). */
+static void conv_encode_rows(const gtmsm_model *m, void *p, const float *x, int N, int r0, int n, float *eo) {
   vae_conv_ws *ws = p;
   const float *w = m->p.data;
   const gtmsm_config *c = &m->cfg;
   int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
-  size_t hw1, hw2;
+  size_t hw1, hw2, D = (size_t)H * W * c->C;
   layer_sizes(c, &hw1, &hw2);
-  hwc_to_chw(ws->x_chw, x, N, H, W, c->C);
-  conv2d_forward(ws->a1_pre, ws->col, ws->x_chw, T(EC1W), T(EC1B), N, c->C, H, W, c1, 3, 1, 1);
-  act_forward(ws->a1, ws->a1_pre, (size_t)N * hw1, ACT, 1.0f);
-  conv2d_forward(ws->a2_pre, ws->col, ws->a1, T(EC2W), T(EC2B), N, c1, H, W, c2, 4, 2, 1);
-  act_forward(ws->a2, ws->a2_pre, (size_t)N * hw2, ACT, 1.0f);
+  if (!(conv_images_independent(H * W) && conv_images_independent((H / 2) * (W / 2)))) r0 = 0, n = N;
+  hwc_to_chw(ws->x_chw + r0 * D, x + r0 * D, n, H, W, c->C);
+  conv2d_forward(ws->a1_pre + r0 * hw1, ws->col, ws->x_chw + r0 * D, T(EC1W), T(EC1B), n, c->C, H, W, c1, 3, 1, 1);
+  act_forward(ws->a1 + r0 * hw1, ws->a1_pre + r0 * hw1, (size_t)n * hw1, ACT, 1.0f);
+  conv2d_forward(ws->a2_pre + r0 * hw2, ws->col, ws->a1 + r0 * hw1, T(EC2W), T(EC2B), n, c1, H, W, c2, 4, 2, 1);
+  act_forward(ws->a2 + r0 * hw2, ws->a2_pre + r0 * hw2, (size_t)n * hw2, ACT, 1.0f);
+  memset(ws->a2, 0, sizeof(float) * (size_t)r0 * hw2);
+  memset(ws->a2 + (size_t)(r0 + n) * hw2, 0, sizeof(float) * (size_t)(N - r0 - n) * hw2);
   linear_forward(eo, ws->a2, T(EFW), T(EFB), N, (int)hw2, 2 * Z);
+}
+
+static void vae_conv_encode(const gtmsm_model *m, void *p, const float *x, int N, float *eo) {
+  conv_encode_rows(m, p, x, N, 0, N, eo);
 }
 
 static void vae_conv_encode_backward(const gtmsm_model *m, void *p, const float *x, int N,
@@ -205,4 +217,4 @@ static void vae_conv_decode_backward(const gtmsm_model *m, void *p, const float 
 const struct gtmsm_vae_ops gtmsm_vae_conv = {"conv", conv_specs, vae_conv_ws_new, vae_conv_ws_free,
                                              vae_conv_encode, vae_conv_encode_backward,
                                              vae_conv_decode, vae_conv_decode_backward,
-                                             conv_decode_first};
+                                             conv_decode_first, conv_encode_rows};

@@ -11,6 +11,7 @@
  *   memory (version 3, with the reverse index) round-trips, an older memory
  *   loads with the index rebuilt, and the per-entry path gives the same. */
 #include <cblas.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,11 +190,11 @@ static void test_infer_rows(void) {
   }
 }
 
-/* gtmsm_decode_mean_first gives the first n rows of a whole block's decode
- * bit for bit: on 32x32 frames (every image in its own conv GEMMs, so the
- * padding's images are skipped) and on 8x8 ones (they share GEMMs: decoded
- * whole). */
-static void test_decode_first(void) {
+/* gtmsm_decode_mean_first gives the first n rows of a whole block's decode,
+ * gtmsm_encode_rows rows r0 .. r0 + n - 1 of its encoding, bit for bit: on
+ * 32x32 frames (every image in its own conv GEMMs, so the padding's images
+ * are skipped) and on 8x8 ones (they share GEMMs: the block is run whole). */
+static void test_partial_rows(void) {
   char err[256];
   CHECK(conv_images_independent(256) && conv_images_independent(1024) && !conv_images_independent(64),
         "conv_images_independent");
@@ -206,9 +207,9 @@ static void test_decode_first(void) {
     const int D = gtmsm_config_D(&c), Z = c.Z;
     gtmsm_ws *ws = gtmsm_ws_new(&c, N, 0);
     float *z = malloc(sizeof(float) * N * Z), *all = malloc(sizeof(float) * N * D),
-          *first = malloc(sizeof(float) * N * D);
-    CHECK(ws && z && all && first, "out of memory");
-    if (ws && z && all && first) {
+          *first = malloc(sizeof(float) * N * D), *mu = malloc(sizeof(float) * 4 * N * Z);
+    CHECK(ws && z && all && first && mu, "out of memory");
+    if (ws && z && all && first && mu) {
       rng_t r;
       rng_init(&r, 11, 0);
       rng_normal_fill(&r, z, (size_t)N * Z);
@@ -220,8 +221,20 @@ static void test_decode_first(void) {
         CHECK(memcmp(first, all, sizeof(float) * (size_t)ns[k] * D) == 0,
               "%dx%d frames: the first %d of %d decoded rows differ from the whole block's", size, size, ns[k], N);
       }
+      /* all (N, D) as frames in [0, 1] */
+      for (int i = 0; i < N * D; i++) all[i] = 1.0f / (1.0f + expf(-all[i]));
+      float *lv = mu + N * Z, *mu_r = lv + N * Z, *lv_r = mu_r + N * Z;
+      gtmsm_encode(&m, ws, all, N, mu, lv);
+      const int ranges[][2] = {{0, 1}, {5, 3}, {N - 1, 1}, {0, N}};
+      for (int k = 0; k < 4; k++) {
+        const int r0 = ranges[k][0], n = ranges[k][1];
+        gtmsm_encode_rows(&m, ws, all, N, r0, n, mu_r, lv_r);
+        CHECK(memcmp(mu_r + r0 * Z, mu + r0 * Z, sizeof(float) * (size_t)n * Z) == 0 &&
+                  memcmp(lv_r + r0 * Z, lv + r0 * Z, sizeof(float) * (size_t)n * Z) == 0,
+              "%dx%d frames: encoded rows %d..%d of %d differ from the whole block's", size, size, r0, r0 + n - 1, N);
+      }
     }
-    free(z), free(all), free(first);
+    free(z), free(all), free(first), free(mu);
     gtmsm_ws_free(ws);
     gtmsm_model_free(&m);
   }
@@ -519,7 +532,7 @@ int main(void) {
   if (!mkdtemp(dir)) return 1;
   test_file_round_trip(dir);
   test_conv_variant(dir);
-  test_decode_first();
+  test_partial_rows();
   test_api();
   test_infer_rows();
   test_landmark_api(dir);
