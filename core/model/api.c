@@ -35,7 +35,9 @@ static const char MEM_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'M', 'E', 'M'};
  * ROW_BLOCK is 48 = lcm(12, 16) because OpenBLAS 0.3.21's Haswell/Zen SGEMM
  * computes rows in tiles of 12 (12 and 24 pass there: blocks of 64 left a
  * partial tile and nothing smaller passed), its SSE3 and Sandy Bridge
- * kernels in tiles of 2 or 1. */
+ * kernels in tiles of 2 or 1. Layers that do not put frames in GEMM rows
+ * (the conv VAE's convolutions at 32x32) skip the padding: gtmsm_encode_rows,
+ * gtmsm_decode_mean_first. */
 #define ROW_BLOCK 48
 
 /* Encodes x (ROW_BLOCK, D) as ROW_BLOCK / q blocks of q consecutive rows and compares
