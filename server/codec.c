@@ -467,12 +467,20 @@ void codec_film_strip(uint8_t *out, const uint8_t *frames, int n, int H, int W, 
              frames + ((size_t)i * H + (size_t)y) * row, row);
 }
 
-int codec_png_base64(const uint8_t *pix, int H, int W, int C, char **out) {
+static int png_base64(const uint8_t *pix, int H, int W, int C, int fast, char **out) {
   uint8_t *png = NULL;
   size_t len = 0;
   *out = NULL;
-  int rc = pngio_encode(&png, &len, pix, H, W, C, NULL, 0);
+  int rc = fast ? pngio_encode_fast(&png, &len, pix, H, W, C, NULL, 0) : pngio_encode(&png, &len, pix, H, W, C, NULL, 0);
   if (!rc) rc = base64_encode(out, NULL, png, len, NULL, 0);
   free(png);
   return rc;
+}
+
+int codec_png_base64(const uint8_t *pix, int H, int W, int C, char **out) {
+  return png_base64(pix, H, W, C, 0, out);
+}
+
+int codec_png_base64_fast(const uint8_t *pix, int H, int W, int C, char **out) {
+  return png_base64(pix, H, W, C, 1, out);
 }

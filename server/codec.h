@@ -114,5 +114,8 @@ void codec_film_strip(uint8_t *out, const uint8_t *frames, int n, int H, int W, 
 /* PNG of pix (H, W, C), borrowed, as a new base64 string *out (caller frees).
  * Returns 0 or a negative GTMSM_E* code. */
 int codec_png_base64(const uint8_t *pix, int H, int W, int C, char **out);
+/* The same with pngio_encode_fast (predicted frames: replies, not files;
+ * demo episodes and exports keep pngio_encode, the bytes `gtmsm gen` writes). */
+int codec_png_base64_fast(const uint8_t *pix, int H, int W, int C, char **out);
 
 #endif

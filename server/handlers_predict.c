@@ -21,7 +21,7 @@ static const char *const FORMATS[] = {"application/json", "image/png", "applicat
 static json_t *frame_json(const gtmsm_model *m, int i, int action, const uint8_t *pix,
                           const float *state) {
   char *b64 = NULL;
-  if (codec_png_base64(pix, m->cfg.H, m->cfg.W, m->cfg.C, &b64)) return NULL;
+  if (codec_png_base64_fast(pix, m->cfg.H, m->cfg.W, m->cfg.C, &b64)) return NULL;
   json_t *st = jsonfmt_f32_array(state, m->cfg.S);
   if (!st) {
     free(b64);
@@ -128,7 +128,7 @@ void handle_predict(http_req *r) {
     uint8_t *strip = malloc(D * (size_t)p.n), *png = NULL;
     size_t png_len = 0;
     if (strip) codec_film_strip(strip, pix, p.n, m->cfg.H, m->cfg.W, m->cfg.C);
-    if (!strip || pngio_encode(&png, &png_len, strip, m->cfg.H, m->cfg.W * p.n, m->cfg.C, err,
+    if (!strip || pngio_encode_fast(&png, &png_len, strip, m->cfg.H, m->cfg.W * p.n, m->cfg.C, err,
                                sizeof err)) {
       free(strip);
       http_problem(r, 500, "internal", NULL, "encoding the film strip: %s", err);

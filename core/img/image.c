@@ -135,18 +135,24 @@ double image_psnr_f32(const float *a, const float *b, size_t n) {
 }
 
 int image_u8_from_float(uint8_t *out, const float *in, size_t n, char *err, size_t errlen) {
-  size_t bad = SIZE_MAX;
+  /* floor(x * 255 + 0.5), clamped to [0, 255]: clamped before scaling so the
+   * conversion is always in range, and as a truncation (the value is >= 0,
+   * so it is the floor) that the compiler turns into vector code; NaN fails
+   * x > 0 and gives 0. A second pass, only when something is not finite,
+   * zeroes those values (an infinity included) and reports the first. */
+  int finite = 1;
   for (size_t i = 0; i < n; i++) {
     float x = in[i];
-    if (!isfinite(x)) {
+    double v = x > 0.0f ? (x < 1.0f ? (double)x * 255.0 + 0.5 : 255.0) : 0.0;
+    out[i] = (uint8_t)(int)v;
+    finite &= isfinite(x) != 0;
+  }
+  size_t bad = SIZE_MAX;
+  for (size_t i = 0; !finite && i < n; i++)
+    if (!isfinite(in[i])) {
       if (bad == SIZE_MAX) bad = i;
       out[i] = 0;
-      continue;
     }
-    /* Clamp before scaling so the cast below is always in range. */
-    double v = x <= 0.0f ? 0.0 : x >= 1.0f ? 255.0 : floor((double)x * 255.0 + 0.5);
-    out[i] = (uint8_t)v;
-  }
   if (bad != SIZE_MAX)
     return gtmsm_fail(err, errlen, GTMSM_ENAN, "image: non-finite value %g at index %zu of %zu",
                       (double)in[bad], bad, n);

@@ -45,6 +45,7 @@ typedef struct {
   /* encode */
   const uint8_t *src; /* (H, W, C) borrowed pixels */
   int H, W, C;
+  int fast;           /* pngio_encode_fast's settings */
   uint8_t *out;       /* (out_cap) growing output, owned until handed out */
   size_t out_len, out_cap;
   /* the outcome */
@@ -130,8 +131,8 @@ static int pngio_encode_run(pngio_ctx *ctx) {
   if (setjmp(png_jmpbuf(ctx->png))) return -1;
   png_set_write_fn(ctx->png, ctx, pngio_on_write, pngio_on_flush);
   /* Fixed settings so the bytes depend only on the pixels (and zlib). */
-  png_set_compression_level(ctx->png, 9);
-  png_set_filter(ctx->png, PNG_FILTER_TYPE_BASE, PNG_ALL_FILTERS);
+  png_set_compression_level(ctx->png, ctx->fast ? 1 : 9);
+  png_set_filter(ctx->png, PNG_FILTER_TYPE_BASE, ctx->fast ? PNG_FILTER_SUB : PNG_ALL_FILTERS);
   png_set_IHDR(ctx->png, ctx->info, (png_uint_32)ctx->W, (png_uint_32)ctx->H, 8,
                pngio_color_type(ctx->C), PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
@@ -142,8 +143,8 @@ static int pngio_encode_run(pngio_ctx *ctx) {
   return 0;
 }
 
-int pngio_encode(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C,
-                 char *err, size_t errlen) {
+static int encode(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C, int fast,
+                  char *err, size_t errlen) {
   *out = NULL;
   *out_len = 0;
   if (pngio_color_type(C) < 0)
@@ -158,6 +159,7 @@ int pngio_encode(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int 
   ctx->H = H;
   ctx->W = W;
   ctx->C = C;
+  ctx->fast = fast;
   ctx->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, ctx, pngio_on_error,
                                      pngio_on_warning);
   if (ctx->png) ctx->info = png_create_info_struct(ctx->png);
@@ -176,6 +178,16 @@ int pngio_encode(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int 
 done:
   pngio_ctx_free(ctx, 0);
   return rc;
+}
+
+int pngio_encode(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C,
+                 char *err, size_t errlen) {
+  return encode(out, out_len, pix, H, W, C, 0, err, errlen);
+}
+
+int pngio_encode_fast(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C,
+                      char *err, size_t errlen) {
+  return encode(out, out_len, pix, H, W, C, 1, err, errlen);
 }
 
 int pngio_write_file(const char *path, const uint8_t *pix, int H, int W, int C, char *err,

@@ -193,7 +193,7 @@ int cmd_predict(int argc, char **argv) {
       size_t len;
       char *b64 = NULL;
       image_u8_from_float(u8, pred + (size_t)i * D, (size_t)D, NULL, 0);
-      if (pngio_encode(&png, &len, u8, m.cfg.H, m.cfg.W, m.cfg.C, err, sizeof err) ||
+      if (pngio_encode_fast(&png, &len, u8, m.cfg.H, m.cfg.W, m.cfg.C, err, sizeof err) || /* as gtmsmd replies */
           base64_encode(&b64, NULL, png, len, err, sizeof err)) {
         fprintf(stderr, "gtmsm predict: %s\n", err);
         free(png);
