@@ -194,6 +194,27 @@ static void test_float_conversion(void) {
   CHECK(image_u8_from_float(back, f, 256, err, sizeof err) == 0 && memcmp(all, back, 256) == 0,
         "u8 -> float -> u8 must be the identity");
   CHECK(f[255] == 1.0f && f[0] == 0.0f, "255 -> 1, 0 -> 0");
+  /* every float of [0, 1] that is a multiple of 2^-24 (and its negative)
+   * against the definition, floor(x * 255 + 0.5) in double, clamped; +inf
+   * among them is zeroed */
+  enum { N = 1 << 16 };
+  static float sweep[2 * N + 2];
+  static uint8_t got[2 * N + 2];
+  long mismatches = 0;
+  for (int chunk = 0; chunk < 256; chunk++) {
+    for (int i = 0; i < N; i++) {
+      float x = (float)((double)(chunk * N + i) / (1 << 24));
+      sweep[2 * i] = x, sweep[2 * i + 1] = -x;
+    }
+    sweep[2 * N] = INFINITY, sweep[2 * N + 1] = 1.0f;
+    image_u8_from_float(got, sweep, 2 * N + 2, err, sizeof err);
+    for (int i = 0; i < 2 * N + 2; i++) {
+      float x = sweep[i];
+      double v = !isfinite(x) ? 0.0 : x <= 0.0f ? 0.0 : x >= 1.0f ? 255.0 : floor((double)x * 255.0 + 0.5);
+      mismatches += got[i] != (uint8_t)v;
+    }
+  }
+  CHECK(mismatches == 0, "float -> u8: %ld values differ from floor(x * 255 + 0.5)", mismatches);
 }
 
 static int count_color(const image_t *im, draw_rgb c) {
