@@ -117,8 +117,14 @@ static void chw_to_hwc(float *out, const float *in, int N, int H, int W, int C) 
           out[(((size_t)n * H + y) * W + x) * C + c] = in[(((size_t)n * C + c) * H + y) * W + x];
 }
 
+/* 1 when both convolutions of the encoder (and both of the decoder: the same
+ * grids, H x W and H/2 x W/2) compute every image on its own. */
+static int convs_per_image(const gtmsm_config *c) {
+  return conv_images_independent(c->H * c->W) && conv_images_independent((c->H / 2) * (c->W / 2));
+}
+
 /* The convolutions over images r0 .. r0 + n - 1 only when both compute
- * every image on its own (conv_images_independent; the other rows of their
+ * every image on its own (convs_per_image; the other rows of their
  * output are zeroed), else over all N; the linear layer over all N rows (its
  * GEMM's rows share tiles; a row's result does not depend on the others'
  * values). */
@@ -129,7 +135,7 @@ static void conv_encode_rows(const gtmsm_model *m, void *p, const float *x, int 
   int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
   size_t hw1, hw2, D = (size_t)H * W * c->C;
   layer_sizes(c, &hw1, &hw2);
-  if (!(conv_images_independent(H * W) && conv_images_independent((H / 2) * (W / 2)))) r0 = 0, n = N;
+  if (!convs_per_image(c)) r0 = 0, n = N;
   hwc_to_chw(ws->x_chw + r0 * D, x + r0 * D, n, H, W, c->C);
   conv2d_forward(ws->a1_pre + r0 * hw1, ws->col, ws->x_chw + r0 * D, T(EC1W), T(EC1B), n, c->C, H, W, c1, 3, 1, 1);
   act_forward(ws->a1 + r0 * hw1, ws->a1_pre + r0 * hw1, (size_t)n * hw1, ACT, 1.0f);
@@ -169,7 +175,7 @@ static void vae_conv_encode_backward(const gtmsm_model *m, void *p, const float 
 
 /* The linear layer over all N rows (its GEMM's rows share tiles), the rest
  * over the first n images only when both convolutions compute every image on
- * its own (conv_images_independent), else over all N. xm gets n images. */
+ * its own (convs_per_image), else over all N. xm gets n images. */
 static void conv_decode_first(const gtmsm_model *m, void *p, const float *z, int N, int n, float *xm) {
   vae_conv_ws *ws = p;
   const float *w = m->p.data;
@@ -177,7 +183,7 @@ static void conv_decode_first(const gtmsm_model *m, void *p, const float *z, int
   int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
   size_t hw1, hw2;
   layer_sizes(c, &hw1, &hw2);
-  const int B = conv_images_independent((H / 2) * (W / 2)) && conv_images_independent(H * W) ? n : N;
+  const int B = convs_per_image(c) ? n : N;
   linear_forward(ws->b1_pre, z, T(DFW), T(DFB), N, Z, (int)hw2);
   act_forward(ws->b1, ws->b1_pre, (size_t)B * hw2, ACT, 1.0f);
   conv_transpose2d_forward(ws->b2_pre, ws->col, ws->b1, T(DT1W), T(DT1B), B, c2, H / 2, W / 2, c1,
