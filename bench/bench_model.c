@@ -6,7 +6,11 @@
  * - prediction: frames/s of gtmsm_predict (state rollout, kNN, batched
  *   decoder) for 256 actions after 256 observations, against the decoder's
  *   GEMMs alone on the same blocks (5 of 48 rows and the tail's: Z -> H -> H -> D), and
- *   observations/s.
+ *   observations/s;
+ * - the replies' image work: a film strip of 256 frames as PNG with the files'
+ *   settings (pngio_encode) against the replies' (pngio_encode_fast), and the
+ *   float -> byte conversion (image_u8_from_float) against the floor()
+ *   formula it replaced (kept below as the reference).
  * The two comparisons are timed as bench_nn does: the CPU time of this one
  * thread (OpenBLAS runs one), samples of >= 0.1 s taken round-robin with the
  * reference, the fastest of each kept, so another job on the machine costs
@@ -17,6 +21,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <math.h>
+
+#include "img/image.h"
+#include "img/png.h"
 #include "model/api.h"
 #include "model/gtmsm.h"
 #include "nn/blas_core.h"
@@ -101,6 +109,40 @@ static void gemms(void *p) {
     }
 }
 
+/* image_u8_from_float as it was before issue 9 (the reference). */
+static void old_u8_from_float(uint8_t *out, const float *in, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float x = in[i];
+    double v = !isfinite(x) || x <= 0.0f ? 0.0 : x >= 1.0f ? 255.0 : floor((double)x * 255.0 + 0.5);
+    out[i] = (uint8_t)v;
+  }
+}
+
+typedef struct {
+  const uint8_t *strip;
+  const float *x;
+  uint8_t *u8;
+  int H, W, fast;
+  size_t n, bytes;
+} reply_bench;
+
+static void png_call(void *p) {
+  reply_bench *r = p;
+  uint8_t *png = NULL;
+  if ((r->fast ? pngio_encode_fast : pngio_encode)(&png, &r->bytes, r->strip, r->H, r->W, 3, NULL, 0)) r->bytes = 0;
+  free(png);
+}
+
+static void u8_new(void *p) {
+  reply_bench *r = p;
+  image_u8_from_float(r->u8, r->x, r->n, NULL, 0);
+}
+
+static void u8_old(void *p) {
+  reply_bench *r = p;
+  old_u8_from_float(r->u8, r->x, r->n);
+}
+
 int main(void) {
   char core[128];
   printf("BLAS core: %s\n\n", blas_core_describe(core, sizeof core));
@@ -178,6 +220,26 @@ int main(void) {
   printf("| predict %d steps (mean mode) | %.0f frames/s | %.2f ms per request; decoder GEMMs alone %.3f ms, "
          "time %.2fx the GEMMs |\n",
          PRED, PRED / tp[0], 1e3 * tp[0], 1e3 * tp[1], tp[0] / tp[1]);
+  /* the replies' image work on 256 observed frames side by side (a film strip) */
+  const int F = IMAGENAV_VIEW, NF = 256;
+  uint8_t *strip = malloc((size_t)NF * D), *u8 = malloc((size_t)NF * D);
+  for (int y = 0; y < F; y++)
+    for (int i = 0; i < NF; i++)
+      for (int k = 0; k < F * 3; k++) {
+        float v = frames[((size_t)i * F + y) * F * 3 + k];
+        strip[((size_t)y * NF * F + (size_t)i * F) * 3 + k] = (uint8_t)(v * 255.0f + 0.5f);
+      }
+  reply_bench best = {.strip = strip, .H = F, .W = NF * F}, fast = best;
+  fast.fast = 1;
+  time_pair(tp, png_call, &best, png_call, &fast);
+  printf("| film strip PNG (%d frames) | pngio_encode %.3f ms, %zu bytes | pngio_encode_fast %.3f ms, %zu bytes: "
+         "%.1fx faster |\n", NF, 1e3 * tp[0], best.bytes, 1e3 * tp[1], fast.bytes, tp[0] / tp[1]);
+  reply_bench conv = {.x = frames, .u8 = u8, .n = (size_t)NF * D};
+  time_pair(tp, u8_old, &conv, u8_new, &conv);
+  printf("| float -> byte (%d frames) | the floor() formula %.1f us | image_u8_from_float %.1f us: %.1fx faster |\n", NF,
+         1e6 * tp[0], 1e6 * tp[1], tp[0] / tp[1]);
+  free(strip);
+  free(u8);
   gtmsm_memory_free(mem);
   gtmsm_ws_free(ws);
   free(grad);

@@ -30,8 +30,11 @@
    killed with SIGKILL (or stopped with SIGTERM), the time until a request for
    that session succeeds on the second, at --lease-ttl-ms 1000 and 5000.
 
+7. --only predict (this section alone): N-step image/png predictions at 1
+   client, three runs, with the daemon's own p50 from its access log.
+
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
-       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d]
+       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict]
        [--maze3d-model FILE.gtm] [--store postgresql] [--fsync-delay-ms D]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
 the default architecture (the weights do not change the cost)."""
@@ -185,6 +188,48 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=Non
     return rows
 
 
+def server_us(d, skip):
+    """Median of the access log's server-side microseconds of the prediction
+    requests after the first `skip` of them, and how many there were."""
+    us = []
+    with open(d.log_path, "rb") as f:
+        for raw in f:
+            line = json.loads(raw)
+            if line.get("event") == "access" and line.get("route") == "predictions":
+                us.append(line["us"])
+    rest = sorted(us[skip:])
+    return (rest[len(rest) // 2] if rest else 0), len(us)
+
+
+def predict_one_client(gtmsmd, gtmsm, models, tmp, a, runs=3):
+    """--only predict: N-step image/png predictions at 1 client, `runs` times,
+    over 8 sessions that each observed N steps; client p50/p99 (wrk) and the
+    daemon's own p50 (the access log's us) per run."""
+    d = Daemon(gtmsmd, models, tmp + "/p1.db")
+    n = 8
+    for i in range(n):
+        put_session(d, f"p1-{i}")
+        observe(d, f"p1-{i}", gen(gtmsm, 2000 + i, a.steps))
+    rows, seen = [], 0
+    for _ in range(runs):
+        r = wrk(d.port, os.path.join(HERE, "bench_server_predict.lua"), 1, 1, a.seconds, ["p1", n, a.steps, "image/png"])
+        r["server_p50_ms"], total = server_us(d, seen)
+        r["server_p50_ms"] /= 1000
+        seen = total
+        rows.append(r)
+    d.stop()
+    return rows
+
+
+def print_predict_one_client(rows, a):
+    print(f"## {a.steps}-step predictions, image/png, 1 client (wrk {a.seconds} s per run)\n")
+    print("| run | predictions/s | p50 ms | p99 ms | daemon's own p50 ms |")
+    print("|---:|---:|---:|---:|---:|")
+    for i, r in enumerate(rows):
+        print(f"| {i + 1} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['server_p50_ms']:.2f} |")
+    print("\n(daemon's own: the median of the access log's `us` of the run's requests, parse to reply queued)")
+
+
 def store_compare(gtmsmd, gtmsm, models, tmp, a):
     """Section 6: SQLite against PostgreSQL, then the failover cost."""
     sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
@@ -323,7 +368,8 @@ def main():
     ap.add_argument("--sessions", type=int, default=64, help="at least 2")
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json")
-    ap.add_argument("--only", choices=["group-commit", "maze3d"], help="run one section alone")
+    ap.add_argument("--only", choices=["group-commit", "maze3d", "predict"], help="run one section alone "
+                    "(predict: N-step predictions at 1 client, three runs, with the daemon's own time)")
     ap.add_argument("--fsync-delay-ms", type=float, default=0,
                     help="group commit: also run the section with every fsync of the daemon this much slower "
                     "(an LD_PRELOAD shim, build/bench/libfsync_delay_shim.so), a disk slower than this one")
@@ -358,6 +404,13 @@ def main():
             if a.json:
                 with open(a.json, "w") as f:
                     json.dump({**results, "maze3d": res}, f, indent=1)
+            return 0
+        if a.only == "predict":
+            rows = predict_one_client(gtmsmd, gtmsm, models, tmp, a)
+            print_predict_one_client(rows, a)
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump({**results, "predict_one_client": rows}, f, indent=1)
             return 0
         if a.store == "postgresql":
             res = store_compare(gtmsmd, gtmsm, models, tmp, a)
