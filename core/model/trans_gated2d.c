@@ -86,11 +86,6 @@ static void *gated_ws_new(const gtmsm_config *c, int N) {
 
 #define T(i) gtmsm_tensor(m, GTMSM_ROLE_TRANS, (i), m->p.data)
 
-/* Gate at input x = GATE_IN * (projected position) (S): fills hidden
- * activations h1_pre, h1, h2_pre, h2 (G) and, when jac is given, d gate / d x
- * (S) and *dg, the sigmoid's derivative at the gate's input. Returns the gate
- * in (0, 1). The derivatives of tanh and sigmoid are taken from their inputs
- * (1 - h^2 and g (1 - g) cancel where they saturate). */
 /* out[r] = b[r] + sum_j w[r][j] x[j] for the rows of whole groups of 16
  * (w (G, G) row-major); returns the rows done. Sixteen rows at a time as
  * four SSE vectors of four rows, their four sums in flight, each step of j
@@ -129,6 +124,11 @@ static int gate_matvec16(float *out, const float *w, const float *b, const float
   return r;
 }
 
+/* Gate at input x = GATE_IN * (projected position) (S): fills hidden
+ * activations h1_pre, h1, h2_pre, h2 (G) and, when jac is given, d gate / d x
+ * (S) and *dg, the sigmoid's derivative at the gate's input. Returns the gate
+ * in (0, 1). The derivatives of tanh and sigmoid are taken from their inputs
+ * (1 - h^2 and g (1 - g) cancel where they saturate). */
 static float gate_forward(const gtmsm_model *m, const float *p, float *h1_pre, float *h1,
                           float *h2_pre, float *h2, float *jac, float *dg) {
   int S = m->cfg.S, G = m->cfg.gate_hidden;
