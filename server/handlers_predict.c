@@ -95,7 +95,7 @@ void handle_predict(http_req *r) {
   session *s = NULL;
   if (handler_session(r, &s)) return;
   codec_predict p = {0};
-  float *frames = NULL, *states = NULL;
+  float *states = NULL;
   uint8_t *pix = NULL;
   char err[256] = "";
   if (handler_lock(r, s, 0)) goto done;
@@ -109,18 +109,16 @@ void handle_predict(http_req *r) {
     http_problem_codec(r, &e, NULL);
     goto done;
   }
-  frames = malloc(sizeof(float) * D * (size_t)p.n);
   states = malloc(sizeof(float) * (size_t)m->cfg.S * (size_t)p.n);
   pix = malloc(D * (size_t)p.n);
-  int rc = frames && states && pix ? 0 : GTMSM_ENOMEM;
-  if (!rc) rc = gtmsm_predict(m, s->mem, p.actions, p.n, p.mode, p.seed, frames, states, err, sizeof err);
+  int rc = states && pix ? 0 : GTMSM_ENOMEM;
+  if (!rc) rc = gtmsm_predict_u8(m, s->mem, p.actions, p.n, p.mode, p.seed, pix, states, err, sizeof err);
   const int64_t steps = s->steps;
   sessions_unlock(a->cache, s);
   if (rc) {
     http_problem(r, 500, "internal", NULL, "prediction failed: %s", err);
     goto done;
   }
-  image_u8_from_float(pix, frames, D * (size_t)p.n, NULL, 0);
   metrics_frames_predicted(a->metrics, p.n);
   char count[24];
   snprintf(count, sizeof count, "%d", p.n);
@@ -174,7 +172,6 @@ void handle_predict(http_req *r) {
 done:
   sessions_release(a->cache, s);
   codec_predict_free(&p);
-  free(frames);
   free(states);
   free(pix);
 }

@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "img/image.h"
 #include "model/gtmsm_internal.h"
+#include "model/par.h"
 #include "nn/rng.h"
 
 static const char MEM_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'M', 'E', 'M'};
@@ -111,39 +113,6 @@ static int block_for(uint64_t mask, int p0, int n) {
   return ROW_BLOCK;
 }
 
-/* Encodes frames x (n, D) observed at steps step0..step0+n-1 into mu, lv (n,
- * Z): each run of them within one full block (rows step mod ROW_BLOCK) in
- * the smallest verified block that holds it; xpad (ROW_BLOCK, D), mu_b and
- * lv_b (ROW_BLOCK, Z). */
-static void encode_blocked(const gtmsm_model *m, gtmsm_ws *ws, uint64_t mask, float *xpad, const float *x, int n,
-                           long step0, float *mu, float *lv, float *mu_b, float *lv_b) {
-  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
-  for (int i = 0; i < n;) {
-    int p0 = (int)((step0 + i) % ROW_BLOCK), rows = ROW_BLOCK - p0 < n - i ? ROW_BLOCK - p0 : n - i;
-    int d = block_for(mask, p0, rows), row0 = p0 % d;
-    memset(xpad, 0, sizeof(float) * (size_t)d * D);
-    memcpy(xpad + (size_t)row0 * D, x + (size_t)i * D, sizeof(float) * (size_t)rows * D);
-    gtmsm_encode_rows(m, ws, xpad, d, row0, rows, mu_b, lv_b);
-    memcpy(mu + (size_t)i * Z, mu_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
-    memcpy(lv + (size_t)i * Z, lv_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
-    i += rows;
-  }
-}
-
-/* Decodes z (n, Z) into out (n, D), frame t at row t mod ROW_BLOCK, in the
- * smallest verified blocks; zpad (ROW_BLOCK, Z), out_b (ROW_BLOCK, D). */
-static void decode_blocked(const gtmsm_model *m, gtmsm_ws *ws, uint64_t mask, float *zpad, const float *z, int n,
-                           float *out, float *out_b) {
-  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
-  for (int b0 = 0; b0 < n; b0 += ROW_BLOCK) {
-    int rows = n - b0 < ROW_BLOCK ? n - b0 : ROW_BLOCK, d = block_for(mask, 0, rows);
-    memset(zpad, 0, sizeof(float) * (size_t)d * Z);
-    memcpy(zpad, z + (size_t)b0 * Z, sizeof(float) * (size_t)rows * Z);
-    gtmsm_decode_mean_first(m, ws, zpad, d, rows, out_b);
-    memcpy(out + (size_t)b0 * D, out_b, sizeof(float) * (size_t)rows * D);
-  }
-}
-
 /* Inference workspaces kept in the model between calls: the VAE's for a
  * whole block (every call runs blocks of at most ROW_BLOCK rows), a block's
  * padded frames and latents, and the prior's. A call takes one (or makes one)
@@ -209,6 +178,93 @@ void gtmsm_ws_pool_free(gtmsm_model *m) {
   }
   free(m->ws_pool);
   m->ws_pool = NULL;
+}
+
+/* One call's blocks as pieces for par_run (par.h): run k of an
+ * observation's encoding (frames within one full block, rows step mod
+ * ROW_BLOCK) or block k of a prediction's decoding (frame t at row t mod
+ * ROW_BLOCK), each in the smallest verified block that holds it. A piece
+ * takes a workspace of its own from the pool, so pieces run on any thread;
+ * they write disjoint rows of the outputs. */
+typedef struct {
+  const gtmsm_model *m;
+  uint64_t mask;
+  const float *in; /* encoding: frames x (n, D); decoding: latents z (n, Z) */
+  int n;
+  long step0;      /* encoding: the step x's first frame was observed at */
+  float *out;      /* encoding: mu (n, Z); decoding: frames (n, D), clamped to [0, 1], or NULL */
+  float *out2;     /* encoding: lv (n, Z) */
+  uint8_t *pix;    /* decoding (when out is NULL): the frames as bytes (n, D) */
+  int failed;      /* a piece found no workspace (out of memory); written under no lock, only ever to 1 */
+} blocked_job;
+
+/* Starts the pieces: shared with the helper threads when OpenBLAS runs one
+ * thread per call (else its own threads already share the cores). */
+static void blocked_begin(par_job *pj, blocked_job *j, int pieces, void (*fn)(void *ctx, int k)) {
+  par_begin(pj, pieces, openblas_get_num_threads() == 1, fn, j);
+}
+
+/* Runs the pieces left and waits for all; 0 or GTMSM_ENOMEM. */
+static int blocked_end(par_job *pj, blocked_job *j) {
+  par_end(pj);
+  return __atomic_load_n(&j->failed, __ATOMIC_RELAXED) ? GTMSM_ENOMEM : GTMSM_OK;
+}
+
+/* The first frame of encoding run k, and the run count (the first run ends
+ * where step0's full block does). */
+static int encode_run_start(long step0, int k) {
+  const int first = ROW_BLOCK - (int)(step0 % ROW_BLOCK);
+  return k == 0 ? 0 : first + (k - 1) * ROW_BLOCK;
+}
+static int encode_runs(long step0, int n) {
+  const int first = ROW_BLOCK - (int)(step0 % ROW_BLOCK);
+  return n <= first ? 1 : 1 + (n - first + ROW_BLOCK - 1) / ROW_BLOCK;
+}
+
+static void encode_piece(void *ctx, int k) {
+  blocked_job *j = ctx;
+  const gtmsm_model *m = j->m;
+  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
+  const int i = encode_run_start(j->step0, k), p0 = (int)((j->step0 + i) % ROW_BLOCK);
+  const int rows = ROW_BLOCK - p0 < j->n - i ? ROW_BLOCK - p0 : j->n - i;
+  const int d = block_for(j->mask, p0, rows), row0 = p0 % d;
+  pooled *pw = pool_take(m);
+  if (!pw) {
+    __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  float *xpad = pw->buf, *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
+  memset(xpad, 0, sizeof(float) * (size_t)d * D);
+  memcpy(xpad + (size_t)row0 * D, j->in + (size_t)i * D, sizeof(float) * (size_t)rows * D);
+  gtmsm_encode_rows(m, pw->ws, xpad, d, row0, rows, mu_b, lv_b);
+  memcpy(j->out + (size_t)i * Z, mu_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
+  memcpy(j->out2 + (size_t)i * Z, lv_b + (size_t)row0 * Z, sizeof(float) * (size_t)rows * Z);
+  pool_give(m, pw);
+}
+
+static void decode_piece(void *ctx, int k) {
+  blocked_job *j = ctx;
+  const gtmsm_model *m = j->m;
+  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z, b0 = k * ROW_BLOCK;
+  const int rows = j->n - b0 < ROW_BLOCK ? j->n - b0 : ROW_BLOCK, d = block_for(j->mask, 0, rows);
+  pooled *pw = pool_take(m);
+  if (!pw) {
+    __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  float *zpad = pw->buf, *out_b = zpad + (size_t)ROW_BLOCK * Z;
+  memset(zpad, 0, sizeof(float) * (size_t)d * Z);
+  memcpy(zpad, j->in + (size_t)b0 * Z, sizeof(float) * (size_t)rows * Z);
+  gtmsm_decode_mean_first(m, pw->ws, zpad, d, rows, out_b);
+  if (j->out) {
+    float *out = j->out + (size_t)b0 * D;
+    for (size_t i = 0; i < (size_t)rows * D; i++) {
+      float v = out_b[i];
+      out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+  } else /* the same bytes as from the clamped floats: the conversion clamps (and takes NaN to 0) */
+    image_u8_from_float(j->pix + (size_t)b0 * D, out_b, (size_t)rows * D, NULL, 0);
+  pool_give(m, pw);
 }
 
 static int has_landmarks(const gtmsm_model *m) { return m->cfg.infer == GTMSM_INFER_LANDMARK; }
@@ -291,22 +347,22 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
   if ((rc = check_actions(m, actions, n, err, errlen))) return rc;
   float *mu = malloc((size_t)n * Z * sizeof(float)), *lv = malloc((size_t)n * Z * sizeof(float));
   float *val = malloc((size_t)value_size(m) * sizeof(float));
-  const int D = gtmsm_config_D(&m->cfg);
-  const uint64_t mask = infer_blocks(m);
-  pooled *pw = pool_take(m);
-  gtmsm_ws *ws = pw ? pw->ws : NULL;
-  float *xpad = pw ? pw->buf : NULL;
   size_t size0 = dnd_size(mem->mem), rev0 = mem->rev ? dnd_size(mem->rev) : 0;
   float state0[GTMSM_MAX_S], hidden0[GTMSM_MAX_H];
   long steps0 = mem->steps;
   memcpy(state0, mem->state, sizeof state0);
   memcpy(hidden0, mem->hidden, sizeof hidden0);
-  if (!mu || !lv || !val || !ws || !xpad) {
+  if (!mu || !lv || !val) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
-  float *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
-  encode_blocked(m, ws, mask, xpad, frames, n, mem->steps, mu, lv, mu_b, lv_b);
+  blocked_job enc = {m, infer_blocks(m), frames, n, mem->steps, mu, lv, NULL, 0};
+  par_job pj;
+  blocked_begin(&pj, &enc, encode_runs(mem->steps, n), encode_piece);
+  if (blocked_end(&pj, &enc)) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    goto done;
+  }
   const int extra = m->prior->value_extra(&m->cfg);
   for (int i = 0; i < n; i++) {
     float stop = STOP_NONE;
@@ -354,7 +410,6 @@ done:
     memcpy(mem->hidden, hidden0, sizeof hidden0);
     mem->steps = steps0;
   }
-  pool_give(m, pw);
   free(mu);
   free(lv);
   free(val);
@@ -403,20 +458,18 @@ static int stopped_here(int S, const stop_entry *stops, int n, const float *s, c
   return 0;
 }
 
-int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *actions, int n,
-                  gtmsm_predict_mode mode, uint64_t seed, float *frames_out, float *states_out,
-                  char *err, size_t errlen) {
-  const int S = m->cfg.S, Z = m->cfg.Z, D = gtmsm_config_D(&m->cfg);
+/* gtmsm_predict into frames_out, or (frames_out NULL) gtmsm_predict_u8 into pix_out. */
+static int predict_into(const gtmsm_model *m, const gtmsm_memory *mem, const int *actions, int n,
+                        gtmsm_predict_mode mode, uint64_t seed, float *frames_out, uint8_t *pix_out,
+                        float *states_out, char *err, size_t errlen) {
+  const int S = m->cfg.S, Z = m->cfg.Z;
   const int K = m->cfg.K;
   int rc = GTMSM_OK;
   if (n <= 0) return GTMSM_OK;
   if ((rc = check_actions(m, actions, n, err, errlen))) return rc;
   float *z = calloc((size_t)n * Z, sizeof(float));
   stop_entry *stops = NULL;
-  const uint64_t mask = infer_blocks(m);
   pooled *pw = pool_take(m);
-  gtmsm_ws *ws = pw ? pw->ws : NULL;
-  float *zpad = pw ? pw->buf : NULL;
   void *pws = pw ? pw->pws : NULL;
   if (!z || !pw) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
@@ -432,6 +485,10 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
   float d2[GTMSM_MAX_K];
   const float *values[GTMSM_MAX_K];
   stops = stops_of(m, mem, &nstops);
+  /* a block's frames are decoded (on a helper, if one is idle) while the next is rolled out */
+  blocked_job dec = {m, infer_blocks(m), z, n, 0, frames_out, NULL, pix_out, 0};
+  par_job pj;
+  blocked_begin(&pj, &dec, (n + ROW_BLOCK - 1) / ROW_BLOCK, decode_piece);
   for (int t = 0; t < n; t++) {
     float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H], key[DND_MAX_S];
     m->trans->step(m, st, h, actions[t], next, next_h, NULL, 0);
@@ -447,21 +504,32 @@ int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *acti
     if (found <= 0) { /* empty memory: the standard normal prior */
       if (mode == GTMSM_PREDICT_SAMPLE)
         for (int k = 0; k < Z; k++) zt[k] = rng_normal(&r);
-      continue;
+    } else {
+      for (int j2 = 0; j2 < found; j2++) values[j2] = dnd_value(mem->mem, (size_t)idx[j2]);
+      m->prior->predict(m, pws, st, d2, values, found, mode == GTMSM_PREDICT_SAMPLE, &r, zt);
     }
-    for (int j2 = 0; j2 < found; j2++) values[j2] = dnd_value(mem->mem, (size_t)idx[j2]);
-    m->prior->predict(m, pws, st, d2, values, found, mode == GTMSM_PREDICT_SAMPLE, &r, zt);
+    if ((t + 1) % ROW_BLOCK == 0) par_ready(&pj, (t + 1) / ROW_BLOCK);
   }
-  decode_blocked(m, ws, mask, zpad, z, n, frames_out, zpad + (size_t)ROW_BLOCK * Z);
-  for (size_t i = 0; i < (size_t)n * D; i++) {
-    float v = frames_out[i];
-    frames_out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
-  }
+  pool_give(m, pw); /* before the rest of the decoding, whose pieces on this thread take it again */
+  pw = NULL;
+  if (blocked_end(&pj, &dec)) rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
 done:
   pool_give(m, pw);
   free(stops);
   free(z);
   return rc;
+}
+
+int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *actions, int n,
+                  gtmsm_predict_mode mode, uint64_t seed, float *frames_out, float *states_out,
+                  char *err, size_t errlen) {
+  return predict_into(m, mem, actions, n, mode, seed, frames_out, NULL, states_out, err, errlen);
+}
+
+int gtmsm_predict_u8(const gtmsm_model *m, const gtmsm_memory *mem, const int *actions, int n,
+                     gtmsm_predict_mode mode, uint64_t seed, uint8_t *pix_out, float *states_out,
+                     char *err, size_t errlen) {
+  return predict_into(m, mem, actions, n, mode, seed, NULL, pix_out, states_out, err, errlen);
 }
 
 /* Little-endian fields, whatever the host, like the DND's own serialisation:

@@ -64,10 +64,19 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
  * inference the memory also knows where moves failed (observations whose
  * view did not change although the transition moved): a predicted move of
  * the same action from within a fifth of a move of such a place stays.
- * Returns 0, GTMSM_EINVAL or GTMSM_ENOMEM. */
+ * A block of frames is decoded while the next is rolled out, on an idle
+ * helper thread when there is one (model/par.h; the frames do not depend on
+ * it). Returns 0, GTMSM_EINVAL or GTMSM_ENOMEM. */
 int gtmsm_predict(const gtmsm_model *m, const gtmsm_memory *mem, const int *actions, int n,
                   gtmsm_predict_mode mode, uint64_t seed, float *frames_out, float *states_out,
                   char *err, size_t errlen);
+
+/* gtmsm_predict with the frames as bytes: pix_out (n, D) holds
+ * image_u8_from_float of the frames gtmsm_predict writes (the same bytes),
+ * converted on the threads that decode them. */
+int gtmsm_predict_u8(const gtmsm_model *m, const gtmsm_memory *mem, const int *actions, int n,
+                     gtmsm_predict_mode mode, uint64_t seed, uint8_t *pix_out, float *states_out,
+                     char *err, size_t errlen);
 
 /* Serialised memory: "GTMSMMEM" u32 version u32 S i64 steps, S float32 state,
  * (version 2, transitions with their own state: u32 H, H float32), then the

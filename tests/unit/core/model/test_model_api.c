@@ -1,7 +1,7 @@
 /* Model files, the inference API and the evaluator:
  * - .gtm round trip is exact and corrupt files are refused with a message;
  * - observe/predict: predict has no side effect on memory, is deterministic
- *   for a seed, mean mode decodes the mixture mean; the memory serialises and
+ *   for a seed, the same with any number of helper threads, mean mode decodes the mixture mean; the memory serialises and
  *   deserialises to identical predictions; bad actions are refused;
  * - a short training run lowers the loss;
  * - the evaluator is deterministic and independent of the thread count;
@@ -18,10 +18,12 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "img/image.h"
 #include "model/api.h"
 #include "model/eval.h"
 #include "model/gtmsm_internal.h"
 #include "model/modelfile.h"
+#include "model/par.h"
 #include "nn/conv.h"
 #include "nn/rng.h"
 #include "sim/imagenav.h"
@@ -188,6 +190,69 @@ static void test_infer_rows(void) {
     free(buf[1]);
     gtmsm_model_free(&m);
   }
+}
+
+/* The helper threads (model/par.h) change no bit: observing 200 frames at
+ * once (five encoding runs) and predicting 200 steps (five decoding blocks)
+ * with 0, 1 and 3 helpers give the same memory and frames, for the FC and the
+ * conv VAE; gtmsm_predict_u8's bytes are the conversion of gtmsm_predict's
+ * frames. */
+static void test_helpers(void) {
+  char err[256];
+  openblas_set_num_threads(1);
+  enum { T = 200, P = 200 };
+  static float world[WORLD_SIZE * WORLD_SIZE * 3], frames[T * IMAGENAV_FRAME], f[P * IMAGENAV_FRAME],
+      f0[P * IMAGENAV_FRAME];
+  static uint8_t u8[P * IMAGENAV_FRAME], u0[P * IMAGENAV_FRAME];
+  int actions[T], pa[P];
+  for (int i = 0; i < P; i++) pa[i] = (i / 3) % 5;
+  world_generate(world, 4);
+  imagenav_options o = imagenav_default_options();
+  imagenav_episode(world, &o, 4, T, frames, actions, NULL);
+  const int saved = par_helpers();
+  for (int conv = 0; conv < 2; conv++) {
+    gtmsm_config c = small_config();
+    if (conv) c.vae = GTMSM_VAE_CONV, c.channels = 4;
+    gtmsm_model m;
+    CHECK(gtmsm_model_init(&m, &c, 6, err, sizeof err) == 0, "%s", err);
+    uint8_t *buf0 = NULL;
+    size_t len0 = 0;
+    const int counts[3] = {0, 1, 3};
+    for (int h = 0; h < 3; h++) {
+      par_set_helpers(counts[h]);
+      gtmsm_memory *mem = gtmsm_memory_new(&m);
+      uint8_t *buf = NULL;
+      size_t len = 0;
+      CHECK(gtmsm_observe(&m, mem, actions, frames + 0, 7, err, sizeof err) == 0 &&
+                gtmsm_observe(&m, mem, actions + 7, frames + 7 * IMAGENAV_FRAME, T - 7, err, sizeof err) == 0,
+            "%s", err);
+      gtmsm_memory_serialize(mem, c.S, &buf, &len);
+      CHECK(gtmsm_predict(&m, mem, pa, P, GTMSM_PREDICT_SAMPLE, 3, h ? f : f0, NULL, err, sizeof err) == 0 &&
+                gtmsm_predict_u8(&m, mem, pa, P, GTMSM_PREDICT_SAMPLE, 3, h ? u8 : u0, NULL, err, sizeof err) == 0,
+            "%s", err);
+      if (!h) {
+        buf0 = buf, len0 = len;
+        uint8_t one[IMAGENAV_FRAME];
+        int bad = 0;
+        for (int t = 0; t < P; t++) {
+          image_u8_from_float(one, f0 + (size_t)t * IMAGENAV_FRAME, IMAGENAV_FRAME, NULL, 0);
+          bad += memcmp(one, u0 + (size_t)t * IMAGENAV_FRAME, IMAGENAV_FRAME) != 0;
+        }
+        CHECK(bad == 0, "%s: %d frames of gtmsm_predict_u8 are not the bytes of gtmsm_predict's", conv ? "conv" : "fc",
+              bad);
+      } else {
+        CHECK(len == len0 && memcmp(buf, buf0, len) == 0, "%s, %d helpers: the memory differs", conv ? "conv" : "fc",
+              counts[h]);
+        CHECK(memcmp(f, f0, sizeof f) == 0 && memcmp(u8, u0, sizeof u8) == 0, "%s, %d helpers: the frames differ",
+              conv ? "conv" : "fc", counts[h]);
+        free(buf);
+      }
+      gtmsm_memory_free(mem);
+    }
+    free(buf0);
+    gtmsm_model_free(&m);
+  }
+  par_set_helpers(saved);
 }
 
 /* gtmsm_decode_mean_first gives the first n rows of a whole block's decode,
@@ -535,6 +600,7 @@ int main(void) {
   test_partial_rows();
   test_api();
   test_infer_rows();
+  test_helpers();
   test_landmark_api(dir);
   test_training_lowers_loss();
   test_eval_determinism();
