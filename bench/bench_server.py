@@ -31,7 +31,9 @@
    that session succeeds on the second, at --lease-ttl-ms 1000 and 5000.
 
 7. --only predict (this section alone): N-step image/png predictions at 1
-   client, three runs, with the daemon's own p50 from its access log.
+   and 8 clients, three runs, each row on a daemon with its default helper
+   threads and on one with --helpers 0 in turn, with the daemon's own p50
+   from its access log.
 
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
        [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict]
@@ -202,32 +204,42 @@ def server_us(d, skip):
 
 
 def predict_one_client(gtmsmd, gtmsm, models, tmp, a, runs=3):
-    """--only predict: N-step image/png predictions at 1 client, `runs` times,
-    over 8 sessions that each observed N steps; client p50/p99 (wrk) and the
-    daemon's own p50 (the access log's us) per run."""
-    d = Daemon(gtmsmd, models, tmp + "/p1.db")
-    n = 8
-    for i in range(n):
-        put_session(d, f"p1-{i}")
-        observe(d, f"p1-{i}", gen(gtmsm, 2000 + i, a.steps))
-    rows, seen = [], 0
-    for _ in range(runs):
-        r = wrk(d.port, os.path.join(HERE, "bench_server_predict.lua"), 1, 1, a.seconds, ["p1", n, a.steps, "image/png"])
-        r["server_p50_ms"], total = server_us(d, seen)
-        r["server_p50_ms"] /= 1000
-        seen = total
-        rows.append(r)
-    d.stop()
+    """--only predict: N-step image/png predictions at 1 client, then at 8
+    clients, over 8 sessions that each observed N steps; client p50/p99 (wrk)
+    and the daemon's own p50 (the access log's us) per run. Two daemons with
+    the same sessions take turns: one with its default helper threads
+    (--helpers -1: a prediction decodes its blocks on an idle core too), one
+    with --helpers 0 (each request on its own thread), the baseline."""
+    daemons = []
+    for helpers in ("-1", "0"):
+        d = Daemon(gtmsmd, models, f"{tmp}/p1-h{helpers}.db", "--helpers", helpers)
+        for i in range(8):
+            put_session(d, f"p1-{i}")
+            observe(d, f"p1-{i}", gen(gtmsm, 2000 + i, a.steps))
+        daemons.append((helpers, d, [0]))
+    rows = []
+    for run in range(runs):
+        for clients in (1, 8):
+            for helpers, d, seen in daemons:
+                r = wrk(d.port, os.path.join(HERE, "bench_server_predict.lua"), min(clients, 2), clients, a.seconds,
+                        ["p1", 8, a.steps, "image/png"])
+                us, seen[0] = server_us(d, seen[0])
+                r.update(run=run + 1, clients=clients, helpers=helpers, server_p50_ms=us / 1000)
+                rows.append(r)
+    for _, d, _ in daemons:
+        d.stop()
     return rows
 
 
 def print_predict_one_client(rows, a):
-    print(f"## {a.steps}-step predictions, image/png, 1 client (wrk {a.seconds} s per run)\n")
-    print("| run | predictions/s | p50 ms | p99 ms | daemon's own p50 ms |")
-    print("|---:|---:|---:|---:|---:|")
-    for i, r in enumerate(rows):
-        print(f"| {i + 1} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['server_p50_ms']:.2f} |")
-    print("\n(daemon's own: the median of the access log's `us` of the run's requests, parse to reply queued)")
+    print(f"## {a.steps}-step predictions, image/png (wrk {a.seconds} s per row)\n")
+    print("| run | clients | --helpers | predictions/s | p50 ms | p99 ms | daemon's own p50 ms |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['run']} | {r['clients']} | {r['helpers']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
+              f"{r['p99_ms']:.2f} | {r['server_p50_ms']:.2f} |")
+    print("\n(daemon's own: the median of the access log's `us` of the row's requests, parse to reply queued; "
+          "--helpers -1 is the default, the CPUs less one)")
 
 
 def store_compare(gtmsmd, gtmsm, models, tmp, a):
@@ -369,7 +381,8 @@ def main():
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json")
     ap.add_argument("--only", choices=["group-commit", "maze3d", "predict"], help="run one section alone "
-                    "(predict: N-step predictions at 1 client, three runs, with the daemon's own time)")
+                    "(predict: N-step predictions at 1 and 8 clients, three runs, with and without helper "
+                    "threads, with the daemon's own time)")
     ap.add_argument("--fsync-delay-ms", type=float, default=0,
                     help="group commit: also run the section with every fsync of the daemon this much slower "
                     "(an LD_PRELOAD shim, build/bench/libfsync_delay_shim.so), a disk slower than this one")

@@ -17,7 +17,7 @@ esac
 SERVE_PACKAGES=(
   # build gtmsmd and gtmsm
   build-essential cmake pkg-config ca-certificates
-  libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev libpng-dev zlib1g-dev
+  libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev libpng-dev zlib1g-dev libdeflate-dev
   # gtmsmd's PostgreSQL store backend (--store postgresql://...)
   libpq-dev
   # the quick start's readiness check (README: curl .../v2/health/ready)

@@ -47,6 +47,9 @@ static const config_entry TABLE[] = {
      "X-Served-By header value; empty: the host name"},
     {"threads", CONFIG_TYPE_INT, "0", 0, 256, NULL, OFF(threads),
      "HTTP worker threads (libmicrohttpd pool); 0: twice the CPUs"},
+    {"helpers", CONFIG_TYPE_INT, "-1", -1, 7, NULL, OFF(helpers),
+     "helper threads a prediction or observation may decode or encode its blocks on while the "
+     "cores are otherwise idle (the results do not depend on it); -1: the CPUs less one, at most 7"},
     {"max-body", CONFIG_TYPE_SIZE, "64M", 1 * KIB, 16 * GIB, NULL, OFF(max_body),
      "bytes per request body (checked while streaming); suffixes k, M, G"},
     {"max-frames", CONFIG_TYPE_INT, "65536", 1, 1LL << 30, NULL, OFF(max_frames),

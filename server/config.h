@@ -21,6 +21,7 @@ typedef struct {
   char api_keys[CONFIG_STR_MAX];  /* file of bearer keys, one a line; empty: no auth */
   char served_by[CONFIG_STR_MAX]; /* X-Served-By value; empty: the host name */
   long long threads;              /* HTTP worker threads; 0: 2 x CPUs */
+  long long helpers;              /* model/par.h's helper threads; -1: the CPUs less one */
   long long max_body;             /* bytes per request body */
   long long max_frames;           /* observations per request */
   long long max_actions;          /* actions per prediction */

@@ -16,6 +16,7 @@
 #include "expiry.h"
 #include "http.h"
 #include "log.h"
+#include "model/par.h"
 #include "nn/blas_core.h"
 #include "routes.h"
 #include "signals.h"
@@ -44,8 +45,8 @@ static void log_config(const server_config *c) {
     json_object_set_new(j, config_name(i), json_string(v));
   }
   char core[128];
-  log_at(LOG_LEVEL_INFO, NULL, "config", "{s:s, s:s, s:O}", "version", GTMSM_VERSION, "blas_core",
-         blas_core_describe(core, sizeof core), "config", j);
+  log_at(LOG_LEVEL_INFO, NULL, "config", "{s:s, s:s, s:i, s:O}", "version", GTMSM_VERSION, "blas_core",
+         blas_core_describe(core, sizeof core), "helpers", par_helpers(), "config", j);
   json_decref(j);
 }
 
@@ -73,6 +74,7 @@ int main(int argc, char **argv) {
   /* Requests run in many threads; each prediction is small, so OpenBLAS's own
    * threads would only fight them for the cores. */
   openblas_set_num_threads(1);
+  if (a.cfg.helpers >= 0) par_set_helpers((int)a.cfg.helpers);
   if (a.cfg.served_by[0]) snprintf(a.served_by, sizeof a.served_by, "%.255s", a.cfg.served_by);
   else if (gethostname(a.served_by, sizeof a.served_by - 1) != 0) snprintf(a.served_by, sizeof a.served_by, "gtmsmd");
   log_config(&a.cfg);

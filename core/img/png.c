@@ -8,10 +8,15 @@
  * value that changes (libpng handles, buffers, stream position, message)
  * lives in that heap object, which longjmp cannot clobber, and the caller
  * frees it all in one place whether the run returned or jumped. So no local
- * needs to be volatile. */
+ * needs to be volatile.
+ *
+ * pngio_encode_fast writes the file itself: one deflate of every row
+ * unfiltered by libdeflate (about 3x zlib's speed at level 1, and smaller),
+ * in IDAT chunks between the signature, IHDR and IEND. */
 #include "img/png.h"
 
 #include <errno.h>
+#include <libdeflate.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -45,7 +50,6 @@ typedef struct {
   /* encode */
   const uint8_t *src; /* (H, W, C) borrowed pixels */
   int H, W, C;
-  int fast;           /* pngio_encode_fast's settings */
   uint8_t *out;       /* (out_cap) growing output, owned until handed out */
   size_t out_len, out_cap;
   /* the outcome */
@@ -131,8 +135,8 @@ static int pngio_encode_run(pngio_ctx *ctx) {
   if (setjmp(png_jmpbuf(ctx->png))) return -1;
   png_set_write_fn(ctx->png, ctx, pngio_on_write, pngio_on_flush);
   /* Fixed settings so the bytes depend only on the pixels (and zlib). */
-  png_set_compression_level(ctx->png, ctx->fast ? 1 : 9);
-  png_set_filter(ctx->png, PNG_FILTER_TYPE_BASE, ctx->fast ? PNG_FILTER_SUB : PNG_ALL_FILTERS);
+  png_set_compression_level(ctx->png, 9);
+  png_set_filter(ctx->png, PNG_FILTER_TYPE_BASE, PNG_ALL_FILTERS);
   png_set_IHDR(ctx->png, ctx->info, (png_uint_32)ctx->W, (png_uint_32)ctx->H, 8,
                pngio_color_type(ctx->C), PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
@@ -143,8 +147,8 @@ static int pngio_encode_run(pngio_ctx *ctx) {
   return 0;
 }
 
-static int encode(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C, int fast,
-                  char *err, size_t errlen) {
+int pngio_encode(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C,
+                 char *err, size_t errlen) {
   *out = NULL;
   *out_len = 0;
   if (pngio_color_type(C) < 0)
@@ -159,7 +163,6 @@ static int encode(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int
   ctx->H = H;
   ctx->W = W;
   ctx->C = C;
-  ctx->fast = fast;
   ctx->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, ctx, pngio_on_error,
                                      pngio_on_warning);
   if (ctx->png) ctx->info = png_create_info_struct(ctx->png);
@@ -180,14 +183,71 @@ done:
   return rc;
 }
 
-int pngio_encode(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C,
-                 char *err, size_t errlen) {
-  return encode(out, out_len, pix, H, W, C, 0, err, errlen);
+/* Appends a PNG chunk (type, n data bytes) at p; returns the end. */
+static uint8_t *put_chunk(uint8_t *p, const char type[4], const uint8_t *data, size_t n) {
+  const uint32_t len = (uint32_t)n;
+  const uint8_t head[8] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len,
+                           (uint8_t)type[0], (uint8_t)type[1], (uint8_t)type[2], (uint8_t)type[3]};
+  memcpy(p, head, 8);
+  if (n && data != p + 8) memmove(p + 8, data, n);
+  uLong crc = crc32(crc32(0L, head + 4, 4), p + 8, (uInt)n);
+  p[8 + n] = (uint8_t)(crc >> 24), p[9 + n] = (uint8_t)(crc >> 16), p[10 + n] = (uint8_t)(crc >> 8),
+  p[11 + n] = (uint8_t)crc;
+  return p + 12 + n;
 }
+
+#define IDAT_MAX ((size_t)1 << 30) /* bytes per IDAT chunk (a chunk's length must stay below 2^31) */
 
 int pngio_encode_fast(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C,
                       char *err, size_t errlen) {
-  return encode(out, out_len, pix, H, W, C, 1, err, errlen);
+  *out = NULL;
+  *out_len = 0;
+  if (pngio_color_type(C) < 0)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "PNG encode: channels %d not 1, 3 or 4", C);
+  if (H <= 0 || W <= 0 || (size_t)W > SIZE_MAX / 4 / (size_t)H / 2 || !pix)
+    return gtmsm_fail(err, errlen, GTMSM_EINVAL, "PNG encode: bad image %dx%dx%d", H, W, C);
+  const size_t row = (size_t)W * (size_t)C, raw_len = (row + 1) * (size_t)H;
+  int rc = GTMSM_OK;
+  uint8_t *raw = malloc(raw_len), *png = NULL;
+  struct libdeflate_compressor *z = libdeflate_alloc_compressor(1);
+  if (!raw || !z) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "PNG encode: out of memory");
+    goto done;
+  }
+  for (int y = 0; y < H; y++) { /* filter type 0 (None) on every row */
+    raw[(size_t)y * (row + 1)] = 0;
+    memcpy(raw + (size_t)y * (row + 1) + 1, pix + (size_t)y * row, row);
+  }
+  const size_t bound = libdeflate_zlib_compress_bound(z, raw_len);
+  const size_t chunks = bound / IDAT_MAX + 1;
+  if (!(png = malloc(8 + 25 + 12 * chunks + bound + 12))) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "PNG encode: out of memory");
+    goto done;
+  }
+  /* the stream goes where the IDAT chunks will hold it, after room for their headers */
+  uint8_t *zs = png + 8 + 25 + 12 * chunks;
+  size_t zlen = libdeflate_zlib_compress(z, raw, raw_len, zs, bound);
+  if (!zlen) {
+    rc = gtmsm_fail(err, errlen, GTMSM_EFORMAT, "PNG encode: deflate failed");
+    goto done;
+  }
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  const uint8_t ihdr[13] = {(uint8_t)(W >> 24), (uint8_t)(W >> 16), (uint8_t)(W >> 8), (uint8_t)W,
+                            (uint8_t)(H >> 24), (uint8_t)(H >> 16), (uint8_t)(H >> 8), (uint8_t)H,
+                            8, (uint8_t)pngio_color_type(C), 0, 0, 0};
+  memcpy(png, sig, 8);
+  uint8_t *p = put_chunk(png + 8, "IHDR", ihdr, 13);
+  for (size_t off = 0; off < zlen; off += IDAT_MAX) /* each chunk's data moves down over the gap (memmove) */
+    p = put_chunk(p, "IDAT", zs + off, zlen - off < IDAT_MAX ? zlen - off : IDAT_MAX);
+  p = put_chunk(p, "IEND", NULL, 0);
+  *out = png;
+  *out_len = (size_t)(p - png);
+  png = NULL;
+done:
+  libdeflate_free_compressor(z);
+  free(raw);
+  free(png);
+  return rc;
 }
 
 int pngio_write_file(const char *path, const uint8_t *pix, int H, int W, int C, char *err,

@@ -29,11 +29,11 @@
  * refused; should not happen). */
 int pngio_encode(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C,
                  char *err, size_t errlen);
-/* pngio_encode with settings for replies rather than files: zlib level 1 and
- * the Sub filter on every row instead of level 9 and libpng's choice among all
- * filters per row; about 3x faster (a film strip of 256 8x8 frames: 0.30
- * against 0.94 ms, bench_model) for about 1.4x the bytes. Fixed, so the bytes still depend only on
- * the pixels. */
+/* pngio_encode with settings for replies rather than files: the rows
+ * unfiltered, deflated by libdeflate at level 1 instead of libpng's choice
+ * among all filters per row at zlib level 9; several times faster for about
+ * the same bytes (bench_model's film strip row). Fixed, so the bytes still
+ * depend only on the pixels (and the libdeflate version). */
 int pngio_encode_fast(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C,
                       char *err, size_t errlen);
 

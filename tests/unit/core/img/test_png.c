@@ -25,14 +25,17 @@ static uint8_t *random_pixels(size_t n, uint64_t seed) {
   return p;
 }
 
-static void test_round_trip(int H, int W, int C) {
+typedef int (*encoder)(uint8_t **out, size_t *out_len, const uint8_t *pix, int H, int W, int C, char *err,
+                       size_t errlen);
+
+static void round_trip(encoder enc, const char *name, int H, int W, int C) {
   char err[256] = "";
   size_t n = (size_t)H * W * C;
   uint8_t *pix = random_pixels(n, (uint64_t)(H * 1000 + W * 10 + C));
   uint8_t *png = NULL, *png2 = NULL, *back = NULL;
   size_t len = 0, len2 = 0;
-  int rc = pngio_encode(&png, &len, pix, H, W, C, err, sizeof err);
-  CHECK(rc == 0 && png && len > 8, "encode %dx%dx%d: rc %d %s", H, W, C, rc, err);
+  int rc = enc(&png, &len, pix, H, W, C, err, sizeof err);
+  CHECK(rc == 0 && png && len > 8, "%s %dx%dx%d: rc %d %s", name, H, W, C, rc, err);
   int h = 0, w = 0, c = 0;
   rc = pngio_decode(&back, &h, &w, &c, png, len, 0, 0, err, sizeof err);
   CHECK(rc == 0, "decode %dx%dx%d: rc %d %s", H, W, C, rc, err);
@@ -42,16 +45,22 @@ static void test_round_trip(int H, int W, int C) {
   /* Same pixels from a different buffer give the same bytes. */
   uint8_t *copy = malloc(n);
   memcpy(copy, pix, n);
-  rc = pngio_encode(&png2, &len2, copy, H, W, C, err, sizeof err);
+  rc = enc(&png2, &len2, copy, H, W, C, err, sizeof err);
   CHECK(rc == 0 && len2 == len && memcmp(png, png2, len) == 0,
         "encoding %dx%dx%d twice gave %zu and %zu bytes (or different bytes)", H, W, C, len,
         len2);
-  printf("round trip %dx%dx%d: %zu PNG bytes, identical re-encode\n", H, W, C, len);
+  printf("%s round trip %dx%dx%d: %zu PNG bytes, identical re-encode\n", name, H, W, C, len);
   free(copy);
   free(pix);
   free(png);
   free(png2);
   free(back);
+}
+
+/* Both encoders: the files' (libpng) and the replies' (written here, libdeflate). */
+static void test_round_trip(int H, int W, int C) {
+  round_trip(pngio_encode, "pngio_encode", H, W, C);
+  round_trip(pngio_encode_fast, "pngio_encode_fast", H, W, C);
 }
 
 /* Conversions between channel counts of an image we wrote ourselves. */
