@@ -15,13 +15,16 @@ static pthread_cond_t finished = PTHREAD_COND_INITIALIZER; /* a helper finished 
 static par_job *jobs;   /* the jobs with unclaimed pieces, newest first */
 static int wanted = -1; /* par_set_helpers' n; -1: not set yet (the default on first use) */
 static int started;     /* helpers running */
+static int njobs;       /* jobs in the list */
+static int cpus;        /* online CPUs (at the first use) */
 
 /* The helper count (mu held). */
 static int limit(void) {
-  if (wanted < 0) {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    wanted = cpus <= 1 ? 0 : cpus - 1 > PAR_MAX_HELPERS ? PAR_MAX_HELPERS : (int)cpus - 1;
+  if (!cpus) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpus = n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
   }
+  if (wanted < 0) wanted = cpus - 1 > PAR_MAX_HELPERS ? PAR_MAX_HELPERS : cpus - 1;
   return wanted;
 }
 
@@ -39,9 +42,12 @@ int par_helpers(void) {
 }
 
 /* Claims the next ready piece of the oldest job that has one and may use
- * helper id (mu held), or NULL. */
+ * helper id (mu held), or NULL. Only while the callers in jobs leave a CPU
+ * free: when requests already keep every core busy (one caller a core), a
+ * helper would only add thread switches to the same work. */
 static par_job *claim(int id, int *i) {
   par_job *oldest = NULL;
+  if (njobs > (cpus > 2 ? cpus - 1 : 1)) return NULL;
   for (par_job *j = jobs; j; j = j->link)
     if (j->next < j->ready && id < j->helpers) oldest = j;
   if (oldest) *i = oldest->next++;
@@ -94,6 +100,7 @@ void par_begin(par_job *j, int n, int share, void (*fn)(void *ctx, int i), void 
   if (j->helpers) {
     j->link = jobs;
     jobs = j;
+    njobs++;
   }
   pthread_mutex_unlock(&mu);
 }
@@ -129,6 +136,7 @@ void par_end(par_job *j) {
   par_job **p = &jobs; /* nothing left to claim: out of the list, then wait for the helpers' pieces */
   while (*p != j) p = &(*p)->link;
   *p = j->link;
+  njobs--;
   while (j->done + j->mine < j->n) pthread_cond_wait(&finished, &mu);
   pthread_mutex_unlock(&mu);
 }

@@ -2,8 +2,9 @@
  * blocks of a prediction, the encoder's runs of an observation) run on the
  * calling thread and on the process's idle helper threads at once. A piece
  * is computed by the same code whichever thread takes it, so results do not
- * depend on the helper count; a request on a machine whose other cores are
- * busy just runs its pieces itself. */
+ * depend on the helper count. Helpers take pieces only while fewer callers
+ * are in jobs than there are CPUs (at least one caller): when requests
+ * already keep every core busy, each runs its own pieces. */
 #ifndef GTMSM_MODEL_PAR_H
 #define GTMSM_MODEL_PAR_H
 
