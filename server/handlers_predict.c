@@ -8,7 +8,6 @@
 #include "base/err.h"
 #include "handlers.h"
 #include "jsonfmt.h"
-#include "img/image.h"
 #include "img/png.h"
 
 typedef enum { FMT_JSON, FMT_PNG, FMT_NDJSON } reply_format;

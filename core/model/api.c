@@ -180,7 +180,7 @@ void gtmsm_ws_pool_free(gtmsm_model *m) {
   m->ws_pool = NULL;
 }
 
-/* One call's blocks as pieces for par_run (par.h): run k of an
+/* One call's blocks as the pieces of a par_job (par.h): run k of an
  * observation's encoding (frames within one full block, rows step mod
  * ROW_BLOCK) or block k of a prediction's decoding (frame t at row t mod
  * ROW_BLOCK), each in the smallest verified block that holds it. A piece
