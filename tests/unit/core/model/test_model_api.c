@@ -192,29 +192,35 @@ static void test_infer_rows(void) {
   }
 }
 
-/* The helper threads (model/par.h) change no bit: observing 200 frames at
- * once (five encoding runs) and predicting 200 steps (five decoding blocks)
- * with 0, 1 and 3 helpers give the same memory and frames, for the FC and the
- * conv VAE; gtmsm_predict_u8's bytes are the conversion of gtmsm_predict's
- * frames. */
+/* The helper threads (model/par.h) change no bit: observing 200 frames (7,
+ * then 193 at once: five encoding runs) and predicting 200 steps (five
+ * decoding blocks) with 0, 1 and 3 helpers give the same memory and frames,
+ * for the FC VAE and the conv VAE at 8x8 and at 32x32 (where its
+ * convolutions skip the padding); gtmsm_predict_u8's bytes are the conversion
+ * of gtmsm_predict's frames. */
 static void test_helpers(void) {
   char err[256];
   openblas_set_num_threads(1);
-  enum { T = 200, P = 200 };
-  static float world[WORLD_SIZE * WORLD_SIZE * 3], frames[T * IMAGENAV_FRAME], f[P * IMAGENAV_FRAME],
-      f0[P * IMAGENAV_FRAME];
-  static uint8_t u8[P * IMAGENAV_FRAME], u0[P * IMAGENAV_FRAME];
+  enum { T = 200, P = 200, DMAX = 32 * 32 * 3 };
+  static float world[WORLD_SIZE * WORLD_SIZE * 3], small[T * IMAGENAV_FRAME], big[T * DMAX], f[P * DMAX],
+      f0[P * DMAX];
+  static uint8_t u8[P * DMAX], u0[P * DMAX];
   int actions[T], pa[P];
   for (int i = 0; i < P; i++) pa[i] = (i / 3) % 5;
   world_generate(world, 4);
   imagenav_options o = imagenav_default_options();
-  imagenav_episode(world, &o, 4, T, frames, actions, NULL);
+  imagenav_episode(world, &o, 4, T, small, actions, NULL);
+  for (int i = 0; i < T * DMAX; i++) big[i] = small[i % (T * IMAGENAV_FRAME)];
   const int saved = par_helpers();
-  for (int conv = 0; conv < 2; conv++) {
+  for (int v = 0; v < 3; v++) {
+    const char *name = v == 2 ? "conv 32x32" : v ? "conv 8x8" : "fc";
     gtmsm_config c = small_config();
-    if (conv) c.vae = GTMSM_VAE_CONV, c.channels = 4;
+    if (v) c.vae = GTMSM_VAE_CONV, c.channels = 4;
+    if (v == 2) c.H = c.W = 32;
     gtmsm_model m;
     CHECK(gtmsm_model_init(&m, &c, 6, err, sizeof err) == 0, "%s", err);
+    const int D = gtmsm_config_D(&c);
+    const float *x = v == 2 ? big : small;
     uint8_t *buf0 = NULL;
     size_t len0 = 0;
     const int counts[3] = {0, 1, 3};
@@ -223,8 +229,8 @@ static void test_helpers(void) {
       gtmsm_memory *mem = gtmsm_memory_new(&m);
       uint8_t *buf = NULL;
       size_t len = 0;
-      CHECK(gtmsm_observe(&m, mem, actions, frames + 0, 7, err, sizeof err) == 0 &&
-                gtmsm_observe(&m, mem, actions + 7, frames + 7 * IMAGENAV_FRAME, T - 7, err, sizeof err) == 0,
+      CHECK(gtmsm_observe(&m, mem, actions, x, 7, err, sizeof err) == 0 &&
+                gtmsm_observe(&m, mem, actions + 7, x + (size_t)7 * D, T - 7, err, sizeof err) == 0,
             "%s", err);
       gtmsm_memory_serialize(mem, c.S, &buf, &len);
       CHECK(gtmsm_predict(&m, mem, pa, P, GTMSM_PREDICT_SAMPLE, 3, h ? f : f0, NULL, err, sizeof err) == 0 &&
@@ -232,19 +238,17 @@ static void test_helpers(void) {
             "%s", err);
       if (!h) {
         buf0 = buf, len0 = len;
-        uint8_t one[IMAGENAV_FRAME];
+        static uint8_t one[DMAX];
         int bad = 0;
         for (int t = 0; t < P; t++) {
-          image_u8_from_float(one, f0 + (size_t)t * IMAGENAV_FRAME, IMAGENAV_FRAME, NULL, 0);
-          bad += memcmp(one, u0 + (size_t)t * IMAGENAV_FRAME, IMAGENAV_FRAME) != 0;
+          image_u8_from_float(one, f0 + (size_t)t * D, (size_t)D, NULL, 0);
+          bad += memcmp(one, u0 + (size_t)t * D, (size_t)D) != 0;
         }
-        CHECK(bad == 0, "%s: %d frames of gtmsm_predict_u8 are not the bytes of gtmsm_predict's", conv ? "conv" : "fc",
-              bad);
+        CHECK(bad == 0, "%s: %d frames of gtmsm_predict_u8 are not the bytes of gtmsm_predict's", name, bad);
       } else {
-        CHECK(len == len0 && memcmp(buf, buf0, len) == 0, "%s, %d helpers: the memory differs", conv ? "conv" : "fc",
-              counts[h]);
-        CHECK(memcmp(f, f0, sizeof f) == 0 && memcmp(u8, u0, sizeof u8) == 0, "%s, %d helpers: the frames differ",
-              conv ? "conv" : "fc", counts[h]);
+        CHECK(len == len0 && memcmp(buf, buf0, len) == 0, "%s, %d helpers: the memory differs", name, counts[h]);
+        CHECK(memcmp(f, f0, sizeof(float) * (size_t)P * D) == 0 && memcmp(u8, u0, (size_t)P * D) == 0,
+              "%s, %d helpers: the frames differ", name, counts[h]);
         free(buf);
       }
       gtmsm_memory_free(mem);
