@@ -38,13 +38,11 @@ const char *store_backend_name(store *s) { return s->ops->name; }
 void store_base_init(store *s, const store_ops *ops) {
   s->ops = ops;
   pthread_mutex_init(&s->qmu, NULL);
-  pthread_cond_init(&s->qcv, NULL);
   s->group_max = STORE_GROUP_DEFAULT;
 }
 
 void store_base_free(store *s) {
   pthread_mutex_destroy(&s->qmu);
-  pthread_cond_destroy(&s->qcv);
 }
 
 int store_open(store **out, const char *target, int synchronous, char *err, size_t errlen) {
@@ -176,21 +174,24 @@ void store_group_stats(store *s, long long *commits, long long *appends) {
   pthread_mutex_unlock(&s->qmu);
 }
 
-/* Leader-follower: every caller queues its append and waits; whoever finds
- * no group being written takes the queue's head (up to group_max appends,
- * its own or not), writes it, marks each done and wakes the rest, and loops
- * while its own is not yet done. The queue is FIFO, so nothing waits longer
- * than the groups ahead of it. */
+/* Leader-follower: every caller queues its append and waits on its own
+ * condition variable; whoever finds no group being written takes the
+ * queue's head (up to group_max appends, its own or not), writes it, marks
+ * each done and wakes just those, then wakes the queue's new head to lead
+ * the next group, and loops while its own is not yet done. The queue is
+ * FIFO, so nothing waits longer than the groups ahead of it; a commit wakes
+ * its group and one more thread, not every waiting one. */
 int store_append(store *s, const store_append_req *a, store_commit_info *ci, char *err,
                  size_t errlen) {
   store_append_op op = {.item = {.req = a}};
+  pthread_cond_init(&op.cv, NULL);
   pthread_mutex_lock(&s->qmu);
   if (s->qtail) s->qtail->next = &op;
   else s->qhead = &op;
   s->qtail = &op;
   while (!op.done) {
     if (s->writing) {
-      pthread_cond_wait(&s->qcv, &s->qmu);
+      pthread_cond_wait(&op.cv, &s->qmu);
       continue;
     }
     s->writing = 1;
@@ -213,11 +214,13 @@ int store_append(store *s, const store_append_req *a, store_commit_info *ci, cha
       s->appends += group[i]->item.rc == 0;
       group[i]->ci = (store_commit_info){seconds, n, i == 0};
       group[i]->done = 1; /* group[i] may return (and its stack go) once qmu is released */
+      if (group[i] != &op) pthread_cond_signal(&group[i]->cv);
     }
     s->writing = 0;
-    pthread_cond_broadcast(&s->qcv);
+    if (s->qhead) pthread_cond_signal(&s->qhead->cv); /* the next group's leader */
   }
   pthread_mutex_unlock(&s->qmu);
+  pthread_cond_destroy(&op.cv);
   if (ci) *ci = op.ci;
   if (op.item.rc) gtmsm_fail(err, errlen, op.item.rc, "%s", op.item.err);
   return op.item.rc;

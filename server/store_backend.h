@@ -61,6 +61,7 @@ typedef struct store_append_op {
   store_group_item item;
   store_commit_info ci;
   int done;
+  pthread_cond_t cv; /* its caller waits on it: its group is done, or it is the queue's head to lead */
   struct store_append_op *next;
 } store_append_op;
 
@@ -69,7 +70,6 @@ struct store {
   /* The group-commit queue (see store_append): guarded by qmu, which is never
    * held while a backend waits for its connection. */
   pthread_mutex_t qmu;
-  pthread_cond_t qcv;      /* broadcast when a group is done */
   store_append_op *qhead, *qtail;
   int writing;             /* a thread is writing a group */
   int group_max;
