@@ -42,12 +42,13 @@ int par_helpers(void) {
 }
 
 /* Claims the next ready piece of the oldest job that has one and may use
- * helper id (mu held), or NULL. Only while the callers in jobs leave a CPU
- * free: when requests already keep every core busy (one caller a core), a
- * helper would only add thread switches to the same work. */
+ * helper id (mu held), or NULL. Helper id works only while the callers in
+ * jobs and helpers 0..id fit the CPUs (a lone caller always gets helper 0):
+ * when requests already keep every core busy, a helper would only add thread
+ * switches to the same work. */
 static par_job *claim(int id, int *i) {
   par_job *oldest = NULL;
-  if (njobs > (cpus > 2 ? cpus - 1 : 1)) return NULL;
+  if (id >= (cpus > njobs ? cpus - njobs : njobs == 1)) return NULL;
   for (par_job *j = jobs; j; j = j->link)
     if (j->next < j->ready && id < j->helpers) oldest = j;
   if (oldest) *i = oldest->next++;

@@ -2,9 +2,10 @@
  * blocks of a prediction, the encoder's runs of an observation) run on the
  * calling thread and on the process's idle helper threads at once. A piece
  * is computed by the same code whichever thread takes it, so results do not
- * depend on the helper count. Helpers take pieces only while fewer callers
- * are in jobs than there are CPUs (at least one caller): when requests
- * already keep every core busy, each runs its own pieces. */
+ * depend on the helper count. Helpers take pieces only while the callers in
+ * jobs leave CPUs free (as many helpers as are free; a lone caller always
+ * gets one): when requests already keep every core busy, each runs its own
+ * pieces. */
 #ifndef GTMSM_MODEL_PAR_H
 #define GTMSM_MODEL_PAR_H
 
