@@ -22,6 +22,7 @@
 #include "conns.h"
 #include "jsonfmt.h"
 #include "log.h"
+#include "model/par.h"
 #include "routes.h"
 #include "signals.h"
 #include "util.h"
@@ -559,6 +560,11 @@ static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s) {
   return strlen(s);
 }
 
+/* The model's helper threads (model/par.h) for the handler code this thread
+ * runs next only when the requests in flight leave a CPU free: under load a
+ * helper would take a core from another request. */
+static void share_cores(app *a) { par_thread_share(atomic_load(&a->inflight) < par_cpus()); }
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
@@ -569,6 +575,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (!r->started) { /* first callback: headers are in */
     r->started = 1;
     atomic_fetch_add(&a->inflight, 1);
+    share_cores(a);
     r->conn = conn;
     r->method = method;
     r->url = url;
@@ -583,6 +590,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (http_replied(r)) return queue(r);
     return MHD_YES;
   }
+  share_cores(a); /* another connection's callbacks on this thread may have set it meanwhile */
   const route *rt = routes_get(r->route);
   if (*upload_size) { /* a body chunk */
     size_t n = *upload_size;

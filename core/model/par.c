@@ -18,6 +18,10 @@ static int started;     /* helpers running */
 static int njobs;       /* jobs in the list */
 static int cpus;        /* online CPUs (at the first use) */
 
+static _Thread_local int no_share; /* par_thread_share(0) on this thread */
+
+void par_thread_share(int on) { no_share = !on; }
+
 /* The helper count (mu held). */
 static int limit(void) {
   if (!cpus) {
@@ -32,6 +36,14 @@ void par_set_helpers(int n) {
   pthread_mutex_lock(&mu);
   wanted = n < 0 ? 0 : n > PAR_MAX_HELPERS ? PAR_MAX_HELPERS : n;
   pthread_mutex_unlock(&mu);
+}
+
+int par_cpus(void) {
+  pthread_mutex_lock(&mu);
+  limit();
+  int n = cpus;
+  pthread_mutex_unlock(&mu);
+  return n;
 }
 
 int par_helpers(void) {
@@ -95,7 +107,7 @@ static int start_helpers(int want) {
 
 void par_begin(par_job *j, int n, int share, void (*fn)(void *ctx, int i), void *ctx) {
   *j = (par_job){.n = n < 0 ? 0 : n, .fn = fn, .ctx = ctx};
-  if (n <= 1 || !share) return; /* nothing to share */
+  if (n <= 1 || !share || no_share) return; /* nothing to share */
   pthread_mutex_lock(&mu);
   j->helpers = start_helpers(limit());
   if (j->helpers) {

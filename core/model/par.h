@@ -17,6 +17,13 @@
 void par_set_helpers(int n);
 int par_helpers(void);
 
+/* Whether the jobs this thread starts from now on may use helpers (default
+ * 1): a server whose other requests already keep the cores busy turns it
+ * off for the request at hand. */
+void par_thread_share(int on);
+/* The online CPUs (read once). */
+int par_cpus(void);
+
 /* A job of n pieces whose inputs may become ready one after another (a
  * prediction's latents are rolled out block by block): helpers take pieces
  * below `ready` while the caller goes on producing. The caller's; the fields
@@ -29,8 +36,9 @@ typedef struct par_job {
   struct par_job *link;
 } par_job;
 
-/* Starts job j of n pieces fn(ctx, i), none ready yet; share 0: no helper
- * takes any (they all run in par_end). fn must not start a job itself. */
+/* Starts job j of n pieces fn(ctx, i), none ready yet; share 0 (or this
+ * thread's par_thread_share off): no helper takes any (they all run in
+ * par_end). fn must not start a job itself. */
 void par_begin(par_job *j, int n, int share, void (*fn)(void *ctx, int i), void *ctx);
 /* Pieces 0..k-1 are ready (k only grows). */
 void par_ready(par_job *j, int k);
