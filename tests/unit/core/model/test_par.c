@@ -1,7 +1,7 @@
 /* model/par: every piece of a job runs exactly once, whoever runs it; the
  * helpers do take pieces (a job of slow pieces is shared); pipelined jobs run
- * only ready pieces on helpers; several callers at once; 0 helpers and
- * share 0 keep everything on the calling thread. */
+ * only ready pieces on helpers; several callers at once; 0 helpers, share 0
+ * and par_thread_share(0) keep everything on the calling thread. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +67,11 @@ int main(void) {
   printf("  2 helpers: %d of %d pieces ran on them\n", other, N);
   CHECK(other > 0, "no helper took a piece of slow ones");
   CHECK(run_job(&c, N, 0) == 0, "share 0: a helper ran a piece");
+  par_thread_share(0);
+  CHECK(run_job(&c, N, 1) == 0, "par_thread_share(0): a helper ran a piece");
+  par_thread_share(1);
+  CHECK(run_job(&c, N, 1) > 0, "par_thread_share(1) again: no helper took a piece");
+  CHECK(par_cpus() >= 1, "cpus %d", par_cpus());
   CHECK(run_job(&c, 1, 1) == 0, "a job of one piece went to a helper");
   run_job(&c, 0, 1);
   par_set_helpers(0);
