@@ -195,8 +195,20 @@ typedef struct {
   float *out;      /* encoding: mu (n, Z); decoding: frames (n, D), clamped to [0, 1], or NULL */
   float *out2;     /* encoding: lv (n, Z) */
   uint8_t *pix;    /* decoding (when out is NULL): the frames as bytes (n, D) */
+  const float *heads; /* decoding in tails (else NULL): each block's decoder head, (blocks * ROW_BLOCK, hf) */
+  size_t hf;          /* floats per row of a head */
   int failed;      /* a piece found no workspace (out of memory); written under no lock, only ever to 1 */
 } blocked_job;
+
+/* Decoding in tails (gtmsm_decode_mean_tail): where the VAE decodes each
+ * image on its own past a first layer that mixes a block's rows (the conv
+ * VAE at 32x32), the caller runs that layer (the head) once per block as it
+ * rolls the block out, and a block's images are TAIL_PIECES pieces, so that a
+ * short prediction is shared too; only when a helper could take them, and
+ * while the heads fit HEADS_MAX_BYTES (longer predictions share whole
+ * blocks). The same bits either way. */
+#define TAIL_PIECES 4
+#define HEADS_MAX_BYTES ((size_t)16 << 20)
 
 /* Starts the pieces: shared with the helper threads when OpenBLAS runs one
  * thread per call (else its own threads already share the cores). */
@@ -242,28 +254,46 @@ static void encode_piece(void *ctx, int k) {
   pool_give(m, pw);
 }
 
+/* Block b's latents (from z (n, Z)) in zpad (d, Z), zero-padded; its rows. */
+static int block_latents(const blocked_job *j, int b, float *zpad, int *d) {
+  const int Z = j->m->cfg.Z, b0 = b * ROW_BLOCK, rows = j->n - b0 < ROW_BLOCK ? j->n - b0 : ROW_BLOCK;
+  *d = block_for(j->mask, 0, rows);
+  memset(zpad, 0, sizeof(float) * (size_t)*d * Z);
+  memcpy(zpad, j->in + (size_t)b0 * Z, sizeof(float) * (size_t)rows * Z);
+  return rows;
+}
+
+/* Piece k: block k, or with heads the k % TAIL_PIECES-th quarter of block
+ * k / TAIL_PIECES. */
 static void decode_piece(void *ctx, int k) {
   blocked_job *j = ctx;
   const gtmsm_model *m = j->m;
-  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z, b0 = k * ROW_BLOCK;
-  const int rows = j->n - b0 < ROW_BLOCK ? j->n - b0 : ROW_BLOCK, d = block_for(j->mask, 0, rows);
+  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z, b = j->heads ? k / TAIL_PIECES : k;
+  const int b0 = b * ROW_BLOCK, rows = j->n - b0 < ROW_BLOCK ? j->n - b0 : ROW_BLOCK;
+  const int each = ROW_BLOCK / TAIL_PIECES, r0 = j->heads ? k % TAIL_PIECES * each : 0;
+  const int cnt = !j->heads ? rows : rows - r0 < each ? rows - r0 : each;
+  if (cnt <= 0) return; /* a quarter past a short block's end */
   pooled *pw = pool_take(m);
   if (!pw) {
     __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
     return;
   }
   float *zpad = pw->buf, *out_b = zpad + (size_t)ROW_BLOCK * Z;
-  memset(zpad, 0, sizeof(float) * (size_t)d * Z);
-  memcpy(zpad, j->in + (size_t)b0 * Z, sizeof(float) * (size_t)rows * Z);
-  gtmsm_decode_mean_first(m, pw->ws, zpad, d, rows, out_b);
+  if (j->heads)
+    gtmsm_decode_mean_tail(m, pw->ws, j->heads + (size_t)(b0 + r0) * j->hf, cnt, out_b);
+  else {
+    int d;
+    block_latents(j, b, zpad, &d);
+    gtmsm_decode_mean_first(m, pw->ws, zpad, d, rows, out_b);
+  }
   if (j->out) {
-    float *out = j->out + (size_t)b0 * D;
-    for (size_t i = 0; i < (size_t)rows * D; i++) {
+    float *out = j->out + (size_t)(b0 + r0) * D;
+    for (size_t i = 0; i < (size_t)cnt * D; i++) {
       float v = out_b[i];
       out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
     }
   } else /* the same bytes as from the clamped floats: the conversion clamps (and takes NaN to 0) */
-    image_u8_from_float(j->pix + (size_t)b0 * D, out_b, (size_t)rows * D, NULL, 0);
+    image_u8_from_float(j->pix + (size_t)(b0 + r0) * D, out_b, (size_t)cnt * D, NULL, 0);
   pool_give(m, pw);
 }
 
@@ -356,7 +386,7 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
-  blocked_job enc = {m, infer_blocks(m), frames, n, mem->steps, mu, lv, NULL, 0};
+  blocked_job enc = {m, infer_blocks(m), frames, n, mem->steps, mu, lv, NULL, NULL, 0, 0};
   par_job pj;
   blocked_begin(&pj, &enc, encode_runs(mem->steps, n), encode_piece);
   if (blocked_end(&pj, &enc)) {
@@ -467,7 +497,7 @@ static int predict_into(const gtmsm_model *m, const gtmsm_memory *mem, const int
   int rc = GTMSM_OK;
   if (n <= 0) return GTMSM_OK;
   if ((rc = check_actions(m, actions, n, err, errlen))) return rc;
-  float *z = calloc((size_t)n * Z, sizeof(float));
+  float *z = calloc((size_t)n * Z, sizeof(float)), *heads = NULL;
   stop_entry *stops = NULL;
   pooled *pw = pool_take(m);
   void *pws = pw ? pw->pws : NULL;
@@ -486,9 +516,13 @@ static int predict_into(const gtmsm_model *m, const gtmsm_memory *mem, const int
   const float *values[GTMSM_MAX_K];
   stops = stops_of(m, mem, &nstops);
   /* a block's frames are decoded (on a helper, if one is idle) while the next is rolled out */
-  blocked_job dec = {m, infer_blocks(m), z, n, 0, frames_out, NULL, pix_out, 0};
+  const int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
+  blocked_job dec = {m, infer_blocks(m), z, n, 0, frames_out, NULL, pix_out, NULL, gtmsm_decode_head_floats(m), 0};
+  if (dec.hf && dec.hf <= HEADS_MAX_BYTES / sizeof(float) / ROW_BLOCK / (size_t)blocks && par_may_share() &&
+      openblas_get_num_threads() == 1)
+    dec.heads = heads = malloc(sizeof(float) * (size_t)blocks * ROW_BLOCK * dec.hf); /* NULL: whole blocks */
   par_job pj;
-  blocked_begin(&pj, &dec, (n + ROW_BLOCK - 1) / ROW_BLOCK, decode_piece);
+  blocked_begin(&pj, &dec, dec.heads ? blocks * TAIL_PIECES : blocks, decode_piece);
   for (int t = 0; t < n; t++) {
     float next[GTMSM_MAX_S], next_h[GTMSM_MAX_H], key[DND_MAX_S];
     m->trans->step(m, st, h, actions[t], next, next_h, NULL, 0);
@@ -508,7 +542,15 @@ static int predict_into(const gtmsm_model *m, const gtmsm_memory *mem, const int
       for (int j2 = 0; j2 < found; j2++) values[j2] = dnd_value(mem->mem, (size_t)idx[j2]);
       m->prior->predict(m, pws, st, d2, values, found, mode == GTMSM_PREDICT_SAMPLE, &r, zt);
     }
-    if ((t + 1) % ROW_BLOCK == 0) par_ready(&pj, (t + 1) / ROW_BLOCK);
+    if ((t + 1) % ROW_BLOCK == 0 || t + 1 == n) { /* a block rolled out */
+      const int b = t / ROW_BLOCK;
+      if (heads) {
+        int d;
+        block_latents(&dec, b, pw->buf, &d);
+        gtmsm_decode_head(m, pw->ws, pw->buf, d, heads + (size_t)b * ROW_BLOCK * dec.hf);
+      }
+      par_ready(&pj, heads ? (b + 1) * TAIL_PIECES : b + 1);
+    }
   }
   pool_give(m, pw); /* before the rest of the decoding, whose pieces on this thread take it again */
   pw = NULL;
@@ -516,6 +558,7 @@ static int predict_into(const gtmsm_model *m, const gtmsm_memory *mem, const int
 done:
   pool_give(m, pw);
   free(stops);
+  free(heads);
   free(z);
   return rc;
 }

@@ -156,6 +156,23 @@ void gtmsm_decode_mean_first(const gtmsm_model *m, gtmsm_ws *ws, const float *z,
     memcpy(out, ws->xm, (size_t)n * D * sizeof(float));
 }
 
+size_t gtmsm_decode_head_floats(const gtmsm_model *m) {
+  return m->vae->head_floats ? m->vae->head_floats(&m->cfg) : 0;
+}
+
+void gtmsm_decode_head(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, float *h) {
+  m->vae->decode_head(m, ws->vae, z, N, h);
+}
+
+void gtmsm_decode_mean_tail(const gtmsm_model *m, gtmsm_ws *ws, const float *h, int n, float *out) {
+  int D = gtmsm_config_D(&m->cfg);
+  m->vae->decode_tail(m, ws->vae, h, n, ws->xm);
+  if (m->cfg.decoder == GTMSM_DEC_BERNOULLI)
+    act_forward(out, ws->xm, (size_t)n * D, ACT_SIGMOID, 0);
+  else
+    memcpy(out, ws->xm, (size_t)n * D * sizeof(float));
+}
+
 void gtmsm_decode_mean(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, float *out) {
   gtmsm_decode_mean_first(m, ws, z, N, N, out);
 }

@@ -171,5 +171,14 @@ void gtmsm_decode_mean(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N
 /* out (n, D): the first n rows of gtmsm_decode_mean of z (N, Z), bit for bit,
  * skipping what the other rows alone need where the VAE can (1 <= n <= N). */
 void gtmsm_decode_mean_first(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, int n, float *out);
+/* gtmsm_decode_mean_first in two steps, where the VAE decodes each image on
+ * its own past a first layer that mixes a block's rows (the conv VAE at
+ * 32x32): gtmsm_decode_head_floats, the floats per row of that layer's
+ * output (0: no such split, the others must not be called);
+ * gtmsm_decode_head, h (N, head_floats) from z (N, Z); gtmsm_decode_mean_tail,
+ * out (n, D) from n rows of h: the bits of gtmsm_decode_mean_first's rows. */
+size_t gtmsm_decode_head_floats(const gtmsm_model *m);
+void gtmsm_decode_head(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, float *h);
+void gtmsm_decode_mean_tail(const gtmsm_model *m, gtmsm_ws *ws, const float *h, int n, float *out);
 
 #endif

@@ -69,6 +69,15 @@ struct gtmsm_vae_ops {
   /* Optional (NULL: encode): eo (N, 2Z) whose rows r0 .. r0 + n - 1 are
    * encode(x (N, D))'s bit for bit; the other rows are not defined. */
   void (*encode_rows)(const gtmsm_model *m, void *ws, const float *x, int N, int r0, int n, float *eo);
+  /* Optional, all three or none: decode_first in two steps, for a block
+   * shared among threads (api.c). head_floats: floats per row of the head's
+   * output, 0 when the split does not apply (the images are not decoded on
+   * their own); decode_head: what mixes the N rows of z (the first layer)
+   * into h (N, head_floats); decode_tail: xm (n, D) of n rows of h, each
+   * image on its own, the bits of decode_first's rows. */
+  size_t (*head_floats)(const gtmsm_config *c);
+  void (*decode_head)(const gtmsm_model *m, void *ws, const float *z, int N, float *h);
+  void (*decode_tail)(const gtmsm_model *m, void *ws, const float *h, int n, float *xm);
 };
 extern const struct gtmsm_vae_ops gtmsm_vae_fc, gtmsm_vae_conv;
 /* The decoder's per-pixel log-variance is the last tensor of either VAE. */

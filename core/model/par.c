@@ -46,6 +46,8 @@ int par_cpus(void) {
   return n;
 }
 
+int par_may_share(void) { return !no_share && par_helpers() > 0; }
+
 int par_helpers(void) {
   pthread_mutex_lock(&mu);
   int n = limit();

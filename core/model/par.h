@@ -23,6 +23,10 @@ int par_helpers(void);
 void par_thread_share(int on);
 /* The online CPUs (read once). */
 int par_cpus(void);
+/* Whether a job this thread started now could use a helper (helpers set
+ * above 0 and this thread's par_thread_share on): for a caller that would
+ * cut its work finer only then. */
+int par_may_share(void);
 
 /* A job of n pieces whose inputs may become ready one after another (a
  * prediction's latents are rolled out block by block): helpers take pieces

@@ -173,6 +173,23 @@ static void vae_conv_encode_backward(const gtmsm_model *m, void *p, const float 
                   ws->x_chw, T(EC1W), N, c->C, H, W, c1, 3, 1, 1);
 }
 
+/* The decoder after its linear layer for B images whose linear outputs are
+ * h (B, c2 H/2 W/2); xm gets the first n of them (n <= B). Every image on
+ * its own where convs_per_image says so (then any B gives each image the
+ * same bits). */
+static void conv_decode_after_linear(const gtmsm_model *m, vae_conv_ws *ws, const float *h, int B, int n, float *xm) {
+  const float *w = m->p.data;
+  const gtmsm_config *c = &m->cfg;
+  int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W;
+  size_t hw1, hw2;
+  layer_sizes(c, &hw1, &hw2);
+  act_forward(ws->b1, h, (size_t)B * hw2, ACT, 1.0f);
+  conv_transpose2d_forward(ws->b2_pre, ws->col, ws->b1, T(DT1W), T(DT1B), B, c2, H / 2, W / 2, c1, 4, 2, 1);
+  act_forward(ws->b2, ws->b2_pre, (size_t)B * hw1, ACT, 1.0f);
+  conv2d_forward(ws->out_chw, ws->col, ws->b2, T(DC2W), T(DC2B), B, c1, H, W, c->C, 3, 1, 1);
+  chw_to_hwc(xm, ws->out_chw, n, H, W, c->C);
+}
+
 /* The linear layer over all N rows (its GEMM's rows share tiles), the rest
  * over the first n images only when both convolutions compute every image on
  * its own (convs_per_image), else over all N. xm gets n images. */
@@ -180,17 +197,30 @@ static void conv_decode_first(const gtmsm_model *m, void *p, const float *z, int
   vae_conv_ws *ws = p;
   const float *w = m->p.data;
   const gtmsm_config *c = &m->cfg;
-  int c1 = c->channels, c2 = 2 * c1, H = c->H, W = c->W, Z = c->Z;
   size_t hw1, hw2;
   layer_sizes(c, &hw1, &hw2);
-  const int B = convs_per_image(c) ? n : N;
-  linear_forward(ws->b1_pre, z, T(DFW), T(DFB), N, Z, (int)hw2);
-  act_forward(ws->b1, ws->b1_pre, (size_t)B * hw2, ACT, 1.0f);
-  conv_transpose2d_forward(ws->b2_pre, ws->col, ws->b1, T(DT1W), T(DT1B), B, c2, H / 2, W / 2, c1,
-                           4, 2, 1);
-  act_forward(ws->b2, ws->b2_pre, (size_t)B * hw1, ACT, 1.0f);
-  conv2d_forward(ws->out_chw, ws->col, ws->b2, T(DC2W), T(DC2B), B, c1, H, W, c->C, 3, 1, 1);
-  chw_to_hwc(xm, ws->out_chw, n, H, W, c->C);
+  linear_forward(ws->b1_pre, z, T(DFW), T(DFB), N, c->Z, (int)hw2);
+  conv_decode_after_linear(m, ws, ws->b1_pre, convs_per_image(c) ? n : N, n, xm);
+}
+
+/* decode_first in two steps where the images are decoded on their own past
+ * the linear layer (convs_per_image; else head_floats is 0 and neither
+ * runs): the head, the linear layer over the N rows of z into h (N,
+ * head_floats); the tail, images from their rows of h. */
+static size_t conv_head_floats(const gtmsm_config *c) {
+  size_t hw1, hw2;
+  layer_sizes(c, &hw1, &hw2);
+  return convs_per_image(c) ? hw2 : 0;
+}
+
+static void conv_decode_head(const gtmsm_model *m, void *p, const float *z, int N, float *h) {
+  (void)p;
+  const float *w = m->p.data;
+  linear_forward(h, z, T(DFW), T(DFB), N, m->cfg.Z, (int)conv_head_floats(&m->cfg));
+}
+
+static void conv_decode_tail(const gtmsm_model *m, void *p, const float *h, int n, float *xm) {
+  conv_decode_after_linear(m, p, h, n, n, xm);
 }
 
 static void vae_conv_decode(const gtmsm_model *m, void *p, const float *z, int N, float *xm) {
@@ -223,4 +253,5 @@ static void vae_conv_decode_backward(const gtmsm_model *m, void *p, const float 
 const struct gtmsm_vae_ops gtmsm_vae_conv = {"conv", conv_specs, vae_conv_ws_new, vae_conv_ws_free,
                                              vae_conv_encode, vae_conv_encode_backward,
                                              vae_conv_decode, vae_conv_decode_backward,
-                                             conv_decode_first, conv_encode_rows};
+                                             conv_decode_first, conv_encode_rows,
+                                             conv_head_floats, conv_decode_head, conv_decode_tail};

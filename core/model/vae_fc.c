@@ -119,4 +119,5 @@ static void fc_decode_backward(const gtmsm_model *m, void *p, const float *z, in
 }
 
 const struct gtmsm_vae_ops gtmsm_vae_fc = {"fc", fc_specs, fc_ws_new, fc_ws_free, fc_encode,
-                                           fc_encode_backward, fc_decode, fc_decode_backward, NULL, NULL};
+                                           fc_encode_backward, fc_decode, fc_decode_backward, NULL, NULL,
+                                           NULL, NULL, NULL};
