@@ -254,13 +254,13 @@ static void encode_piece(void *ctx, int k) {
   pool_give(m, pw);
 }
 
-/* Block b's latents (from z (n, Z)) in zpad (d, Z), zero-padded; its rows. */
-static int block_latents(const blocked_job *j, int b, float *zpad, int *d) {
+/* Block b's latents (from z (n, Z)) in zpad (*d, Z), zero-padded to its
+ * verified block of *d rows. */
+static void block_latents(const blocked_job *j, int b, float *zpad, int *d) {
   const int Z = j->m->cfg.Z, b0 = b * ROW_BLOCK, rows = j->n - b0 < ROW_BLOCK ? j->n - b0 : ROW_BLOCK;
   *d = block_for(j->mask, 0, rows);
   memset(zpad, 0, sizeof(float) * (size_t)*d * Z);
   memcpy(zpad, j->in + (size_t)b0 * Z, sizeof(float) * (size_t)rows * Z);
-  return rows;
 }
 
 /* Piece k: block k, or with heads the k % TAIL_PIECES-th quarter of block
