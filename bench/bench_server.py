@@ -203,7 +203,7 @@ def server_us(d, skip):
     return (rest[len(rest) // 2] if rest else 0), len(us)
 
 
-def predict_one_client(gtmsmd, gtmsm, models, tmp, a, runs=3):
+def predict_helpers(gtmsmd, gtmsm, models, tmp, a, runs=3):
     """--only predict: N-step image/png predictions at 1 client, then at 8
     clients, over 8 sessions that each observed N steps; client p50/p99 (wrk)
     and the daemon's own p50 (the access log's us) per run. Two daemons with
@@ -231,7 +231,7 @@ def predict_one_client(gtmsmd, gtmsm, models, tmp, a, runs=3):
     return rows
 
 
-def print_predict_one_client(rows, a):
+def print_predict_helpers(rows, a):
     print(f"## {a.steps}-step predictions, image/png (wrk {a.seconds} s per row)\n")
     print("| run | clients | --helpers | predictions/s | p50 ms | p99 ms | daemon's own p50 ms |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
@@ -372,6 +372,14 @@ def print_group_commit(rows, seconds):
           "row against the first daemon's)")
 
 
+def write_section(a, results, key, section):
+    """A section run alone: its results under key in --json (if given); the exit status."""
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({**results, key: section}, f, indent=1)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", default=os.environ.get("GTMSM_BIN", os.path.join(ROOT, "build")))
@@ -414,24 +422,15 @@ def main():
         if a.only == "maze3d":
             res = maze3d(gtmsmd, gtmsm, a.bin, m3, tmp, a.seconds)
             print_maze3d(res, a.seconds)
-            if a.json:
-                with open(a.json, "w") as f:
-                    json.dump({**results, "maze3d": res}, f, indent=1)
-            return 0
+            return write_section(a, results, "maze3d", res)
         if a.only == "predict":
-            rows = predict_one_client(gtmsmd, gtmsm, models, tmp, a)
-            print_predict_one_client(rows, a)
-            if a.json:
-                with open(a.json, "w") as f:
-                    json.dump({**results, "predict_one_client": rows}, f, indent=1)
-            return 0
+            rows = predict_helpers(gtmsmd, gtmsm, models, tmp, a)
+            print_predict_helpers(rows, a)
+            return write_section(a, results, "predict_helpers", rows)
         if a.store == "postgresql":
             res = store_compare(gtmsmd, gtmsm, models, tmp, a)
             print_store(res, a)
-            if a.json:
-                with open(a.json, "w") as f:
-                    json.dump({**results, "store": res}, f, indent=1)
-            return 0
+            return write_section(a, results, "store", res)
         if a.only == "group-commit":
             rows = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds)
             print_group_commit(rows, a.seconds)
@@ -443,10 +442,7 @@ def main():
                 print()
                 print_group_commit(slow, a.seconds)
                 rows += slow
-            if a.json:
-                with open(a.json, "w") as f:
-                    json.dump({**results, "group_commit": rows}, f, indent=1)
-            return 0
+            return write_section(a, results, "group_commit", rows)
         d = Daemon(gtmsmd, models, tmp + "/bench.db")
         s, info = d.request("GET", "/v1/models/imagenav")
         info = json.loads(info)
