@@ -79,6 +79,7 @@ struct http_server {
   struct MHD_Daemon *d;
   app *app;
   conns *conns;
+  int cpus; /* par_cpus(), read at start */
 };
 
 /* ---- accessors ----------------------------------------------------------- */
@@ -563,7 +564,9 @@ static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s) {
 /* The model's helper threads (model/par.h) for the handler code this thread
  * runs next only when the requests in flight leave a CPU free: under load a
  * helper would take a core from another request. */
-static void share_cores(app *a) { par_thread_share(atomic_load(&a->inflight) < par_cpus()); }
+static void share_cores(const http_server *srv) {
+  par_thread_share(atomic_load(&srv->app->inflight) < srv->cpus);
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
@@ -575,7 +578,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (!r->started) { /* first callback: headers are in */
     r->started = 1;
     atomic_fetch_add(&a->inflight, 1);
-    share_cores(a);
+    share_cores(srv);
     r->conn = conn;
     r->method = method;
     r->url = url;
@@ -590,7 +593,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (http_replied(r)) return queue(r);
     return MHD_YES;
   }
-  share_cores(a); /* another connection's callbacks on this thread may have set it meanwhile */
+  share_cores(srv); /* another connection's callbacks on this thread may have set it meanwhile */
   const route *rt = routes_get(r->route);
   if (*upload_size) { /* a body chunk */
     size_t n = *upload_size;
@@ -759,6 +762,7 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
   http_server *s = calloc(1, sizeof *s);
   if (!s) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
   s->app = a;
+  s->cpus = par_cpus();
   conns_config cc = {.max_connections = max_conn, .header_timeout = (double)a->cfg.header_timeout,
                      .idle_timeout = (double)a->cfg.timeout, .body_timeout = (double)a->cfg.body_timeout};
   if (conns_new(&s->conns, &cc)) {

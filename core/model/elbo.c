@@ -144,16 +144,21 @@ static void encode_backward(const gtmsm_model *m, gtmsm_ws *ws, const float *x, 
   m->vae->encode_backward(m, ws->vae, x, N, ws->d_eo, grad);
 }
 
-void gtmsm_decode_mean_first(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, int n, float *out) {
+/* out (n, D) = the decoder's mean of the n frames in ws->xm. */
+static void mean_of_xm(const gtmsm_model *m, gtmsm_ws *ws, int n, float *out) {
   int D = gtmsm_config_D(&m->cfg);
-  if (m->vae->decode_first)
-    m->vae->decode_first(m, ws->vae, z, N, n, ws->xm);
-  else
-    m->vae->decode(m, ws->vae, z, N, ws->xm);
   if (m->cfg.decoder == GTMSM_DEC_BERNOULLI)
     act_forward(out, ws->xm, (size_t)n * D, ACT_SIGMOID, 0);
   else
     memcpy(out, ws->xm, (size_t)n * D * sizeof(float));
+}
+
+void gtmsm_decode_mean_first(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, int n, float *out) {
+  if (m->vae->decode_first)
+    m->vae->decode_first(m, ws->vae, z, N, n, ws->xm);
+  else
+    m->vae->decode(m, ws->vae, z, N, ws->xm);
+  mean_of_xm(m, ws, n, out);
 }
 
 size_t gtmsm_decode_head_floats(const gtmsm_model *m) {
@@ -165,12 +170,8 @@ void gtmsm_decode_head(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N
 }
 
 void gtmsm_decode_mean_tail(const gtmsm_model *m, gtmsm_ws *ws, const float *h, int n, float *out) {
-  int D = gtmsm_config_D(&m->cfg);
   m->vae->decode_tail(m, ws->vae, h, n, ws->xm);
-  if (m->cfg.decoder == GTMSM_DEC_BERNOULLI)
-    act_forward(out, ws->xm, (size_t)n * D, ACT_SIGMOID, 0);
-  else
-    memcpy(out, ws->xm, (size_t)n * D * sizeof(float));
+  mean_of_xm(m, ws, n, out);
 }
 
 void gtmsm_decode_mean(const gtmsm_model *m, gtmsm_ws *ws, const float *z, int N, float *out) {

@@ -155,9 +155,3 @@ void par_end(par_job *j) {
   while (j->done + j->mine < j->n) pthread_cond_wait(&finished, &mu);
   pthread_mutex_unlock(&mu);
 }
-
-void par_run(int n, void (*fn)(void *ctx, int i), void *ctx) {
-  par_job j;
-  par_begin(&j, n, 1, fn, ctx);
-  par_end(&j);
-}

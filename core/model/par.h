@@ -50,7 +50,4 @@ void par_ready(par_job *j, int k);
  * returns when all have run. */
 void par_end(par_job *j);
 
-/* The whole of a job at once: fn(ctx, i) for every i in 0..n-1. */
-void par_run(int n, void (*fn)(void *ctx, int i), void *ctx);
-
 #endif

@@ -79,8 +79,10 @@ int main(void) {
   par_set_helpers(3);
   memset(c.runs, 0, sizeof c.runs);
   c.ready = N;
-  par_run(N, piece, &c); /* the whole at once */
-  for (int i = 0; i < N; i++) CHECK(c.runs[i] == 1, "par_run: piece %d ran %d times", i, c.runs[i]);
+  par_job whole; /* the whole at once: no par_ready, par_end makes every piece ready */
+  par_begin(&whole, N, 1, piece, &c);
+  par_end(&whole);
+  for (int i = 0; i < N; i++) CHECK(c.runs[i] == 1, "begin + end: piece %d ran %d times", i, c.runs[i]);
   pthread_t t[CALLERS];
   for (int k = 0; k < CALLERS; k++) {
     many[k].sleep_ns = 20000 * (k + 1);
