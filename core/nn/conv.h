@@ -26,6 +26,13 @@ static inline int conv_transpose2d_out_size(int H, int K, int stride, int pad) {
  * bit for bit. Smaller grids share GEMMs between images of a chunk. */
 int conv_images_independent(int grid_pixels);
 
+/* For tests and benchmarks: 0 makes the 4x4 stride-2 layers run im2col and
+ * col2im through phase planes like every other layer, 1 (the default) through
+ * their row kernels; the bits are the same. Not thread-safe: set it before
+ * any work starts. */
+void conv_set_row_copies(int on);
+int conv_row_copies(void);
+
 /* Floats of workspace that conv2d_forward/backward need for any batch <= B. */
 size_t conv2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride, int pad);
 

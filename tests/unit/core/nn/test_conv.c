@@ -17,6 +17,7 @@
 
 #include "nn/conv.h"
 #include "nn/rng.h"
+#include "nn/vecmath.h"
 #include "testlib.h"
 
 typedef struct {
@@ -557,6 +558,113 @@ static void test_gradients(void) {
   }
 }
 
+
+/* ---- the row kernels and the streamed output: the bits of the plain paths ---- */
+
+/* One forward and backward (dout fixed) into fresh buffers: r = out, din, dw, db. */
+static void fwd_bwd(float *r[4], conv_cfg c, int transposed, const float *in, const float *w,
+                    const float *b, const float *dout) {
+  int OH = transposed ? conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad)
+                      : conv2d_out_size(c.H, c.K, c.stride, c.pad);
+  int OW = transposed ? conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad)
+                      : conv2d_out_size(c.W, c.K, c.stride, c.pad);
+  size_t nin = (size_t)c.B * c.IC * c.H * c.W, nw = (size_t)c.OC * c.IC * c.K * c.K;
+  size_t nout = (size_t)c.B * c.OC * OH * OW;
+  size_t nws = transposed ? conv_transpose2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad)
+                          : conv2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+  float *ws = alloc_nan(nws);
+  r[0] = alloc_nan(nout), r[1] = calloc(nin, sizeof(float)), r[2] = calloc(nw, sizeof(float));
+  r[3] = calloc((size_t)c.OC, sizeof(float));
+  if (transposed) {
+    conv_transpose2d_forward(r[0], ws, in, w, b, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+    conv_transpose2d_backward(r[1], r[2], r[3], ws, dout, in, w, c.B, c.IC, c.H, c.W, c.OC, c.K,
+                              c.stride, c.pad);
+  } else {
+    conv2d_forward(r[0], ws, in, w, b, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+    conv2d_backward(r[1], r[2], r[3], ws, dout, in, w, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+  }
+  free(ws);
+}
+
+/* The 4x4 stride-2 layers' row kernels against the phase planes, on the
+ * generic (SSE2) and, where the CPU has it, the AVX2 path: grid widths 16
+ * and 8 (AVX2 and SSE2 row kernels), 12 and 4 (SSE2 only), one image per
+ * GEMM and chunks with a short last one; out, din, dw, db to the bit. */
+static void test_row_copies(void) {
+  static const struct {
+    conv_cfg c;
+    int transposed;
+  } cases[] = {
+      {{3, 3, 32, 32, 8, 4, 2, 1}, 0}, {{5, 4, 16, 16, 6, 4, 2, 1}, 0}, {{2, 2, 24, 24, 5, 4, 2, 1}, 0},
+      {{3, 2, 8, 8, 3, 4, 2, 1}, 0},   {{3, 8, 16, 16, 3, 4, 2, 1}, 1}, {{5, 6, 8, 8, 4, 4, 2, 1}, 1},
+      {{2, 3, 6, 6, 2, 4, 2, 1}, 1},   {{2, 5, 4, 4, 3, 4, 2, 1}, 1},
+  };
+  vm_isa isa0 = vm_get_isa();
+  for (int isa = VM_ISA_GENERIC; isa <= VM_ISA_AVX2; isa++) {
+    if (vm_set_isa((vm_isa)isa) != 0) continue;
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+      conv_cfg c = cases[t].c;
+      int tr = cases[t].transposed;
+      int OH = tr ? conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad) : conv2d_out_size(c.H, c.K, c.stride, c.pad);
+      int OW = tr ? conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad) : conv2d_out_size(c.W, c.K, c.stride, c.pad);
+      size_t nin = (size_t)c.B * c.IC * c.H * c.W, nw = (size_t)c.OC * c.IC * c.K * c.K;
+      size_t nout = (size_t)c.B * c.OC * OH * OW, sz[4] = {nout, nin, nw, (size_t)c.OC};
+      float *in = alloc_floats(nin), *w = alloc_floats(nw), *b = alloc_floats((size_t)c.OC);
+      float *dout = alloc_floats(nout);
+      test_fill_uniform(in, nin, -1, 1, 1500 + t);
+      test_fill_uniform(w, nw, -1, 1, 1501 + t);
+      test_fill_uniform(b, (size_t)c.OC, -1, 1, 1502 + t);
+      test_fill_uniform(dout, nout, -1, 1, 1503 + t);
+      float *rows[4], *planes[4];
+      conv_set_row_copies(1);
+      fwd_bwd(rows, c, tr, in, w, b, dout);
+      conv_set_row_copies(0);
+      fwd_bwd(planes, c, tr, in, w, b, dout);
+      conv_set_row_copies(1);
+      static const char *names[4] = {"out", "din", "dw", "db"};
+      for (int j = 0; j < 4; j++)
+        CHECK(memcmp(rows[j], planes[j], sz[j] * sizeof(float)) == 0,
+              "%s %dx%dx%d -> %d ch, %s path: row kernels' %s differs from the planes'", tr ? "convT" : "conv",
+              c.IC, c.H, c.W, c.OC, vm_isa_name((vm_isa)isa), names[j]);
+      for (int j = 0; j < 4; j++) free(rows[j]), free(planes[j]);
+      free(in), free(w), free(b), free(dout);
+    }
+    printf("row kernels (%s path): %zu layers' fwd + bwd bit-identical to the phase planes\n",
+           vm_isa_name((vm_isa)isa), sizeof cases / sizeof *cases);
+  }
+  vm_set_isa(isa0);
+}
+
+/* A forward whose output is large enough to be streamed (>= 4 MB: 130
+ * images of 32x16x16 and of 8x32x32) gives the bits of the same images in
+ * two batches too small to be. */
+static void test_streamed_output(void) {
+  static const conv_cfg cases[] = {{130, 3, 32, 32, 32, 4, 2, 1}, {130, 3, 32, 32, 8, 3, 1, 1}};
+  for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+    conv_cfg c = cases[t];
+    int OH = conv2d_out_size(c.H, c.K, c.stride, c.pad), OW = conv2d_out_size(c.W, c.K, c.stride, c.pad);
+    CHECK(conv_images_independent(OH * OW), "case %zu: images share GEMMs", t);
+    size_t in_img = (size_t)c.IC * c.H * c.W, out_img = (size_t)c.OC * OH * OW;
+    size_t nw = (size_t)c.OC * c.IC * c.K * c.K;
+    float *in = alloc_floats(c.B * in_img), *w = alloc_floats(nw), *b = alloc_floats((size_t)c.OC);
+    float *whole = alloc_nan(c.B * out_img), *halves = alloc_nan(c.B * out_img);
+    float *ws = alloc_floats(conv2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad));
+    test_fill_uniform(in, c.B * in_img, -1, 1, 1600 + t);
+    test_fill_uniform(w, nw, -1, 1, 1601 + t);
+    test_fill_uniform(b, (size_t)c.OC, -1, 1, 1602 + t);
+    conv2d_forward(whole, ws, in, w, b, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+    int h = c.B / 2;
+    conv2d_forward(halves, ws, in, w, b, h, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
+    conv2d_forward(halves + h * out_img, ws, in + h * in_img, w, b, c.B - h, c.IC, c.H, c.W, c.OC, c.K,
+                   c.stride, c.pad);
+    CHECK(memcmp(whole, halves, c.B * out_img * sizeof(float)) == 0,
+          "case %zu: the streamed output differs from the one written in place", t);
+    printf("streamed output: %d images of %dx%dx%d (%.1f MB) equal to two batches of %d\n", c.B, c.OC,
+           OH, OW, c.B * out_img * sizeof(float) / 1e6, h);
+    free(in), free(w), free(b), free(whole), free(halves), free(ws);
+  }
+}
+
 int main(void) {
   test_hand_worked();
   test_forward_vs_direct();
@@ -565,5 +673,7 @@ int main(void) {
   test_adjoint();
   test_gradients();
   test_deterministic();
+  test_row_copies();
+  test_streamed_output();
   return test_finish("test_conv");
 }
