@@ -98,12 +98,14 @@ static uint64_t infer_blocks(const gtmsm_model *m) {
   return mask;
 }
 
-int gtmsm_infer_rows(const gtmsm_model *m) {
-  uint64_t mask = infer_blocks(m);
+/* The smallest verified block of a mask. */
+static int smallest_block(uint64_t mask) {
   int d = 1;
   while (!(mask >> d & 1)) d++;
   return d;
 }
+
+int gtmsm_infer_rows(const gtmsm_model *m) { return smallest_block(infer_blocks(m)); }
 
 /* Rows of the smallest verified block that holds positions [p0, p0 + n) of
  * the full block in one of its aligned pieces (0 <= p0, p0 + n <= ROW_BLOCK). */
@@ -297,6 +299,108 @@ static void decode_piece(void *ctx, int k) {
   pool_give(m, pw);
 }
 
+/* ---- single frames of concurrent calls, encoded in shared blocks ---- */
+
+/* A block's GEMMs cost about as much for one frame as for all its rows (the
+ * others are zero padding), and an interactive client observes one frame per
+ * call. So a one-frame observation queues its frame, and a call that finds no
+ * batch running encodes every queued frame of its model that fits one block
+ * (the full block at most), each at a row of its own position modulo the
+ * smallest verified block d (row q + d j for position q mod d): by the rule
+ * above, every frame gets the bits it gets alone. The other callers wait for
+ * the batch that holds their frame; a lone call encodes its frame at once. */
+typedef struct enc_item {
+  const gtmsm_model *m;
+  uint64_t mask;  /* infer_blocks(m) */
+  long step;      /* the memory's step of this observation */
+  const float *x; /* (D) */
+  float *mu, *lv; /* (Z) each */
+  int done, failed;
+  struct enc_item *next;
+} enc_item;
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  enc_item *head; /* queued, oldest first */
+  int busy;       /* a batch is being encoded */
+  long long batches, frames;
+} encq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0};
+
+void gtmsm_shared_encode_stats(long long *batches, long long *frames) {
+  pthread_mutex_lock(&encq.mu);
+  *batches = encq.batches, *frames = encq.frames;
+  pthread_mutex_unlock(&encq.mu);
+}
+
+/* Encodes b[0..n) (one model's) at rows row[0..n) of the smallest verified
+ * block of at least top rows; 0, or 1 when out of memory. */
+static int encode_batch(enc_item **b, const int *row, int n, int top) {
+  const gtmsm_model *m = b[0]->m;
+  const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
+  int R = top;
+  while (!(b[0]->mask >> R & 1)) R++; /* bit ROW_BLOCK is always set */
+  pooled *pw = pool_take(m);
+  if (!pw) return 1;
+  float *xpad = pw->buf, *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
+  int lo = R, hi = 0;
+  memset(xpad, 0, sizeof(float) * (size_t)R * D);
+  for (int i = 0; i < n; i++) {
+    memcpy(xpad + (size_t)row[i] * D, b[i]->x, sizeof(float) * (size_t)D);
+    if (row[i] < lo) lo = row[i];
+    if (row[i] > hi) hi = row[i];
+  }
+  gtmsm_encode_rows(m, pw->ws, xpad, R, lo, hi - lo + 1, mu_b, lv_b);
+  for (int i = 0; i < n; i++) {
+    memcpy(b[i]->mu, mu_b + (size_t)row[i] * Z, sizeof(float) * (size_t)Z);
+    memcpy(b[i]->lv, lv_b + (size_t)row[i] * Z, sizeof(float) * (size_t)Z);
+  }
+  pool_give(m, pw);
+  return 0;
+}
+
+/* Encodes me's frame, in a batch with whatever else is queued; 0 or 1 (out of memory). */
+static int encode_shared(enc_item *me) {
+  pthread_mutex_lock(&encq.mu);
+  enc_item **pp = &encq.head;
+  while (*pp) pp = &(*pp)->next;
+  *pp = me;
+  while (!me->done) {
+    if (encq.busy) {
+      pthread_cond_wait(&encq.cv, &encq.mu);
+      continue;
+    }
+    /* take, oldest first, the head's model's frames while their rows are free */
+    const gtmsm_model *m = encq.head->m;
+    const int d = smallest_block(encq.head->mask), per = ROW_BLOCK / d;
+    enc_item *b[ROW_BLOCK];
+    int row[ROW_BLOCK], used[ROW_BLOCK] = {0}, n = 0, top = 0;
+    for (pp = &encq.head; *pp && n < ROW_BLOCK;) {
+      enc_item *it = *pp;
+      const int q = (int)(it->step % ROW_BLOCK) % d;
+      if (it->m != m || used[q] == per) {
+        pp = &it->next;
+        continue;
+      }
+      row[n] = q + d * used[q]++;
+      if (row[n] + 1 > top) top = row[n] + 1;
+      b[n++] = it;
+      *pp = it->next;
+    }
+    encq.busy = 1;
+    pthread_mutex_unlock(&encq.mu);
+    const int failed = encode_batch(b, row, n, top);
+    pthread_mutex_lock(&encq.mu);
+    for (int i = 0; i < n; i++) b[i]->failed = failed, b[i]->done = 1;
+    encq.batches++, encq.frames += n;
+    encq.busy = 0;
+    pthread_cond_broadcast(&encq.cv);
+  }
+  const int failed = me->failed;
+  pthread_mutex_unlock(&encq.mu);
+  return failed;
+}
+
 static int has_landmarks(const gtmsm_model *m) { return m->cfg.infer == GTMSM_INFER_LANDMARK; }
 
 /* A memory value: mu, logvar (2Z), the prior's extra, and with landmarks one
@@ -386,12 +490,20 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
-  blocked_job enc = {m, infer_blocks(m), frames, n, mem->steps, mu, lv, NULL, NULL, 0, 0};
-  par_job pj;
-  blocked_begin(&pj, &enc, encode_runs(mem->steps, n), encode_piece);
-  if (blocked_end(&pj, &enc)) {
-    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
-    goto done;
+  if (n == 1) {
+    enc_item one = {.m = m, .mask = infer_blocks(m), .step = mem->steps, .x = frames, .mu = mu, .lv = lv};
+    if (encode_shared(&one)) {
+      rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+      goto done;
+    }
+  } else {
+    blocked_job enc = {m, infer_blocks(m), frames, n, mem->steps, mu, lv, NULL, NULL, 0, 0};
+    par_job pj;
+    blocked_begin(&pj, &enc, encode_runs(mem->steps, n), encode_piece);
+    if (blocked_end(&pj, &enc)) {
+      rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+      goto done;
+    }
   }
   const int extra = m->prior->value_extra(&m->cfg);
   for (int i = 0; i < n; i++) {

@@ -50,6 +50,12 @@ void gtmsm_memory_free(gtmsm_memory *mem);
  * GTMSM_ENOMEM (the memory is then unchanged). */
 int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames,
                   int n, char *err, size_t errlen);
+/* A one-frame observation (n = 1) is encoded in a batch with those of
+ * concurrent calls on the same model (other memories, other threads), each at
+ * its own row position, so with the bits it gets alone; a lone call is not
+ * delayed. Batches and frames encoded that way so far (tests, metrics): */
+void gtmsm_shared_encode_stats(long long *batches, long long *frames);
+
 /* The same, also writing the state each observation is stored under into
  * states_out (n, S) (may be NULL): the inferred trajectory. */
 int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, const float *frames, int n,

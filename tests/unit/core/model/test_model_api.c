@@ -192,6 +192,80 @@ static void test_infer_rows(void) {
   }
 }
 
+/* One-frame observations of concurrent calls share encoder batches
+ * (gtmsm_shared_encode_stats): 6 threads, each with its own memory of one
+ * model, observe 150 frames one at a time, thread k starting with k frames at
+ * once (so their row positions differ and collide); every memory must be the
+ * bytes of the same frames observed in one call, and some batches must have
+ * held frames of several threads (else the test shows nothing). FC VAE and
+ * conv VAE at 8x8. */
+enum { SHARED_THREADS = 6, SHARED_T = 150 };
+typedef struct {
+  const gtmsm_model *m;
+  const float *x;
+  const int *actions;
+  int first, D, rc;
+  gtmsm_memory *mem;
+} shared_arg;
+
+static void *shared_observer(void *p) {
+  shared_arg *a = p;
+  a->rc = gtmsm_observe(a->m, a->mem, a->actions, a->x, a->first, NULL, 0);
+  for (int t = a->first; t < SHARED_T && !a->rc; t++)
+    a->rc = gtmsm_observe(a->m, a->mem, a->actions + t, a->x + (size_t)t * a->D, 1, NULL, 0);
+  return NULL;
+}
+
+static void test_shared_encoding(void) {
+  char err[256];
+  openblas_set_num_threads(1);
+  static float world[WORLD_SIZE * WORLD_SIZE * 3], x[SHARED_T * IMAGENAV_FRAME];
+  int actions[SHARED_T];
+  world_generate(world, 12);
+  imagenav_options o = imagenav_default_options();
+  imagenav_episode(world, &o, 12, SHARED_T, x, actions, NULL);
+  for (int conv = 0; conv < 2; conv++) {
+    gtmsm_config c = small_config();
+    if (conv) c.vae = GTMSM_VAE_CONV, c.channels = 4;
+    gtmsm_model m;
+    CHECK(gtmsm_model_init(&m, &c, 13, err, sizeof err) == 0, "%s", err);
+    gtmsm_memory *ref = gtmsm_memory_new(&m);
+    CHECK(gtmsm_observe(&m, ref, actions, x, SHARED_T, err, sizeof err) == 0, "%s", err);
+    uint8_t *want = NULL;
+    size_t want_len = 0;
+    gtmsm_memory_serialize(ref, c.S, &want, &want_len);
+    long long b0, f0, b1, f1;
+    gtmsm_shared_encode_stats(&b0, &f0);
+    shared_arg a[SHARED_THREADS];
+    pthread_t th[SHARED_THREADS];
+    for (int k = 0; k < SHARED_THREADS; k++) {
+      a[k] = (shared_arg){&m, x, actions, k, gtmsm_config_D(&c), 0, gtmsm_memory_new(&m)};
+      pthread_create(&th[k], NULL, shared_observer, &a[k]);
+    }
+    int same = 0;
+    for (int k = 0; k < SHARED_THREADS; k++) {
+      pthread_join(th[k], NULL);
+      uint8_t *got = NULL;
+      size_t len = 0;
+      gtmsm_memory_serialize(a[k].mem, c.S, &got, &len);
+      same += a[k].rc == 0 && len == want_len && memcmp(got, want, len) == 0;
+      free(got);
+      gtmsm_memory_free(a[k].mem);
+    }
+    gtmsm_shared_encode_stats(&b1, &f1);
+    const char *name = conv ? "conv" : "fc";
+    CHECK(same == SHARED_THREADS, "%s: %d of %d memories observed frame by frame in parallel differ from one call's",
+          name, SHARED_THREADS - same, SHARED_THREADS);
+    CHECK(f1 - f0 > b1 - b0, "%s: no batch held frames of two threads (%lld frames in %lld batches)", name,
+          f1 - f0, b1 - b0);
+    printf("  %s VAE: %lld one-frame observations of %d threads in %lld encoder batches, memories bit-identical\n",
+           name, f1 - f0, SHARED_THREADS, b1 - b0);
+    free(want);
+    gtmsm_memory_free(ref);
+    gtmsm_model_free(&m);
+  }
+}
+
 /* The helper threads (model/par.h) change no bit: observing 200 frames (7,
  * then 193 at once: five encoding runs) and predicting 200 steps (five
  * decoding blocks) with 0, 1 and 3 helpers give the same memory and frames,
@@ -605,6 +679,7 @@ int main(void) {
   test_api();
   test_infer_rows();
   test_helpers();
+  test_shared_encoding();
   test_landmark_api(dir);
   test_training_lowers_loss();
   test_eval_determinism();
