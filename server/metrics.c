@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/api.h"
 #include "nn/blas_core.h"
 
 #define N_STATUS 600
@@ -307,6 +308,14 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
   put(&t, "gtmsm_sqlite_commit_group_size_bucket{le=\"+Inf\"} %llu\n"
           "gtmsm_sqlite_commit_group_size_sum %llu\ngtmsm_sqlite_commit_group_size_count %llu\n",
       cum, atomic_load(&m->group_sum), atomic_load(&m->group_count));
+  long long enc_batches, enc_frames;
+  gtmsm_shared_encode_stats(&enc_batches, &enc_frames);
+  put(&t, "# HELP gtmsm_encoder_batches_total Encoder blocks run for one-observation requests (shared "
+          "between concurrent requests).\n# TYPE gtmsm_encoder_batches_total counter\n"
+          "gtmsm_encoder_batches_total %lld\n"
+          "# HELP gtmsm_encoder_batch_frames_total Frames those blocks encoded: / batches is the mean "
+          "batch.\n# TYPE gtmsm_encoder_batch_frames_total counter\ngtmsm_encoder_batch_frames_total %lld\n",
+      enc_batches, enc_frames);
   put(&t, "# HELP gtmsm_observations_total Observations committed.\n"
           "# TYPE gtmsm_observations_total counter\ngtmsm_observations_total %llu\n"
           "# HELP gtmsm_observation_duplicates_total Re-sent observations that matched the stored ones.\n"

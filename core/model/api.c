@@ -316,16 +316,16 @@ typedef struct enc_item {
   const float *x; /* (D) */
   float *mu, *lv; /* (Z) each */
   int done, failed;
+  pthread_cond_t cv; /* this caller waits on it */
   struct enc_item *next;
 } enc_item;
 
 static struct {
   pthread_mutex_t mu;
-  pthread_cond_t cv;
   enc_item *head; /* queued, oldest first */
   int busy;       /* a batch is being encoded */
   long long batches, frames;
-} encq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0};
+} encq = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0};
 
 void gtmsm_shared_encode_stats(long long *batches, long long *frames) {
   pthread_mutex_lock(&encq.mu);
@@ -359,15 +359,19 @@ static int encode_batch(enc_item **b, const int *row, int n, int top) {
   return 0;
 }
 
-/* Encodes me's frame, in a batch with whatever else is queued; 0 or 1 (out of memory). */
+/* Encodes me's frame, in a batch with whatever else is queued; 0 or 1 (out
+ * of memory). Each waiting call sleeps on its own condition variable: a batch
+ * wakes its frames' callers and, when its leader is done too, the queue's new
+ * head, which leads the next batch (not every waiting thread). */
 static int encode_shared(enc_item *me) {
+  pthread_cond_init(&me->cv, NULL);
   pthread_mutex_lock(&encq.mu);
   enc_item **pp = &encq.head;
   while (*pp) pp = &(*pp)->next;
   *pp = me;
   while (!me->done) {
     if (encq.busy) {
-      pthread_cond_wait(&encq.cv, &encq.mu);
+      pthread_cond_wait(&me->cv, &encq.mu);
       continue;
     }
     /* take, oldest first, the head's model's frames while their rows are free */
@@ -391,13 +395,17 @@ static int encode_shared(enc_item *me) {
     pthread_mutex_unlock(&encq.mu);
     const int failed = encode_batch(b, row, n, top);
     pthread_mutex_lock(&encq.mu);
-    for (int i = 0; i < n; i++) b[i]->failed = failed, b[i]->done = 1;
+    for (int i = 0; i < n; i++) { /* the others return once we unlock: b[i] is not touched after */
+      b[i]->failed = failed, b[i]->done = 1;
+      if (b[i] != me) pthread_cond_signal(&b[i]->cv);
+    }
     encq.batches++, encq.frames += n;
     encq.busy = 0;
-    pthread_cond_broadcast(&encq.cv);
+    if (me->done && encq.head) pthread_cond_signal(&encq.head->cv); /* else we lead again */
   }
   const int failed = me->failed;
   pthread_mutex_unlock(&encq.mu);
+  pthread_cond_destroy(&me->cv);
   return failed;
 }
 

@@ -354,7 +354,6 @@ static void image_from_phases(float *restrict img, const float *restrict P, cons
   }
 }
 
-
 /* ---- row kernels: 4x4, stride 2, padding 1, even sizes (see the top) ---- */
 
 /* Image row r (0..H-1) feeds kernel row ka = (r + 1) % 2 at grid row
@@ -373,9 +372,10 @@ static int row_copies = 1; /* conv_set_row_copies */
 void conv_set_row_copies(int on) { row_copies = on != 0; }
 int conv_row_copies(void) { return row_copies; }
 
+#if CONV_SSE2
 static int geom_s2k4(const geom *g) {
-  return CONV_SSE2 && row_copies && g->s == 2 && g->K == 4 && g->p == 1 && g->H == 2 * g->OH &&
-         g->W == 2 * g->OW && g->OW % 4 == 0 && g->OW <= S2K4_MAX_OW;
+  return row_copies && g->s == 2 && g->K == 4 && g->p == 1 && g->H == 2 * g->OH && g->W == 2 * g->OW &&
+         g->OW % 4 == 0 && g->OW <= S2K4_MAX_OW;
 }
 
 /* Where in a channel's col rows the two groups image row r meets start
@@ -401,7 +401,6 @@ static void s2k4_pad_rows(float *cc, size_t ldc, const geom *g) {
   }
 }
 
-#if CONV_SSE2
 /* [prev3, v0, v1, v2] and [v1, v2, v3, next0] */
 static inline __m128 shr1(__m128 v, __m128 prev) {
   return _mm_castsi128_ps(_mm_or_si128(_mm_slli_si128(_mm_castps_si128(v), 4),
@@ -582,9 +581,9 @@ AVX2_FN static void col2im_s2k4_avx2(float *restrict img, const float *restrict 
     }
   }
 }
-#endif
 
-static int s2k4_avx2(const geom *g) { return CONV_AVX2 && g->OW % 8 == 0 && vm_get_isa() == VM_ISA_AVX2; }
+static int s2k4_avx2(const geom *g) { return g->OW % 8 == 0 && vm_get_isa() == VM_ISA_AVX2; }
+#endif
 
 /* col rows (C*K*K) of OH*OW floats each, ldc apart, from img (C, H, W);
  * overwrites them. P is (s, s, PH, PW) scratch. */

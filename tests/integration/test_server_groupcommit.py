@@ -93,6 +93,10 @@ def test_burst(tmp, models):
     covered = metric(d, "gtmsm_sqlite_commit_group_size_sum")
     check(covered == n_clients * steps and commits < covered,
           f"{covered:.0f} requests committed in {commits:.0f} COMMITs (group commit at work)")
+    batches = metric(d, "gtmsm_encoder_batches_total")
+    frames = metric(d, "gtmsm_encoder_batch_frames_total")
+    check(frames >= covered and 0 < batches <= frames,
+          f"their frames encoded in {batches:.0f} encoder batches of {frames / max(batches, 1):.2f} frames on average")
     check(d.stop() == 0, "exit 0")
     wrong = []
     for i in range(n_clients):
