@@ -370,7 +370,6 @@ static void image_from_phases(float *restrict img, const float *restrict P, cons
 static int row_copies = 1; /* conv_set_row_copies */
 
 void conv_set_row_copies(int on) { row_copies = on != 0; }
-int conv_row_copies(void) { return row_copies; }
 
 #if CONV_SSE2
 static int geom_s2k4(const geom *g) {
@@ -386,11 +385,11 @@ static inline void s2k4_rows(const geom *g, size_t ldc, int r, ptrdiff_t *a, ptr
   *b = ob >= 0 ? (ptrdiff_t)((size_t)(ka + 2) * 4 * ldc + (size_t)ob * g->OW) : -1;
 }
 
-/* The prefetch steps due after one more of a channel's H rows: K*K per
+/* The prefetch steps due after one more of a channel's H rows: K*K = 16 per
  * channel, as the plane path takes them (acc counts in 1/H steps). */
-static inline void pf_rows(prefetch *f, int *acc, int H, int KK) {
+static inline void pf_rows(prefetch *f, int *acc, int H) {
   if (!f) return;
-  for (*acc += KK; *acc >= H; *acc -= H) pf_step(f);
+  for (*acc += 16; *acc >= H; *acc -= H) pf_step(f);
 }
 
 /* The zero col rows of a channel: kernel row 0 at grid row 0, 3 at the last. */
@@ -444,7 +443,7 @@ static void im2col_s2k4(float *restrict col, size_t ldc, const float *restrict i
         if (da) store4(da, ldc, 4 * (size_t)v, k0, E[v], O[v], k3);
         if (db) store4(db, ldc, 4 * (size_t)v, k0, E[v], O[v], k3);
       }
-      pf_rows(f, &acc, H, 16);
+      pf_rows(f, &acc, H);
     }
   }
 }
@@ -483,7 +482,7 @@ static void col2im_s2k4(float *restrict img, const float *restrict col, size_t l
         }
         a3p = a3, b3p = b3, a0 = a0n, b0 = b0n;
       }
-      pf_rows(f, &acc, H, 16);
+      pf_rows(f, &acc, H);
     }
   }
 }
@@ -534,7 +533,7 @@ AVX2_FN static void im2col_s2k4_avx2(float *restrict col, size_t ldc, const floa
         if (da) store8x4(da, ldc, 8 * (size_t)v, k0, E[v], O[v], k3);
         if (db) store8x4(db, ldc, 8 * (size_t)v, k0, E[v], O[v], k3);
       }
-      pf_rows(f, &acc, H, 16);
+      pf_rows(f, &acc, H);
     }
   }
 }
@@ -577,7 +576,7 @@ AVX2_FN static void col2im_s2k4_avx2(float *restrict img, const float *restrict 
         }
         a3p = a3, b3p = b3, a0 = a0n, b0 = b0n;
       }
-      pf_rows(f, &acc, H, 16);
+      pf_rows(f, &acc, H);
     }
   }
 }

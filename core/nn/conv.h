@@ -31,7 +31,6 @@ int conv_images_independent(int grid_pixels);
  * their row kernels; the bits are the same. Not thread-safe: set it before
  * any work starts. */
 void conv_set_row_copies(int on);
-int conv_row_copies(void);
 
 /* Floats of workspace that conv2d_forward/backward need for any batch <= B. */
 size_t conv2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride, int pad);
