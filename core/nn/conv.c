@@ -367,6 +367,18 @@ static void image_from_phases(float *restrict img, const float *restrict P, cons
  * never -0, so adding +0 leaves it alone and the bits are the planes'. */
 #define S2K4_MAX_OW 64 /* row buffers on the stack */
 
+/* The transposed layers conv.c computes without a GEMM where the CPU allows
+ * (ct_direct, "transposed layers to 3 channels"), and the workspace floats
+ * they take: a copy of one image with a float of margin on each side. */
+static int ct_shape(int OC, int K, int stride, int pad, int W) {
+  return OC == 3 && K == 4 && stride == 2 && pad == 1 && W % 16 == 0;
+}
+static size_t ct_workspace_floats(int IC, int H, int W) {
+  size_t fwd = (size_t)IC * H * W + 2;                                   // an image's copy
+  size_t bwd = 16 + (size_t)IC * 48 * 8 + (size_t)(IC + 5) / 6 * 288 + (size_t)3 * 2 * H * 2 * (W + 8);
+  return fwd > bwd ? fwd : bwd;
+}
+
 static int row_copies = 1; /* conv_set_row_copies */
 
 void conv_set_row_copies(int on) { row_copies = on != 0; }
@@ -582,6 +594,285 @@ AVX2_FN static void col2im_s2k4_avx2(float *restrict img, const float *restrict 
 }
 
 static int s2k4_avx2(const geom *g) { return g->OW % 8 == 0 && vm_get_isa() == VM_ISA_AVX2; }
+
+/* ---- transposed layers to 3 channels without a GEMM ----
+ *
+ * A 4x4 stride-2 pad-1 transposed conv to 3 channels (an image decoder's last
+ * layer, to RGB) is a short GEMM (48 rows) followed by col2im, and much of
+ * its time went to the copies around the GEMM: col2im, clearing col, sgemm's
+ * own packing. Where vecmath runs AVX2 (FMA) and W is a multiple of 16 its
+ * forward is computed directly instead. Output pixel (2Y + ph, 2X + pw)
+ * takes input rows Y + dy and columns X + dx with kernel taps
+ *   ph 0: (dy 0, kh 1), (dy -1, kh 3);  ph 1: (dy 1, kh 0), (dy 0, kh 2)
+ * (pw, dx, kw the same). ct_block computes 32 columns of one output row of
+ * the 3 channels in 12 accumulators: per input channel and kernel row, six
+ * shifted vectors of the input row times 12 broadcast weights (24 FMAs on 18
+ * loads). Sums run over the kernel rows, then ic, in a fixed order:
+ * deterministic, but not the GEMM's bits. */
+static int ct_direct(int OC, int K, int stride, int pad, int W) {
+  return ct_shape(OC, K, stride, pad, W) && vm_get_isa() == VM_ISA_AVX2;
+}
+#define CT_FN __attribute__((target("avx2,fma")))
+
+/* acc{oc}{pw}{half} += w[ic][oc][kh][kw] (wk = w[ic][0][kh][0]) times the
+ * input vectors u (columns X + dx ..) and v (X + 8 + dx ..). */
+#define CT_TAP(pw, kw, u, v)                                                                         \
+  do {                                                                                               \
+    __m256 w_ = _mm256_broadcast_ss(wk + (kw));                                                      \
+    a0##pw##0 = _mm256_fmadd_ps(w_, u, a0##pw##0), a0##pw##1 = _mm256_fmadd_ps(w_, v, a0##pw##1);     \
+    w_ = _mm256_broadcast_ss(wk + 16 + (kw));                                                        \
+    a1##pw##0 = _mm256_fmadd_ps(w_, u, a1##pw##0), a1##pw##1 = _mm256_fmadd_ps(w_, v, a1##pw##1);     \
+    w_ = _mm256_broadcast_ss(wk + 32 + (kw));                                                        \
+    a2##pw##0 = _mm256_fmadd_ps(w_, u, a2##pw##0), a2##pw##1 = _mm256_fmadd_ps(w_, v, a2##pw##1);     \
+  } while (0)
+
+/* Output row 2Y + ph, columns 2X .. 2X + 31, of the 3 channels. L / R: X is
+ * the first / the last block: the column before / after the row is read and
+ * replaced by the zero padding, so in must have a float before / after
+ * every row (ct_forward sees to it). */
+CT_FN static inline __attribute__((always_inline)) void
+ct_block(float *restrict out, size_t oplane, const float *restrict in, size_t plane,
+         const float *restrict w, const float *b, int IC, int Y, int H, int W, int X, int ph,
+         const int L, const int R) {
+  const __m256 z = _mm256_setzero_ps();
+  __m256 a000, a001, a010, a011, a100, a101, a110, a111, a200, a201, a210, a211;
+  a000 = a001 = a010 = a011 = _mm256_set1_ps(b ? b[0] : 0.0f);
+  a100 = a101 = a110 = a111 = _mm256_set1_ps(b ? b[1] : 0.0f);
+  a200 = a201 = a210 = a211 = _mm256_set1_ps(b ? b[2] : 0.0f);
+  for (int t = 0; t < 2; t++) {
+    int dy = ph ? 1 - t : -t, kh = ph ? 2 * t : 1 + 2 * t;
+    if (Y + dy < 0 || Y + dy >= H) continue;
+    const float *p = in + (size_t)(Y + dy) * W + X, *wk = w + 4 * kh;
+    for (int ic = 0; ic < IC; ic++, p += plane, wk += 48) {
+      __m256 u = _mm256_loadu_ps(p), v = _mm256_loadu_ps(p + 8); // dx 0
+      CT_TAP(0, 1, u, v);
+      CT_TAP(1, 2, u, v);
+      u = _mm256_loadu_ps(p - 1), v = _mm256_loadu_ps(p + 7); // dx -1
+      if (L) u = _mm256_blend_ps(u, z, 0x01);
+      CT_TAP(0, 3, u, v);
+      u = _mm256_loadu_ps(p + 1), v = _mm256_loadu_ps(p + 9); // dx +1
+      if (R) v = _mm256_blend_ps(v, z, 0x80);
+      CT_TAP(1, 0, u, v);
+    }
+  }
+  /* interleave the column phases (pw 0, pw 1) into the output row */
+  float *q = out + (size_t)(2 * Y + ph) * 2 * W + 2 * X;
+#define CT_STORE(q, e, d)                                                                            \
+  do {                                                                                               \
+    __m256 lo = _mm256_unpacklo_ps(e, d), hi = _mm256_unpackhi_ps(e, d);                             \
+    _mm256_storeu_ps(q, _mm256_permute2f128_ps(lo, hi, 0x20));                                       \
+    _mm256_storeu_ps((q) + 8, _mm256_permute2f128_ps(lo, hi, 0x31));                                 \
+  } while (0)
+  CT_STORE(q, a000, a010);
+  CT_STORE(q + 16, a001, a011);
+  CT_STORE(q + oplane, a100, a110);
+  CT_STORE(q + oplane + 16, a101, a111);
+  CT_STORE(q + 2 * oplane, a200, a210);
+  CT_STORE(q + 2 * oplane + 16, a201, a211);
+#undef CT_STORE
+}
+
+/* out (3, 2H, 2W) = convT(in (IC, H, W)) + b for one image. The ic loop
+ * reads rows a plane apart, which the hardware prefetcher does not follow:
+ * the rows two ahead (next's first rows at the end) are fetched while one
+ * row is computed. */
+CT_FN static void ct_image(float *restrict out, const float *restrict in, const float *next,
+                           const float *restrict w, const float *b, int IC, int H, int W) {
+  const size_t plane = (size_t)H * W, oplane = 4 * plane;
+  for (int Y = 0; Y < H; Y++) {
+    const float *ahead = Y + 2 < H ? in + (size_t)(Y + 2) * W : next ? next + (size_t)(Y + 2 - H) * W : NULL;
+    if (ahead)
+      for (int ic = 0; ic < IC; ic++)
+        for (int x = 0; x < W; x += 16) __builtin_prefetch(ahead + (size_t)ic * plane + x, 0, 3);
+    for (int ph = 0; ph < 2; ph++) {
+      if (W == 16) {
+        ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, 0, ph, 1, 1);
+        continue;
+      }
+      ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, 0, ph, 1, 0);
+      for (int X = 16; X + 16 < W; X += 16) ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, X, ph, 0, 0);
+      ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, W - 16, ph, 0, 1);
+    }
+  }
+}
+
+/* out (B, 3, 2H, 2W) = convT(in (B, IC, H, W)) + b. The edge blocks read one
+ * float before and after each row; only the batch's first and last floats
+ * have no neighbour in in, so its first and last images run from a copy in
+ * the workspace (ws, ct_workspace_floats) with a float of margin. */
+CT_FN static void ct_forward(float *out, float *ws, const float *in, const float *w, const float *b, int B,
+                             int IC, int H, int W) {
+  const size_t in_img = (size_t)IC * H * W, out_img = (size_t)12 * H * W;
+  float *copy = ws + 1;
+  for (int i = 0; i < B; i++) {
+    const float *x = in + i * in_img;
+    if (i == 0 || i == B - 1) {
+      memcpy(copy, x, in_img * sizeof(float));
+      ws[0] = copy[in_img] = 0.0f;
+      x = copy;
+    }
+    ct_image(out + i * out_img, x, i + 1 < B ? in + (i + 1) * in_img : NULL, w, b, IC, H, W);
+  }
+}
+
+/* The backward of the same layer. dout's rows are split once per image into
+ * their even and odd columns, E[X] = dout[.., 2X] and O[X] = dout[.., 2X + 1],
+ * stored padded so that the four kernel columns of input column X are E / O
+ * vectors at X or X + 1:
+ *   kw 0: O[X - 1] = Op[X];  kw 1: E[X] = Ep[X];  kw 2: O[X] = Op[X + 1];  kw 3: E[X + 1] = Ep[X + 1]
+ * (Op[0] = 0 and Ep[W] = 0 are the padding). Kernel row kh of input row Y
+ * is dout row 2Y - 1 + kh. Then
+ *   din[ic][Y][X] += sum over (oc, kh, kw) of w[ic][oc][kh][kw] * tap(oc, kh, kw)[X]
+ * runs 6 input channels by 16 columns in 12 accumulators (per tap: 2 loads,
+ * 6 broadcasts, 12 FMAs), and
+ *   dw[ic][oc][kh][kw] += sum over (Y, X) of in[ic][Y][X] * tap(oc, kh, kw)[X]
+ * runs 3 input channels by the 4 kw of one (oc, kh) in 12 vector
+ * accumulators kept in the workspace across the batch (per 8 columns: 7
+ * loads, 12 FMAs), their lanes summed into dw once at the end. Channel blocks
+ * past IC repeat the last channel (computing its sums twice). Fixed orders
+ * throughout: deterministic, not the GEMM's bits. */
+typedef struct {
+  float *dwv; // (IC, 3 oc, 4 kh, 4 kw) vectors of 8, 32-byte aligned
+  float *wr;  // ct_din_weights
+  float *pl;  // (3 oc, 2H rows, E / O) rows of ct_stride(W) floats
+} ct_bwd;
+
+static size_t ct_stride(int W) { return (size_t)W + 8; }
+
+/* Splits image i's dout (3, 2H, 2W) into the padded E / O rows. */
+CT_FN static void ct_split(float *pl, const float *dout, int H, int W) {
+  size_t S = ct_stride(W);
+  for (int r = 0; r < 3 * 2 * H; r++) {
+    const float *src = dout + (size_t)r * 2 * W;
+    float *E = pl + (size_t)r * 2 * S, *O = E + S;
+    for (int v = 0; v < W; v += 8) {
+      __m256 a = _mm256_loadu_ps(src + 2 * v), b = _mm256_loadu_ps(src + 2 * v + 8);
+      _mm256_storeu_ps(E + v, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                  _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8)));
+      _mm256_storeu_ps(O + 1 + v, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                      _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8)));
+    }
+    E[W] = 0.0f, O[0] = 0.0f;
+  }
+}
+
+/* acc{i}{h} += the tap's weights of the block's 6 channels (wq: 6 floats) times the tap vectors d0, d1 */
+#define CT_DIN_TAP(d0, d1)                                                                           \
+  do {                                                                                               \
+    __m256 x0 = (d0), x1 = (d1), w_;                                                                 \
+    w_ = _mm256_broadcast_ss(wq), a00 = _mm256_fmadd_ps(w_, x0, a00), a01 = _mm256_fmadd_ps(w_, x1, a01);         \
+    w_ = _mm256_broadcast_ss(wq + 1), a10 = _mm256_fmadd_ps(w_, x0, a10), a11 = _mm256_fmadd_ps(w_, x1, a11);     \
+    w_ = _mm256_broadcast_ss(wq + 2), a20 = _mm256_fmadd_ps(w_, x0, a20), a21 = _mm256_fmadd_ps(w_, x1, a21);     \
+    w_ = _mm256_broadcast_ss(wq + 3), a30 = _mm256_fmadd_ps(w_, x0, a30), a31 = _mm256_fmadd_ps(w_, x1, a31);     \
+    w_ = _mm256_broadcast_ss(wq + 4), a40 = _mm256_fmadd_ps(w_, x0, a40), a41 = _mm256_fmadd_ps(w_, x1, a41);     \
+    w_ = _mm256_broadcast_ss(wq + 5), a50 = _mm256_fmadd_ps(w_, x0, a50), a51 = _mm256_fmadd_ps(w_, x1, a51);     \
+    wq += 6;                                                                                         \
+  } while (0)
+
+/* The weights in the order ct_din takes them: per block of 6 input channels
+ * (the last channel repeated past IC), per (oc, kh, kw), the 6 channels'. */
+static size_t ct_din_weights_floats(int IC) { return (size_t)(IC + 5) / 6 * 48 * 6; }
+static void ct_din_weights(float *wr, const float *w, int IC) {
+  for (int ic0 = 0; ic0 < IC; ic0 += 6)
+    for (int k = 0; k < 48; k++)
+      for (int i = 0; i < 6; i++) *wr++ = w[(size_t)(ic0 + i < IC ? ic0 + i : IC - 1) * 48 + k];
+}
+
+/* din (IC, H, W) += the input gradient of one image from its split dout and
+ * the weights of ct_din_weights; f fetches ahead, a step per output row. */
+CT_FN static void ct_din(float *din, const float *pl, const float *wr, int IC, int H, int W, prefetch *f) {
+  const size_t plane = (size_t)H * W, S = ct_stride(W);
+  for (int ic0 = 0; ic0 < IC; ic0 += 6, wr += 288) {
+    float *d[6];
+    for (int i = 0; i < 6; i++) d[i] = din + (size_t)(ic0 + i < IC ? ic0 + i : IC - 1) * plane;
+    for (int Y = 0; Y < H; Y++, pf_step(f))
+      for (int X = 0; X < W; X += 16) {
+        size_t o = (size_t)Y * W + X;
+#define CT_DIN_LOAD(i) __m256 a##i##0 = _mm256_loadu_ps(d[i] + o), a##i##1 = _mm256_loadu_ps(d[i] + o + 8)
+        CT_DIN_LOAD(0); CT_DIN_LOAD(1); CT_DIN_LOAD(2); CT_DIN_LOAD(3); CT_DIN_LOAD(4); CT_DIN_LOAD(5);
+#undef CT_DIN_LOAD
+        const float *wq = wr;
+        for (int oc = 0; oc < 3; oc++)
+          for (int kh = 0; kh < 4; kh++) {
+            int r = 2 * Y - 1 + kh;
+            if (r < 0 || r >= 2 * H) {
+              wq += 24;
+              continue;
+            }
+            const float *E = pl + ((size_t)oc * 2 * H + r) * 2 * S + X, *O = E + S;
+            CT_DIN_TAP(_mm256_loadu_ps(O), _mm256_loadu_ps(O + 8));         // kw 0
+            CT_DIN_TAP(_mm256_loadu_ps(E), _mm256_loadu_ps(E + 8));         // kw 1
+            CT_DIN_TAP(_mm256_loadu_ps(O + 1), _mm256_loadu_ps(O + 9));     // kw 2
+            CT_DIN_TAP(_mm256_loadu_ps(E + 1), _mm256_loadu_ps(E + 9));     // kw 3
+          }
+        /* a repeated last channel stores the same sum again */
+#define CT_DIN_STORE(i) _mm256_storeu_ps(d[i] + o, a##i##0), _mm256_storeu_ps(d[i] + o + 8, a##i##1)
+        CT_DIN_STORE(0); CT_DIN_STORE(1); CT_DIN_STORE(2); CT_DIN_STORE(3); CT_DIN_STORE(4); CT_DIN_STORE(5);
+#undef CT_DIN_STORE
+      }
+  }
+}
+#undef CT_DIN_TAP
+
+/* dwv += the weight gradient of one image (in (IC, H, W), its split dout) as vectors. */
+CT_FN static void ct_dw(float *dwv, const float *pl, const float *in, int IC, int H, int W, prefetch *f) {
+  const size_t plane = (size_t)H * W, S = ct_stride(W);
+  for (int ic0 = 0; ic0 < IC; ic0 += 3) {
+    int c0 = ic0, c1 = ic0 + 1 < IC ? ic0 + 1 : IC - 1, c2 = ic0 + 2 < IC ? ic0 + 2 : IC - 1;
+    const float *x0p = in + c0 * plane, *x1p = in + c1 * plane, *x2p = in + c2 * plane;
+    for (int oc = 0; oc < 3; oc++)
+      for (int kh = 0; kh < 4; kh++, pf_step(f)) {
+        float *v0 = dwv + (((size_t)c0 * 3 + oc) * 4 + kh) * 32, *v1 = dwv + (((size_t)c1 * 3 + oc) * 4 + kh) * 32;
+        float *v2 = dwv + (((size_t)c2 * 3 + oc) * 4 + kh) * 32;
+        __m256 a00 = _mm256_load_ps(v0), a01 = _mm256_load_ps(v0 + 8), a02 = _mm256_load_ps(v0 + 16), a03 = _mm256_load_ps(v0 + 24);
+        __m256 a10 = _mm256_load_ps(v1), a11 = _mm256_load_ps(v1 + 8), a12 = _mm256_load_ps(v1 + 16), a13 = _mm256_load_ps(v1 + 24);
+        __m256 a20 = _mm256_load_ps(v2), a21 = _mm256_load_ps(v2 + 8), a22 = _mm256_load_ps(v2 + 16), a23 = _mm256_load_ps(v2 + 24);
+        for (int Y = 0; Y < H; Y++) {
+          int r = 2 * Y - 1 + kh;
+          if (r < 0 || r >= 2 * H) continue;
+          const float *E = pl + ((size_t)oc * 2 * H + r) * 2 * S, *O = E + S;
+          size_t row = (size_t)Y * W;
+          for (int X = 0; X < W; X += 8) {
+            __m256 x0 = _mm256_loadu_ps(x0p + row + X), x1 = _mm256_loadu_ps(x1p + row + X);
+            __m256 x2 = _mm256_loadu_ps(x2p + row + X), t;
+            t = _mm256_loadu_ps(O + X); // kw 0
+            a00 = _mm256_fmadd_ps(x0, t, a00), a10 = _mm256_fmadd_ps(x1, t, a10), a20 = _mm256_fmadd_ps(x2, t, a20);
+            t = _mm256_loadu_ps(E + X); // kw 1
+            a01 = _mm256_fmadd_ps(x0, t, a01), a11 = _mm256_fmadd_ps(x1, t, a11), a21 = _mm256_fmadd_ps(x2, t, a21);
+            t = _mm256_loadu_ps(O + X + 1); // kw 2
+            a02 = _mm256_fmadd_ps(x0, t, a02), a12 = _mm256_fmadd_ps(x1, t, a12), a22 = _mm256_fmadd_ps(x2, t, a22);
+            t = _mm256_loadu_ps(E + X + 1); // kw 3
+            a03 = _mm256_fmadd_ps(x0, t, a03), a13 = _mm256_fmadd_ps(x1, t, a13), a23 = _mm256_fmadd_ps(x2, t, a23);
+          }
+        }
+        /* a repeated last channel stores the same sums twice */
+        _mm256_store_ps(v0, a00), _mm256_store_ps(v0 + 8, a01), _mm256_store_ps(v0 + 16, a02), _mm256_store_ps(v0 + 24, a03);
+        _mm256_store_ps(v1, a10), _mm256_store_ps(v1 + 8, a11), _mm256_store_ps(v1 + 16, a12), _mm256_store_ps(v1 + 24, a13);
+        _mm256_store_ps(v2, a20), _mm256_store_ps(v2 + 8, a21), _mm256_store_ps(v2 + 16, a22), _mm256_store_ps(v2 + 24, a23);
+      }
+  }
+}
+
+/* The workspace's parts for the backward after its first 8 floats (the bias
+ * sums); the weight vectors cleared. */
+static ct_bwd ct_backward_begin(float *ws, const float *w, int IC) {
+  ct_bwd c;
+  c.dwv = (float *)(((uintptr_t)(ws + 8) + 31) & ~(uintptr_t)31);
+  c.wr = c.dwv + (size_t)IC * 48 * 8;
+  c.pl = c.wr + ct_din_weights_floats(IC);
+  memset(c.dwv, 0, (size_t)IC * 48 * 8 * sizeof(float));
+  ct_din_weights(c.wr, w, IC);
+  return c;
+}
+
+/* dw (IC, 3, 4, 4) += the lanes of the vector sums, in lane order. */
+static void ct_backward_end(float *dw, const ct_bwd *c, int IC) {
+  for (size_t k = 0; k < (size_t)IC * 48; k++) {
+    float s = 0;
+    for (int l = 0; l < 8; l++) s += c->dwv[8 * k + l];
+    dw[k] += s;
+  }
+}
 #endif
 
 /* col rows (C*K*K) of OH*OW floats each, ldc apart, from img (C, H, W);
@@ -933,6 +1224,15 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
 
 /* ---- transposed conv2d: the conv above run from the output (OC, OH, OW) to the input grid (H, W) ---- */
 
+int conv_transpose2d_direct(int OC, int K, int stride, int pad, int W) {
+#if CONV_AVX2
+  return ct_direct(OC, K, stride, pad, W);
+#else
+  (void)OC, (void)K, (void)stride, (void)pad, (void)W;
+  return 0;
+#endif
+}
+
 size_t conv_transpose2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride,
                                          int pad) {
   check_shapes(B, IC, H, W, OC, K, stride, pad);
@@ -940,7 +1240,8 @@ size_t conv_transpose2d_workspace_floats(int B, int IC, int H, int W, int OC, in
   int OW = conv_transpose2d_out_size(W, K, stride, pad);
   geom g = geom_make(OC, OH, OW, K, stride, pad, H, W);
   size_t N = (size_t)H * W;
-  return workspace_floats(OC * K * K, IC, N, conv_chunk(B, (int)N), &g, OC);
+  size_t n = workspace_floats(OC * K * K, IC, N, conv_chunk(B, (int)N), &g, OC);
+  return ct_shape(OC, K, stride, pad, W) ? max_size(n, ct_workspace_floats(IC, H, W)) : n;
 }
 
 void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const float *w,
@@ -952,6 +1253,12 @@ void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const 
   assert(OH > 0 && OW > 0);
   int N = H * W, G = conv_chunk(B, N), CKK = OC * K * K;
   geom gm = geom_make(OC, OH, OW, K, stride, pad, H, W); // the output image, read on the input grid
+#if CONV_AVX2
+  if (ct_direct(OC, K, stride, pad, W)) {
+    ct_forward(out, col_ws, in, w, b, B, IC, H, W);
+    return;
+  }
+#endif
   float *col = col_ws;                                   // (CKK, G*N)
   float *tmp = col + (size_t)CKK * G * N;                // (IC, G*N): in gathered, when G > 1
   float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0);     // (s, s, PH, PW)
@@ -990,6 +1297,29 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
   float *P = tmp + (G > 1 ? (size_t)IC * G * N : 0); // (s, s, PH, PW)
   float *sums = P + geom_scratch_floats(&gm);        // (OC) doubles
   size_t in_img = (size_t)IC * N, out_img = (size_t)OC * ON;
+#if CONV_AVX2
+  if (ct_direct(OC, K, stride, pad, W)) {
+    sums = col_ws;
+    ct_bwd c = ct_backward_begin(col_ws, w, IC);
+    if (db) bias_sums_clear(sums, OC);
+    for (int i = 0; i < B; i++) {
+      const float *d = dout + i * out_img;
+      if (db) bias_sums_add(sums, d, OC, ON);
+      if (!din && !dw) continue;
+      prefetch f = {0}; // the next image's din and in, while this one's run
+      int n1 = i + 1 < B;
+      pf_add(&f, din ? din + (i + 1) * in_img : NULL, n1 * in_img);
+      pf_add(&f, dw ? in + (i + 1) * in_img : NULL, n1 * in_img);
+      pf_spread(&f, (din ? ((IC + 5) / 6) * H : 0) + (dw ? ((IC + 2) / 3) * 12 : 0));
+      ct_split(c.pl, d, H, W);
+      if (din) ct_din(din + i * in_img, c.pl, c.wr, IC, H, W, &f);
+      if (dw) ct_dw(c.dwv, c.pl, in + i * in_img, IC, H, W, &f);
+    }
+    if (dw) ct_backward_end(dw, &c, IC);
+    if (db) bias_sums_finish(db, sums, OC);
+    return;
+  }
+#endif
   if (db) bias_sums_clear(sums, OC);
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N, g1 = next_chunk(B, b0 + g, G);

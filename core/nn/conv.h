@@ -45,6 +45,11 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
                      const float *in, const float *w, int B, int IC, int H, int W, int OC, int K,
                      int stride, int pad);
 
+/* 1 when conv_transpose2d_forward/backward compute this shape on this CPU
+ * without a GEMM (4x4 stride-2 pad-1 layers to 3 channels, W a multiple of
+ * 16, where vecmath runs AVX2): the results are then not the GEMM path's
+ * bits (the same to float rounding). For tests and benchmarks. */
+int conv_transpose2d_direct(int OC, int K, int stride, int pad, int W);
 /* Floats of workspace that conv_transpose2d_forward/backward need for any batch <= B. */
 size_t conv_transpose2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride,
                                          int pad);
