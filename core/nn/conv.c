@@ -32,6 +32,12 @@
  * rows into the image row in one pass (im2col_s2k4, col2im_s2k4; SSE2, and
  * AVX2 where vecmath runs AVX2). The same bits as the planes.
  *
+ * Without a GEMM. Those layers between 3 channels and a grid of width a
+ * multiple of 16 (an encoder's first conv, a decoder's last transposed conv)
+ * are computed by FMA kernels of their own where vecmath runs AVX2: no
+ * im2col, col2im or packing ("layers between 3 channels and a grid").
+ * Not the GEMM path's bits; no GTMSM model runs such a layer today.
+ *
  * Streamed outputs. A conv forward whose output is larger than the caches
  * (CONV_STREAM_BYTES) runs each image's GEMM into the workspace and writes
  * the result plus the bias to out with non-temporal stores: out is then
@@ -367,16 +373,22 @@ static void image_from_phases(float *restrict img, const float *restrict P, cons
  * never -0, so adding +0 leaves it alone and the bits are the planes'. */
 #define S2K4_MAX_OW 64 /* row buffers on the stack */
 
-/* The transposed layers conv.c computes without a GEMM where the CPU allows
- * (ct_direct, "transposed layers to 3 channels"), and the workspace floats
- * they take: a copy of one image with a float of margin on each side. */
+/* The layers conv.c computes without a GEMM where the CPU allows ("layers
+ * between 3 channels and a grid, without a GEMM"): transposed 4x4 stride-2
+ * layers from a C-channel grid (H, W) to 3 channels, and the convs the other
+ * way (3 channels, 2H x 2W, to C). ct_workspace_floats is what they take of
+ * the workspace: bias sums, dw vectors, reordered weights, a split image and
+ * a grid image's copy (see ct_parts). */
 static int ct_shape(int OC, int K, int stride, int pad, int W) {
   return OC == 3 && K == 4 && stride == 2 && pad == 1 && W % 16 == 0;
 }
-static size_t ct_workspace_floats(int IC, int H, int W) {
-  size_t fwd = (size_t)IC * H * W + 2;                                   // an image's copy
-  size_t bwd = 16 + (size_t)IC * 48 * 8 + (size_t)(IC + 5) / 6 * 288 + (size_t)3 * 2 * H * 2 * (W + 8);
-  return fwd > bwd ? fwd : bwd;
+static int cd_shape(int IC, int K, int stride, int pad, int H, int W) {
+  return IC == 3 && K == 4 && stride == 2 && pad == 1 && H % 2 == 0 && W % 32 == 0;
+}
+static size_t ct_din_weights_floats(int C) { return (size_t)(C + 5) / 6 * 48 * 6; }
+static size_t ct_workspace_floats(int C, int H, int W) {
+  return 2 * (size_t)C + 8 + (size_t)C * 48 * 8 + ct_din_weights_floats(C) + (size_t)3 * 2 * H * 2 * (W + 8) +
+         (size_t)C * H * W + 2;
 }
 
 static int row_copies = 1; /* conv_set_row_copies */
@@ -595,22 +607,32 @@ AVX2_FN static void col2im_s2k4_avx2(float *restrict img, const float *restrict 
 
 static int s2k4_avx2(const geom *g) { return g->OW % 8 == 0 && vm_get_isa() == VM_ISA_AVX2; }
 
-/* ---- transposed layers to 3 channels without a GEMM ----
+/* ---- layers between 3 channels and a grid, without a GEMM ----
  *
- * A 4x4 stride-2 pad-1 transposed conv to 3 channels (an image decoder's last
- * layer, to RGB) is a short GEMM (48 rows) followed by col2im, and much of
- * its time went to the copies around the GEMM: col2im, clearing col, sgemm's
- * own packing. Where vecmath runs AVX2 (FMA) and W is a multiple of 16 its
- * forward is computed directly instead. Output pixel (2Y + ph, 2X + pw)
- * takes input rows Y + dy and columns X + dx with kernel taps
+ * A 4x4 stride-2 pad-1 transposed conv from a C-channel grid (H, W) to 3
+ * channels (an image decoder's last layer, to RGB), and a conv the other way
+ * (an encoder's first), are short GEMMs (48 rows or columns) with im2col or
+ * col2im around them, and much of their time went to those copies, to
+ * clearing col and to sgemm's own packing. Where vecmath runs AVX2 (FMA) and
+ * the grid's width is a multiple of 16 they are computed directly, from three
+ * kernels that serve both layers (a conv is the transposed conv's adjoint with
+ * the same weight layout, (C, 3, 4, 4)):
+ *   up    grid -> 3 channels: the transposed forward, the conv's din (ct_up)
+ *   down  3 channels -> grid: the transposed din, the conv's forward (ct_down)
+ *   dw    both layers' weight gradient (ct_dw)
+ * "up": output pixel (2Y + ph, 2X + pw) takes grid rows Y + dy and columns
+ * X + dx with kernel taps
  *   ph 0: (dy 0, kh 1), (dy -1, kh 3);  ph 1: (dy 1, kh 0), (dy 0, kh 2)
  * (pw, dx, kw the same). ct_block computes 32 columns of one output row of
- * the 3 channels in 12 accumulators: per input channel and kernel row, six
- * shifted vectors of the input row times 12 broadcast weights (24 FMAs on 18
- * loads). Sums run over the kernel rows, then ic, in a fixed order:
- * deterministic, but not the GEMM's bits. */
+ * the 3 channels in 12 accumulators: per grid channel and kernel row, six
+ * shifted vectors of the grid row times 12 broadcast weights (24 FMAs on 18
+ * loads). Sums run over the kernel rows, then the channels, in a fixed
+ * order: deterministic, but not the GEMM's bits. */
 static int ct_direct(int OC, int K, int stride, int pad, int W) {
   return ct_shape(OC, K, stride, pad, W) && vm_get_isa() == VM_ISA_AVX2;
+}
+static int cd_direct(int IC, int K, int stride, int pad, int H, int W) {
+  return cd_shape(IC, K, stride, pad, H, W) && vm_get_isa() == VM_ISA_AVX2;
 }
 #define CT_FN __attribute__((target("avx2,fma")))
 
@@ -629,11 +651,11 @@ static int ct_direct(int OC, int K, int stride, int pad, int W) {
 /* Output row 2Y + ph, columns 2X .. 2X + 31, of the 3 channels. L / R: X is
  * the first / the last block: the column before / after the row is read and
  * replaced by the zero padding, so in must have a float before / after
- * every row (ct_forward sees to it). */
+ * every row (ct_up sees to it). */
 CT_FN static inline __attribute__((always_inline)) void
 ct_block(float *restrict out, size_t oplane, const float *restrict in, size_t plane,
          const float *restrict w, const float *b, int IC, int Y, int H, int W, int X, int ph,
-         const int L, const int R) {
+         const int L, const int R, const int ACC) {
   const __m256 z = _mm256_setzero_ps();
   __m256 a000, a001, a010, a011, a100, a101, a110, a111, a200, a201, a210, a211;
   a000 = a001 = a010 = a011 = _mm256_set1_ps(b ? b[0] : 0.0f);
@@ -660,8 +682,10 @@ ct_block(float *restrict out, size_t oplane, const float *restrict in, size_t pl
 #define CT_STORE(q, e, d)                                                                            \
   do {                                                                                               \
     __m256 lo = _mm256_unpacklo_ps(e, d), hi = _mm256_unpackhi_ps(e, d);                             \
-    _mm256_storeu_ps(q, _mm256_permute2f128_ps(lo, hi, 0x20));                                       \
-    _mm256_storeu_ps((q) + 8, _mm256_permute2f128_ps(lo, hi, 0x31));                                 \
+    __m256 r0 = _mm256_permute2f128_ps(lo, hi, 0x20), r1 = _mm256_permute2f128_ps(lo, hi, 0x31);     \
+    if (ACC) r0 = _mm256_add_ps(_mm256_loadu_ps(q), r0), r1 = _mm256_add_ps(_mm256_loadu_ps((q) + 8), r1); \
+    _mm256_storeu_ps(q, r0);                                                                         \
+    _mm256_storeu_ps((q) + 8, r1);                                                                   \
   } while (0)
   CT_STORE(q, a000, a010);
   CT_STORE(q + 16, a001, a011);
@@ -672,72 +696,93 @@ ct_block(float *restrict out, size_t oplane, const float *restrict in, size_t pl
 #undef CT_STORE
 }
 
-/* out (3, 2H, 2W) = convT(in (IC, H, W)) + b for one image. The ic loop
- * reads rows a plane apart, which the hardware prefetcher does not follow:
- * the rows two ahead (next's first rows at the end) are fetched while one
- * row is computed. */
+/* out (3, 2H, 2W) = convT(in (IC, H, W)) + b for one image, or out += it
+ * (acc; b NULL). The ic loop reads rows a plane apart, which the hardware
+ * prefetcher does not follow: the rows two ahead (next's first rows at the
+ * end) are fetched while one row is computed. */
 CT_FN static void ct_image(float *restrict out, const float *restrict in, const float *next,
-                           const float *restrict w, const float *b, int IC, int H, int W) {
+                           const float *restrict w, const float *b, int IC, int H, int W, int acc) {
   const size_t plane = (size_t)H * W, oplane = 4 * plane;
   for (int Y = 0; Y < H; Y++) {
     const float *ahead = Y + 2 < H ? in + (size_t)(Y + 2) * W : next ? next + (size_t)(Y + 2 - H) * W : NULL;
     if (ahead)
       for (int ic = 0; ic < IC; ic++)
         for (int x = 0; x < W; x += 16) __builtin_prefetch(ahead + (size_t)ic * plane + x, 0, 3);
-    for (int ph = 0; ph < 2; ph++) {
-      if (W == 16) {
-        ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, 0, ph, 1, 1);
-        continue;
+    for (int ph = 0; ph < 2; ph++)
+      for (int X = 0; X < W; X += 16) {
+        int L = X == 0, R = X + 16 == W;
+#define CT_BLOCK(l, r, a) ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, X, ph, l, r, a)
+        if (acc) {
+          if (L && R) CT_BLOCK(1, 1, 1);
+          else if (L) CT_BLOCK(1, 0, 1);
+          else if (R) CT_BLOCK(0, 1, 1);
+          else CT_BLOCK(0, 0, 1);
+        } else {
+          if (L && R) CT_BLOCK(1, 1, 0);
+          else if (L) CT_BLOCK(1, 0, 0);
+          else if (R) CT_BLOCK(0, 1, 0);
+          else CT_BLOCK(0, 0, 0);
+        }
+#undef CT_BLOCK
       }
-      ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, 0, ph, 1, 0);
-      for (int X = 16; X + 16 < W; X += 16) ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, X, ph, 0, 0);
-      ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, W - 16, ph, 0, 1);
-    }
   }
 }
 
-/* out (B, 3, 2H, 2W) = convT(in (B, IC, H, W)) + b. The edge blocks read one
- * float before and after each row; only the batch's first and last floats
- * have no neighbour in in, so its first and last images run from a copy in
- * the workspace (ws, ct_workspace_floats) with a float of margin. */
-CT_FN static void ct_forward(float *out, float *ws, const float *in, const float *w, const float *b, int B,
-                             int IC, int H, int W) {
-  const size_t in_img = (size_t)IC * H * W, out_img = (size_t)12 * H * W;
-  float *copy = ws + 1;
-  for (int i = 0; i < B; i++) {
-    const float *x = in + i * in_img;
-    if (i == 0 || i == B - 1) {
-      memcpy(copy, x, in_img * sizeof(float));
-      ws[0] = copy[in_img] = 0.0f;
-      x = copy;
-    }
-    ct_image(out + i * out_img, x, i + 1 < B ? in + (i + 1) * in_img : NULL, w, b, IC, H, W);
+/* The upsampling direction for image i of B: out (3, 2H, 2W) = convT(in_i
+ * (IC, H, W)) + b, or out += convT(in_i) (acc, b NULL: a conv's input
+ * gradient); in is the batch. The edge blocks read one float before and
+ * after each row; only the batch's first and last floats have no neighbour
+ * in in, so its first and last images run from copy (IC H W + 2 floats)
+ * with a float of margin. */
+CT_FN static void ct_up(float *out, float *copy, const float *in, int i, int B, const float *w, const float *b,
+                        int IC, int H, int W, int acc) {
+  const size_t in_img = (size_t)IC * H * W;
+  const float *x = in + i * in_img;
+  if (i == 0 || i == B - 1) {
+    memcpy(copy + 1, x, in_img * sizeof(float));
+    copy[0] = copy[in_img + 1] = 0.0f;
+    x = copy + 1;
   }
+  ct_image(out, x, i + 1 < B ? in + (i + 1) * in_img : NULL, w, b, IC, H, W, acc);
 }
 
-/* The backward of the same layer. dout's rows are split once per image into
- * their even and odd columns, E[X] = dout[.., 2X] and O[X] = dout[.., 2X + 1],
- * stored padded so that the four kernel columns of input column X are E / O
- * vectors at X or X + 1:
+/* "down" and "dw". The 3-channel image (the transposed layer's dout, the
+ * conv's input) is split once per image into its rows' even and odd columns,
+ * E[X] = img[.., 2X] and O[X] = img[.., 2X + 1], stored padded so that the
+ * four kernel columns of grid column X are E / O vectors at X or X + 1:
  *   kw 0: O[X - 1] = Op[X];  kw 1: E[X] = Ep[X];  kw 2: O[X] = Op[X + 1];  kw 3: E[X + 1] = Ep[X + 1]
- * (Op[0] = 0 and Ep[W] = 0 are the padding). Kernel row kh of input row Y
- * is dout row 2Y - 1 + kh. Then
- *   din[ic][Y][X] += sum over (oc, kh, kw) of w[ic][oc][kh][kw] * tap(oc, kh, kw)[X]
- * runs 6 input channels by 16 columns in 12 accumulators (per tap: 2 loads,
+ * (Op[0] = 0 and Ep[W] = 0 are the padding). Kernel row kh of grid row Y
+ * is image row 2Y - 1 + kh. Then (ic a grid channel, oc an image channel)
+ *   down: grid[ic][Y][X] += sum over (oc, kh, kw) of w[ic][oc][kh][kw] * tap(oc, kh, kw)[X]
+ * runs 6 grid channels by 16 columns in 12 accumulators (per tap: 2 loads,
  * 6 broadcasts, 12 FMAs), and
- *   dw[ic][oc][kh][kw] += sum over (Y, X) of in[ic][Y][X] * tap(oc, kh, kw)[X]
- * runs 3 input channels by the 4 kw of one (oc, kh) in 12 vector
+ *   dw: dw[ic][oc][kh][kw] += sum over (Y, X) of grid[ic][Y][X] * tap(oc, kh, kw)[X]
+ * runs 3 grid channels by the 4 kw of one (oc, kh) in 12 vector
  * accumulators kept in the workspace across the batch (per 8 columns: 7
  * loads, 12 FMAs), their lanes summed into dw once at the end. Channel blocks
  * past IC repeat the last channel (computing its sums twice). Fixed orders
  * throughout: deterministic, not the GEMM's bits. */
-typedef struct {
-  float *dwv; // (IC, 3 oc, 4 kh, 4 kw) vectors of 8, 32-byte aligned
-  float *wr;  // ct_din_weights
-  float *pl;  // (3 oc, 2H rows, E / O) rows of ct_stride(W) floats
-} ct_bwd;
-
 static size_t ct_stride(int W) { return (size_t)W + 8; }
+
+typedef struct {
+  float *sums; // the bias sums (bias_sums_*) of up to C channels (2 C floats)
+  float *dwv;  // (C, 3, 4 kh, 4 kw) vectors of 8, 32-byte aligned
+  float *wr;   // ct_din_weights
+  float *pl;   // (3, 2H rows, E / O) rows of ct_stride(W) floats
+  float *copy; // a grid image (C, H, W) with a float of margin each side
+} ct_ws;
+
+/* The workspace's parts (ct_workspace_floats) for a grid of C channels (H, W). */
+static ct_ws ct_parts(float *ws, int C, int H, int W) {
+  ct_ws c;
+  c.sums = ws;
+  c.dwv = (float *)(((uintptr_t)(ws + 2 * (size_t)C) + 31) & ~(uintptr_t)31);
+  c.wr = c.dwv + (size_t)C * 48 * 8;
+  c.pl = c.wr + ct_din_weights_floats(C);
+  c.copy = c.pl + (size_t)3 * 2 * H * 2 * ct_stride(W);
+  return c;
+}
+
 
 /* Splits image i's dout (3, 2H, 2W) into the padded E / O rows. */
 CT_FN static void ct_split(float *pl, const float *dout, int H, int W) {
@@ -769,26 +814,34 @@ CT_FN static void ct_split(float *pl, const float *dout, int H, int W) {
     wq += 6;                                                                                         \
   } while (0)
 
-/* The weights in the order ct_din takes them: per block of 6 input channels
+/* The weights in the order ct_down takes them: per block of 6 input channels
  * (the last channel repeated past IC), per (oc, kh, kw), the 6 channels'. */
-static size_t ct_din_weights_floats(int IC) { return (size_t)(IC + 5) / 6 * 48 * 6; }
 static void ct_din_weights(float *wr, const float *w, int IC) {
   for (int ic0 = 0; ic0 < IC; ic0 += 6)
     for (int k = 0; k < 48; k++)
       for (int i = 0; i < 6; i++) *wr++ = w[(size_t)(ic0 + i < IC ? ic0 + i : IC - 1) * 48 + k];
 }
 
-/* din (IC, H, W) += the input gradient of one image from its split dout and
- * the weights of ct_din_weights; f fetches ahead, a step per output row. */
-CT_FN static void ct_din(float *din, const float *pl, const float *wr, int IC, int H, int W, prefetch *f) {
+/* The downsampling direction for one image: din (IC, H, W) += the input
+ * gradient from the image's split dout, or, with overwrite, din = it + b
+ * (b may be NULL: a conv's forward); the weights of ct_din_weights; f
+ * fetches ahead, a step per output row. */
+CT_FN static void ct_down(float *din, const float *pl, const float *wr, int IC, int H, int W, prefetch *f,
+                          int overwrite, const float *b) {
   const size_t plane = (size_t)H * W, S = ct_stride(W);
   for (int ic0 = 0; ic0 < IC; ic0 += 6, wr += 288) {
     float *d[6];
-    for (int i = 0; i < 6; i++) d[i] = din + (size_t)(ic0 + i < IC ? ic0 + i : IC - 1) * plane;
+    float bias[6];
+    for (int i = 0; i < 6; i++) {
+      int c = ic0 + i < IC ? ic0 + i : IC - 1;
+      d[i] = din + (size_t)c * plane, bias[i] = b ? b[c] : 0.0f;
+    }
     for (int Y = 0; Y < H; Y++, pf_step(f))
       for (int X = 0; X < W; X += 16) {
         size_t o = (size_t)Y * W + X;
-#define CT_DIN_LOAD(i) __m256 a##i##0 = _mm256_loadu_ps(d[i] + o), a##i##1 = _mm256_loadu_ps(d[i] + o + 8)
+#define CT_DIN_LOAD(i)                                                                               \
+  __m256 a##i##0 = overwrite ? _mm256_set1_ps(bias[i]) : _mm256_loadu_ps(d[i] + o);                  \
+  __m256 a##i##1 = overwrite ? a##i##0 : _mm256_loadu_ps(d[i] + o + 8)
         CT_DIN_LOAD(0); CT_DIN_LOAD(1); CT_DIN_LOAD(2); CT_DIN_LOAD(3); CT_DIN_LOAD(4); CT_DIN_LOAD(5);
 #undef CT_DIN_LOAD
         const float *wq = wr;
@@ -853,20 +906,8 @@ CT_FN static void ct_dw(float *dwv, const float *pl, const float *in, int IC, in
   }
 }
 
-/* The workspace's parts for the backward after its first 8 floats (the bias
- * sums); the weight vectors cleared. */
-static ct_bwd ct_backward_begin(float *ws, const float *w, int IC) {
-  ct_bwd c;
-  c.dwv = (float *)(((uintptr_t)(ws + 8) + 31) & ~(uintptr_t)31);
-  c.wr = c.dwv + (size_t)IC * 48 * 8;
-  c.pl = c.wr + ct_din_weights_floats(IC);
-  memset(c.dwv, 0, (size_t)IC * 48 * 8 * sizeof(float));
-  ct_din_weights(c.wr, w, IC);
-  return c;
-}
-
 /* dw (IC, 3, 4, 4) += the lanes of the vector sums, in lane order. */
-static void ct_backward_end(float *dw, const ct_bwd *c, int IC) {
+static void ct_dw_finish(float *dw, const ct_ws *c, int IC) {
   for (size_t k = 0; k < (size_t)IC * 48; k++) {
     float s = 0;
     for (int l = 0; l < 8; l++) s += c->dwv[8 * k + l];
@@ -1119,7 +1160,8 @@ static conv2d_plan conv2d_plan_make(int B, int IC, int H, int W, int OC, int K, 
 
 size_t conv2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride, int pad) {
   check_shapes(B, IC, H, W, OC, K, stride, pad);
-  return conv2d_plan_make(B, IC, H, W, OC, K, stride, pad).total;
+  size_t n = conv2d_plan_make(B, IC, H, W, OC, K, stride, pad).total;
+  return cd_shape(IC, K, stride, pad, H, W) ? max_size(n, ct_workspace_floats(OC, H / 2, W / 2)) : n;
 }
 
 void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, const float *b,
@@ -1132,6 +1174,17 @@ void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, 
   float *tmp = col_ws + q.tmp; // (OC, G*N): the GEMM's result when G > 1 or streamed
   float *P = col_ws + q.P;     // (s, s, PH, PW)
   size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
+#if CONV_AVX2
+  if (cd_direct(IC, K, stride, pad, H, W)) { // the adjoint of ct_din: a split image to the grid
+    ct_ws c = ct_parts(col_ws, OC, H / 2, W / 2);
+    ct_din_weights(c.wr, w, OC);
+    for (int i = 0; i < B; i++) {
+      ct_split(c.pl, in + i * in_img, H / 2, W / 2);
+      ct_down(out + i * out_img, c.pl, c.wr, OC, H / 2, W / 2, NULL, 1, b);
+    }
+    return;
+  }
+#endif
   int stream = (size_t)B * out_img * sizeof(float) >= CONV_STREAM_BYTES;
   for (int b0 = 0; b0 < B; b0 += G) {
     int g = B - b0 < G ? B - b0 : G, gN = g * N, g1 = next_chunk(B, b0 + g, G);
@@ -1177,6 +1230,30 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
   float *sums = col_ws + q.sums; // (OC) doubles
   float *wf = col_ws + q.wf;     // (IC, OC, K, K) flipped, when q.flip
   size_t in_img = (size_t)IC * HW, out_img = (size_t)OC * N;
+#if CONV_AVX2
+  if (cd_direct(IC, K, stride, pad, H, W)) { // din as ct_up accumulating, dw as ct_dw with the roles swapped
+    int h = H / 2, hw = W / 2;
+    ct_ws c = ct_parts(col_ws, OC, h, hw);
+    sums = c.sums;
+    if (dw) memset(c.dwv, 0, (size_t)OC * 48 * 8 * sizeof(float));
+    if (db) bias_sums_clear(sums, OC);
+    for (int i = 0; i < B; i++) {
+      const float *d = dout + i * out_img;
+      if (db) bias_sums_add(sums, d, OC, (size_t)N);
+      if (din) ct_up(din + i * in_img, c.copy, dout, i, B, w, NULL, OC, h, hw, 1);
+      if (dw) {
+        prefetch f = {0}; // the next image's dout, while this one's run
+        pf_add(&f, i + 1 < B ? d + out_img : NULL, out_img);
+        pf_spread(&f, (OC + 2) / 3 * 12);
+        ct_split(c.pl, in + i * in_img, h, hw);
+        ct_dw(c.dwv, c.pl, d, OC, h, hw, &f);
+      }
+    }
+    if (dw) ct_dw_finish(dw, &c, OC);
+    if (db) bias_sums_finish(db, sums, OC);
+    return;
+  }
+#endif
   if (db) bias_sums_clear(sums, OC);
   if (din && q.flip)
     for (int o = 0; o < OC; o++)
@@ -1224,6 +1301,15 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
 
 /* ---- transposed conv2d: the conv above run from the output (OC, OH, OW) to the input grid (H, W) ---- */
 
+int conv2d_direct(int IC, int K, int stride, int pad, int H, int W) {
+#if CONV_AVX2
+  return cd_direct(IC, K, stride, pad, H, W);
+#else
+  (void)IC, (void)K, (void)stride, (void)pad, (void)H, (void)W;
+  return 0;
+#endif
+}
+
 int conv_transpose2d_direct(int OC, int K, int stride, int pad, int W) {
 #if CONV_AVX2
   return ct_direct(OC, K, stride, pad, W);
@@ -1255,7 +1341,8 @@ void conv_transpose2d_forward(float *out, float *col_ws, const float *in, const 
   geom gm = geom_make(OC, OH, OW, K, stride, pad, H, W); // the output image, read on the input grid
 #if CONV_AVX2
   if (ct_direct(OC, K, stride, pad, W)) {
-    ct_forward(out, col_ws, in, w, b, B, IC, H, W);
+    ct_ws c = ct_parts(col_ws, IC, H, W);
+    for (int i = 0; i < B; i++) ct_up(out + i * (size_t)OC * OH * OW, c.copy, in, i, B, w, b, IC, H, W, 0);
     return;
   }
 #endif
@@ -1299,8 +1386,10 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
   size_t in_img = (size_t)IC * N, out_img = (size_t)OC * ON;
 #if CONV_AVX2
   if (ct_direct(OC, K, stride, pad, W)) {
-    sums = col_ws;
-    ct_bwd c = ct_backward_begin(col_ws, w, IC);
+    ct_ws c = ct_parts(col_ws, IC, H, W);
+    sums = c.sums;
+    if (dw) memset(c.dwv, 0, (size_t)IC * 48 * 8 * sizeof(float));
+    if (din) ct_din_weights(c.wr, w, IC);
     if (db) bias_sums_clear(sums, OC);
     for (int i = 0; i < B; i++) {
       const float *d = dout + i * out_img;
@@ -1312,10 +1401,10 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
       pf_add(&f, dw ? in + (i + 1) * in_img : NULL, n1 * in_img);
       pf_spread(&f, (din ? ((IC + 5) / 6) * H : 0) + (dw ? ((IC + 2) / 3) * 12 : 0));
       ct_split(c.pl, d, H, W);
-      if (din) ct_din(din + i * in_img, c.pl, c.wr, IC, H, W, &f);
+      if (din) ct_down(din + i * in_img, c.pl, c.wr, IC, H, W, &f, 0, NULL);
       if (dw) ct_dw(c.dwv, c.pl, in + i * in_img, IC, H, W, &f);
     }
-    if (dw) ct_backward_end(dw, &c, IC);
+    if (dw) ct_dw_finish(dw, &c, IC);
     if (db) bias_sums_finish(db, sums, OC);
     return;
   }

@@ -32,6 +32,14 @@ int conv_images_independent(int grid_pixels);
  * any work starts. */
 void conv_set_row_copies(int on);
 
+/* 1 when the layers compute this shape on this CPU without a GEMM, where
+ * vecmath runs AVX2: 4x4 stride-2 pad-1 layers between 3 channels and a grid
+ * whose width is a multiple of 16 (a conv from 3 channels of even H and W a
+ * multiple of 32, a transposed conv to 3 channels of input width W a
+ * multiple of 16). Their results are then the same to float rounding, not
+ * the GEMM path's bits. For tests and benchmarks. */
+int conv2d_direct(int IC, int K, int stride, int pad, int H, int W);
+int conv_transpose2d_direct(int OC, int K, int stride, int pad, int W);
 /* Floats of workspace that conv2d_forward/backward need for any batch <= B. */
 size_t conv2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride, int pad);
 
@@ -45,11 +53,6 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
                      const float *in, const float *w, int B, int IC, int H, int W, int OC, int K,
                      int stride, int pad);
 
-/* 1 when conv_transpose2d_forward/backward compute this shape on this CPU
- * without a GEMM (4x4 stride-2 pad-1 layers to 3 channels, W a multiple of
- * 16, where vecmath runs AVX2): the results are then not the GEMM path's
- * bits (the same to float rounding). For tests and benchmarks. */
-int conv_transpose2d_direct(int OC, int K, int stride, int pad, int W);
 /* Floats of workspace that conv_transpose2d_forward/backward need for any batch <= B. */
 size_t conv_transpose2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride,
                                          int pad);

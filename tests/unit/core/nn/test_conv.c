@@ -321,6 +321,8 @@ static void test_backward_vs_direct(void) {
       /* transposed to 3 channels (see FWD_CASES) */
       {4, 7, 6, 16, 3, 4, 2, 1},  {2, 13, 3, 48, 3, 4, 2, 1}, {1, 1, 2, 16, 3, 4, 2, 1},
       {3, 32, 16, 16, 3, 4, 2, 1},
+      /* convs from 3 channels, W a multiple of 32: the direct path where the CPU has it */
+      {3, 3, 32, 32, 8, 4, 2, 1},  {2, 3, 4, 64, 5, 4, 2, 1},
   };
   double worst_conv = 0, worst_convT = 0;
   int n = 0;
@@ -558,8 +560,8 @@ static void test_gradients(void) {
       {2, 2, 7, 7, 3, 3, 2, 0}, {3, 2, 6, 5, 2, 2, 3, 1},
       /* fewer output than input channels at stride 1: conv2d's flipped-kernel din */
       {2, 5, 6, 5, 3, 3, 1, 1}, {2, 4, 5, 5, 2, 2, 1, 0}, {1, 3, 4, 6, 3, 4, 1, 2},
-      /* a transposed conv to 3 channels on the direct path (where the CPU has it) */
-      {2, 7, 3, 16, 3, 4, 2, 1},
+      /* a transposed conv to 3 channels and a conv from 3 on the direct path (where the CPU has it) */
+      {2, 7, 3, 16, 3, 4, 2, 1}, {2, 3, 4, 32, 7, 4, 2, 1},
   };
   for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
     gradcheck_case(cases[t], 0, 1000 + 10 * t);
@@ -674,26 +676,37 @@ static void test_streamed_output(void) {
   }
 }
 
-/* ---- transposed layers to 3 channels: the direct path against the GEMM path ---- */
+/* ---- layers between 3 channels and a grid: the direct path against the GEMM path ---- */
 
-/* Where the CPU runs the direct path (conv_transpose2d_direct), its out, din,
- * dw, db against the GEMM path's (vecmath's generic ISA, which turns it off)
- * to float rounding; two runs bit-identical; each image's out and din the
- * same bits in a batch as alone (the batch's first and last images run from
- * a copy, the others read their neighbours' edge floats). */
-static void test_direct_convT(void) {
-  static const conv_cfg cases[] = {{6, 32, 16, 16, 3, 4, 2, 1}, {3, 13, 5, 48, 3, 4, 2, 1}, {2, 1, 2, 16, 3, 4, 2, 1}};
+/* Where the CPU runs the direct path (conv2d_direct, conv_transpose2d_direct),
+ * out, din, dw, db against the GEMM path's (vecmath's generic ISA, which
+ * turns it off) to float rounding; two runs bit-identical; each image's out
+ * and din the same bits in a batch as alone (the transposed layers' first and
+ * last images run from a copy, the others read their neighbours' edge floats). */
+static void test_direct(void) {
+  static const struct {
+    conv_cfg c;
+    int transposed;
+  } cases[] = {
+      {{6, 32, 16, 16, 3, 4, 2, 1}, 1}, {{3, 13, 5, 48, 3, 4, 2, 1}, 1}, {{2, 1, 2, 16, 3, 4, 2, 1}, 1},
+      {{6, 3, 32, 32, 32, 4, 2, 1}, 0}, {{3, 3, 6, 96, 13, 4, 2, 1}, 0}, {{2, 3, 2, 32, 1, 4, 2, 1}, 0},
+  };
   if (!conv_transpose2d_direct(3, 4, 2, 1, 16)) {
-    printf("direct convT: not on this CPU (vecmath %s), skipped\n", vm_isa_name(vm_get_isa()));
+    printf("direct layers: not on this CPU (vecmath %s), skipped\n", vm_isa_name(vm_get_isa()));
     return;
   }
   CHECK(!conv_transpose2d_direct(4, 4, 2, 1, 16) && !conv_transpose2d_direct(3, 4, 2, 1, 8) &&
-            !conv_transpose2d_direct(3, 3, 2, 1, 16),
-        "direct convT claims a shape it does not take");
+            !conv_transpose2d_direct(3, 3, 2, 1, 16) && !conv2d_direct(4, 4, 2, 1, 32, 32) &&
+            !conv2d_direct(3, 4, 2, 1, 31, 32) && !conv2d_direct(3, 4, 2, 1, 32, 16) && conv2d_direct(3, 4, 2, 1, 32, 32),
+        "the direct path's shapes");
   double worst = 0;
   for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
-    conv_cfg c = cases[t];
-    int OH = conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad), OW = conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad);
+    conv_cfg c = cases[t].c;
+    int tr = cases[t].transposed;
+    CHECK(tr ? conv_transpose2d_direct(c.OC, c.K, c.stride, c.pad, c.W) : conv2d_direct(c.IC, c.K, c.stride, c.pad, c.H, c.W),
+          "case %zu is not on the direct path", t);
+    int OH = tr ? conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad) : conv2d_out_size(c.H, c.K, c.stride, c.pad);
+    int OW = tr ? conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad) : conv2d_out_size(c.W, c.K, c.stride, c.pad);
     size_t in_img = (size_t)c.IC * c.H * c.W, out_img = (size_t)c.OC * OH * OW;
     size_t nin = c.B * in_img, nw = (size_t)c.OC * c.IC * c.K * c.K, nout = c.B * out_img;
     size_t sz[4] = {nout, nin, nw, (size_t)c.OC};
@@ -703,22 +716,25 @@ static void test_direct_convT(void) {
     test_fill_uniform(b, (size_t)c.OC, -1, 1, 1702 + t);
     test_fill_uniform(dout, nout, -1, 1, 1703 + t);
     float *direct[4], *again[4], *gemm[4];
-    fwd_bwd(direct, c, 1, in, w, b, dout);
-    fwd_bwd(again, c, 1, in, w, b, dout);
+    fwd_bwd(direct, c, tr, in, w, b, dout);
+    fwd_bwd(again, c, tr, in, w, b, dout);
     vm_isa isa0 = vm_get_isa();
     vm_set_isa(VM_ISA_GENERIC);
-    CHECK(!conv_transpose2d_direct(c.OC, c.K, c.stride, c.pad, c.W), "direct path on with the generic ISA");
-    fwd_bwd(gemm, c, 1, in, w, b, dout);
+    CHECK(!conv_transpose2d_direct(3, 4, 2, 1, 16) && !conv2d_direct(3, 4, 2, 1, 32, 32),
+          "direct path on with the generic ISA");
+    fwd_bwd(gemm, c, tr, in, w, b, dout);
     vm_set_isa(isa0);
     static const char *names[4] = {"out", "din", "dw", "db"};
+    /* dw and db sum over the batch's grid or image pixels, terms of size <= 1: relative to that */
+    int pixels = tr ? c.H * c.W : OH * OW;
+    double tols[4] = {2e-5, 2e-5, 2e-6 * c.B * pixels, 2e-6 * c.B * (tr ? OH * OW : pixels)};
     for (int j = 0; j < 4; j++) {
       CHECK(memcmp(direct[j], again[j], sz[j] * sizeof(float)) == 0, "case %zu: two runs' %s differ", t, names[j]);
-      /* dw sums B * H * W terms of size <= 1: relative to that */
-      double tol = j == 2 ? 2e-6 * c.B * c.H * c.W : j == 3 ? 2e-6 * c.B * OH * OW : 2e-5, e = 0;
+      double e = 0;
       for (size_t i = 0; i < sz[j]; i++) e = fmax(e, fabs(direct[j][i] - gemm[j][i]));
-      if (!(e <= tol)) e = INFINITY;
-      CHECK(e <= tol, "case %zu: direct %s vs GEMM path: max abs err %.3g (tol %.3g)", t, names[j], e, tol);
-      worst = fmax(worst, e / tol);
+      if (!(e <= tols[j])) e = INFINITY;
+      CHECK(e <= tols[j], "case %zu: direct %s vs GEMM path: max abs err %.3g (tol %.3g)", t, names[j], e, tols[j]);
+      worst = fmax(worst, e / tols[j]);
     }
     /* image by image: out and din the batch's bits */
     conv_cfg one = c;
@@ -726,7 +742,7 @@ static void test_direct_convT(void) {
     int alone = 1;
     for (int i = 0; i < c.B; i++) {
       float *r[4];
-      fwd_bwd(r, one, 1, in + i * in_img, w, b, dout + i * out_img);
+      fwd_bwd(r, one, tr, in + i * in_img, w, b, dout + i * out_img);
       alone &= memcmp(r[0], direct[0] + i * out_img, out_img * sizeof(float)) == 0;
       alone &= memcmp(r[1], direct[1] + i * in_img, in_img * sizeof(float)) == 0;
       for (int j = 0; j < 4; j++) free(r[j]);
@@ -735,7 +751,7 @@ static void test_direct_convT(void) {
     for (int j = 0; j < 4; j++) free(direct[j]), free(again[j]), free(gemm[j]);
     free(in), free(w), free(b), free(dout);
   }
-  printf("direct convT: %zu layers' fwd + bwd within %.2f of the tolerance of the GEMM path's, "
+  printf("direct layers: %zu layers' fwd + bwd within %.2f of the tolerance of the GEMM path's, "
          "deterministic, images independent of the batch\n",
          sizeof cases / sizeof *cases, worst);
 }
@@ -750,6 +766,6 @@ int main(void) {
   test_deterministic();
   test_row_copies();
   test_streamed_output();
-  test_direct_convT();
+  test_direct();
   return test_finish("test_conv");
 }
