@@ -773,6 +773,12 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
    * (split between the workers) only has to stay out of its way, with room
    * for connections cut and not yet closed. */
   const unsigned long long mhd_limit = ((unsigned long long)max_conn + 64) * threads;
+  /* Each connection's memory (request head, read buffer) is 64 KiB:
+   * libmicrohttpd 0.9.75 clears the whole of it (MHD_pool_reset) before each
+   * request of a kept-alive connection, and at 256 KiB that memset was an
+   * eighth of the daemon's CPU under one-observation requests (docs/
+   * BENCHMARKS.md, "Connection pool and daemon CPU"). 64 KiB still holds a
+   * request line of 5,000 query parameters, so those get our 431. */
   sigset_t old_mask;
   signals_block_thread(&old_mask); /* the workers inherit it: signals go to main */
   s->d = MHD_start_daemon(
@@ -782,7 +788,7 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
       on_connection, s, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
       on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.timeout,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)(mhd_limit < (1u << 30) ? mhd_limit : (1u << 30)),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE,
       1024u, MHD_OPTION_END);
   signals_unblock_thread(&old_mask);
   if (!s->d) {
