@@ -386,8 +386,10 @@ static int cd_shape(int IC, int K, int stride, int pad, int H, int W) {
   return IC == 3 && K == 4 && stride == 2 && pad == 1 && H % 2 == 0 && W % 32 == 0;
 }
 static size_t ct_din_weights_floats(int C) { return (size_t)(C + 5) / 6 * 48 * 6; }
+/* the bias sums: doubles for the grid's C channels or the image's 3 */
+static size_t ct_sums_floats(int C) { return 2 * (size_t)(C > 3 ? C : 3); }
 static size_t ct_workspace_floats(int C, int H, int W) {
-  return 2 * (size_t)C + 8 + (size_t)C * 48 * 8 + ct_din_weights_floats(C) + (size_t)3 * 2 * H * 2 * (W + 8) +
+  return ct_sums_floats(C) + 8 + (size_t)C * 48 * 8 + ct_din_weights_floats(C) + (size_t)3 * 2 * H * 2 * (W + 8) +
          (size_t)C * H * W + 2;
 }
 
@@ -765,7 +767,7 @@ CT_FN static void ct_up(float *out, float *copy, const float *in, int i, int B, 
 static size_t ct_stride(int W) { return (size_t)W + 8; }
 
 typedef struct {
-  float *sums; // the bias sums (bias_sums_*) of up to C channels (2 C floats)
+  float *sums; // the bias sums (bias_sums_*), ct_sums_floats
   float *dwv;  // (C, 3, 4 kh, 4 kw) vectors of 8, 32-byte aligned
   float *wr;   // ct_din_weights
   float *pl;   // (3, 2H rows, E / O) rows of ct_stride(W) floats
@@ -776,19 +778,18 @@ typedef struct {
 static ct_ws ct_parts(float *ws, int C, int H, int W) {
   ct_ws c;
   c.sums = ws;
-  c.dwv = (float *)(((uintptr_t)(ws + 2 * (size_t)C) + 31) & ~(uintptr_t)31);
+  c.dwv = (float *)(((uintptr_t)(ws + ct_sums_floats(C)) + 31) & ~(uintptr_t)31);
   c.wr = c.dwv + (size_t)C * 48 * 8;
   c.pl = c.wr + ct_din_weights_floats(C);
   c.copy = c.pl + (size_t)3 * 2 * H * 2 * ct_stride(W);
   return c;
 }
 
-
-/* Splits image i's dout (3, 2H, 2W) into the padded E / O rows. */
-CT_FN static void ct_split(float *pl, const float *dout, int H, int W) {
+/* Splits a 3-channel image (3, 2H, 2W) into the padded E / O rows. */
+CT_FN static void ct_split(float *pl, const float *img, int H, int W) {
   size_t S = ct_stride(W);
   for (int r = 0; r < 3 * 2 * H; r++) {
-    const float *src = dout + (size_t)r * 2 * W;
+    const float *src = img + (size_t)r * 2 * W;
     float *E = pl + (size_t)r * 2 * S, *O = E + S;
     for (int v = 0; v < W; v += 8) {
       __m256 a = _mm256_loadu_ps(src + 2 * v), b = _mm256_loadu_ps(src + 2 * v + 8);
@@ -822,11 +823,11 @@ static void ct_din_weights(float *wr, const float *w, int IC) {
       for (int i = 0; i < 6; i++) *wr++ = w[(size_t)(ic0 + i < IC ? ic0 + i : IC - 1) * 48 + k];
 }
 
-/* The downsampling direction for one image: din (IC, H, W) += the input
- * gradient from the image's split dout, or, with overwrite, din = it + b
- * (b may be NULL: a conv's forward); the weights of ct_din_weights; f
- * fetches ahead, a step per output row. */
-CT_FN static void ct_down(float *din, const float *pl, const float *wr, int IC, int H, int W, prefetch *f,
+/* The downsampling direction for one image: grid (IC, H, W) += the sums
+ * from the split 3-channel image pl (the transposed layer's input gradient),
+ * or, with overwrite, grid = them + b (b may be NULL: a conv's forward); the
+ * weights of ct_din_weights; f fetches ahead, a step per grid row. */
+CT_FN static void ct_down(float *grid, const float *pl, const float *wr, int IC, int H, int W, prefetch *f,
                           int overwrite, const float *b) {
   const size_t plane = (size_t)H * W, S = ct_stride(W);
   for (int ic0 = 0; ic0 < IC; ic0 += 6, wr += 288) {
@@ -834,7 +835,7 @@ CT_FN static void ct_down(float *din, const float *pl, const float *wr, int IC, 
     float bias[6];
     for (int i = 0; i < 6; i++) {
       int c = ic0 + i < IC ? ic0 + i : IC - 1;
-      d[i] = din + (size_t)c * plane, bias[i] = b ? b[c] : 0.0f;
+      d[i] = grid + (size_t)c * plane, bias[i] = b ? b[c] : 0.0f;
     }
     for (int Y = 0; Y < H; Y++, pf_step(f))
       for (int X = 0; X < W; X += 16) {
@@ -867,12 +868,13 @@ CT_FN static void ct_down(float *din, const float *pl, const float *wr, int IC, 
 }
 #undef CT_DIN_TAP
 
-/* dwv += the weight gradient of one image (in (IC, H, W), its split dout) as vectors. */
-CT_FN static void ct_dw(float *dwv, const float *pl, const float *in, int IC, int H, int W, prefetch *f) {
+/* dwv += the weight gradient of one image pair, grid (IC, H, W) and the
+ * split 3-channel image pl, as vectors; f fetches ahead. */
+CT_FN static void ct_dw(float *dwv, const float *pl, const float *grid, int IC, int H, int W, prefetch *f) {
   const size_t plane = (size_t)H * W, S = ct_stride(W);
   for (int ic0 = 0; ic0 < IC; ic0 += 3) {
     int c0 = ic0, c1 = ic0 + 1 < IC ? ic0 + 1 : IC - 1, c2 = ic0 + 2 < IC ? ic0 + 2 : IC - 1;
-    const float *x0p = in + c0 * plane, *x1p = in + c1 * plane, *x2p = in + c2 * plane;
+    const float *x0p = grid + c0 * plane, *x1p = grid + c1 * plane, *x2p = grid + c2 * plane;
     for (int oc = 0; oc < 3; oc++)
       for (int kh = 0; kh < 4; kh++, pf_step(f)) {
         float *v0 = dwv + (((size_t)c0 * 3 + oc) * 4 + kh) * 32, *v1 = dwv + (((size_t)c1 * 3 + oc) * 4 + kh) * 32;
@@ -1175,7 +1177,7 @@ void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, 
   float *P = col_ws + q.P;     // (s, s, PH, PW)
   size_t in_img = (size_t)IC * H * W, out_img = (size_t)OC * N;
 #if CONV_AVX2
-  if (cd_direct(IC, K, stride, pad, H, W)) { // the adjoint of ct_din: a split image to the grid
+  if (cd_direct(IC, K, stride, pad, H, W)) { // ct_down: the split image to the grid, onto the bias
     ct_ws c = ct_parts(col_ws, OC, H / 2, W / 2);
     ct_din_weights(c.wr, w, OC);
     for (int i = 0; i < B; i++) {
