@@ -572,9 +572,17 @@ static void test_gradients(void) {
 
 /* ---- the row kernels and the streamed output: the bits of the plain paths ---- */
 
-/* One forward and backward (dout fixed) into fresh buffers: r = out, din, dw, db. */
+/* One forward and backward (dout fixed) into fresh buffers: r = out, din, dw, db;
+ * the workspace (exactly sized, NaN-filled) starts ws_shift floats past a
+ * malloc'd address (the layers must not depend on its alignment). */
+static void fwd_bwd_at(float *r[4], conv_cfg c, int transposed, const float *in, const float *w,
+                       const float *b, const float *dout, int ws_shift);
 static void fwd_bwd(float *r[4], conv_cfg c, int transposed, const float *in, const float *w,
                     const float *b, const float *dout) {
+  fwd_bwd_at(r, c, transposed, in, w, b, dout, 0);
+}
+static void fwd_bwd_at(float *r[4], conv_cfg c, int transposed, const float *in, const float *w,
+                       const float *b, const float *dout, int ws_shift) {
   int OH = transposed ? conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad)
                       : conv2d_out_size(c.H, c.K, c.stride, c.pad);
   int OW = transposed ? conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad)
@@ -583,7 +591,7 @@ static void fwd_bwd(float *r[4], conv_cfg c, int transposed, const float *in, co
   size_t nout = (size_t)c.B * c.OC * OH * OW;
   size_t nws = transposed ? conv_transpose2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad)
                           : conv2d_workspace_floats(c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
-  float *ws = alloc_nan(nws);
+  float *ws0 = alloc_nan(nws + (size_t)ws_shift), *ws = ws0 + ws_shift;
   r[0] = alloc_nan(nout), r[1] = calloc(nin, sizeof(float)), r[2] = calloc(nw, sizeof(float));
   r[3] = calloc((size_t)c.OC, sizeof(float));
   if (transposed) {
@@ -594,7 +602,7 @@ static void fwd_bwd(float *r[4], conv_cfg c, int transposed, const float *in, co
     conv2d_forward(r[0], ws, in, w, b, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
     conv2d_backward(r[1], r[2], r[3], ws, dout, in, w, c.B, c.IC, c.H, c.W, c.OC, c.K, c.stride, c.pad);
   }
-  free(ws);
+  free(ws0);
 }
 
 /* The 4x4 stride-2 layers' row kernels against the phase planes, on the
@@ -680,7 +688,8 @@ static void test_streamed_output(void) {
 
 /* Where the CPU runs the direct path (conv2d_direct, conv_transpose2d_direct),
  * out, din, dw, db against the GEMM path's (vecmath's generic ISA, which
- * turns it off) to float rounding; two runs bit-identical; each image's out
+ * turns it off) to float rounding; two runs, and runs with the workspace at
+ * any float alignment, bit-identical; each image's out
  * and din the same bits in a batch as alone (the transposed layers' first and
  * last images run from a copy, the others read their neighbours' edge floats). */
 static void test_direct(void) {
@@ -717,6 +726,13 @@ static void test_direct(void) {
     test_fill_uniform(dout, nout, -1, 1, 1703 + t);
     float *direct[4], *again[4], *gemm[4];
     fwd_bwd(direct, c, tr, in, w, b, dout);
+    for (int shift = 1; shift < 8; shift++) { // the workspace at every float alignment
+      fwd_bwd_at(again, c, tr, in, w, b, dout, shift);
+      int same = 1;
+      for (int j = 0; j < 4; j++) same &= memcmp(direct[j], again[j], sz[j] * sizeof(float)) == 0;
+      CHECK(same, "case %zu: the workspace %d floats further on changes the results", t, shift);
+      for (int j = 0; j < 4; j++) free(again[j]);
+    }
     fwd_bwd(again, c, tr, in, w, b, dout);
     vm_isa isa0 = vm_get_isa();
     vm_set_isa(VM_ISA_GENERIC);
