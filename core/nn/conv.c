@@ -385,11 +385,11 @@ static int ct_shape(int OC, int K, int stride, int pad, int W) {
 static int cd_shape(int IC, int K, int stride, int pad, int H, int W) {
   return IC == 3 && K == 4 && stride == 2 && pad == 1 && H % 2 == 0 && W % 32 == 0;
 }
-static size_t ct_din_weights_floats(int C) { return (size_t)(C + 5) / 6 * 48 * 6; }
+static size_t ct_down_weights_floats(int C) { return (size_t)(C + 5) / 6 * 48 * 6; }
 /* the bias sums: doubles for the grid's C channels or the image's 3 */
 static size_t ct_sums_floats(int C) { return 2 * (size_t)(C > 3 ? C : 3); }
 static size_t ct_workspace_floats(int C, int H, int W) {
-  return ct_sums_floats(C) + 8 + (size_t)C * 48 * 8 + ct_din_weights_floats(C) + (size_t)3 * 2 * H * 2 * (W + 8) +
+  return ct_sums_floats(C) + 8 + (size_t)C * 48 * 8 + ct_down_weights_floats(C) + (size_t)3 * 2 * H * 2 * (W + 8) +
          (size_t)C * H * W + 2;
 }
 
@@ -535,6 +535,13 @@ AVX2_FN static inline void store8x4(float *d, size_t ldc, size_t o, __m256 k0, _
   _mm256_storeu_ps(d + 3 * ldc + o, k3);
 }
 
+/* The even and odd floats of a (8 floats) and b (the next 8), in order. */
+AVX2_FN static inline void even_odd8(__m256 a, __m256 b, __m256 *e, __m256 *o) {
+  /* shuffle within lanes, then put the 64-bit halves in order */
+  *e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+  *o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
 AVX2_FN static void im2col_s2k4_avx2(float *restrict col, size_t ldc, const float *restrict img,
                                      const geom *g, prefetch *f) {
   int H = g->H, W = g->W, nv = g->OW / 8, acc = 0;
@@ -549,11 +556,8 @@ AVX2_FN static void im2col_s2k4_avx2(float *restrict col, size_t ldc, const floa
       s2k4_rows(g, ldc, r, &oa, &ob);
       float *da = oa >= 0 ? cc + oa : NULL, *db = ob >= 0 ? cc + ob : NULL;
       __m256 E[S2K4_MAX_OW / 8], O[S2K4_MAX_OW / 8];
-      for (int v = 0; v < nv; v++) { // shuffle within lanes, then put the 64-bit halves in order
-        __m256 a = _mm256_loadu_ps(src + 16 * v), b = _mm256_loadu_ps(src + 16 * v + 8);
-        E[v] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
-        O[v] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
-      }
+      for (int v = 0; v < nv; v++)
+        even_odd8(_mm256_loadu_ps(src + 16 * v), _mm256_loadu_ps(src + 16 * v + 8), &E[v], &O[v]);
       for (int v = 0; v < nv; v++) {
         __m256 k0 = shr1_8(O[v], v ? O[v - 1] : z), k3 = shl1_8(E[v], v + 1 < nv ? E[v + 1] : z);
         if (da) store8x4(da, ldc, 8 * (size_t)v, k0, E[v], O[v], k3);
@@ -657,7 +661,7 @@ static int cd_direct(int IC, int K, int stride, int pad, int H, int W) {
 CT_FN static inline __attribute__((always_inline)) void
 ct_block(float *restrict out, size_t oplane, const float *restrict in, size_t plane,
          const float *restrict w, const float *b, int IC, int Y, int H, int W, int X, int ph,
-         const int L, const int R, const int ACC) {
+         const int L, const int R, int acc) {
   const __m256 z = _mm256_setzero_ps();
   __m256 a000, a001, a010, a011, a100, a101, a110, a111, a200, a201, a210, a211;
   a000 = a001 = a010 = a011 = _mm256_set1_ps(b ? b[0] : 0.0f);
@@ -685,7 +689,7 @@ ct_block(float *restrict out, size_t oplane, const float *restrict in, size_t pl
   do {                                                                                               \
     __m256 lo = _mm256_unpacklo_ps(e, d), hi = _mm256_unpackhi_ps(e, d);                             \
     __m256 r0 = _mm256_permute2f128_ps(lo, hi, 0x20), r1 = _mm256_permute2f128_ps(lo, hi, 0x31);     \
-    if (ACC) r0 = _mm256_add_ps(_mm256_loadu_ps(q), r0), r1 = _mm256_add_ps(_mm256_loadu_ps((q) + 8), r1); \
+    if (acc) r0 = _mm256_add_ps(_mm256_loadu_ps(q), r0), r1 = _mm256_add_ps(_mm256_loadu_ps((q) + 8), r1); \
     _mm256_storeu_ps(q, r0);                                                                         \
     _mm256_storeu_ps((q) + 8, r1);                                                                   \
   } while (0)
@@ -713,18 +717,11 @@ CT_FN static void ct_image(float *restrict out, const float *restrict in, const 
     for (int ph = 0; ph < 2; ph++)
       for (int X = 0; X < W; X += 16) {
         int L = X == 0, R = X + 16 == W;
-#define CT_BLOCK(l, r, a) ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, X, ph, l, r, a)
-        if (acc) {
-          if (L && R) CT_BLOCK(1, 1, 1);
-          else if (L) CT_BLOCK(1, 0, 1);
-          else if (R) CT_BLOCK(0, 1, 1);
-          else CT_BLOCK(0, 0, 1);
-        } else {
-          if (L && R) CT_BLOCK(1, 1, 0);
-          else if (L) CT_BLOCK(1, 0, 0);
-          else if (R) CT_BLOCK(0, 1, 0);
-          else CT_BLOCK(0, 0, 0);
-        }
+#define CT_BLOCK(l, r) ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, X, ph, l, r, acc)
+        if (L && R) CT_BLOCK(1, 1); // L, R constants: the edge blends leave the inner loop
+        else if (L) CT_BLOCK(1, 0);
+        else if (R) CT_BLOCK(0, 1);
+        else CT_BLOCK(0, 0);
 #undef CT_BLOCK
       }
   }
@@ -769,7 +766,7 @@ static size_t ct_stride(int W) { return (size_t)W + 8; }
 typedef struct {
   float *sums; // the bias sums (bias_sums_*), ct_sums_floats
   float *dwv;  // (C, 3, 4 kh, 4 kw) vectors of 8, 32-byte aligned
-  float *wr;   // ct_din_weights
+  float *wr;   // ct_down_weights
   float *pl;   // (3, 2H rows, E / O) rows of ct_stride(W) floats
   float *copy; // a grid image (C, H, W) with a float of margin each side
 } ct_ws;
@@ -780,7 +777,7 @@ static ct_ws ct_parts(float *ws, int C, int H, int W) {
   c.sums = ws;
   c.dwv = (float *)(((uintptr_t)(ws + ct_sums_floats(C)) + 31) & ~(uintptr_t)31);
   c.wr = c.dwv + (size_t)C * 48 * 8;
-  c.pl = c.wr + ct_din_weights_floats(C);
+  c.pl = c.wr + ct_down_weights_floats(C);
   c.copy = c.pl + (size_t)3 * 2 * H * 2 * ct_stride(W);
   return c;
 }
@@ -792,11 +789,10 @@ CT_FN static void ct_split(float *pl, const float *img, int H, int W) {
     const float *src = img + (size_t)r * 2 * W;
     float *E = pl + (size_t)r * 2 * S, *O = E + S;
     for (int v = 0; v < W; v += 8) {
-      __m256 a = _mm256_loadu_ps(src + 2 * v), b = _mm256_loadu_ps(src + 2 * v + 8);
-      _mm256_storeu_ps(E + v, _mm256_castpd_ps(_mm256_permute4x64_pd(
-                                  _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8)));
-      _mm256_storeu_ps(O + 1 + v, _mm256_castpd_ps(_mm256_permute4x64_pd(
-                                      _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8)));
+      __m256 e, o;
+      even_odd8(_mm256_loadu_ps(src + 2 * v), _mm256_loadu_ps(src + 2 * v + 8), &e, &o);
+      _mm256_storeu_ps(E + v, e);
+      _mm256_storeu_ps(O + 1 + v, o);
     }
     E[W] = 0.0f, O[0] = 0.0f;
   }
@@ -817,7 +813,7 @@ CT_FN static void ct_split(float *pl, const float *img, int H, int W) {
 
 /* The weights in the order ct_down takes them: per block of 6 input channels
  * (the last channel repeated past IC), per (oc, kh, kw), the 6 channels'. */
-static void ct_din_weights(float *wr, const float *w, int IC) {
+static void ct_down_weights(float *wr, const float *w, int IC) {
   for (int ic0 = 0; ic0 < IC; ic0 += 6)
     for (int k = 0; k < 48; k++)
       for (int i = 0; i < 6; i++) *wr++ = w[(size_t)(ic0 + i < IC ? ic0 + i : IC - 1) * 48 + k];
@@ -826,7 +822,7 @@ static void ct_din_weights(float *wr, const float *w, int IC) {
 /* The downsampling direction for one image: grid (IC, H, W) += the sums
  * from the split 3-channel image pl (the transposed layer's input gradient),
  * or, with overwrite, grid = them + b (b may be NULL: a conv's forward); the
- * weights of ct_din_weights; f fetches ahead, a step per grid row. */
+ * weights of ct_down_weights; f fetches ahead, a step per grid row. */
 CT_FN static void ct_down(float *grid, const float *pl, const float *wr, int IC, int H, int W, prefetch *f,
                           int overwrite, const float *b) {
   const size_t plane = (size_t)H * W, S = ct_stride(W);
@@ -1179,7 +1175,7 @@ void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, 
 #if CONV_AVX2
   if (cd_direct(IC, K, stride, pad, H, W)) { // ct_down: the split image to the grid, onto the bias
     ct_ws c = ct_parts(col_ws, OC, H / 2, W / 2);
-    ct_din_weights(c.wr, w, OC);
+    ct_down_weights(c.wr, w, OC);
     for (int i = 0; i < B; i++) {
       ct_split(c.pl, in + i * in_img, H / 2, W / 2);
       ct_down(out + i * out_img, c.pl, c.wr, OC, H / 2, W / 2, NULL, 1, b);
@@ -1391,7 +1387,7 @@ void conv_transpose2d_backward(float *din, float *dw, float *db, float *col_ws, 
     ct_ws c = ct_parts(col_ws, IC, H, W);
     sums = c.sums;
     if (dw) memset(c.dwv, 0, (size_t)IC * 48 * 8 * sizeof(float));
-    if (din) ct_din_weights(c.wr, w, IC);
+    if (din) ct_down_weights(c.wr, w, IC);
     if (db) bias_sums_clear(sums, OC);
     for (int i = 0; i < B; i++) {
       const float *d = dout + i * out_img;
