@@ -775,8 +775,8 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
   const unsigned long long mhd_limit = ((unsigned long long)max_conn + 64) * threads;
   /* Each connection's memory (request head, read buffer) is 64 KiB:
    * libmicrohttpd 0.9.75 clears the whole of it (MHD_pool_reset) before each
-   * request of a kept-alive connection, and at 256 KiB that memset was an
-   * eighth of the daemon's CPU under one-observation requests (docs/
+   * request of a kept-alive connection, and at 256 KiB that memset was one
+   * of the daemon's largest costs under one-observation requests (docs/
    * BENCHMARKS.md, "Connection pool and daemon CPU"). 64 KiB still holds a
    * request line of 5,000 query parameters, so those get our 431. */
   sigset_t old_mask;
