@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/err.h"
 #include "img/image.h"
@@ -327,6 +328,14 @@ static struct {
   long long batches, frames;
 } encq = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0};
 
+static int gather_us; /* gtmsm_shared_encode_set_gather_us; read under encq.mu */
+
+void gtmsm_shared_encode_set_gather_us(int us) {
+  pthread_mutex_lock(&encq.mu);
+  gather_us = us > 0 ? us : 0;
+  pthread_mutex_unlock(&encq.mu);
+}
+
 void gtmsm_shared_encode_stats(long long *batches, long long *frames) {
   pthread_mutex_lock(&encq.mu);
   *batches = encq.batches, *frames = encq.frames;
@@ -369,10 +378,19 @@ static int encode_shared(enc_item *me) {
   enc_item **pp = &encq.head;
   while (*pp) pp = &(*pp)->next;
   *pp = me;
+  int gathered = 0;
   while (!me->done) {
     if (encq.busy) {
       pthread_cond_wait(&me->cv, &encq.mu);
       continue;
+    }
+    if (gather_us && !gathered) { /* tests: hold the queue while others arrive (they wait as for a batch) */
+      const struct timespec ts = {0, 1000L * gather_us};
+      gathered = encq.busy = 1;
+      pthread_mutex_unlock(&encq.mu);
+      nanosleep(&ts, NULL);
+      pthread_mutex_lock(&encq.mu);
+      encq.busy = 0;
     }
     /* take, oldest first, the head's model's frames while their rows are free */
     const gtmsm_model *m = encq.head->m;

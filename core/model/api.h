@@ -55,6 +55,10 @@ int gtmsm_observe(const gtmsm_model *m, gtmsm_memory *mem, const int *actions, c
  * its own row position, so with the bits it gets alone; a lone call is not
  * delayed. Batches and frames encoded that way so far (tests, metrics): */
 void gtmsm_shared_encode_stats(long long *batches, long long *frames);
+/* For tests: a batch's leader first waits this many microseconds (once) for
+ * more frames to queue, so batches form however the threads are scheduled;
+ * 0, the default, delays nobody. Set it while no observation runs. */
+void gtmsm_shared_encode_set_gather_us(int us);
 
 /* The same, also writing the state each observation is stored under into
  * states_out (n, S) (may be NULL): the inferred trajectory. */

@@ -197,8 +197,9 @@ static void test_infer_rows(void) {
  * model, observe 150 frames one at a time, thread k starting with k frames at
  * once (so their row positions differ and collide); every memory must be the
  * bytes of the same frames observed in one call, and some batches must have
- * held frames of several threads (else the test shows nothing). FC VAE and
- * conv VAE at 8x8. */
+ * held frames of several threads (else the test shows nothing; a leader
+ * waits 200 us for more frames, gtmsm_shared_encode_set_gather_us, so they
+ * form even when the threads share one busy core). FC VAE and conv VAE at 8x8. */
 enum { SHARED_THREADS = 6, SHARED_T = 150 };
 typedef struct {
   const gtmsm_model *m;
@@ -236,6 +237,7 @@ static void test_shared_encoding(void) {
     gtmsm_memory_serialize(ref, c.S, &want, &want_len);
     long long b0, f0, b1, f1;
     gtmsm_shared_encode_stats(&b0, &f0);
+    gtmsm_shared_encode_set_gather_us(200); /* batches form however busy the machine is */
     shared_arg a[SHARED_THREADS];
     pthread_t th[SHARED_THREADS];
     for (int k = 0; k < SHARED_THREADS; k++) {
@@ -252,6 +254,7 @@ static void test_shared_encoding(void) {
       free(got);
       gtmsm_memory_free(a[k].mem);
     }
+    gtmsm_shared_encode_set_gather_us(0);
     gtmsm_shared_encode_stats(&b1, &f1);
     const char *name = conv ? "conv" : "fc";
     CHECK(same == SHARED_THREADS, "%s: %d of %d memories observed frame by frame in parallel differ from one call's",
