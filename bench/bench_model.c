@@ -219,6 +219,21 @@ int main(void) {
     obs += T;
   }
   printf("| observe (encode + transition + insert) | %.0f observations/s | batches of %d |\n", obs / (now() - t0), T);
+  /* an interactive client's calls: one frame each */
+  gtmsm_memory_free(mem);
+  mem = gtmsm_memory_new(&m);
+  t0 = now();
+  obs = 0;
+  while (now() - t0 < 1.0) {
+    if (obs % T == 0) {
+      gtmsm_memory_free(mem);
+      mem = gtmsm_memory_new(&m);
+    }
+    gtmsm_observe(&m, mem, actions + obs % T, frames + (size_t)(obs % T) * D, 1, NULL, 0);
+    obs++;
+  }
+  printf("| observe one frame per call | %.0f observations/s | %.1f us per call |\n", obs / (now() - t0),
+         1e6 * (now() - t0) / obs);
   float *out = malloc(sizeof(float) * PRED * D);
   /* the decoder's GEMMs on the blocks predict decodes (api.c): full blocks
    * of 48 rows, the tail in the smallest verified block that holds it */

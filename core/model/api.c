@@ -40,7 +40,10 @@ static const char MEM_MAGIC[8] = {'G', 'T', 'M', 'S', 'M', 'M', 'E', 'M'};
  * partial tile and nothing smaller passed), its SSE3 and Sandy Bridge
  * kernels in tiles of 2 or 1. Layers that do not put frames in GEMM rows
  * (the conv VAE's convolutions at 32x32) skip the padding: gtmsm_encode_rows,
- * gtmsm_decode_mean_first. */
+ * gtmsm_decode_mean_first. A VAE with an inference encoder (encode_infer: the
+ * fc VAE, on linear_infer) needs no blocks to encode: each frame's encoding
+ * is a function of the frame alone, so observations are encoded in runs of
+ * any rows (enc_pack); the decoders keep the rule. */
 #define ROW_BLOCK 48
 
 /* Encodes x (ROW_BLOCK, D) as ROW_BLOCK / q blocks of q consecutive rows and compares
@@ -130,6 +133,7 @@ typedef struct pooled {
 } pooled;
 struct gtmsm_ws_pool {
   pooled *free;
+  void *enc_pack; /* the VAE's inference encoder's packed weights (infer_new), made at the first observation */
 };
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -175,12 +179,29 @@ static void pool_give(const gtmsm_model *m, pooled *p) {
 
 void gtmsm_ws_pool_free(gtmsm_model *m) {
   if (!m->ws_pool) return;
+  if (m->ws_pool->enc_pack) m->vae->infer_free(m->ws_pool->enc_pack);
   for (pooled *p = m->ws_pool->free, *next; p; p = next) {
     next = p->next;
     pooled_free(m, p);
   }
   free(m->ws_pool);
   m->ws_pool = NULL;
+}
+
+/* The VAE's inference encoder for m (*pk; NULL when the VAE has none: its
+ * observations are encoded in blocks); 0, or 1 when out of memory. Made once
+ * per model and kept in it, as the workspaces, so the model's weights must
+ * not change after its first observation (training does not observe). */
+static int enc_pack(const gtmsm_model *m, const void **pk) {
+  *pk = NULL;
+  if (!m->vae->encode_infer) return 0;
+  gtmsm_model *mm = (gtmsm_model *)m;
+  pthread_mutex_lock(&pool_mu);
+  if (!mm->ws_pool) mm->ws_pool = calloc(1, sizeof *mm->ws_pool);
+  if (mm->ws_pool && !mm->ws_pool->enc_pack) mm->ws_pool->enc_pack = m->vae->infer_new(m);
+  if (mm->ws_pool) *pk = mm->ws_pool->enc_pack;
+  pthread_mutex_unlock(&pool_mu);
+  return *pk == NULL;
 }
 
 /* One call's blocks as the pieces of a par_job (par.h): run k of an
@@ -201,6 +222,7 @@ typedef struct {
   const float *heads; /* decoding in tails (else NULL): each block's decoder head, (blocks * ROW_BLOCK, hf) */
   size_t hf;          /* floats per row of a head */
   int failed;      /* a piece found no workspace (out of memory); written under no lock, only ever to 1 */
+  const void *pk;  /* encoding: the inference encoder (enc_pack), or NULL: blocks */
 } blocked_job;
 
 /* Decoding in tails (gtmsm_decode_mean_tail): where the VAE decodes each
@@ -225,27 +247,33 @@ static int blocked_end(par_job *pj, blocked_job *j) {
   return __atomic_load_n(&j->failed, __ATOMIC_RELAXED) ? GTMSM_ENOMEM : GTMSM_OK;
 }
 
-/* The first frame of encoding run k, and the run count (the first run ends
- * where step0's full block does). */
-static int encode_run_start(long step0, int k) {
-  const int first = ROW_BLOCK - (int)(step0 % ROW_BLOCK);
+/* The first frame of encoding run k, and the run count: with the inference
+ * encoder, runs of ROW_BLOCK frames; in blocks, the first run ends where
+ * step0's full block does. */
+static int encode_run_start(const blocked_job *j, int k) {
+  const int first = j->pk ? ROW_BLOCK : ROW_BLOCK - (int)(j->step0 % ROW_BLOCK);
   return k == 0 ? 0 : first + (k - 1) * ROW_BLOCK;
 }
-static int encode_runs(long step0, int n) {
-  const int first = ROW_BLOCK - (int)(step0 % ROW_BLOCK);
-  return n <= first ? 1 : 1 + (n - first + ROW_BLOCK - 1) / ROW_BLOCK;
+static int encode_runs(const blocked_job *j) {
+  const int first = j->pk ? ROW_BLOCK : ROW_BLOCK - (int)(j->step0 % ROW_BLOCK);
+  return j->n <= first ? 1 : 1 + (j->n - first + ROW_BLOCK - 1) / ROW_BLOCK;
 }
 
 static void encode_piece(void *ctx, int k) {
   blocked_job *j = ctx;
   const gtmsm_model *m = j->m;
   const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
-  const int i = encode_run_start(j->step0, k), p0 = (int)((j->step0 + i) % ROW_BLOCK);
+  const int i = encode_run_start(j, k), p0 = j->pk ? 0 : (int)((j->step0 + i) % ROW_BLOCK);
   const int rows = ROW_BLOCK - p0 < j->n - i ? ROW_BLOCK - p0 : j->n - i;
   const int d = block_for(j->mask, p0, rows), row0 = p0 % d;
   pooled *pw = pool_take(m);
   if (!pw) {
     __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  if (j->pk) {
+    gtmsm_encode_infer(m, pw->ws, j->pk, j->in + (size_t)i * D, rows, j->out + (size_t)i * Z, j->out2 + (size_t)i * Z);
+    pool_give(m, pw);
     return;
   }
   float *xpad = pw->buf, *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
@@ -312,6 +340,7 @@ static void decode_piece(void *ctx, int k) {
  * the batch that holds their frame; a lone call encodes its frame at once. */
 typedef struct enc_item {
   const gtmsm_model *m;
+  const void *pk; /* the inference encoder (enc_pack; then any frame at any row), or NULL: */
   uint64_t mask;  /* infer_blocks(m) */
   long step;      /* the memory's step of this observation */
   const float *x; /* (D) */
@@ -343,23 +372,27 @@ void gtmsm_shared_encode_stats(long long *batches, long long *frames) {
 }
 
 /* Encodes b[0..n) (one model's) at rows row[0..n) of the smallest verified
- * block of at least top rows; 0, or 1 when out of memory. */
+ * block of at least top rows (with the inference encoder: rows 0 .. top - 1,
+ * any frame at any row); 0, or 1 when out of memory. */
 static int encode_batch(enc_item **b, const int *row, int n, int top) {
   const gtmsm_model *m = b[0]->m;
   const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
   int R = top;
-  while (!(b[0]->mask >> R & 1)) R++; /* bit ROW_BLOCK is always set */
+  while (!b[0]->pk && !(b[0]->mask >> R & 1)) R++; /* bit ROW_BLOCK is always set */
   pooled *pw = pool_take(m);
   if (!pw) return 1;
   float *xpad = pw->buf, *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
   int lo = R, hi = 0;
-  memset(xpad, 0, sizeof(float) * (size_t)R * D);
+  if (!b[0]->pk) memset(xpad, 0, sizeof(float) * (size_t)R * D);
   for (int i = 0; i < n; i++) {
     memcpy(xpad + (size_t)row[i] * D, b[i]->x, sizeof(float) * (size_t)D);
     if (row[i] < lo) lo = row[i];
     if (row[i] > hi) hi = row[i];
   }
-  gtmsm_encode_rows(m, pw->ws, xpad, R, lo, hi - lo + 1, mu_b, lv_b);
+  if (b[0]->pk)
+    gtmsm_encode_infer(m, pw->ws, b[0]->pk, xpad, R, mu_b, lv_b);
+  else
+    gtmsm_encode_rows(m, pw->ws, xpad, R, lo, hi - lo + 1, mu_b, lv_b);
   for (int i = 0; i < n; i++) {
     memcpy(b[i]->mu, mu_b + (size_t)row[i] * Z, sizeof(float) * (size_t)Z);
     memcpy(b[i]->lv, lv_b + (size_t)row[i] * Z, sizeof(float) * (size_t)Z);
@@ -394,12 +427,12 @@ static int encode_shared(enc_item *me) {
     }
     /* take, oldest first, the head's model's frames while their rows are free */
     const gtmsm_model *m = encq.head->m;
-    const int d = smallest_block(encq.head->mask), per = ROW_BLOCK / d;
+    const int d = encq.head->pk ? 1 : smallest_block(encq.head->mask), per = ROW_BLOCK / d;
     enc_item *b[ROW_BLOCK];
     int row[ROW_BLOCK], used[ROW_BLOCK] = {0}, n = 0, top = 0;
     for (pp = &encq.head; *pp && n < ROW_BLOCK;) {
       enc_item *it = *pp;
-      const int q = (int)(it->step % ROW_BLOCK) % d;
+      const int q = (int)(it->step % ROW_BLOCK) % d; /* the inference encoder (d 1): rows 0, 1, ... */
       if (it->m != m || used[q] == per) {
         pp = &it->next;
         continue;
@@ -516,16 +549,21 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
+  const void *pk;
+  if (enc_pack(m, &pk)) {
+    rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+    goto done;
+  }
   if (n == 1) {
-    enc_item one = {.m = m, .mask = infer_blocks(m), .step = mem->steps, .x = frames, .mu = mu, .lv = lv};
+    enc_item one = {.m = m, .pk = pk, .mask = infer_blocks(m), .step = mem->steps, .x = frames, .mu = mu, .lv = lv};
     if (encode_shared(&one)) {
       rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
       goto done;
     }
   } else {
-    blocked_job enc = {m, infer_blocks(m), frames, n, mem->steps, mu, lv, NULL, NULL, 0, 0};
+    blocked_job enc = {m, infer_blocks(m), frames, n, mem->steps, mu, lv, NULL, NULL, 0, 0, pk};
     par_job pj;
-    blocked_begin(&pj, &enc, encode_runs(mem->steps, n), encode_piece);
+    blocked_begin(&pj, &enc, encode_runs(&enc), encode_piece);
     if (blocked_end(&pj, &enc)) {
       rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
       goto done;
@@ -655,7 +693,7 @@ static int predict_into(const gtmsm_model *m, const gtmsm_memory *mem, const int
   stops = stops_of(m, mem, &nstops);
   /* a block's frames are decoded (on a helper, if one is idle) while the next is rolled out */
   const int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
-  blocked_job dec = {m, infer_blocks(m), z, n, 0, frames_out, NULL, pix_out, NULL, gtmsm_decode_head_floats(m), 0};
+  blocked_job dec = {m, infer_blocks(m), z, n, 0, frames_out, NULL, pix_out, NULL, gtmsm_decode_head_floats(m), 0, NULL};
   if (dec.hf && dec.hf <= HEADS_MAX_BYTES / sizeof(float) / ROW_BLOCK / (size_t)blocks && par_may_share() &&
       openblas_get_num_threads() == 1)
     dec.heads = heads = malloc(sizeof(float) * (size_t)blocks * ROW_BLOCK * dec.hf); /* NULL: whole blocks */

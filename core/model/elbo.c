@@ -106,13 +106,9 @@ const int *gtmsm_ws_idx(const gtmsm_ws *ws) { return ws->idx; }
 
 /* ---- encoder / decoder ----------------------------------------------------- */
 
-void gtmsm_encode_rows(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, int r0, int rows, float *mu,
-                       float *lv) {
+/* mu, lv rows r0 .. r0 + rows - 1 from the encoder's raw output in ws->eo. */
+static void split_eo(const gtmsm_model *m, const gtmsm_ws *ws, int r0, int rows, float *mu, float *lv) {
   const int Z = m->cfg.Z;
-  if (m->vae->encode_rows)
-    m->vae->encode_rows(m, ws->vae, x, N, r0, rows, ws->eo);
-  else
-    m->vae->encode(m, ws->vae, x, N, ws->eo);
   for (int n = r0; n < r0 + rows; n++) {
     float *l = lv + (size_t)n * Z;
     for (int k = 0; k < Z; k++) {
@@ -122,6 +118,21 @@ void gtmsm_encode_rows(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N
     vm_tanh(l, l, (size_t)Z);
     for (int k = 0; k < Z; k++) l[k] *= LV_RANGE;
   }
+}
+
+void gtmsm_encode_rows(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, int r0, int rows, float *mu,
+                       float *lv) {
+  if (m->vae->encode_rows)
+    m->vae->encode_rows(m, ws->vae, x, N, r0, rows, ws->eo);
+  else
+    m->vae->encode(m, ws->vae, x, N, ws->eo);
+  split_eo(m, ws, r0, rows, mu, lv);
+}
+
+void gtmsm_encode_infer(const gtmsm_model *m, gtmsm_ws *ws, const void *pk, const float *x, int N, float *mu,
+                        float *lv) {
+  m->vae->encode_infer(m, pk, ws->vae, x, N, ws->eo);
+  split_eo(m, ws, 0, N, mu, lv);
 }
 
 void gtmsm_encode(const gtmsm_model *m, gtmsm_ws *ws, const float *x, int N, float *mu, float *lv) {

@@ -78,8 +78,20 @@ struct gtmsm_vae_ops {
   size_t (*head_floats)(const gtmsm_config *c);
   void (*decode_head)(const gtmsm_model *m, void *ws, const float *z, int N, float *h);
   void (*decode_tail)(const gtmsm_model *m, void *ws, const float *h, int n, float *xm);
+  /* Optional, all three or none: the inference encoder, eo (N, 2Z) with each
+   * row a function of its frame alone (the same bits whatever N or the
+   * row's place; not encode's bits). infer_new packs what it needs of m's
+   * weights (NULL when out of memory), encode_infer runs on it (N at most the
+   * ws's rows), infer_free frees it. */
+  void *(*infer_new)(const gtmsm_model *m);
+  void (*encode_infer)(const gtmsm_model *m, const void *pk, void *ws, const float *x, int N, float *eo);
+  void (*infer_free)(void *pk);
 };
 extern const struct gtmsm_vae_ops gtmsm_vae_fc, gtmsm_vae_conv;
+/* mu, lv (N, Z) of frames x (N, D) by the VAE's inference encoder on its
+ * packed weights pk (infer_new); ws sized for at least N rows. */
+void gtmsm_encode_infer(const gtmsm_model *m, gtmsm_ws *ws, const void *pk, const float *x, int N, float *mu,
+                        float *lv);
 /* The decoder's per-pixel log-variance is the last tensor of either VAE. */
 float *gtmsm_vae_dec_logvar(const gtmsm_model *m, const float *base);
 

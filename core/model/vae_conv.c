@@ -254,4 +254,5 @@ const struct gtmsm_vae_ops gtmsm_vae_conv = {"conv", conv_specs, vae_conv_ws_new
                                              vae_conv_encode, vae_conv_encode_backward,
                                              vae_conv_decode, vae_conv_decode_backward,
                                              conv_decode_first, conv_encode_rows,
-                                             conv_head_floats, conv_decode_head, conv_decode_tail};
+                                             conv_head_floats, conv_decode_head, conv_decode_tail,
+                                             NULL, NULL, NULL};

@@ -71,6 +71,33 @@ static void fc_encode(const gtmsm_model *m, void *p, const float *x, int N, floa
   linear_forward(eo, ws->eh2, T(EW3), T(EB3), N, Hd, 2 * Z);        /* (N, 2Z) */
 }
 
+/* The inference encoder: the same layers on linear_infer, each frame's
+ * encoding its own (api.c encodes observations with it). The packed
+ * weights of the three layers, one after the other. */
+static void *fc_infer_new(const gtmsm_model *m) {
+  const float *w = m->p.data;
+  int D = gtmsm_config_D(&m->cfg), Hd = m->cfg.hidden, Z = m->cfg.Z;
+  const size_t n1 = linear_infer_floats(D, Hd), n2 = linear_infer_floats(Hd, Hd);
+  float *pk = malloc(sizeof(float) * (n1 + n2 + linear_infer_floats(Hd, 2 * Z)));
+  if (!pk) return NULL;
+  linear_infer_pack(pk, T(EW1), T(EB1), D, Hd);
+  linear_infer_pack(pk + n1, T(EW2), T(EB2), Hd, Hd);
+  linear_infer_pack(pk + n1 + n2, T(EW3), T(EB3), Hd, 2 * Z);
+  return pk;
+}
+
+static void fc_encode_infer(const gtmsm_model *m, const void *p, void *wsp, const float *x, int N, float *eo) {
+  fc_ws *ws = wsp;
+  const float *pk = p;
+  int D = gtmsm_config_D(&m->cfg), Hd = m->cfg.hidden, Z = m->cfg.Z;
+  const size_t n1 = linear_infer_floats(D, Hd), n2 = linear_infer_floats(Hd, Hd);
+  linear_infer(ws->eh1_pre, x, pk, N, D, Hd);
+  act_forward(ws->eh1, ws->eh1_pre, (size_t)N * Hd, ACT, 1.0f);
+  linear_infer(ws->eh2_pre, ws->eh1, pk + n1, N, Hd, Hd);
+  act_forward(ws->eh2, ws->eh2_pre, (size_t)N * Hd, ACT, 1.0f);
+  linear_infer(eo, ws->eh2, pk + n1 + n2, N, Hd, 2 * Z);
+}
+
 #define G(i) gtmsm_tensor(m, GTMSM_ROLE_VAE, (i), grad)
 
 static void fc_encode_backward(const gtmsm_model *m, void *p, const float *x, int N, const float *d_eo,
@@ -120,4 +147,4 @@ static void fc_decode_backward(const gtmsm_model *m, void *p, const float *z, in
 
 const struct gtmsm_vae_ops gtmsm_vae_fc = {"fc", fc_specs, fc_ws_new, fc_ws_free, fc_encode,
                                            fc_encode_backward, fc_decode, fc_decode_backward, NULL, NULL,
-                                           NULL, NULL, NULL};
+                                           NULL, NULL, NULL, fc_infer_new, fc_encode_infer, free};

@@ -4,6 +4,8 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "nn/vecmath_internal.h"
+
 void linear_forward(float *out, const float *in, const float *w, const float *b, int B, int IN,
                     int OUT) {
   if (b) {
@@ -26,4 +28,22 @@ void linear_backward(float *din, float *dw, float *db, const float *dout, const 
       const float *d = dout + (size_t)i * OUT;
       for (int o = 0; o < OUT; o++) db[o] += d[o];
     }
+}
+
+size_t linear_infer_floats(int IN, int OUT) {
+  const size_t panels = (size_t)(OUT + VM_DENSE_COLS - 1) / VM_DENSE_COLS;
+  return panels * VM_DENSE_COLS * (size_t)(IN + 1);
+}
+
+void linear_infer_pack(float *pk, const float *w, const float *b, int IN, int OUT) {
+  memset(pk, 0, sizeof(float) * linear_infer_floats(IN, OUT));
+  for (int o = 0; o < OUT; o++) {
+    float *col = pk + (size_t)(o / VM_DENSE_COLS) * VM_DENSE_COLS * (IN + 1) + o % VM_DENSE_COLS;
+    col[0] = b ? b[o] : 0.0f;
+    for (int k = 0; k < IN; k++) col[(size_t)(k + 1) * VM_DENSE_COLS] = w[(size_t)o * IN + k];
+  }
+}
+
+void linear_infer(float *out, const float *in, const float *pk, int B, int IN, int OUT) {
+  vm_kernels_in_use()->dense(out, in, pk, B, IN, OUT);
 }

@@ -40,6 +40,8 @@ int vm_set_isa(vm_isa isa) {
 
 vm_isa vm_get_isa(void) { return isa_in_use; }
 
+const vm_kernels *vm_kernels_in_use(void) { return kern; }
+
 const char *vm_isa_name(vm_isa isa) { return isa == VM_ISA_AVX2 ? "avx2" : "generic"; }
 
 /* Before main: the best path of this CPU, or the one GTMSM_VECMATH names (an

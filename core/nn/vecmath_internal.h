@@ -20,7 +20,17 @@ typedef struct {
   void (*tanh_backward)(float *din, const float *dout, const float *x, size_t n, float alpha);
   void (*sigmoid_backward)(float *din, const float *dout, const float *x, size_t n, float alpha);
   void (*softplus_backward)(float *din, const float *dout, const float *x, size_t n, float alpha);
+  /* out (B, OUT) = in (B, IN) @ w^T + b, w and b packed (linear.c: linear_infer) */
+  void (*dense)(float *out, const float *in, const float *pk, int B, int IN, int OUT);
 } vm_kernels;
+
+/* The packed weights of the dense kernel: panels of VM_DENSE_COLS outputs,
+ * each the bias (VM_DENSE_COLS floats) then input k's weights for k = 0 ..
+ * IN - 1 (VM_DENSE_COLS floats each), outputs past OUT zero. */
+#define VM_DENSE_COLS 16
+
+/* The kernel table of the path in use (vecmath.c). */
+const vm_kernels *vm_kernels_in_use(void);
 
 #define VM_DECLARE(sfx)                                                                         \
   void vm_exp_##sfx(float *y, const float *x, size_t n);                                        \
@@ -36,7 +46,8 @@ typedef struct {
   void vm_sigmoid_backward_##sfx(float *din, const float *dout, const float *x, size_t n,       \
                                  float a);                                                      \
   void vm_softplus_backward_##sfx(float *din, const float *dout, const float *x, size_t n,      \
-                                  float a);
+                                  float a);                                                    \
+  void vm_dense_##sfx(float *out, const float *in, const float *pk, int B, int IN, int OUT);
 
 VM_DECLARE(generic)
 #if defined(__x86_64__) || defined(__i386__)
@@ -47,6 +58,6 @@ VM_DECLARE(avx2)
 #define VM_TABLE(sfx)                                                                        \
   {vm_exp_##sfx, vm_expm1_##sfx, vm_tanh_##sfx, vm_sech2_##sfx, vm_sigmoid_##sfx,           \
    vm_dsigmoid_##sfx, vm_softplus_##sfx, vm_elu_##sfx, vm_elu_backward_##sfx,               \
-   vm_tanh_backward_##sfx, vm_sigmoid_backward_##sfx, vm_softplus_backward_##sfx}
+   vm_tanh_backward_##sfx, vm_sigmoid_backward_##sfx, vm_softplus_backward_##sfx, vm_dense_##sfx}
 
 #endif

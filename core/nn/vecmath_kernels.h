@@ -391,3 +391,64 @@ VM_BACKWARD(elu_backward, delu_v(v, alpha))
 VM_BACKWARD(tanh_backward, sech2_v(v))
 VM_BACKWARD(sigmoid_backward, dsigmoid_v(v))
 VM_BACKWARD(softplus_backward, sigmoid_v(v))
+
+/* The row-independent dense layer (linear.h, linear_infer): out (B, OUT) =
+ * in (B, IN) @ w^T + b on weights packed in panels of VM_DENSE_COLS outputs
+ * (vecmath_internal.h). Each output lane runs acc = b; acc = acc + x_k w_k
+ * for k = 0 .. IN - 1, every product and sum rounded (no FMA), so an output
+ * is the same whatever the vector width, the row's place in the batch or B.
+ * Rows are taken DENSE_ROWS at a time (accumulators that fit the registers:
+ * 6 x 2 vectors of 8 on AVX2, 2 x 4 of 4 on SSE2), the last few through the
+ * same code with fewer rows. */
+#define DENSE_V (VM_DENSE_COLS / VM_LANES)
+#define DENSE_ROWS (VM_LANES >= 8 ? 6 : 2)
+
+VM_INLINE void dense_rows(float *out, const float *in, const float *panel, int R, int IN, int ncols, int OUT) {
+  vf acc[DENSE_ROWS][DENSE_V]; /* in registers: the loops over r and v unrolled (R is a constant) */
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int v = 0; v < DENSE_V; v++) memcpy(&acc[r][v], panel + v * VM_LANES, sizeof(vf));
+  const float *w = panel + VM_DENSE_COLS;
+  for (int k = 0; k < IN; k++, w += VM_DENSE_COLS) {
+    vf wv[DENSE_V];
+#pragma GCC unroll 8
+    for (int v = 0; v < DENSE_V; v++) memcpy(&wv[v], w + v * VM_LANES, sizeof(vf));
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+      const float x = in[(size_t)r * IN + k]; /* broadcast by the vector operation */
+#pragma GCC unroll 8
+      for (int v = 0; v < DENSE_V; v++) acc[r][v] = acc[r][v] + x * wv[v];
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    if (ncols == VM_DENSE_COLS) {
+      for (int v = 0; v < DENSE_V; v++) memcpy(out + (size_t)r * OUT + v * VM_LANES, &acc[r][v], sizeof(vf));
+    } else {
+      float tmp[VM_DENSE_COLS];
+      memcpy(tmp, acc[r], sizeof tmp);
+      memcpy(out + (size_t)r * OUT, tmp, sizeof(float) * (size_t)ncols);
+    }
+  }
+}
+
+void VM_NAME(dense)(float *out, const float *in, const float *pk, int B, int IN, int OUT) {
+  const int panels = (OUT + VM_DENSE_COLS - 1) / VM_DENSE_COLS;
+  for (int p = 0; p < panels; p++) {
+    const float *panel = pk + (size_t)p * VM_DENSE_COLS * (IN + 1);
+    const int c0 = p * VM_DENSE_COLS, ncols = OUT - c0 < VM_DENSE_COLS ? OUT - c0 : VM_DENSE_COLS;
+    int r = 0;
+    for (; r + DENSE_ROWS <= B; r += DENSE_ROWS)
+      dense_rows(out + (size_t)r * OUT + c0, in + (size_t)r * IN, panel, DENSE_ROWS, IN, ncols, OUT);
+    switch (B - r) { /* constant row counts, so the accumulators stay in registers */
+#if DENSE_ROWS > 5
+    case 5: dense_rows(out + (size_t)r * OUT + c0, in + (size_t)r * IN, panel, 5, IN, ncols, OUT); break;
+    case 4: dense_rows(out + (size_t)r * OUT + c0, in + (size_t)r * IN, panel, 4, IN, ncols, OUT); break;
+    case 3: dense_rows(out + (size_t)r * OUT + c0, in + (size_t)r * IN, panel, 3, IN, ncols, OUT); break;
+    case 2: dense_rows(out + (size_t)r * OUT + c0, in + (size_t)r * IN, panel, 2, IN, ncols, OUT); break;
+#endif
+    case 1: dense_rows(out + (size_t)r * OUT + c0, in + (size_t)r * IN, panel, 1, IN, ncols, OUT); break;
+    default: break;
+    }
+  }
+}

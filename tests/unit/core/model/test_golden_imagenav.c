@@ -5,9 +5,12 @@
  * recorded in tests/golden/imagenav.json before the model code was split into
  * parts (re-recorded once since, when nn/vecmath replaced libm's exp, expm1,
  * tanh and the sigmoid: the same figures to 1e-8 relative, the same PNG
- * bytes). BLAS kernels round differently, so exact records are kept per
- * OpenBLAS core; on a core without a record the test compares the recorded
- * figures (loss, frame statistics) within a tolerance instead and says so.
+ * bytes; and again when observations moved to the row-independent inference
+ * encoder, linear_infer: predicted frames to 1e-8, the same PNG bytes). BLAS
+ * kernels round differently, so exact records are kept per OpenBLAS core; on
+ * a core without a record the test compares the recorded figures (loss,
+ * frame statistics) within a tolerance instead and says so. The memory does
+ * not go through BLAS: it must equal every core's record.
  *   test_golden_imagenav [--record]   (--record writes this core's entry) */
 #include <cblas.h>
 #include <jansson.h>
@@ -158,6 +161,17 @@ int main(int argc, char **argv) {
   }
   CHECK(root != NULL, "%s: %s", GOLDEN, je.text);
   if (!root) return test_finish("golden_imagenav");
+  /* the memory (states and the inference encoder's latents) does not depend on the BLAS kernels: every
+   * core's record holds the same, and so must this run, with or without a record of its own */
+  int cores = 0;
+  const char *key;
+  json_t *rec;
+  json_object_foreach(root, key, rec) {
+    const char *want = json_string_value(json_object_get(rec, "memory"));
+    CHECK(want && strcmp(want, g.memory) == 0, "memory: got %s, core %s recorded %s", g.memory, key, want ? want : "-");
+    cores++;
+  }
+  printf("memory the same as recorded on all %d cores\n", cores);
   json_t *e = json_object_get(root, core);
   if (e) {
     const char *keys[] = {"png", "frames", "states", "sample", "memory", "grad"};

@@ -1,12 +1,15 @@
 /* Tests of core/nn/linear: a hand-worked forward and backward, a random forward
  * against a direct double loop, and gradchecks of din, dw, db (accumulating
- * into pre-filled buffers, each gradient alone and all together). */
+ * into pre-filled buffers, each gradient alone and all together); the
+ * inference form linear_infer against the order of operations it promises,
+ * on every vector path, each row alone and in batches of every height. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/linear.h"
+#include "nn/vecmath.h"
 #include "testlib.h"
 
 static void test_hand_worked(void) {
@@ -92,6 +95,71 @@ static void test_gradients(lin_ctx *c) {
   gradcheck("linear db", c->b, db, OUT, lin_loss, c, &o);
 }
 
+/* linear_infer's promise, written out: each output from its bias, adding
+ * x_k w_k in order, every product and sum rounded to float. */
+static float infer_ref(const float *x, const float *w, const float *b, int n_in, int o) {
+  float acc = b ? b[o] : 0.0f;
+  for (int k = 0; k < n_in; k++) {
+    volatile float p = x[k] * w[(size_t)o * n_in + k]; /* rounded on its own: no contraction */
+    acc = acc + p;
+  }
+  return acc;
+}
+
+static void test_infer_shape(int Bn, int INn, int OUTn, int with_bias, uint64_t seed) {
+  float *in = malloc(sizeof(float) * (size_t)Bn * INn), *w = malloc(sizeof(float) * (size_t)OUTn * INn);
+  float *b = malloc(sizeof(float) * (size_t)OUTn), *pk = malloc(sizeof(float) * linear_infer_floats(INn, OUTn));
+  const size_t no = (size_t)Bn * OUTn + 16; /* 16 sentinels past the end */
+  float *ref = malloc(sizeof(float) * no), *out = malloc(sizeof(float) * no), *one = malloc(sizeof(float) * OUTn);
+  test_fill_uniform(in, (size_t)Bn * INn, -2, 2, seed);
+  test_fill_uniform(w, (size_t)OUTn * INn, -1, 1, seed + 1);
+  test_fill_uniform(b, (size_t)OUTn, -1, 1, seed + 2);
+  linear_infer_pack(pk, w, with_bias ? b : NULL, INn, OUTn);
+  double maxrel = 0;
+  for (int r = 0; r < Bn; r++)
+    for (int o = 0; o < OUTn; o++) {
+      const float *x = in + (size_t)r * INn;
+      ref[(size_t)r * OUTn + o] = infer_ref(x, w, with_bias ? b : NULL, INn, o);
+      double d = with_bias ? b[o] : 0, mag = fabs(d);
+      for (int k = 0; k < INn; k++) d += (double)x[k] * w[(size_t)o * INn + k], mag += fabs((double)x[k] * w[(size_t)o * INn + k]);
+      const double rel = fabs(ref[(size_t)r * OUTn + o] - d) / (mag > 0 ? mag : 1);
+      if (rel > maxrel) maxrel = rel;
+    }
+  CHECK(maxrel < 1e-6 * (INn + 1), "%dx%d->%d: the written-out order within %g of double (sum of |terms|)", Bn, INn,
+        OUTn, maxrel);
+  const vm_isa keep = vm_get_isa();
+  for (int isa = VM_ISA_GENERIC; isa <= VM_ISA_AVX2; isa++) {
+    if (vm_set_isa((vm_isa)isa)) continue;
+    for (size_t i = 0; i < no; i++) out[i] = -7.0f;
+    linear_infer(out, in, pk, Bn, INn, OUTn);
+    CHECK(memcmp(out, ref, sizeof(float) * (size_t)Bn * OUTn) == 0, "%s: %dx%d->%d the bits of the written-out order",
+          vm_isa_name((vm_isa)isa), Bn, INn, OUTn);
+    int kept = 1;
+    for (size_t i = (size_t)Bn * OUTn; i < no; i++) kept &= out[i] == -7.0f;
+    CHECK(kept, "%s: %dx%d->%d nothing written past the output", vm_isa_name((vm_isa)isa), Bn, INn, OUTn);
+    for (int r = 0; r < Bn; r++) { /* each row alone */
+      linear_infer(one, in + (size_t)r * INn, pk, 1, INn, OUTn);
+      CHECK(memcmp(one, ref + (size_t)r * OUTn, sizeof(float) * OUTn) == 0, "%s: row %d alone", vm_isa_name((vm_isa)isa),
+            r);
+    }
+    for (int h = 1; h < Bn; h++) { /* a batch of every height from row 0 */
+      linear_infer(out, in, pk, h, INn, OUTn);
+      CHECK(memcmp(out, ref, sizeof(float) * (size_t)h * OUTn) == 0, "%s: the first %d rows", vm_isa_name((vm_isa)isa),
+            h);
+    }
+  }
+  vm_set_isa(keep);
+  free(in), free(w), free(b), free(pk), free(ref), free(out), free(one);
+}
+
+static void test_infer(void) {
+  static const int shapes[][4] = {{1, 1, 1, 1},     {7, 13, 5, 1},    {13, 192, 256, 1}, {12, 256, 32, 1},
+                                  {25, 33, 40, 0},  {6, 16, 16, 1},   {5, 3, 17, 1},     {48, 256, 256, 1}};
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+    test_infer_shape(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], 100 + 10 * i);
+  printf("linear_infer: 8 shapes, bits of the written-out order on every vector path, rows alone and in batches\n");
+}
+
 int main(void) {
   test_hand_worked();
   static lin_ctx c;
@@ -101,5 +169,6 @@ int main(void) {
   test_fill_uniform(c.r, B * OUT, -1, 1, 4);
   test_random_forward(&c);
   test_gradients(&c);
+  test_infer();
   return test_finish("test_linear");
 }
