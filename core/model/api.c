@@ -272,7 +272,8 @@ static void encode_piece(void *ctx, int k) {
     return;
   }
   if (j->pk) {
-    gtmsm_encode_infer(m, pw->ws, j->pk, j->in + (size_t)i * D, rows, j->out + (size_t)i * Z, j->out2 + (size_t)i * Z);
+    gtmsm_encode_infer(m, pw->ws, j->pk, j->in + (size_t)i * D, rows, j->out + (size_t)i * Z,
+                       j->out2 + (size_t)i * Z);
     pool_give(m, pw);
     return;
   }
@@ -340,7 +341,7 @@ static void decode_piece(void *ctx, int k) {
  * the batch that holds their frame; a lone call encodes its frame at once. */
 typedef struct enc_item {
   const gtmsm_model *m;
-  const void *pk; /* the inference encoder (enc_pack; then any frame at any row), or NULL: */
+  const void *pk; /* the inference encoder (enc_pack: any frame at any row), or NULL (rows by step) */
   uint64_t mask;  /* infer_blocks(m) */
   long step;      /* the memory's step of this observation */
   const float *x; /* (D) */
@@ -693,7 +694,8 @@ static int predict_into(const gtmsm_model *m, const gtmsm_memory *mem, const int
   stops = stops_of(m, mem, &nstops);
   /* a block's frames are decoded (on a helper, if one is idle) while the next is rolled out */
   const int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
-  blocked_job dec = {m, infer_blocks(m), z, n, 0, frames_out, NULL, pix_out, NULL, gtmsm_decode_head_floats(m), 0, NULL};
+  blocked_job dec = {m, infer_blocks(m), z, n, 0, frames_out, NULL, pix_out, NULL, gtmsm_decode_head_floats(m),
+                     0, NULL};
   if (dec.hf && dec.hf <= HEADS_MAX_BYTES / sizeof(float) / ROW_BLOCK / (size_t)blocks && par_may_share() &&
       openblas_get_num_threads() == 1)
     dec.heads = heads = malloc(sizeof(float) * (size_t)blocks * ROW_BLOCK * dec.hf); /* NULL: whole blocks */

@@ -121,7 +121,10 @@ static void test_infer_shape(int Bn, int INn, int OUTn, int with_bias, uint64_t 
       const float *x = in + (size_t)r * INn;
       ref[(size_t)r * OUTn + o] = infer_ref(x, w, with_bias ? b : NULL, INn, o);
       double d = with_bias ? b[o] : 0, mag = fabs(d);
-      for (int k = 0; k < INn; k++) d += (double)x[k] * w[(size_t)o * INn + k], mag += fabs((double)x[k] * w[(size_t)o * INn + k]);
+      for (int k = 0; k < INn; k++) {
+        const double t = (double)x[k] * w[(size_t)o * INn + k];
+        d += t, mag += fabs(t);
+      }
       const double rel = fabs(ref[(size_t)r * OUTn + o] - d) / (mag > 0 ? mag : 1);
       if (rel > maxrel) maxrel = rel;
     }
@@ -139,8 +142,8 @@ static void test_infer_shape(int Bn, int INn, int OUTn, int with_bias, uint64_t 
     CHECK(kept, "%s: %dx%d->%d nothing written past the output", vm_isa_name((vm_isa)isa), Bn, INn, OUTn);
     for (int r = 0; r < Bn; r++) { /* each row alone */
       linear_infer(one, in + (size_t)r * INn, pk, 1, INn, OUTn);
-      CHECK(memcmp(one, ref + (size_t)r * OUTn, sizeof(float) * OUTn) == 0, "%s: row %d alone", vm_isa_name((vm_isa)isa),
-            r);
+      CHECK(memcmp(one, ref + (size_t)r * OUTn, sizeof(float) * OUTn) == 0, "%s: row %d alone",
+            vm_isa_name((vm_isa)isa), r);
     }
     for (int h = 1; h < Bn; h++) { /* a batch of every height from row 0 */
       linear_infer(out, in, pk, h, INn, OUTn);
