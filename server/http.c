@@ -642,11 +642,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
       else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof addr);
     }
-    log_at(LOG_LEVEL_INFO, r->rid[0] ? r->rid : NULL, "access",
-           "{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:s, s:b}", "method", r->method_log, "path",
-           r->path, "route", routes_name(r->route), "status", status, "bytes_in", (json_int_t)r->bytes_in,
-           "bytes_out", (json_int_t)r->bytes_out, "us", (json_int_t)(secs * 1e6), "remote", addr,
-           "complete", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    const log_access_fields f = {r->method_log, r->path, routes_name(r->route), addr, status,
+                                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK, (long long)r->bytes_in,
+                                 (long long)r->bytes_out, (long long)(secs * 1e6)};
+    log_access(r->rid[0] ? r->rid : NULL, &f);
   }
   if (r->resp) MHD_destroy_response(r->resp);
   if (r->state_free) r->state_free(r->state);
