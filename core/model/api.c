@@ -167,7 +167,7 @@ static void pool_give(const gtmsm_model *m, pooled *p) {
   if (!p) return;
   gtmsm_model *mm = (gtmsm_model *)m; /* a cache in the model, as infer_blocks */
   pthread_mutex_lock(&pool_mu);
-  if (!mm->ws_pool) mm->ws_pool = calloc(1, sizeof *mm->ws_pool);
+  if (!mm->ws_pool) __atomic_store_n(&mm->ws_pool, calloc(1, sizeof *mm->ws_pool), __ATOMIC_RELEASE); /* enc_pack */
   if (mm->ws_pool) {
     p->next = mm->ws_pool->free;
     mm->ws_pool->free = p;
@@ -196,9 +196,12 @@ static int enc_pack(const gtmsm_model *m, const void **pk) {
   *pk = NULL;
   if (!m->vae->encode_infer) return 0;
   gtmsm_model *mm = (gtmsm_model *)m;
+  struct gtmsm_ws_pool *pool = __atomic_load_n(&mm->ws_pool, __ATOMIC_ACQUIRE);
+  if (pool && (*pk = __atomic_load_n(&pool->enc_pack, __ATOMIC_ACQUIRE))) return 0; /* made: no lock */
   pthread_mutex_lock(&pool_mu);
-  if (!mm->ws_pool) mm->ws_pool = calloc(1, sizeof *mm->ws_pool);
-  if (mm->ws_pool && !mm->ws_pool->enc_pack) mm->ws_pool->enc_pack = m->vae->infer_new(m);
+  if (!mm->ws_pool) __atomic_store_n(&mm->ws_pool, calloc(1, sizeof *mm->ws_pool), __ATOMIC_RELEASE);
+  if (mm->ws_pool && !mm->ws_pool->enc_pack)
+    __atomic_store_n(&mm->ws_pool->enc_pack, m->vae->infer_new(m), __ATOMIC_RELEASE);
   if (mm->ws_pool) *pk = mm->ws_pool->enc_pack;
   pthread_mutex_unlock(&pool_mu);
   return *pk == NULL;
@@ -331,6 +334,8 @@ static void decode_piece(void *ctx, int k) {
 
 /* ---- single frames of concurrent calls, encoded in shared blocks ---- */
 
+/* (VAEs without an inference encoder: the conv VAE. With one, a frame costs
+ * one frame's encoding and is encoded at once.) */
 /* A block's GEMMs cost about as much for one frame as for all its rows (the
  * others are zero padding), and an interactive client observes one frame per
  * call. So a one-frame observation queues its frame, and a call that finds no
@@ -341,7 +346,6 @@ static void decode_piece(void *ctx, int k) {
  * the batch that holds their frame; a lone call encodes its frame at once. */
 typedef struct enc_item {
   const gtmsm_model *m;
-  const void *pk; /* the inference encoder (enc_pack: any frame at any row), or NULL (rows by step) */
   uint64_t mask;  /* infer_blocks(m) */
   long step;      /* the memory's step of this observation */
   const float *x; /* (D) */
@@ -373,27 +377,23 @@ void gtmsm_shared_encode_stats(long long *batches, long long *frames) {
 }
 
 /* Encodes b[0..n) (one model's) at rows row[0..n) of the smallest verified
- * block of at least top rows (with the inference encoder: rows 0 .. top - 1,
- * any frame at any row); 0, or 1 when out of memory. */
+ * block of at least top rows; 0, or 1 when out of memory. */
 static int encode_batch(enc_item **b, const int *row, int n, int top) {
   const gtmsm_model *m = b[0]->m;
   const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
   int R = top;
-  while (!b[0]->pk && !(b[0]->mask >> R & 1)) R++; /* bit ROW_BLOCK is always set */
+  while (!(b[0]->mask >> R & 1)) R++; /* bit ROW_BLOCK is always set */
   pooled *pw = pool_take(m);
   if (!pw) return 1;
   float *xpad = pw->buf, *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
   int lo = R, hi = 0;
-  if (!b[0]->pk) memset(xpad, 0, sizeof(float) * (size_t)R * D);
+  memset(xpad, 0, sizeof(float) * (size_t)R * D);
   for (int i = 0; i < n; i++) {
     memcpy(xpad + (size_t)row[i] * D, b[i]->x, sizeof(float) * (size_t)D);
     if (row[i] < lo) lo = row[i];
     if (row[i] > hi) hi = row[i];
   }
-  if (b[0]->pk)
-    gtmsm_encode_infer(m, pw->ws, b[0]->pk, xpad, R, mu_b, lv_b);
-  else
-    gtmsm_encode_rows(m, pw->ws, xpad, R, lo, hi - lo + 1, mu_b, lv_b);
+  gtmsm_encode_rows(m, pw->ws, xpad, R, lo, hi - lo + 1, mu_b, lv_b);
   for (int i = 0; i < n; i++) {
     memcpy(b[i]->mu, mu_b + (size_t)row[i] * Z, sizeof(float) * (size_t)Z);
     memcpy(b[i]->lv, lv_b + (size_t)row[i] * Z, sizeof(float) * (size_t)Z);
@@ -428,12 +428,12 @@ static int encode_shared(enc_item *me) {
     }
     /* take, oldest first, the head's model's frames while their rows are free */
     const gtmsm_model *m = encq.head->m;
-    const int d = encq.head->pk ? 1 : smallest_block(encq.head->mask), per = ROW_BLOCK / d;
+    const int d = smallest_block(encq.head->mask), per = ROW_BLOCK / d;
     enc_item *b[ROW_BLOCK];
     int row[ROW_BLOCK], used[ROW_BLOCK] = {0}, n = 0, top = 0;
     for (pp = &encq.head; *pp && n < ROW_BLOCK;) {
       enc_item *it = *pp;
-      const int q = (int)(it->step % ROW_BLOCK) % d; /* the inference encoder (d 1): rows 0, 1, ... */
+      const int q = (int)(it->step % ROW_BLOCK) % d;
       if (it->m != m || used[q] == per) {
         pp = &it->next;
         continue;
@@ -555,8 +555,8 @@ int gtmsm_observe_states(const gtmsm_model *m, gtmsm_memory *mem, const int *act
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
     goto done;
   }
-  if (n == 1) {
-    enc_item one = {.m = m, .pk = pk, .mask = infer_blocks(m), .step = mem->steps, .x = frames, .mu = mu, .lv = lv};
+  if (n == 1 && !pk) { /* with the inference encoder a frame costs one frame's encoding: nothing to share */
+    enc_item one = {.m = m, .mask = infer_blocks(m), .step = mem->steps, .x = frames, .mu = mu, .lv = lv};
     if (encode_shared(&one)) {
       rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
       goto done;
