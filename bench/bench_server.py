@@ -390,7 +390,8 @@ def print_group_commit(rows, seconds):
               f"{r['non2xx']} |")
     print("\n(x 1 client: against the mean of the two 1-client rows of the same daemon; the synchronous off "
           "row against the first daemon's; frames per encoder batch: one-observation requests encoded "
-          "together, gtmsm_encoder_batch_frames_total / gtmsm_encoder_batches_total, 0 for a daemon without them; "
+          "together, gtmsm_encoder_batch_frames_total / gtmsm_encoder_batches_total, 0 where none ran (imagenav encodes each "
+          "frame at once) or for a daemon without them; "
           "COMMIT ms: the store's mean COMMIT (gtmsm_sqlite_commit_duration_seconds), and the share of the row's "
           "time a COMMIT was running; daemon CPU: its user + system time over the row's run, per observation "
           "acknowledged)")

@@ -311,7 +311,8 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
   long long enc_batches, enc_frames;
   gtmsm_shared_encode_stats(&enc_batches, &enc_frames);
   put(&t, "# HELP gtmsm_encoder_batches_total Encoder blocks run for one-observation requests (shared "
-          "between concurrent requests).\n# TYPE gtmsm_encoder_batches_total counter\n"
+          "between concurrent requests; models whose encoder takes each frame on its own, the 2-D ones, "
+          "run none).\n# TYPE gtmsm_encoder_batches_total counter\n"
           "gtmsm_encoder_batches_total %lld\n"
           "# HELP gtmsm_encoder_batch_frames_total Frames those blocks encoded: / batches is the mean "
           "batch.\n# TYPE gtmsm_encoder_batch_frames_total counter\ngtmsm_encoder_batch_frames_total %lld\n",
