@@ -268,7 +268,6 @@ static void encode_piece(void *ctx, int k) {
   const int D = gtmsm_config_D(&m->cfg), Z = m->cfg.Z;
   const int i = encode_run_start(j, k), p0 = j->pk ? 0 : (int)((j->step0 + i) % ROW_BLOCK);
   const int rows = ROW_BLOCK - p0 < j->n - i ? ROW_BLOCK - p0 : j->n - i;
-  const int d = block_for(j->mask, p0, rows), row0 = p0 % d;
   pooled *pw = pool_take(m);
   if (!pw) {
     __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
@@ -280,6 +279,7 @@ static void encode_piece(void *ctx, int k) {
     pool_give(m, pw);
     return;
   }
+  const int d = block_for(j->mask, p0, rows), row0 = p0 % d;
   float *xpad = pw->buf, *mu_b = xpad + (size_t)ROW_BLOCK * D, *lv_b = mu_b + (size_t)ROW_BLOCK * Z;
   memset(xpad, 0, sizeof(float) * (size_t)d * D);
   memcpy(xpad + (size_t)row0 * D, j->in + (size_t)i * D, sizeof(float) * (size_t)rows * D);

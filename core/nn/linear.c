@@ -1,4 +1,5 @@
-/* Fully connected layer on cblas_sgemm. */
+/* Fully connected layer on cblas_sgemm, and its row-independent inference
+ * form on vecmath's dense kernel (linear.h). */
 #include "nn/linear.h"
 
 #include <cblas.h>
