@@ -35,8 +35,13 @@
  * Without a GEMM. Those layers between 3 channels and a grid of width a
  * multiple of 16 (an encoder's first conv, a decoder's last transposed conv)
  * are computed by FMA kernels of their own where vecmath runs AVX2: no
- * im2col, col2im or packing ("layers between 3 channels and a grid").
- * Not the GEMM path's bits; no GTMSM model runs such a layer today.
+ * im2col, col2im or packing ("layers between 3 channels and a grid"); so are
+ * the 3x3 stride-1 convs from and to 3 channels, width a multiple of 32 (the
+ * conv VAE's first and last layers: "3x3 layers between 3 channels and a
+ * grid"). Not the GEMM path's bits: a 3-D model's numbers differ in their
+ * last bits between CPUs with and without AVX2, as they do between BLAS
+ * cores; on one machine they are deterministic and each image's the same
+ * alone as in any batch.
  *
  * Streamed outputs. A conv forward whose output is larger than the caches
  * (CONV_STREAM_BYTES) runs each image's GEMM into the workspace and writes
@@ -393,6 +398,21 @@ static size_t ct_workspace_floats(int C, int H, int W) {
          (size_t)C * H * W + 2;
 }
 
+/* The 3x3 stride-1 pad-1 layers conv.c computes without a GEMM where the CPU
+ * allows ("3x3 layers between 3 channels and a grid"): a conv from 3 channels
+ * to C or from C to 3 (an encoder's first layer, a decoder's last), the grid
+ * width a multiple of 32. k3_workspace_floats is what they take of the
+ * workspace (see k3_parts). */
+static int k3_shape(int IC, int OC, int K, int stride, int pad, int W) {
+  return (IC == 3 || OC == 3) && K == 3 && stride == 1 && pad == 1 && W % 32 == 0;
+}
+static size_t k3_stride(int W) { return (size_t)W + 8; } /* a padded 3-channel row */
+static size_t k3_down_weights_floats(int C) { return (size_t)(C + 5) / 6 * 27 * 6; }
+static size_t k3_workspace_floats(int C, int H, int W) {
+  return ct_sums_floats(C) + 8 + (size_t)C * 27 * 8 + k3_down_weights_floats(C) + (size_t)C * 27 +
+         (size_t)3 * (H + 2) * k3_stride(W) + (size_t)C * H * W + 2;
+}
+
 static int row_copies = 1; /* conv_set_row_copies */
 
 void conv_set_row_copies(int on) { row_copies = on != 0; }
@@ -640,6 +660,9 @@ static int ct_direct(int OC, int K, int stride, int pad, int W) {
 static int cd_direct(int IC, int K, int stride, int pad, int H, int W) {
   return cd_shape(IC, K, stride, pad, H, W) && vm_get_isa() == VM_ISA_AVX2;
 }
+static int k3_direct(int IC, int OC, int K, int stride, int pad, int W) {
+  return k3_shape(IC, OC, K, stride, pad, W) && vm_get_isa() == VM_ISA_AVX2;
+}
 #define CT_FN __attribute__((target("avx2,fma")))
 
 /* acc{oc}{pw}{half} += w[ic][oc][kh][kw] (wk = w[ic][0][kh][0]) times the
@@ -862,7 +885,6 @@ CT_FN static void ct_down(float *grid, const float *pl, const float *wr, int IC,
       }
   }
 }
-#undef CT_DIN_TAP
 
 /* dwv += the weight gradient of one image pair, grid (IC, H, W) and the
  * split 3-channel image pl, as vectors; f fetches ahead. */
@@ -912,6 +934,279 @@ static void ct_dw_finish(float *dw, const ct_ws *c, int IC) {
     dw[k] += s;
   }
 }
+
+/* ---- 3x3 layers between 3 channels and a grid, without a GEMM ----
+ *
+ * A 3x3 stride-1 pad-1 conv between a 3-channel image X (3, H, W) and a
+ * C-channel grid G (C, H, W) of the same size relates the two through 27 taps
+ * per grid channel: G[g][y][x] with X[t][y + ky - 1][x + kx - 1]. The conv
+ * 3 -> C (an encoder's first layer) runs its forward from X to G and its
+ * input gradient from G to X, the conv C -> 3 (a decoder's last) the other
+ * way round, the input gradients with the kernel flipped (tap k -> 8 - k).
+ * These GEMMs have 27 as a side; as for the 4x4 layers above, im2col and
+ * sgemm's packing took much of their time. Three kernels serve both layers:
+ *   down  X -> G (k3_down): 6 grid channels by 16 columns in 12
+ *         accumulators; per tap 2 loads of X with a border of zeros (k3_pad),
+ *         6 broadcasts, 12 FMAs (CT_DIN_TAP)
+ *   up    G -> X (k3_block): 32 columns of the 3 channels in 12
+ *         accumulators; per grid channel and tap 4 loads of the grid row,
+ *         shifted, 3 broadcasts, 12 FMAs; the padding by skipping rows and
+ *         blending the end columns, the batch's first and last images from a
+ *         copy (as ct_up)
+ *   dw    (k3_dw): 4 grid channels by the 3 kx of one (t, ky) in 12 vector
+ *         accumulators kept in the workspace across the batch (per 8 columns
+ *         7 loads, 12 FMAs), their lanes summed at the end.
+ * Sums run in fixed orders: deterministic, an image's out and din the same
+ * bits alone as in any batch; not the GEMM path's bits. */
+typedef struct {
+  float *sums; // the bias sums (bias_sums_*), ct_sums_floats
+  float *dv;   // (C, 3, 9) vectors of 8, 32-byte aligned: the dw sums
+  float *wd;   // k3_down_weights
+  float *wu;   // k3_up_weights
+  float *xp;   // (3, H + 2, k3_stride(W)): the 3-channel image with its border
+  float *copy; // a grid image (C, H, W) with a float of margin each side
+} k3_ws;
+
+static k3_ws k3_parts(float *ws, int C, int H, int W) {
+  k3_ws c;
+  c.sums = ws;
+  c.dv = (float *)(((uintptr_t)(ws + ct_sums_floats(C)) + 31) & ~(uintptr_t)31);
+  c.wd = c.dv + (size_t)C * 27 * 8;
+  c.wu = c.wd + k3_down_weights_floats(C);
+  c.xp = c.wu + (size_t)C * 27;
+  c.copy = c.xp + (size_t)3 * (H + 2) * k3_stride(W);
+  return c;
+}
+
+/* The weight between grid channel g and image channel t at tap k = 3 ky + kx:
+ * w[g][t][k] of the conv 3 -> C (grid_out; w (C, 3, 3, 3)), w[t][g][k] of
+ * the conv C -> 3 (w (3, C, 3, 3)); flip: at tap 8 - k. */
+static float k3_w(const float *w, int C, int grid_out, int flip, int g, int t, int k) {
+  if (flip) k = 8 - k;
+  return grid_out ? w[((size_t)g * 3 + t) * 9 + k] : w[((size_t)t * C + g) * 9 + k];
+}
+
+/* In k3_down's order: per block of 6 grid channels (the last repeated past
+ * C), per (t, k), the 6 channels'. */
+static void k3_down_weights(float *wd, const float *w, int C, int grid_out, int flip) {
+  for (int g0 = 0; g0 < C; g0 += 6)
+    for (int t = 0; t < 3; t++)
+      for (int k = 0; k < 9; k++)
+        for (int i = 0; i < 6; i++) *wd++ = k3_w(w, C, grid_out, flip, g0 + i < C ? g0 + i : C - 1, t, k);
+}
+
+/* In k3_block's order: per grid channel, per k, the 3 image channels'. */
+static void k3_up_weights(float *wu, const float *w, int C, int grid_out, int flip) {
+  for (int g = 0; g < C; g++)
+    for (int k = 0; k < 9; k++)
+      for (int t = 0; t < 3; t++) *wu++ = k3_w(w, C, grid_out, flip, g, t, k);
+}
+
+/* xp[t][r][c] = x[t][r - 1][c - 1], zero outside x (3, H, W). */
+static void k3_pad(float *xp, const float *x, int H, int W) {
+  const size_t S = k3_stride(W);
+  for (int t = 0; t < 3; t++) {
+    float *p = xp + (size_t)t * (H + 2) * S;
+    memset(p, 0, S * sizeof(float));
+    memset(p + (size_t)(H + 1) * S, 0, S * sizeof(float));
+    for (int r = 0; r < H; r++) {
+      float *d = p + (size_t)(r + 1) * S;
+      d[0] = 0.0f;
+      memcpy(d + 1, x + ((size_t)t * H + r) * W, (size_t)W * sizeof(float));
+      memset(d + W + 1, 0, (S - (size_t)W - 1) * sizeof(float));
+    }
+  }
+}
+
+/* grid (C, H, W) += the taps of the bordered image xp, or, with overwrite,
+ * grid = them + b (b may be NULL); weights of k3_down_weights; f fetches
+ * ahead, a step per grid row. */
+CT_FN static void k3_down(float *grid, const float *xp, const float *wd, int C, int H, int W, prefetch *f,
+                          int overwrite, const float *b) {
+  const size_t plane = (size_t)H * W, S = k3_stride(W), tplane = (size_t)(H + 2) * S;
+  for (int g0 = 0; g0 < C; g0 += 6, wd += 27 * 6) {
+    float *d[6];
+    float bias[6];
+    for (int i = 0; i < 6; i++) {
+      int g = g0 + i < C ? g0 + i : C - 1;
+      d[i] = grid + (size_t)g * plane, bias[i] = b ? b[g] : 0.0f;
+    }
+    for (int Y = 0; Y < H; Y++, pf_step(f))
+      for (int X = 0; X < W; X += 16) {
+        size_t o = (size_t)Y * W + X;
+#define K3_LOAD(i)                                                                                   \
+  __m256 a##i##0 = overwrite ? _mm256_set1_ps(bias[i]) : _mm256_loadu_ps(d[i] + o);                  \
+  __m256 a##i##1 = overwrite ? a##i##0 : _mm256_loadu_ps(d[i] + o + 8)
+        K3_LOAD(0); K3_LOAD(1); K3_LOAD(2); K3_LOAD(3); K3_LOAD(4); K3_LOAD(5);
+#undef K3_LOAD
+        const float *wq = wd;
+        for (int t = 0; t < 3; t++)
+          for (int ky = 0; ky < 3; ky++) {
+            const float *r = xp + t * tplane + (size_t)(Y + ky) * S + X;
+            CT_DIN_TAP(_mm256_loadu_ps(r), _mm256_loadu_ps(r + 8));      // kx 0
+            CT_DIN_TAP(_mm256_loadu_ps(r + 1), _mm256_loadu_ps(r + 9));  // kx 1
+            CT_DIN_TAP(_mm256_loadu_ps(r + 2), _mm256_loadu_ps(r + 10)); // kx 2
+          }
+        /* a repeated last channel stores the same sum again */
+#define K3_STORE(i) _mm256_storeu_ps(d[i] + o, a##i##0), _mm256_storeu_ps(d[i] + o + 8, a##i##1)
+        K3_STORE(0); K3_STORE(1); K3_STORE(2); K3_STORE(3); K3_STORE(4); K3_STORE(5);
+#undef K3_STORE
+      }
+  }
+}
+
+/* a{t}{j} += w{t} times v (the j-th vector of the block) for the 3 image channels */
+#define K3_FMA3(j)                                                                                   \
+  a0##j = _mm256_fmadd_ps(w0, v, a0##j), a1##j = _mm256_fmadd_ps(w1, v, a1##j),                     \
+  a2##j = _mm256_fmadd_ps(w2, v, a2##j)
+
+/* Row Y, columns X .. X + 31, of the 3-channel image out (3, H, W) from the
+ * grid in (C, H, W), weights wu (k3_up_weights), onto b (may be NULL), or
+ * added to out (acc). L / R: the block is the row's first / last: the column
+ * before / after the row is read and replaced by the zero padding, so in
+ * must have a float before / after every row (k3_up sees to it). */
+CT_FN static inline __attribute__((always_inline)) void
+k3_block(float *restrict out, const float *restrict in, const float *restrict wu, const float *b, int C, int Y,
+         int H, int W, int X, const int L, const int R, int acc) {
+  const size_t plane = (size_t)H * W;
+  const __m256 z = _mm256_setzero_ps();
+  __m256 a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23;
+  a00 = a01 = a02 = a03 = _mm256_set1_ps(b ? b[0] : 0.0f);
+  a10 = a11 = a12 = a13 = _mm256_set1_ps(b ? b[1] : 0.0f);
+  a20 = a21 = a22 = a23 = _mm256_set1_ps(b ? b[2] : 0.0f);
+  for (int ky = 0; ky < 3; ky++) {
+    int y = Y + ky - 1;
+    if (y < 0 || y >= H) continue;
+    const float *p = in + (size_t)y * W + X, *wk = wu + 9 * ky;
+    for (int g = 0; g < C; g++, p += plane, wk += 27) {
+      __m256 w0 = _mm256_broadcast_ss(wk), w1 = _mm256_broadcast_ss(wk + 1), w2 = _mm256_broadcast_ss(wk + 2);
+      __m256 v = _mm256_loadu_ps(p - 1); // kx 0: columns X - 1 ..
+      if (L) v = _mm256_blend_ps(v, z, 0x01);
+      K3_FMA3(0);
+      v = _mm256_loadu_ps(p + 7), K3_FMA3(1);
+      v = _mm256_loadu_ps(p + 15), K3_FMA3(2);
+      v = _mm256_loadu_ps(p + 23), K3_FMA3(3);
+      w0 = _mm256_broadcast_ss(wk + 3), w1 = _mm256_broadcast_ss(wk + 4), w2 = _mm256_broadcast_ss(wk + 5);
+      v = _mm256_loadu_ps(p), K3_FMA3(0); // kx 1
+      v = _mm256_loadu_ps(p + 8), K3_FMA3(1);
+      v = _mm256_loadu_ps(p + 16), K3_FMA3(2);
+      v = _mm256_loadu_ps(p + 24), K3_FMA3(3);
+      w0 = _mm256_broadcast_ss(wk + 6), w1 = _mm256_broadcast_ss(wk + 7), w2 = _mm256_broadcast_ss(wk + 8);
+      v = _mm256_loadu_ps(p + 1), K3_FMA3(0); // kx 2: columns X + 1 ..
+      v = _mm256_loadu_ps(p + 9), K3_FMA3(1);
+      v = _mm256_loadu_ps(p + 17), K3_FMA3(2);
+      v = _mm256_loadu_ps(p + 25);
+      if (R) v = _mm256_blend_ps(v, z, 0x80);
+      K3_FMA3(3);
+    }
+  }
+  float *q = out + (size_t)Y * W + X;
+#define K3_OUT(q, a)                                                                                 \
+  _mm256_storeu_ps(q, acc ? _mm256_add_ps(_mm256_loadu_ps(q), a) : a)
+  K3_OUT(q, a00); K3_OUT(q + 8, a01); K3_OUT(q + 16, a02); K3_OUT(q + 24, a03);
+  q += plane;
+  K3_OUT(q, a10); K3_OUT(q + 8, a11); K3_OUT(q + 16, a12); K3_OUT(q + 24, a13);
+  q += plane;
+  K3_OUT(q, a20); K3_OUT(q + 8, a21); K3_OUT(q + 16, a22); K3_OUT(q + 24, a23);
+#undef K3_OUT
+}
+#undef K3_FMA3
+
+/* out (3, H, W) = the grid in (C, H, W) through the taps + b, or out += it
+ * (acc; b NULL); next: the next grid image, fetched at the end. Each row
+ * reads its channels' rows a plane apart, which the hardware prefetcher
+ * does not follow: the rows two ahead are fetched while one is computed. */
+CT_FN static void k3_image(float *restrict out, const float *restrict in, const float *next,
+                           const float *restrict wu, const float *b, int C, int H, int W, int acc) {
+  const size_t plane = (size_t)H * W;
+  for (int Y = 0; Y < H; Y++) {
+    const float *ahead = Y + 2 < H ? in + (size_t)(Y + 2) * W : next ? next + (size_t)(Y + 2 - H) * W : NULL;
+    if (ahead)
+      for (int g = 0; g < C; g++)
+        for (int x = 0; x < W; x += 16) __builtin_prefetch(ahead + (size_t)g * plane + x, 0, 3);
+    for (int X = 0; X < W; X += 32) {
+      int L = X == 0, R = X + 32 == W;
+#define K3_BLOCK(l, r) k3_block(out, in, wu, b, C, Y, H, W, X, l, r, acc)
+      if (L && R) K3_BLOCK(1, 1); // L, R constants: the edge blends leave the inner loop
+      else if (L) K3_BLOCK(1, 0);
+      else if (R) K3_BLOCK(0, 1);
+      else K3_BLOCK(0, 0);
+#undef K3_BLOCK
+    }
+  }
+}
+
+/* The up direction for image i of the batch in (B, C, H, W): out (3, H, W)
+ * = the taps of in_i + b, or out += them (acc). The edge blocks read a float
+ * before and after each row; only the batch's first and last floats have no
+ * neighbour in in, so its first and last images run from copy. */
+CT_FN static void k3_up(float *out, float *copy, const float *in, int i, int B, const float *wu, const float *b,
+                        int C, int H, int W, int acc) {
+  const size_t img = (size_t)C * H * W;
+  const float *x = in + i * img;
+  if (i == 0 || i == B - 1) {
+    memcpy(copy + 1, x, img * sizeof(float));
+    copy[0] = copy[img + 1] = 0.0f;
+    x = copy + 1;
+  }
+  k3_image(out, x, i + 1 < B ? in + (i + 1) * img : NULL, wu, b, C, H, W, acc);
+}
+
+/* dv += the tap sums of one image pair, grid (C, H, W) and the bordered
+ * 3-channel image xp, as vectors: dv(g, t, k) += sum over pixels of
+ * grid[g][y][x] * xp[t][y + ky][x + kx]; f fetches ahead. */
+CT_FN static void k3_dw(float *dv, const float *xp, const float *grid, int C, int H, int W, prefetch *f) {
+  const size_t plane = (size_t)H * W, S = k3_stride(W), tplane = (size_t)(H + 2) * S;
+  for (int g0 = 0; g0 < C; g0 += 4) {
+    int c0 = g0, c1 = g0 + 1 < C ? g0 + 1 : C - 1, c2 = g0 + 2 < C ? g0 + 2 : C - 1, c3 = g0 + 3 < C ? g0 + 3 : C - 1;
+    const float *x0p = grid + c0 * plane, *x1p = grid + c1 * plane, *x2p = grid + c2 * plane, *x3p = grid + c3 * plane;
+    for (int t = 0; t < 3; t++)
+      for (int ky = 0; ky < 3; ky++, pf_step(f)) {
+#define K3_DV(c) (dv + (((size_t)(c) * 3 + t) * 9 + 3 * ky) * 8)
+        float *v0 = K3_DV(c0), *v1 = K3_DV(c1), *v2 = K3_DV(c2), *v3 = K3_DV(c3);
+#undef K3_DV
+        __m256 a00 = _mm256_load_ps(v0), a01 = _mm256_load_ps(v0 + 8), a02 = _mm256_load_ps(v0 + 16);
+        __m256 a10 = _mm256_load_ps(v1), a11 = _mm256_load_ps(v1 + 8), a12 = _mm256_load_ps(v1 + 16);
+        __m256 a20 = _mm256_load_ps(v2), a21 = _mm256_load_ps(v2 + 8), a22 = _mm256_load_ps(v2 + 16);
+        __m256 a30 = _mm256_load_ps(v3), a31 = _mm256_load_ps(v3 + 8), a32 = _mm256_load_ps(v3 + 16);
+        for (int Y = 0; Y < H; Y++) {
+          const float *r = xp + t * tplane + (size_t)(Y + ky) * S;
+          size_t row = (size_t)Y * W;
+          for (int X = 0; X < W; X += 8) {
+            __m256 t0 = _mm256_loadu_ps(r + X), t1 = _mm256_loadu_ps(r + X + 1), t2 = _mm256_loadu_ps(r + X + 2), x;
+            x = _mm256_loadu_ps(x0p + row + X);
+            a00 = _mm256_fmadd_ps(x, t0, a00), a01 = _mm256_fmadd_ps(x, t1, a01), a02 = _mm256_fmadd_ps(x, t2, a02);
+            x = _mm256_loadu_ps(x1p + row + X);
+            a10 = _mm256_fmadd_ps(x, t0, a10), a11 = _mm256_fmadd_ps(x, t1, a11), a12 = _mm256_fmadd_ps(x, t2, a12);
+            x = _mm256_loadu_ps(x2p + row + X);
+            a20 = _mm256_fmadd_ps(x, t0, a20), a21 = _mm256_fmadd_ps(x, t1, a21), a22 = _mm256_fmadd_ps(x, t2, a22);
+            x = _mm256_loadu_ps(x3p + row + X);
+            a30 = _mm256_fmadd_ps(x, t0, a30), a31 = _mm256_fmadd_ps(x, t1, a31), a32 = _mm256_fmadd_ps(x, t2, a32);
+          }
+        }
+        /* a repeated last channel stores the same sums again */
+        _mm256_store_ps(v0, a00), _mm256_store_ps(v0 + 8, a01), _mm256_store_ps(v0 + 16, a02);
+        _mm256_store_ps(v1, a10), _mm256_store_ps(v1 + 8, a11), _mm256_store_ps(v1 + 16, a12);
+        _mm256_store_ps(v2, a20), _mm256_store_ps(v2 + 8, a21), _mm256_store_ps(v2 + 16, a22);
+        _mm256_store_ps(v3, a30), _mm256_store_ps(v3 + 8, a31), _mm256_store_ps(v3 + 16, a32);
+      }
+  }
+}
+
+/* dw += the lanes of the vector sums, in lane order: dw (C, 3, 3, 3) of the
+ * conv 3 -> C (grid_out), or (3, C, 3, 3) of the conv C -> 3, whose tap sums
+ * are of the flipped kernel. */
+static void k3_dw_finish(float *dw, const float *dv, int C, int grid_out) {
+  for (int g = 0; g < C; g++)
+    for (int t = 0; t < 3; t++)
+      for (int k = 0; k < 9; k++) {
+        const float *v = dv + (((size_t)g * 3 + t) * 9 + k) * 8;
+        float s = 0;
+        for (int l = 0; l < 8; l++) s += v[l];
+        dw[grid_out ? ((size_t)g * 3 + t) * 9 + k : ((size_t)t * C + g) * 9 + 8 - k] += s;
+      }
+}
+#undef CT_DIN_TAP
 #endif
 
 /* col rows (C*K*K) of OH*OW floats each, ldc apart, from img (C, H, W);
@@ -1159,6 +1454,7 @@ static conv2d_plan conv2d_plan_make(int B, int IC, int H, int W, int OC, int K, 
 size_t conv2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride, int pad) {
   check_shapes(B, IC, H, W, OC, K, stride, pad);
   size_t n = conv2d_plan_make(B, IC, H, W, OC, K, stride, pad).total;
+  if (k3_shape(IC, OC, K, stride, pad, W)) n = max_size(n, k3_workspace_floats(IC == 3 ? OC : IC, H, W));
   return cd_shape(IC, K, stride, pad, H, W) ? max_size(n, ct_workspace_floats(OC, H / 2, W / 2)) : n;
 }
 
@@ -1179,6 +1475,21 @@ void conv2d_forward(float *out, float *col_ws, const float *in, const float *w, 
     for (int i = 0; i < B; i++) {
       ct_split(c.pl, in + i * in_img, H / 2, W / 2);
       ct_down(out + i * out_img, c.pl, c.wr, OC, H / 2, W / 2, NULL, 1, b);
+    }
+    return;
+  }
+  if (k3_direct(IC, OC, K, stride, pad, W)) {
+    if (IC == 3) { // k3_down: the bordered image to the grid, onto the bias
+      k3_ws c = k3_parts(col_ws, OC, H, W);
+      k3_down_weights(c.wd, w, OC, 1, 0);
+      for (int i = 0; i < B; i++) {
+        k3_pad(c.xp, in + i * in_img, H, W);
+        k3_down(out + i * out_img, c.xp, c.wd, OC, H, W, NULL, 1, b);
+      }
+    } else { // k3_up: the grid to the 3 channels
+      k3_ws c = k3_parts(col_ws, IC, H, W);
+      k3_up_weights(c.wu, w, IC, 0, 0);
+      for (int i = 0; i < B; i++) k3_up(out + i * out_img, c.copy, in, i, B, c.wu, b, IC, H, W, 0);
     }
     return;
   }
@@ -1251,6 +1562,36 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
     if (db) bias_sums_finish(db, sums, OC);
     return;
   }
+  if (k3_direct(IC, OC, K, stride, pad, W)) {
+    /* the grid is dout and the 3 channels in (conv 3 -> C), or the other way round */
+    const int grid_out = IC == 3, C = grid_out ? OC : IC;
+    k3_ws c = k3_parts(col_ws, C, H, W);
+    if (dw) memset(c.dv, 0, (size_t)C * 27 * 8 * sizeof(float));
+    if (db) bias_sums_clear(c.sums, OC);
+    if (din && grid_out) k3_up_weights(c.wu, w, C, 1, 1);
+    if (din && !grid_out) k3_down_weights(c.wd, w, C, 0, 1);
+    for (int i = 0; i < B; i++) {
+      const float *d = dout + i * out_img, *x = in + i * in_img;
+      if (db) bias_sums_add(c.sums, d, OC, (size_t)N);
+      if (!din && !dw) continue;
+      prefetch f = {0}; // the next image's grid (and din), while this one's run
+      int n1 = i + 1 < B;
+      pf_add(&f, n1 ? (grid_out ? d + out_img : x + in_img) : NULL, n1 * (size_t)C * HW);
+      pf_add(&f, din && !grid_out && n1 ? din + (i + 1) * in_img : NULL, n1 * in_img);
+      pf_spread(&f, (din && !grid_out ? (C + 5) / 6 * H : 0) + (dw ? (C + 3) / 4 * 9 : 0));
+      if (grid_out) {
+        if (din) k3_up(din + i * in_img, c.copy, dout, i, B, c.wu, NULL, C, H, W, 1);
+        if (dw) k3_pad(c.xp, x, H, W), k3_dw(c.dv, c.xp, d, C, H, W, &f);
+      } else {
+        k3_pad(c.xp, d, H, W);
+        if (din) k3_down(din + i * in_img, c.xp, c.wd, C, H, W, &f, 0, NULL);
+        if (dw) k3_dw(c.dv, c.xp, x, C, H, W, &f);
+      }
+    }
+    if (dw) k3_dw_finish(dw, c.dv, C, grid_out);
+    if (db) bias_sums_finish(db, c.sums, OC);
+    return;
+  }
 #endif
   if (db) bias_sums_clear(sums, OC);
   if (din && q.flip)
@@ -1299,11 +1640,11 @@ void conv2d_backward(float *din, float *dw, float *db, float *col_ws, const floa
 
 /* ---- transposed conv2d: the conv above run from the output (OC, OH, OW) to the input grid (H, W) ---- */
 
-int conv2d_direct(int IC, int K, int stride, int pad, int H, int W) {
+int conv2d_direct(int IC, int OC, int K, int stride, int pad, int H, int W) {
 #if CONV_AVX2
-  return cd_direct(IC, K, stride, pad, H, W);
+  return cd_direct(IC, K, stride, pad, H, W) || k3_direct(IC, OC, K, stride, pad, W);
 #else
-  (void)IC, (void)K, (void)stride, (void)pad, (void)H, (void)W;
+  (void)IC, (void)OC, (void)K, (void)stride, (void)pad, (void)H, (void)W;
   return 0;
 #endif
 }

@@ -36,9 +36,10 @@ void conv_set_row_copies(int on);
  * vecmath runs AVX2: 4x4 stride-2 pad-1 layers between 3 channels and a grid
  * whose width is a multiple of 16 (a conv from 3 channels of even H and W a
  * multiple of 32, a transposed conv to 3 channels of input width W a
- * multiple of 16). Their results are then the same to float rounding, not
- * the GEMM path's bits. For tests and benchmarks. */
-int conv2d_direct(int IC, int K, int stride, int pad, int H, int W);
+ * multiple of 16), and 3x3 stride-1 pad-1 convs from 3 channels or to 3
+ * channels of W a multiple of 32. Their results are then the same to float
+ * rounding, not the GEMM path's bits. For tests and benchmarks. */
+int conv2d_direct(int IC, int OC, int K, int stride, int pad, int H, int W);
 int conv_transpose2d_direct(int OC, int K, int stride, int pad, int W);
 /* Floats of workspace that conv2d_forward/backward need for any batch <= B. */
 size_t conv2d_workspace_floats(int B, int IC, int H, int W, int OC, int K, int stride, int pad);

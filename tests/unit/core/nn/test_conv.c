@@ -656,9 +656,10 @@ static void test_row_copies(void) {
 
 /* A forward whose output is large enough to be streamed (>= 4 MB: 130
  * images of 32x16x16 and of 8x32x32) gives the bits of the same images in
- * two batches too small to be. */
+ * two batches too small to be. 4 input channels: the GEMM path on any CPU
+ * (from 3 the direct path would run where it can). */
 static void test_streamed_output(void) {
-  static const conv_cfg cases[] = {{130, 3, 32, 32, 32, 4, 2, 1}, {130, 3, 32, 32, 8, 3, 1, 1}};
+  static const conv_cfg cases[] = {{130, 4, 32, 32, 32, 4, 2, 1}, {130, 4, 32, 32, 8, 3, 1, 1}};
   for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
     conv_cfg c = cases[t];
     int OH = conv2d_out_size(c.H, c.K, c.stride, c.pad), OW = conv2d_out_size(c.W, c.K, c.stride, c.pad);
@@ -699,20 +700,27 @@ static void test_direct(void) {
   } cases[] = {
       {{6, 32, 16, 16, 3, 4, 2, 1}, 1}, {{3, 13, 5, 48, 3, 4, 2, 1}, 1}, {{2, 1, 2, 16, 3, 4, 2, 1}, 1},
       {{6, 3, 32, 32, 32, 4, 2, 1}, 0}, {{3, 3, 6, 96, 13, 4, 2, 1}, 0}, {{2, 3, 2, 32, 1, 4, 2, 1}, 0},
+      /* 3x3 stride 1: from 3 channels, to 3 channels (channel counts off the kernels' blocks of 6 and 4) */
+      {{5, 3, 32, 32, 32, 3, 1, 1}, 0}, {{3, 3, 7, 64, 13, 3, 1, 1}, 0}, {{2, 3, 1, 32, 1, 3, 1, 1}, 0},
+      {{5, 32, 32, 32, 3, 3, 1, 1}, 0}, {{3, 13, 6, 64, 3, 3, 1, 1}, 0}, {{2, 1, 3, 32, 3, 3, 1, 1}, 0},
+      {{3, 3, 4, 32, 3, 3, 1, 1}, 0},
   };
   if (!conv_transpose2d_direct(3, 4, 2, 1, 16)) {
     printf("direct layers: not on this CPU (vecmath %s), skipped\n", vm_isa_name(vm_get_isa()));
     return;
   }
   CHECK(!conv_transpose2d_direct(4, 4, 2, 1, 16) && !conv_transpose2d_direct(3, 4, 2, 1, 8) &&
-            !conv_transpose2d_direct(3, 3, 2, 1, 16) && !conv2d_direct(4, 4, 2, 1, 32, 32) &&
-            !conv2d_direct(3, 4, 2, 1, 31, 32) && !conv2d_direct(3, 4, 2, 1, 32, 16) && conv2d_direct(3, 4, 2, 1, 32, 32),
+            !conv_transpose2d_direct(3, 3, 2, 1, 16) && !conv2d_direct(4, 8, 4, 2, 1, 32, 32) &&
+            !conv2d_direct(3, 8, 4, 2, 1, 31, 32) && !conv2d_direct(3, 8, 4, 2, 1, 32, 16) && conv2d_direct(3, 8, 4, 2, 1, 32, 32) &&
+            !conv2d_direct(3, 8, 3, 1, 1, 32, 16) && !conv2d_direct(4, 8, 3, 1, 1, 32, 32) && !conv2d_direct(8, 4, 3, 1, 1, 32, 32) &&
+            !conv2d_direct(3, 8, 3, 2, 1, 32, 32) && !conv2d_direct(3, 8, 3, 1, 0, 32, 32) && conv2d_direct(3, 8, 3, 1, 1, 5, 32) &&
+            conv2d_direct(8, 3, 3, 1, 1, 32, 64),
         "the direct path's shapes");
   double worst = 0;
   for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
     conv_cfg c = cases[t].c;
     int tr = cases[t].transposed;
-    CHECK(tr ? conv_transpose2d_direct(c.OC, c.K, c.stride, c.pad, c.W) : conv2d_direct(c.IC, c.K, c.stride, c.pad, c.H, c.W),
+    CHECK(tr ? conv_transpose2d_direct(c.OC, c.K, c.stride, c.pad, c.W) : conv2d_direct(c.IC, c.OC, c.K, c.stride, c.pad, c.H, c.W),
           "case %zu is not on the direct path", t);
     int OH = tr ? conv_transpose2d_out_size(c.H, c.K, c.stride, c.pad) : conv2d_out_size(c.H, c.K, c.stride, c.pad);
     int OW = tr ? conv_transpose2d_out_size(c.W, c.K, c.stride, c.pad) : conv2d_out_size(c.W, c.K, c.stride, c.pad);
@@ -736,7 +744,8 @@ static void test_direct(void) {
     fwd_bwd(again, c, tr, in, w, b, dout);
     vm_isa isa0 = vm_get_isa();
     vm_set_isa(VM_ISA_GENERIC);
-    CHECK(!conv_transpose2d_direct(3, 4, 2, 1, 16) && !conv2d_direct(3, 4, 2, 1, 32, 32),
+    CHECK(!conv_transpose2d_direct(3, 4, 2, 1, 16) && !conv2d_direct(3, 8, 4, 2, 1, 32, 32) &&
+              !conv2d_direct(3, 32, 3, 1, 1, 32, 32) && !conv2d_direct(32, 3, 3, 1, 1, 32, 32),
           "direct path on with the generic ISA");
     fwd_bwd(gemm, c, tr, in, w, b, dout);
     vm_set_isa(isa0);
