@@ -725,26 +725,54 @@ ct_block(float *restrict out, size_t oplane, const float *restrict in, size_t pl
 #undef CT_STORE
 }
 
+/* BLOCK(l, r) with constant edge flags (first / last block of a row), so
+ * that the edge blends leave the inner loop. */
+#define EDGE_CASES(BLOCK, L, R)                                                                      \
+  do {                                                                                               \
+    if ((L) && (R)) BLOCK(1, 1);                                                                     \
+    else if (L) BLOCK(1, 0);                                                                         \
+    else if (R) BLOCK(0, 1);                                                                         \
+    else BLOCK(0, 0);                                                                                \
+  } while (0)
+
+/* The rows Y + 2 of in's C planes (H, W), next's first ones past the end:
+ * the kernels that read a row of every channel, a plane apart, fetch the
+ * rows two ahead while one is computed (the hardware prefetcher does not
+ * follow such reads). Inlined as an AVX2 function: as a plain one, inlined
+ * into the kernels, it cost the convT 32 -> 3 row ~10% (bench_nn). */
+CT_FN static inline __attribute__((always_inline)) void
+prefetch_rows_ahead(const float *in, const float *next, int Y, int C, int H, int W) {
+  const size_t plane = (size_t)H * W;
+  const float *ahead = Y + 2 < H ? in + (size_t)(Y + 2) * W : next ? next + (size_t)(Y + 2 - H) * W : NULL;
+  if (ahead)
+    for (int c = 0; c < C; c++)
+      for (int x = 0; x < W; x += 16) __builtin_prefetch(ahead + (size_t)c * plane + x, 0, 3);
+}
+
+/* Image i of the batch in (B images of img floats) for kernels that read a
+ * float before and after each row: in's own, but for the batch's first and
+ * last images, whose outer floats have no neighbour in in: those are copied
+ * into copy (img + 2 floats) with a zero float of margin each side. */
+static const float *with_margin(float *copy, const float *in, int i, int B, size_t img) {
+  const float *x = in + i * img;
+  if (i != 0 && i != B - 1) return x;
+  memcpy(copy + 1, x, img * sizeof(float));
+  copy[0] = copy[img + 1] = 0.0f;
+  return copy + 1;
+}
+
 /* out (3, 2H, 2W) = convT(in (IC, H, W)) + b for one image, or out += it
- * (acc; b NULL). The ic loop reads rows a plane apart, which the hardware
- * prefetcher does not follow: the rows two ahead (next's first rows at the
- * end) are fetched while one row is computed. */
+ * (acc; b NULL); next: the next image, fetched at the end (prefetch_rows_ahead). */
 CT_FN static void ct_image(float *restrict out, const float *restrict in, const float *next,
                            const float *restrict w, const float *b, int IC, int H, int W, int acc) {
   const size_t plane = (size_t)H * W, oplane = 4 * plane;
   for (int Y = 0; Y < H; Y++) {
-    const float *ahead = Y + 2 < H ? in + (size_t)(Y + 2) * W : next ? next + (size_t)(Y + 2 - H) * W : NULL;
-    if (ahead)
-      for (int ic = 0; ic < IC; ic++)
-        for (int x = 0; x < W; x += 16) __builtin_prefetch(ahead + (size_t)ic * plane + x, 0, 3);
+    prefetch_rows_ahead(in, next, Y, IC, H, W);
     for (int ph = 0; ph < 2; ph++)
       for (int X = 0; X < W; X += 16) {
         int L = X == 0, R = X + 16 == W;
 #define CT_BLOCK(l, r) ct_block(out, oplane, in, plane, w, b, IC, Y, H, W, X, ph, l, r, acc)
-        if (L && R) CT_BLOCK(1, 1); // L, R constants: the edge blends leave the inner loop
-        else if (L) CT_BLOCK(1, 0);
-        else if (R) CT_BLOCK(0, 1);
-        else CT_BLOCK(0, 0);
+        EDGE_CASES(CT_BLOCK, L, R);
 #undef CT_BLOCK
       }
   }
@@ -753,19 +781,11 @@ CT_FN static void ct_image(float *restrict out, const float *restrict in, const 
 /* The upsampling direction for image i of B: out (3, 2H, 2W) = convT(in_i
  * (IC, H, W)) + b, or out += convT(in_i) (acc, b NULL: a conv's input
  * gradient); in is the batch. The edge blocks read one float before and
- * after each row; only the batch's first and last floats have no neighbour
- * in in, so its first and last images run from copy (IC H W + 2 floats)
- * with a float of margin. */
+ * after each row (with_margin). */
 CT_FN static void ct_up(float *out, float *copy, const float *in, int i, int B, const float *w, const float *b,
                         int IC, int H, int W, int acc) {
   const size_t in_img = (size_t)IC * H * W;
-  const float *x = in + i * in_img;
-  if (i == 0 || i == B - 1) {
-    memcpy(copy + 1, x, in_img * sizeof(float));
-    copy[0] = copy[in_img + 1] = 0.0f;
-    x = copy + 1;
-  }
-  ct_image(out, x, i + 1 < B ? in + (i + 1) * in_img : NULL, w, b, IC, H, W, acc);
+  ct_image(out, with_margin(copy, in, i, B, in_img), i + 1 < B ? in + (i + 1) * in_img : NULL, w, b, IC, H, W, acc);
 }
 
 /* "down" and "dw". The 3-channel image (the transposed layer's dout, the
@@ -834,6 +854,25 @@ CT_FN static void ct_split(float *pl, const float *img, int H, int W) {
     wq += 6;                                                                                         \
   } while (0)
 
+/* The 6 grid channels of a block from c0 (the last repeated past C): their
+ * planes in d, their biases (0 without b). */
+static void six_channels(float *d[6], float bias[6], float *grid, size_t plane, int c0, int C, const float *b) {
+  for (int i = 0; i < 6; i++) {
+    int c = c0 + i < C ? c0 + i : C - 1;
+    d[i] = grid + (size_t)c * plane, bias[i] = b ? b[c] : 0.0f;
+  }
+}
+/* The 12 accumulators of CT_DIN_TAP at offset o of the 6 planes: their bias
+ * (overwrite) or what the planes hold; stored back (a repeated last channel
+ * stores the same sum again). */
+#define CT_DIN_LOAD1(i)                                                                              \
+  __m256 a##i##0 = overwrite ? _mm256_set1_ps(bias[i]) : _mm256_loadu_ps(d[i] + o);                  \
+  __m256 a##i##1 = overwrite ? a##i##0 : _mm256_loadu_ps(d[i] + o + 8)
+#define CT_DIN_LOAD CT_DIN_LOAD1(0); CT_DIN_LOAD1(1); CT_DIN_LOAD1(2); CT_DIN_LOAD1(3); CT_DIN_LOAD1(4); CT_DIN_LOAD1(5)
+#define CT_DIN_STORE1(i) _mm256_storeu_ps(d[i] + o, a##i##0), _mm256_storeu_ps(d[i] + o + 8, a##i##1)
+#define CT_DIN_STORE                                                                                 \
+  CT_DIN_STORE1(0), CT_DIN_STORE1(1), CT_DIN_STORE1(2), CT_DIN_STORE1(3), CT_DIN_STORE1(4), CT_DIN_STORE1(5)
+
 /* The weights in the order ct_down takes them: per block of 6 input channels
  * (the last channel repeated past IC), per (oc, kh, kw), the 6 channels'. */
 static void ct_down_weights(float *wr, const float *w, int IC) {
@@ -852,18 +891,11 @@ CT_FN static void ct_down(float *grid, const float *pl, const float *wr, int IC,
   for (int ic0 = 0; ic0 < IC; ic0 += 6, wr += 288) {
     float *d[6];
     float bias[6];
-    for (int i = 0; i < 6; i++) {
-      int c = ic0 + i < IC ? ic0 + i : IC - 1;
-      d[i] = grid + (size_t)c * plane, bias[i] = b ? b[c] : 0.0f;
-    }
+    six_channels(d, bias, grid, plane, ic0, IC, b);
     for (int Y = 0; Y < H; Y++, pf_step(f))
       for (int X = 0; X < W; X += 16) {
         size_t o = (size_t)Y * W + X;
-#define CT_DIN_LOAD(i)                                                                               \
-  __m256 a##i##0 = overwrite ? _mm256_set1_ps(bias[i]) : _mm256_loadu_ps(d[i] + o);                  \
-  __m256 a##i##1 = overwrite ? a##i##0 : _mm256_loadu_ps(d[i] + o + 8)
-        CT_DIN_LOAD(0); CT_DIN_LOAD(1); CT_DIN_LOAD(2); CT_DIN_LOAD(3); CT_DIN_LOAD(4); CT_DIN_LOAD(5);
-#undef CT_DIN_LOAD
+        CT_DIN_LOAD;
         const float *wq = wr;
         for (int oc = 0; oc < 3; oc++)
           for (int kh = 0; kh < 4; kh++) {
@@ -878,10 +910,7 @@ CT_FN static void ct_down(float *grid, const float *pl, const float *wr, int IC,
             CT_DIN_TAP(_mm256_loadu_ps(O + 1), _mm256_loadu_ps(O + 9));     // kw 2
             CT_DIN_TAP(_mm256_loadu_ps(E + 1), _mm256_loadu_ps(E + 9));     // kw 3
           }
-        /* a repeated last channel stores the same sum again */
-#define CT_DIN_STORE(i) _mm256_storeu_ps(d[i] + o, a##i##0), _mm256_storeu_ps(d[i] + o + 8, a##i##1)
-        CT_DIN_STORE(0); CT_DIN_STORE(1); CT_DIN_STORE(2); CT_DIN_STORE(3); CT_DIN_STORE(4); CT_DIN_STORE(5);
-#undef CT_DIN_STORE
+        CT_DIN_STORE;
       }
   }
 }
@@ -1027,18 +1056,11 @@ CT_FN static void k3_down(float *grid, const float *xp, const float *wd, int C, 
   for (int g0 = 0; g0 < C; g0 += 6, wd += 27 * 6) {
     float *d[6];
     float bias[6];
-    for (int i = 0; i < 6; i++) {
-      int g = g0 + i < C ? g0 + i : C - 1;
-      d[i] = grid + (size_t)g * plane, bias[i] = b ? b[g] : 0.0f;
-    }
+    six_channels(d, bias, grid, plane, g0, C, b);
     for (int Y = 0; Y < H; Y++, pf_step(f))
       for (int X = 0; X < W; X += 16) {
         size_t o = (size_t)Y * W + X;
-#define K3_LOAD(i)                                                                                   \
-  __m256 a##i##0 = overwrite ? _mm256_set1_ps(bias[i]) : _mm256_loadu_ps(d[i] + o);                  \
-  __m256 a##i##1 = overwrite ? a##i##0 : _mm256_loadu_ps(d[i] + o + 8)
-        K3_LOAD(0); K3_LOAD(1); K3_LOAD(2); K3_LOAD(3); K3_LOAD(4); K3_LOAD(5);
-#undef K3_LOAD
+        CT_DIN_LOAD;
         const float *wq = wd;
         for (int t = 0; t < 3; t++)
           for (int ky = 0; ky < 3; ky++) {
@@ -1047,10 +1069,7 @@ CT_FN static void k3_down(float *grid, const float *xp, const float *wd, int C, 
             CT_DIN_TAP(_mm256_loadu_ps(r + 1), _mm256_loadu_ps(r + 9));  // kx 1
             CT_DIN_TAP(_mm256_loadu_ps(r + 2), _mm256_loadu_ps(r + 10)); // kx 2
           }
-        /* a repeated last channel stores the same sum again */
-#define K3_STORE(i) _mm256_storeu_ps(d[i] + o, a##i##0), _mm256_storeu_ps(d[i] + o + 8, a##i##1)
-        K3_STORE(0); K3_STORE(1); K3_STORE(2); K3_STORE(3); K3_STORE(4); K3_STORE(5);
-#undef K3_STORE
+        CT_DIN_STORE;
       }
   }
 }
@@ -1113,24 +1132,16 @@ k3_block(float *restrict out, const float *restrict in, const float *restrict wu
 #undef K3_FMA3
 
 /* out (3, H, W) = the grid in (C, H, W) through the taps + b, or out += it
- * (acc; b NULL); next: the next grid image, fetched at the end. Each row
- * reads its channels' rows a plane apart, which the hardware prefetcher
- * does not follow: the rows two ahead are fetched while one is computed. */
+ * (acc; b NULL); next: the next grid image, fetched at the end
+ * (prefetch_rows_ahead). */
 CT_FN static void k3_image(float *restrict out, const float *restrict in, const float *next,
                            const float *restrict wu, const float *b, int C, int H, int W, int acc) {
-  const size_t plane = (size_t)H * W;
   for (int Y = 0; Y < H; Y++) {
-    const float *ahead = Y + 2 < H ? in + (size_t)(Y + 2) * W : next ? next + (size_t)(Y + 2 - H) * W : NULL;
-    if (ahead)
-      for (int g = 0; g < C; g++)
-        for (int x = 0; x < W; x += 16) __builtin_prefetch(ahead + (size_t)g * plane + x, 0, 3);
+    prefetch_rows_ahead(in, next, Y, C, H, W);
     for (int X = 0; X < W; X += 32) {
       int L = X == 0, R = X + 32 == W;
 #define K3_BLOCK(l, r) k3_block(out, in, wu, b, C, Y, H, W, X, l, r, acc)
-      if (L && R) K3_BLOCK(1, 1); // L, R constants: the edge blends leave the inner loop
-      else if (L) K3_BLOCK(1, 0);
-      else if (R) K3_BLOCK(0, 1);
-      else K3_BLOCK(0, 0);
+      EDGE_CASES(K3_BLOCK, L, R);
 #undef K3_BLOCK
     }
   }
@@ -1138,18 +1149,11 @@ CT_FN static void k3_image(float *restrict out, const float *restrict in, const 
 
 /* The up direction for image i of the batch in (B, C, H, W): out (3, H, W)
  * = the taps of in_i + b, or out += them (acc). The edge blocks read a float
- * before and after each row; only the batch's first and last floats have no
- * neighbour in in, so its first and last images run from copy. */
+ * before and after each row (with_margin). */
 CT_FN static void k3_up(float *out, float *copy, const float *in, int i, int B, const float *wu, const float *b,
                         int C, int H, int W, int acc) {
   const size_t img = (size_t)C * H * W;
-  const float *x = in + i * img;
-  if (i == 0 || i == B - 1) {
-    memcpy(copy + 1, x, img * sizeof(float));
-    copy[0] = copy[img + 1] = 0.0f;
-    x = copy + 1;
-  }
-  k3_image(out, x, i + 1 < B ? in + (i + 1) * img : NULL, wu, b, C, H, W, acc);
+  k3_image(out, with_margin(copy, in, i, B, img), i + 1 < B ? in + (i + 1) * img : NULL, wu, b, C, H, W, acc);
 }
 
 /* dv += the tap sums of one image pair, grid (C, H, W) and the bordered
@@ -1207,6 +1211,11 @@ static void k3_dw_finish(float *dw, const float *dv, int C, int grid_out) {
       }
 }
 #undef CT_DIN_TAP
+#undef EDGE_CASES
+#undef CT_DIN_LOAD1
+#undef CT_DIN_LOAD
+#undef CT_DIN_STORE1
+#undef CT_DIN_STORE
 #endif
 
 /* col rows (C*K*K) of OH*OW floats each, ldc apart, from img (C, H, W);
