@@ -4,8 +4,10 @@
  * queue of store_append and its counters (see store.h, store_backend.h). */
 #include "store_backend.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/err.h"
 
@@ -38,10 +40,13 @@ const char *store_backend_name(store *s) { return s->ops->name; }
 void store_base_init(store *s, const store_ops *ops) {
   s->ops = ops;
   pthread_mutex_init(&s->qmu, NULL);
+  pthread_condattr_init(&s->cvattr);
+  pthread_condattr_setclock(&s->cvattr, CLOCK_MONOTONIC);
   s->group_max = STORE_GROUP_DEFAULT;
 }
 
 void store_base_free(store *s) {
+  pthread_condattr_destroy(&s->cvattr);
   pthread_mutex_destroy(&s->qmu);
 }
 
@@ -174,6 +179,33 @@ void store_group_stats(store *s, long long *commits, long long *appends) {
   pthread_mutex_unlock(&s->qmu);
 }
 
+static double mono_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* A new leader (under qmu) that finds fewer appends queued than the last
+ * group plus those that waited behind it waits for the rest, until half the
+ * last write's time has passed since it ended. The last group's clients were
+ * just acknowledged and most send their next append within that time; led
+ * at once, a few clients split into cohorts that take turns, each group
+ * half of them (one commits while the other's replies go out). Arrivals
+ * wake the leader once the target is queued. */
+static void gather_wait(store *s, store_append_op *op) {
+  int target = s->last_n + s->last_q;
+  if (target > s->group_max) target = s->group_max;
+  if (s->qlen >= target) return;
+  double deadline = s->last_end + 0.5 * s->last_secs;
+  if (mono_seconds() >= deadline) return;
+  struct timespec ts = {.tv_sec = (time_t)deadline};
+  ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+  s->gather = op, s->gather_target = target;
+  while (s->qlen < target)
+    if (pthread_cond_timedwait(&op->cv, &s->qmu, &ts) == ETIMEDOUT) break;
+  s->gather = NULL;
+}
+
 /* Leader-follower: every caller queues its append and waits on its own
  * condition variable; whoever finds no group being written takes the
  * queue's head (up to group_max appends, its own or not), writes it, marks
@@ -184,17 +216,19 @@ void store_group_stats(store *s, long long *commits, long long *appends) {
 int store_append(store *s, const store_append_req *a, store_commit_info *ci, char *err,
                  size_t errlen) {
   store_append_op op = {.item = {.req = a}};
-  pthread_cond_init(&op.cv, NULL);
+  pthread_cond_init(&op.cv, &s->cvattr);
   pthread_mutex_lock(&s->qmu);
   if (s->qtail) s->qtail->next = &op;
   else s->qhead = &op;
   s->qtail = &op;
+  if (++s->qlen >= s->gather_target && s->gather) pthread_cond_signal(&s->gather->cv);
   while (!op.done) {
     if (s->writing) {
       pthread_cond_wait(&op.cv, &s->qmu);
       continue;
     }
     s->writing = 1;
+    gather_wait(s, &op);
     store_append_op *group[STORE_GROUP_MAX];
     store_group_item *items[STORE_GROUP_MAX];
     int n = 0;
@@ -205,10 +239,12 @@ int store_append(store *s, const store_append_req *a, store_commit_info *ci, cha
       s->qhead = s->qhead->next;
     }
     if (!s->qhead) s->qtail = NULL;
+    s->qlen -= n;
     pthread_mutex_unlock(&s->qmu);
     double seconds = 0;
     s->ops->write_group(s, items, n, &seconds);
     pthread_mutex_lock(&s->qmu);
+    s->last_n = n, s->last_q = s->qlen, s->last_end = mono_seconds(), s->last_secs = seconds;
     s->commits++;
     for (int i = 0; i < n; i++) {
       s->appends += group[i]->item.rc == 0;

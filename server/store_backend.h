@@ -74,6 +74,12 @@ struct store {
   int writing;             /* a thread is writing a group */
   int group_max;
   long long commits, appends; /* under qmu */
+  int qlen;                   /* appends queued */
+  pthread_condattr_t cvattr;  /* the ops' condition variables: on CLOCK_MONOTONIC */
+  store_append_op *gather;    /* a leader waiting for gather_target appends (gather_wait), or NULL */
+  int gather_target;
+  int last_n, last_q;         /* the last group's appends; those queued when it was committed */
+  double last_end, last_secs; /* when (CLOCK_MONOTONIC seconds), and how long its write took */
   /* Leases (store_lease_config; fixed before serving): */
   int leases;
   char owner[128];
