@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "base/err.h"
+#include "util.h"
 
 int store_is_url(const char *target) {
   return strncmp(target, "postgresql://", 13) == 0 || strncmp(target, "postgres://", 11) == 0;
@@ -179,12 +180,6 @@ void store_group_stats(store *s, long long *commits, long long *appends) {
   pthread_mutex_unlock(&s->qmu);
 }
 
-static double mono_seconds(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* A new leader (under qmu) that finds fewer appends queued than the last
  * group plus those that waited behind it waits for the rest, until half the
  * last write's time has passed since it ended. The last group's clients were
@@ -197,7 +192,7 @@ static void gather_wait(store *s, store_append_op *op) {
   if (target > s->group_max) target = s->group_max;
   if (s->qlen >= target) return;
   double deadline = s->last_end + 0.5 * s->last_secs;
-  if (mono_seconds() >= deadline) return;
+  if (util_mono_seconds() >= deadline) return;
   struct timespec ts = {.tv_sec = (time_t)deadline};
   ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
   s->gather = op, s->gather_target = target;
@@ -244,7 +239,7 @@ int store_append(store *s, const store_append_req *a, store_commit_info *ci, cha
     double seconds = 0;
     s->ops->write_group(s, items, n, &seconds);
     pthread_mutex_lock(&s->qmu);
-    s->last_n = n, s->last_q = s->qlen, s->last_end = mono_seconds(), s->last_secs = seconds;
+    s->last_n = n, s->last_q = s->qlen, s->last_end = util_mono_seconds(), s->last_secs = seconds;
     s->commits++;
     for (int i = 0; i < n; i++) {
       s->appends += group[i]->item.rc == 0;
