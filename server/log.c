@@ -42,6 +42,13 @@ void log_format_time(char *out, long long ms) {
   digits(out + 20, r, 3);
 }
 
+/* The wall clock now, as log_format_time writes it. */
+static void now_text(char when[32]) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  log_format_time(when, (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
 /* One line (with its newline) in one locked write. */
 static void write_line(const char *s, size_t n) {
   flockfile(stderr);
@@ -51,10 +58,8 @@ static void write_line(const char *s, size_t n) {
 
 void log_at(log_level level, const char *rid, const char *event, const char *fmt, ...) {
   if (!log_enabled(level)) return;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
   char when[32];
-  log_format_time(when, (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  now_text(when);
   json_t *line = json_object();
   if (!line) return;
   json_object_set_new(line, "ts", json_string(when));
@@ -133,10 +138,8 @@ void log_access(const char *rid, const log_access_fields *f) {
   for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) need += 6 * strlen(strs[i]);
   char stack[4096], *buf = need <= sizeof stack ? stack : malloc(need);
   if (!buf) return;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
   char when[32];
-  log_format_time(when, (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  now_text(when);
   char *o = buf;
   *o++ = '{';
   o = put_str(o, "ts");

@@ -955,13 +955,16 @@ CT_FN static void ct_dw(float *dwv, const float *pl, const float *grid, int IC, 
   }
 }
 
-/* dw (IC, 3, 4, 4) += the lanes of the vector sums, in lane order. */
+/* The 8 lanes of a vector sum, in lane order. */
+static float lanes_sum(const float *v) {
+  float s = 0;
+  for (int l = 0; l < 8; l++) s += v[l];
+  return s;
+}
+
+/* dw (IC, 3, 4, 4) += the lanes of the vector sums. */
 static void ct_dw_finish(float *dw, const ct_ws *c, int IC) {
-  for (size_t k = 0; k < (size_t)IC * 48; k++) {
-    float s = 0;
-    for (int l = 0; l < 8; l++) s += c->dwv[8 * k + l];
-    dw[k] += s;
-  }
+  for (size_t k = 0; k < (size_t)IC * 48; k++) dw[k] += lanes_sum(c->dwv + 8 * k);
 }
 
 /* ---- 3x3 layers between 3 channels and a grid, without a GEMM ----
@@ -1204,9 +1207,7 @@ static void k3_dw_finish(float *dw, const float *dv, int C, int grid_out) {
   for (int g = 0; g < C; g++)
     for (int t = 0; t < 3; t++)
       for (int k = 0; k < 9; k++) {
-        const float *v = dv + (((size_t)g * 3 + t) * 9 + k) * 8;
-        float s = 0;
-        for (int l = 0; l < 8; l++) s += v[l];
+        float s = lanes_sum(dv + (((size_t)g * 3 + t) * 9 + k) * 8);
         dw[grid_out ? ((size_t)g * 3 + t) * 9 + k : ((size_t)t * C + g) * 9 + 8 - k] += s;
       }
 }
