@@ -37,7 +37,7 @@
 
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
        [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict]
-       [--maze3d-model FILE.gtm] [--store postgresql] [--fsync-delay-ms D]
+       [--maze3d-model FILE.gtm] [--store postgresql] [--fsync-delay-ms D] [--gc-threads N]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
 the default architecture (the weights do not change the cost)."""
 import argparse
@@ -149,11 +149,12 @@ def wrk(port, script, threads, conns, seconds, args):
             "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errs.group(1) if errs else ""}
 
 
-def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=None):
+def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=None, threads=64):
     """Rows of the group-commit table: for each --group-commit setting, 1, 8
-    and 64 clients of one observation per request, synchronous full. Each
-    worker thread waits for its COMMIT, so --threads bounds the group: 64
-    here (the default, twice the CPUs, would cap a group at that). The
+    and 64 clients of one observation per request, synchronous full, the
+    daemon with that many --threads (64 by default, the figures before
+    requests waited off their worker, when a worker waited for its COMMIT
+    and --threads bounded the group; --gc-threads 0: the daemon's default). The
     1-client rate (fsync-bound, so it swings with the disk's other load) is
     measured before and after the others and averaged for the ratios (each
     row after one second of the same load on other sessions); a last
@@ -171,7 +172,8 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=Non
     script = os.path.join(HERE, "bench_server_observe.lua")
     rows = []
     for sync, group in (("full", 1), ("full", 64), ("off", 1)):
-        d = Daemon(gtmsmd, models, f"{tmp}/gc-{sync}-{group}.db", "--synchronous", sync, "--threads", "64",
+        d = Daemon(gtmsmd, models, f"{tmp}/gc-{sync}-{group}.db", "--synchronous", sync,
+                   *(["--threads", str(threads)] if threads > 0 else []),
                    "--group-commit", str(group), env=env)
         mine = []
         for k, clients in enumerate((1, 8, 64, 1) if sync == "full" else (64,)):
@@ -190,7 +192,7 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=Non
             c1, s1 = d.metric("gtmsm_sqlite_commit_group_size_count"), d.metric("gtmsm_sqlite_commit_group_size_sum")
             k1 = d.metric("gtmsm_sqlite_commit_duration_seconds_sum")
             e1, f1 = d.metric("gtmsm_encoder_batches_total") or 0, d.metric("gtmsm_encoder_batch_frames_total") or 0
-            r.update(sync=sync, group_commit=group, clients=clients, fsync_delay_ms=fsync_delay_ms,
+            r.update(sync=sync, group_commit=group, clients=clients, fsync_delay_ms=fsync_delay_ms, threads=threads,
                      mean_group=(s1 - s0) / (c1 - c0) if c1 > c0 else 0,
                      commit_ms=1e3 * (k1 - k0) / (c1 - c0) if c1 > c0 else 0,
                      commit_busy=(k1 - k0) / seconds,
@@ -378,7 +380,9 @@ def print_maze3d(res, seconds):
 def print_group_commit(rows, seconds):
     delay = rows[0].get("fsync_delay_ms", 0) if rows else 0
     disk = (f", every fsync {delay:g} ms slower (bench/fsync_delay_shim.c preloaded)" if delay else "")
-    print(f"## Group commit: durable observations, 1 per request, --threads 64 (wrk {seconds} s per row){disk}\n")
+    th = rows[0].get("threads", 64) if rows else 64
+    th = f"--threads {th}" if th > 0 else "default --threads"
+    print(f"## Group commit: durable observations, 1 per request, {th} (wrk {seconds} s per row){disk}\n")
     print("| synchronous | --group-commit | clients | observations/s | x 1 client | requests per COMMIT | "
           "COMMIT ms (time one is running) | frames per encoder batch | daemon CPU us per observation | p50 ms | "
           "p99 ms | non-2xx |")
@@ -416,6 +420,8 @@ def main():
     ap.add_argument("--only", choices=["group-commit", "maze3d", "predict"], help="run one section alone "
                     "(predict: N-step predictions at 1 and 8 clients, three runs, with and without helper "
                     "threads, with the daemon's own time)")
+    ap.add_argument("--gc-threads", type=int, default=64, help="group commit: the daemon's --threads "
+                    "(0: its default, 2 x CPUs)")
     ap.add_argument("--fsync-delay-ms", type=float, default=0,
                     help="group commit: also run the section with every fsync of the daemon this much slower "
                     "(an LD_PRELOAD shim, build/bench/libfsync_delay_shim.so), a disk slower than this one")
@@ -457,13 +463,14 @@ def main():
             print_store(res, a)
             return write_section(a, results, "store", res)
         if a.only == "group-commit":
-            rows = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds)
+            rows = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds, threads=a.gc_threads)
             print_group_commit(rows, a.seconds)
             if a.fsync_delay_ms > 0:
                 shim = os.path.join(a.bin, "bench", "libfsync_delay_shim.so")
                 if not os.path.exists(shim):
                     raise SystemExit(f"--fsync-delay-ms needs {shim} (cmake --build build)")
-                slow = group_commit(gtmsmd, models, tmp + "/slow", gtmsm, a.seconds, a.fsync_delay_ms, shim)
+                slow = group_commit(gtmsmd, models, tmp + "/slow", gtmsm, a.seconds, a.fsync_delay_ms, shim,
+                                    a.gc_threads)
                 print()
                 print_group_commit(slow, a.seconds)
                 rows += slow

@@ -7,7 +7,15 @@
  * (t == next), duplicate (stored with the same action and pixels) or a
  * conflict (other content, or a gap), the new ones are observed and
  * committed in one transaction, and the lock is released before more bytes
- * are read. The reply comes after the last commit. */
+ * are read. The reply comes after the last commit.
+ *
+ * A batch flushed at the end of a chunk or of the body (the only one of a
+ * short request) commits without holding its worker: the request suspends
+ * (http_suspend) with the session's exclusive lock passed to the COMMIT,
+ * whose completion on the store's writer thread releases it and resumes the
+ * request; its next callback settles the outcome (settle). So one worker
+ * thread serves many requests waiting for the same group commit. A batch
+ * that fills up in the middle of a chunk commits in place, waiting. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +48,15 @@ typedef struct {
   int failed;       /* a problem was replied */
   int64_t png_t;
   int png_action;
+  int ended;        /* end() ran (it runs again after a suspended flush) */
+  /* The flushed batch's outcome, between its commit and settle: */
+  int pending;      /* a suspended flush: settle when the request resumes */
+  int nnew;         /* observations it committed (or tried to) */
+  long long dups, expected;
+  codec_error e;    /* a conflict found behind them, or the store's failure */
+  int rc;
+  store_commit_info ci;
+  char err[256];
 } obs_state;
 
 static void obs_free(void *p) {
@@ -73,9 +90,64 @@ static void fail(obs_state *st, const codec_error *e, long long expected_t) {
   st->failed = 1;
 }
 
-/* Classifies, observes and commits the pending batch (see the file comment).
- * Returns 0, or non-zero after replying a problem. */
-static int flush(obs_state *st) {
+/* The outcome of the flushed batch (in st): metrics, progress, states, and
+ * the problem if any. Returns 0, or non-zero after replying a problem.
+ * After a suspended flush it runs first when the request resumes (before
+ * a body limit reports the progress). */
+static int settle(obs_state *st) {
+  app *a = http_app(st->r);
+  st->pending = 0;
+  int committed = 0;
+  if (st->nnew > 0) {
+    if (st->rc) {
+      const char *slug;
+      const int status = handler_store_status(st->rc, &slug);
+      codec_fail(&st->e, status, slug, "observing %d frames: %s", st->nnew, st->err);
+      st->expected = -1;
+    } else {
+      if (st->ci.first) metrics_commit(a->metrics, st->ci.seconds, st->ci.group); /* once per COMMIT */
+      committed = st->nnew;
+      st->accepted += st->nnew;
+      const int S = st->m->cfg.S;
+      for (int i = 0; i < st->nnew && st->states; i++) {
+        json_t *v = jsonfmt_f32_array(st->sbuf + (size_t)i * S, S);
+        if (!v || json_array_append_new(st->states, v)) {
+          json_decref(st->states); /* out of memory: the reply goes without them */
+          st->states = NULL;
+        }
+      }
+    }
+  }
+  st->duplicates += st->dups;
+  metrics_observations(a->metrics, committed, st->dups);
+  st->nnew = 0, st->dups = 0;
+  if (st->e.status) {
+    fail(st, &st->e, st->expected);
+    return 1;
+  }
+  return 0;
+}
+
+/* A suspended flush's COMMIT is done (on the store's writer thread): the
+ * session is updated; its lock goes, and the request resumes to settle. */
+static void flushed(void *ctx, int rc, const store_commit_info *ci, const char *err) {
+  obs_state *st = ctx;
+  st->rc = rc;
+  if (ci) st->ci = *ci;
+  snprintf(st->err, sizeof st->err, "%s", err ? err : "");
+  st->steps = st->s->steps;
+  sessions_unlock(http_app(st->r)->cache, st->s);
+  http_resume(st->r);
+}
+
+/* The first thing a request does after a suspended flush. */
+static void resumed(http_req *r) { settle(http_state(r)); }
+
+/* Classifies, observes and commits the pending batch (see the file comment);
+ * with wait 0 the commit may go on after the request suspends (then it
+ * returns 0 with st->pending set). Returns 0, or non-zero after replying a
+ * problem. */
+static int flush(obs_state *st, int wait) {
   if (st->n == 0 || st->failed) return st->failed;
   app *a = http_app(st->r);
   session *s = st->s;
@@ -134,48 +206,33 @@ static int flush(obs_state *st) {
                    (long long)next);
     }
   }
-  int committed = 0;
-  if (nnew > 0) {
-    store_commit_info ci = {0};
-    int rc = sessions_observe(a->cache, s, nnew, st->actions, st->frames, st->sbuf, &ci, err, sizeof err);
-    if (rc) {
-      const char *slug;
-      const int status = handler_store_status(rc, &slug);
-      codec_fail(&e, status, slug, "observing %d frames: %s", nnew, err);
-      expected = -1;
-    } else {
-      if (ci.first) metrics_commit(a->metrics, ci.seconds, ci.group); /* once per COMMIT */
-      committed = nnew;
-      st->accepted += nnew;
-      const int S = st->m->cfg.S;
-      for (int i = 0; i < nnew && st->states; i++) {
-        json_t *v = jsonfmt_f32_array(st->sbuf + (size_t)i * S, S);
-        if (!v || json_array_append_new(st->states, v)) {
-          json_decref(st->states); /* out of memory: the reply goes without them */
-          st->states = NULL;
-        }
-      }
-    }
+  st->n = 0;
+  st->nnew = nnew, st->dups = dups, st->expected = expected, st->e = e, st->rc = 0;
+  st->ci = (store_commit_info){0};
+  if (nnew > 0 && !wait) {
+    st->pending = 1;
+    http_suspend(st->r, resumed); /* before the COMMIT can resume it */
+    st->rc = sessions_observe_async(a->cache, s, nnew, st->actions, st->frames, st->sbuf, flushed,
+                                    st, st->err, sizeof st->err);
+    if (st->rc == 0) return 0; /* the lock is the COMMIT's now */
+    st->pending = 0;
+    http_unsuspend(st->r);
+  } else if (nnew > 0) {
+    st->rc = sessions_observe(a->cache, s, nnew, st->actions, st->frames, st->sbuf, &st->ci,
+                              st->err, sizeof st->err);
   }
-  st->duplicates += dups;
-  metrics_observations(a->metrics, committed, dups);
   st->steps = s->steps;
   sessions_unlock(a->cache, s);
-  st->n = 0;
-  if (e.status) {
-    fail(st, &e, expected);
-    return 1;
-  }
-  return 0;
+  return settle(st);
 }
 
 /* Room for one more pending observation; flushes a full batch first. */
 static int make_room(obs_state *st) {
-  if (st->n == BATCH && flush(st)) return 1;
+  if (st->n == BATCH && flush(st, 1)) return 1;
   app *a = http_app(st->r);
   if (st->seen >= a->cfg.max_frames) {
     codec_error e;
-    flush(st);
+    flush(st, 1);
     if (st->failed) return 1;
     codec_fail(&e, 422, "too-many-frames", "more than %lld observations in one request; send the "
                "rest in another", a->cfg.max_frames);
@@ -194,7 +251,7 @@ static int on_line(void *ctx, const char *line, size_t len, int64_t line_no) {
   const int i = st->n;
   if (codec_parse_observation_line(st->m, line, len, line_no, &st->t[i], &st->actions[i],
                                    st->frames + (size_t)i * st->D, &e)) {
-    if (!flush(st)) fail(st, &e, -1); /* the lines before it are committed */
+    if (!flush(st, 1)) fail(st, &e, -1); /* the lines before it are committed */
     return 1;
   }
   st->n++;
@@ -274,7 +331,7 @@ void observe_data(http_req *r, const char *d, size_t n) {
     http_problem(r, 413, "body-too-large", observe_progress(r), "a line is longer than the body "
                  "limit of %lld bytes", http_app(r)->cfg.max_body);
   if (rc || st->failed) return;
-  flush(st); /* process what arrived before reading more */
+  flush(st, 0); /* process what arrived before reading more */
 }
 
 static void reply_ok(obs_state *st) {
@@ -308,36 +365,40 @@ static void end_json(obs_state *st) {
     const int k = st->n;
     if (codec_parse_observation(st->m, json_array_get(list, i), where, &st->t[k], &st->actions[k],
                                 st->frames + (size_t)k * st->D, &e)) {
-      if (!flush(st)) fail(st, &e, -1);
+      if (!flush(st, 1)) fail(st, &e, -1);
       break;
     }
     st->n++;
   }
   json_decref(j);
-  flush(st);
+  flush(st, 0);
 }
 
 void observe_end(http_req *r) {
   obs_state *st = http_state(r);
-  if (st->kind == OBS_NDJSON) {
-    int rc = ndjson_finish(&st->split, on_line, st);
-    if (rc == GTMSM_ENOMEM) http_problem(r, 503, "overloaded", NULL, "out of memory");
-    flush(st);
-  } else if (st->kind == OBS_JSON) {
-    end_json(st);
-  } else {
-    size_t len = 0;
-    const uint8_t *png = (const uint8_t *)http_body(r, &len);
-    codec_error e;
-    if (codec_decode_frame(st->m, png, len, st->frames, &e)) {
-      fail(st, &e, -1);
-      return;
+  if (!st->ended) {
+    st->ended = 1;
+    if (st->kind == OBS_NDJSON) {
+      int rc = ndjson_finish(&st->split, on_line, st);
+      if (rc == GTMSM_ENOMEM) http_problem(r, 503, "overloaded", NULL, "out of memory");
+      flush(st, 0);
+    } else if (st->kind == OBS_JSON) {
+      end_json(st);
+    } else {
+      size_t len = 0;
+      const uint8_t *png = (const uint8_t *)http_body(r, &len);
+      codec_error e;
+      if (codec_decode_frame(st->m, png, len, st->frames, &e)) {
+        fail(st, &e, -1);
+        return;
+      }
+      st->t[0] = st->png_t;
+      st->actions[0] = st->png_action;
+      st->n = 1;
+      st->seen = 1;
+      flush(st, 0);
     }
-    st->t[0] = st->png_t;
-    st->actions[0] = st->png_action;
-    st->n = 1;
-    st->seen = 1;
-    flush(st);
+    if (st->pending) return; /* end() comes again once it is committed */
   }
   reply_ok(st);
 }

@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,13 +74,23 @@ struct http_req {
   /* handler state */
   void *state;
   void (*state_free)(void *);
+  atomic_int susp; /* http_suspend's state: SUSP_* */
+  void (*resumed)(http_req *r);
+  int parked;      /* counted in srv->parked */
 };
+
+/* http_suspend / http_resume: the handler asks to wait (ASKED), its callback
+ * returns and the connection is suspended (PARKED); http_resume from another
+ * thread resumes a PARKED one, or marks an ASKED one (EARLY: resumed before
+ * libmicrohttpd suspended it), which the worker then resumes itself. */
+enum { SUSP_NONE, SUSP_ASKED, SUSP_PARKED, SUSP_EARLY };
 
 struct http_server {
   struct MHD_Daemon *d;
   app *app;
   conns *conns;
   int cpus; /* par_cpus(), read at start */
+  atomic_long parked; /* requests suspended (libmicrohttpd may not stop while any is) */
 };
 
 /* ---- accessors ----------------------------------------------------------- */
@@ -568,6 +579,47 @@ static void share_cores(const http_server *srv) {
   par_thread_share(atomic_load(&srv->app->inflight) < srv->cpus);
 }
 
+void http_suspend(http_req *r, void (*resumed)(http_req *r)) {
+  r->resumed = resumed;
+  atomic_store(&r->susp, SUSP_ASKED);
+}
+void http_unsuspend(http_req *r) {
+  atomic_store(&r->susp, SUSP_NONE);
+  r->resumed = NULL;
+}
+
+void http_resume(http_req *r) {
+  int want = SUSP_ASKED;
+  if (atomic_compare_exchange_strong(&r->susp, &want, SUSP_EARLY)) return; /* park resumes it */
+  struct MHD_Connection *conn = r->conn;
+  atomic_store(&r->susp, SUSP_NONE);
+  MHD_resume_connection(conn);
+}
+
+/* After a callback: a request that asked to wait leaves the event loop.
+ * Returns 1 when it did (or was resumed already): no reply is due now. */
+static int park(http_req *r) {
+  if (atomic_load(&r->susp) == SUSP_NONE) return 0; /* ASKED, or EARLY already */
+  if (!r->parked) {
+    r->parked = 1;
+    atomic_fetch_add(&r->srv->parked, 1);
+  }
+  MHD_suspend_connection(r->conn);
+  int want = SUSP_ASKED;
+  if (!atomic_compare_exchange_strong(&r->susp, &want, SUSP_PARKED)) { /* EARLY */
+    atomic_store(&r->susp, SUSP_NONE);
+    MHD_resume_connection(r->conn);
+  }
+  return 1;
+}
+
+/* A parked request's next sight: it no longer holds back the stop. */
+static void unpark(http_req *r) {
+  if (!r->parked) return;
+  r->parked = 0;
+  atomic_fetch_sub(&r->srv->parked, 1);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
@@ -593,6 +645,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (http_replied(r)) return queue(r);
     return MHD_YES;
   }
+  /* libmicrohttpd may offer the next chunk of a chunked body before the
+   * suspension takes: it stays in its buffer until the request resumes */
+  if (atomic_load(&r->susp) != SUSP_NONE) return MHD_YES;
+  unpark(r);
+  if (r->resumed) {
+    void (*fn)(http_req *) = r->resumed;
+    r->resumed = NULL;
+    fn(r);
+  }
   share_cores(srv); /* another connection's callbacks on this thread may have set it meanwhile */
   const route *rt = routes_get(r->route);
   if (*upload_size) { /* a body chunk */
@@ -612,11 +673,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (rt->body == ROUTE_BODY_BUFFER) http_body_append(r, upload, n);
     else if (rt->body == ROUTE_BODY_STREAM) rt->data(r, upload, n);
+    park(r);
     return MHD_YES;
   }
-  /* final callback: the body is complete */
+  /* final callback: the body is complete (again, after a suspended end) */
   conns_body_done(srv->conns, r->slot);
   if (!http_replied(r)) rt->end(r);
+  if (park(r)) return MHD_YES;
   if (!http_replied(r)) http_problem(r, 500, "internal", NULL, "the handler did not reply");
   return queue(r);
 }
@@ -629,6 +692,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   http_req *r = *con_cls;
   if (!r) return;
   *con_cls = NULL;
+  unpark(r);
   double secs = util_mono_seconds() - r->t0;
   int status = r->queued ? r->status : 499; /* 499: closed before a reply (nginx's convention) */
   metrics_request(a->metrics, r->route, r->method, r->model, status, secs);
@@ -755,7 +819,8 @@ int http_start(http_server **out, app *a, int *port, char *err, size_t errlen) {
   if (rc) return rc;
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   unsigned threads = a->cfg.threads > 0 ? (unsigned)a->cfg.threads : (unsigned)(cpus > 0 ? 2 * cpus : 4);
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                   MHD_USE_ERROR_LOG;
   if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
   long long max_conn = raise_open_files_limit(a->cfg.max_connections);
   http_server *s = calloc(1, sizeof *s);
@@ -816,6 +881,12 @@ void http_stop(http_server *s, double grace_seconds) {
   if (left > 0)
     log_at(LOG_LEVEL_WARN, NULL, "shutdown", "{s:s, s:i}", "msg",
            "grace period over: closing requests still in flight", "requests", (int)left);
+  /* A suspended request waits for a COMMIT, which ends (or fails) on its
+   * own; libmicrohttpd must not stop while one is suspended. */
+  while (atomic_load(&s->parked) > 0) {
+    struct timespec ts = {0, 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
   MHD_stop_daemon(s->d);
   conns_free(s->conns);
   free(s);

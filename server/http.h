@@ -63,6 +63,22 @@ void *http_state(const http_req *r);
  * others are ignored): its name labels the request's metrics. */
 void http_set_model(http_req *r, const model_entry *e);
 
+/* ---- waiting for another thread ----------------------------------------- */
+
+/* In data() or end(): once the callback returns, the request waits off the
+ * event loop (its worker serves other connections meanwhile) until
+ * http_resume. Then resumed(r) (may be NULL) runs on the worker before
+ * anything else, and the next callback comes: data() with the next chunk,
+ * or end() again if the body was complete (an end() that suspended replies
+ * in a later call). */
+void http_suspend(http_req *r, void (*resumed)(http_req *r));
+/* From any thread, once for each http_suspend; r may go right after. Call
+ * http_suspend before starting what calls http_resume. */
+void http_resume(http_req *r);
+/* Takes back an http_suspend (in the same callback) whose http_resume will
+ * not come. */
+void http_unsuspend(http_req *r);
+
 /* ---- replies: the first one counts, later ones are ignored -------------- */
 
 int http_replied(const http_req *r);

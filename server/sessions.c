@@ -1,4 +1,4 @@
-/* The session cache: hash table + LRU list under one mutex, a rwlock per
+/* The session cache: hash table + LRU list under one mutex, a lock per
  * session, cold loads (stored entries re-inserted), observe-then-commit (see
  * sessions.h). */
 #include "sessions.h"
@@ -55,7 +55,8 @@ int sessions_new(sessions **out, store *db, const model_registry *models,
 static void entry_free(sessions *c, session *s) {
   if (s->mem) atomic_fetch_sub(&c->hot, 1);
   gtmsm_memory_free(s->mem);
-  pthread_rwlock_destroy(&s->lock);
+  pthread_cond_destroy(&s->lock_cv);
+  pthread_mutex_destroy(&s->lock_mu);
   free(s);
 }
 
@@ -185,7 +186,8 @@ retry:
   n->updated_ms = row.updated_ms;
   n->steps = row.steps;
   n->model = models_find_version(c->models, row.model, row.model_version);
-  pthread_rwlock_init(&n->lock, NULL);
+  pthread_mutex_init(&n->lock_mu, NULL);
+  pthread_cond_init(&n->lock_cv, NULL);
   n->refs = 1;
   n->bytes = entry_bytes(n);
 
@@ -380,27 +382,50 @@ static int lease_refresh(sessions *c, session *s, char *err, size_t errlen) {
   return 0;
 }
 
+/* The session lock's primitives (see session.lock_mu). */
+static void rdlock(session *s) {
+  pthread_mutex_lock(&s->lock_mu);
+  while (s->writer) pthread_cond_wait(&s->lock_cv, &s->lock_mu);
+  s->readers++;
+  pthread_mutex_unlock(&s->lock_mu);
+}
+
+static void wrlock(session *s) {
+  pthread_mutex_lock(&s->lock_mu);
+  while (s->writer || s->readers) pthread_cond_wait(&s->lock_cv, &s->lock_mu);
+  s->writer = 1;
+  pthread_mutex_unlock(&s->lock_mu);
+}
+
+static void unlock(session *s) {
+  pthread_mutex_lock(&s->lock_mu);
+  if (s->writer) s->writer = 0;
+  else s->readers--;
+  if (!s->readers) pthread_cond_broadcast(&s->lock_cv);
+  pthread_mutex_unlock(&s->lock_mu);
+}
+
 int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_t errlen) {
   for (int attempt = 0;; attempt++) {
-    if (write) pthread_rwlock_wrlock(&s->lock);
-    else pthread_rwlock_rdlock(&s->lock);
+    if (write) wrlock(s);
+    else rdlock(s);
     if (s->deleted) {
-      pthread_rwlock_unlock(&s->lock);
+      unlock(s);
       return SESSIONS_NOTFOUND;
     }
     if (c->leases && util_mono_seconds() >= s->lease_until) {
       if (!write) { /* renewing needs the exclusive lock */
-        pthread_rwlock_unlock(&s->lock);
-        pthread_rwlock_wrlock(&s->lock);
+        unlock(s);
+        wrlock(s);
       }
       int rc = s->deleted ? SESSIONS_NOTFOUND
                : util_mono_seconds() >= s->lease_until ? lease_refresh(c, s, err, errlen) : 0;
       if (rc) {
-        pthread_rwlock_unlock(&s->lock);
+        unlock(s);
         return rc;
       }
       if (!write) { /* and take it shared again */
-        pthread_rwlock_unlock(&s->lock);
+        unlock(s);
         if (attempt == 3) return gtmsm_fail(err, errlen, GTMSM_EIO, "session %s keeps losing its lease", s->id);
         continue;
       }
@@ -410,12 +435,12 @@ int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_
      * made (versions are never unloaded: once found it stays found); the
      * pointer is set under the exclusive lock only. */
     if (!s->model && !models_find_version(c->models, s->model_name, s->model_version)) {
-      pthread_rwlock_unlock(&s->lock);
+      unlock(s);
       return SESSIONS_VERSION;
     }
     if (!write) { /* loading needs the exclusive lock */
-      pthread_rwlock_unlock(&s->lock);
-      pthread_rwlock_wrlock(&s->lock);
+      unlock(s);
+      wrlock(s);
     }
     int rc = 0;
     if (s->deleted) {
@@ -426,17 +451,17 @@ int sessions_lock(sessions *c, session *s, int write, int load, char *err, size_
     }
     if (!rc) account(c, s); /* under the exclusive lock: s->mem is stable */
     if (rc || write) {
-      if (rc) pthread_rwlock_unlock(&s->lock);
+      if (rc) unlock(s);
       return rc;
     }
-    pthread_rwlock_unlock(&s->lock); /* and take it shared again */
+    unlock(s); /* and take it shared again */
     if (attempt == 3) return gtmsm_fail(err, errlen, GTMSM_EIO, "session %s keeps unloading", s->id);
   }
 }
 
 void sessions_unlock(sessions *c, session *s) {
   (void)c;
-  pthread_rwlock_unlock(&s->lock);
+  unlock(s);
 }
 
 /* ---- changes ------------------------------------------------------------- */
@@ -478,31 +503,61 @@ int sessions_each_frame(sessions *c, session *s, store_frame_fn fn, void *ctx, c
   return store_frames_each(c->db, s->sid, 0, fn, ctx, err, errlen);
 }
 
-int sessions_observe(sessions *c, session *s, int n, const int *actions, const uint8_t *frames,
-                     float *states, store_commit_info *ci, char *err, size_t errlen) {
+/* An observation between its memory step and its COMMIT: the append and
+ * what it points to (the entries and the state are its own). */
+typedef struct {
+  sessions *c;
+  session *s;
+  store_append_req a;
+  uint8_t *entries;
+  float belief[GTMSM_BELIEF_MAX];
+  double t0; /* before the append: a lease the fence renewed holds from then */
+  store_done_fn fn;
+  void *ctx;
+} observe_op;
+
+/* Advances the memory by the n steps and fills op's append (exclusive lock
+ * held). Non-zero: the memory is unchanged. */
+static int observe_prepare(sessions *c, session *s, int n, const int *actions,
+                           const uint8_t *frames, float *states, observe_op *op, char *err,
+                           size_t errlen) {
   const gtmsm_model *m = s->model->m;
   const size_t D = (size_t)gtmsm_config_D(&m->cfg), es = entry_size(s->mem);
   const size_t size0 = dnd_size(s->mem->mem);
-  uint8_t *entries = malloc(es * (size_t)n);
+  op->c = c, op->s = s;
+  op->entries = malloc(es * (size_t)n);
   float *x = malloc(sizeof(float) * D * (size_t)n);
   int rc = 0;
-  if (!x || !entries) {
+  if (!x || !op->entries) {
     rc = gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
-    goto done;
+  } else {
+    image_float_from_u8(x, frames, D * (size_t)n);
+    rc = gtmsm_observe_states(m, s->mem, actions, x, n, states, err, errlen);
   }
-  image_float_from_u8(x, frames, D * (size_t)n);
-  if ((rc = gtmsm_observe_states(m, s->mem, actions, x, n, states, err, errlen))) goto done; /* memory unchanged */
-  pack_entries(s->mem, size0, (size_t)n, entries);
-  const long long now = util_now_ms();
-  float belief[GTMSM_BELIEF_MAX];
-  gtmsm_belief_get(s->mem, m->cfg.S, belief);
-  store_append_req a = {.sid = s->sid, .t0 = s->steps, .n = n, .actions = actions,
-                        .frames = frames, .frame_bytes = D, .entries = entries, .entry_bytes = es,
-                        .state = (const uint8_t *)belief,
-                        .state_bytes = sizeof(float) * (size_t)gtmsm_belief_floats(s->mem, m->cfg.S),
-                        .steps = s->steps + n, .now_ms = now, .epoch = s->lease_epoch};
-  const double t0 = util_mono_seconds();
-  if ((rc = store_append(c->db, &a, ci, err, errlen))) {
+  free(x);
+  if (rc) {
+    free(op->entries);
+    op->entries = NULL;
+    return rc;
+  }
+  pack_entries(s->mem, size0, (size_t)n, op->entries);
+  gtmsm_belief_get(s->mem, m->cfg.S, op->belief);
+  op->a = (store_append_req){.sid = s->sid, .t0 = s->steps, .n = n, .actions = actions,
+                             .frames = frames, .frame_bytes = D, .entries = op->entries,
+                             .entry_bytes = es, .state = (const uint8_t *)op->belief,
+                             .state_bytes = sizeof(float) * (size_t)gtmsm_belief_floats(s->mem, m->cfg.S),
+                             .steps = s->steps + n, .now_ms = util_now_ms(), .epoch = s->lease_epoch};
+  op->t0 = util_mono_seconds();
+  return 0;
+}
+
+/* The session after op's append returned rc (exclusive lock held). */
+static void observe_finish(observe_op *op, int rc) {
+  sessions *c = op->c;
+  session *s = op->s;
+  free(op->entries);
+  op->entries = NULL;
+  if (rc) {
     /* The memory is ahead of the store: drop it; the next use reloads it.
      * With leases, the next use also takes the lease under a new epoch and
      * reads the row again (a COMMIT whose reply was lost may have landed;
@@ -514,15 +569,47 @@ int sessions_observe(sessions *c, session *s, int n, const int *actions, const u
     drop_memory(c, s);
     s->lease_epoch = 0;
     s->lease_until = 0;
-    goto done;
+    return;
   }
-  if (c->leases) s->lease_until = t0 + c->lease_trust; /* the fence renewed it */
-  s->steps += n;
-  s->updated_ms = now;
-done:
-  free(entries);
-  free(x);
-  if (!rc) account(c, s);
+  if (c->leases) s->lease_until = op->t0 + c->lease_trust; /* the fence renewed it */
+  s->steps += op->a.n;
+  s->updated_ms = op->a.now_ms;
+  account(c, s);
+}
+
+int sessions_observe(sessions *c, session *s, int n, const int *actions, const uint8_t *frames,
+                     float *states, store_commit_info *ci, char *err, size_t errlen) {
+  observe_op op;
+  int rc = observe_prepare(c, s, n, actions, frames, states, &op, err, errlen);
+  if (rc) return rc; /* memory unchanged */
+  rc = store_append(c->db, &op.a, ci, err, errlen);
+  observe_finish(&op, rc);
+  return rc;
+}
+
+static void observe_done(void *ctx, int rc, const store_commit_info *ci, const char *err) {
+  observe_op *op = ctx;
+  observe_finish(op, rc);
+  op->fn(op->ctx, rc, ci, err);
+  free(op);
+}
+
+int sessions_observe_async(sessions *c, session *s, int n, const int *actions,
+                           const uint8_t *frames, float *states, store_done_fn fn, void *ctx,
+                           char *err, size_t errlen) {
+  observe_op *op = malloc(sizeof *op);
+  if (!op) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+  int rc = observe_prepare(c, s, n, actions, frames, states, op, err, errlen);
+  if (rc) {
+    free(op);
+    return rc;
+  }
+  op->fn = fn, op->ctx = ctx;
+  rc = store_append_async(c->db, &op->a, observe_done, op, err, errlen);
+  if (rc) { /* not queued: as a failed append */
+    observe_finish(op, rc);
+    free(op);
+  }
   return rc;
 }
 

@@ -61,8 +61,12 @@ struct session {
   int64_t lease_epoch;
   double lease_until;
   atomic_llong lease_wait_ms; /* after SESSIONS_LEASED: until the holder's lease lapses */
-  /* Private to sessions.c: */
-  pthread_rwlock_t lock;
+  /* Private to sessions.c: the session lock (shared or exclusive; readers
+   * first, as pthread's rwlock; any thread may release it, so an exclusive
+   * lock can pass to the writer thread's completion of an async observe). */
+  pthread_mutex_t lock_mu;
+  pthread_cond_t lock_cv;
+  int readers, writer;
   int refs;
   size_t bytes;
   session *lru_prev, *lru_next, *hash_next;
@@ -135,6 +139,17 @@ int sessions_each_frame(sessions *c, session *s, store_frame_fn fn, void *ctx, c
  * COMMIT's duration and group. */
 int sessions_observe(sessions *c, session *s, int n, const int *actions, const uint8_t *frames,
                      float *states, store_commit_info *ci, char *err, size_t errlen);
+/* sessions_observe without waiting for the COMMIT: the memory advances and
+ * states are filled before it returns 0; the append is queued and fn(ctx,
+ * rc, ci, err) runs once on the store's writer thread after it (rc as
+ * sessions_observe would return, s already updated), with the exclusive
+ * lock still held for fn to release (with sessions_unlock: from that
+ * thread). actions and frames stay borrowed until fn runs. Non-zero: as a
+ * failed sessions_observe; fn will not run and the lock is still the
+ * caller's. */
+int sessions_observe_async(sessions *c, session *s, int n, const int *actions,
+                           const uint8_t *frames, float *states, store_done_fn fn, void *ctx,
+                           char *err, size_t errlen);
 
 /* Creates a whole session from a dump: meta (id, model, version, steps,
  * times), the memory mem (borrowed; its entries and state are stored) and n

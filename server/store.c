@@ -5,6 +5,8 @@
 #include "store_backend.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -43,10 +45,12 @@ void store_base_init(store *s, const store_ops *ops) {
   pthread_mutex_init(&s->qmu, NULL);
   pthread_condattr_init(&s->cvattr);
   pthread_condattr_setclock(&s->cvattr, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->wcv, &s->cvattr);
   s->group_max = STORE_GROUP_DEFAULT;
 }
 
 void store_base_free(store *s) {
+  pthread_cond_destroy(&s->wcv);
   pthread_condattr_destroy(&s->cvattr);
   pthread_mutex_destroy(&s->qmu);
 }
@@ -60,8 +64,16 @@ int store_open(store **out, const char *target, int synchronous, char *err, size
   return store_sqlite_open(out, target, synchronous, err, errlen);
 }
 
+/* The writer finishes the queue, then the backend closes. */
 void store_close(store *s) {
-  if (s) s->ops->close(s);
+  if (!s) return;
+  pthread_mutex_lock(&s->qmu);
+  s->stop = 1;
+  pthread_cond_signal(&s->wcv);
+  const int started = s->writer_started;
+  pthread_mutex_unlock(&s->qmu);
+  if (started) pthread_join(s->writer, NULL);
+  s->ops->close(s);
 }
 
 int store_schema_version(store *s) { return s->ops->schema_version(s); }
@@ -180,50 +192,44 @@ void store_group_stats(store *s, long long *commits, long long *appends) {
   pthread_mutex_unlock(&s->qmu);
 }
 
-/* A new leader (under qmu) that finds fewer appends queued than the last
- * group plus those that waited behind it waits for the rest, until half the
- * last write's time has passed since it ended. The last group's clients were
- * just acknowledged and most send their next append within that time; led
- * at once, a few clients split into cohorts that take turns, each group
- * half of them (one commits while the other's replies go out). Arrivals
- * wake the leader once the target is queued. */
-static void gather_wait(store *s, store_append_op *op) {
+/* The writer (under qmu), about to take a group, that finds fewer appends
+ * queued than the last group plus those that waited behind it waits for the
+ * rest, until half the last write's time has passed since it ended. The
+ * last group's clients were just acknowledged and most send their next
+ * append within that time; written at once, a few clients split into
+ * cohorts that take turns, each group half of them (one commits while the
+ * other's replies go out). Arrivals wake the writer once the target is
+ * queued. */
+static void gather_wait(store *s) {
   int target = s->last_n + s->last_q;
   if (target > s->group_max) target = s->group_max;
-  if (s->qlen >= target) return;
+  if (s->qlen >= target || s->stop) return;
   double deadline = s->last_end + 0.5 * s->last_secs;
   if (util_mono_seconds() >= deadline) return;
   struct timespec ts = {.tv_sec = (time_t)deadline};
   ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
-  s->gather = op, s->gather_target = target;
-  while (s->qlen < target)
-    if (pthread_cond_timedwait(&op->cv, &s->qmu, &ts) == ETIMEDOUT) break;
-  s->gather = NULL;
+  s->wwait = 2, s->gather_target = target;
+  while (s->qlen < target && !s->stop)
+    if (pthread_cond_timedwait(&s->wcv, &s->qmu, &ts) == ETIMEDOUT) break;
+  s->wwait = 0;
 }
 
-/* Leader-follower: every caller queues its append and waits on its own
- * condition variable; whoever finds no group being written takes the
- * queue's head (up to group_max appends, its own or not), writes it, marks
- * each done and wakes just those, then wakes the queue's new head to lead
- * the next group, and loops while its own is not yet done. The queue is
- * FIFO, so nothing waits longer than the groups ahead of it; a commit wakes
- * its group and one more thread, not every waiting one. */
-int store_append(store *s, const store_append_req *a, store_commit_info *ci, char *err,
-                 size_t errlen) {
-  store_append_op op = {.item = {.req = a}};
-  pthread_cond_init(&op.cv, &s->cvattr);
+/* The writer thread: takes the queue's head (up to group_max appends),
+ * writes it, marks each done (waking store_append's callers, calling
+ * store_append_async's functions once qmu is released) and goes on until
+ * the store closes with the queue empty. The queue is FIFO, so nothing
+ * waits longer than the groups ahead of it. */
+static void *writer_main(void *p) {
+  store *s = p;
   pthread_mutex_lock(&s->qmu);
-  if (s->qtail) s->qtail->next = &op;
-  else s->qhead = &op;
-  s->qtail = &op;
-  if (++s->qlen >= s->gather_target && s->gather) pthread_cond_signal(&s->gather->cv);
-  while (!op.done) {
-    if (s->writing) {
-      pthread_cond_wait(&op.cv, &s->qmu);
-      continue;
+  for (;;) {
+    while (!s->qhead && !s->stop) {
+      s->wwait = 1;
+      pthread_cond_wait(&s->wcv, &s->qmu);
+      s->wwait = 0;
     }
-    s->writing = 1;
-    gather_wait(s, &op);
+    if (!s->qhead) break;
+    gather_wait(s);
     store_append_op *group[STORE_GROUP_MAX];
     store_group_item *items[STORE_GROUP_MAX];
     int n = 0;
@@ -241,18 +247,75 @@ int store_append(store *s, const store_append_req *a, store_commit_info *ci, cha
     pthread_mutex_lock(&s->qmu);
     s->last_n = n, s->last_q = s->qlen, s->last_end = util_mono_seconds(), s->last_secs = seconds;
     s->commits++;
+    int async = 0;
     for (int i = 0; i < n; i++) {
-      s->appends += group[i]->item.rc == 0;
-      group[i]->ci = (store_commit_info){seconds, n, i == 0};
-      group[i]->done = 1; /* group[i] may return (and its stack go) once qmu is released */
-      if (group[i] != &op) pthread_cond_signal(&group[i]->cv);
+      store_append_op *op = group[i];
+      s->appends += op->item.rc == 0;
+      op->ci = (store_commit_info){seconds, n, i == 0};
+      if (op->fn) {
+        group[async++] = op;
+      } else {
+        op->done = 1; /* op may return (and its stack go) once qmu is released */
+        pthread_cond_signal(&op->cv);
+      }
     }
-    s->writing = 0;
-    if (s->qhead) pthread_cond_signal(&s->qhead->cv); /* the next group's leader */
+    if (async) {
+      pthread_mutex_unlock(&s->qmu);
+      for (int i = 0; i < async; i++) {
+        store_append_op *op = group[i];
+        op->fn(op->ctx, op->item.rc, &op->ci, op->item.err);
+        free(op);
+      }
+      pthread_mutex_lock(&s->qmu);
+    }
   }
   pthread_mutex_unlock(&s->qmu);
+  return NULL;
+}
+
+/* Queues op (qmu held), starting the writer with the first one. */
+static int enqueue(store *s, store_append_op *op, char *err, size_t errlen) {
+  if (s->stop) return gtmsm_fail(err, errlen, GTMSM_EIO, "the store is closing");
+  if (!s->writer_started) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay with the threads that take them */
+    int rc = pthread_create(&s->writer, NULL, writer_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) return gtmsm_fail(err, errlen, GTMSM_EIO, "cannot start the store's writer: %s", strerror(rc));
+    s->writer_started = 1;
+  }
+  if (s->qtail) s->qtail->next = op;
+  else s->qhead = op;
+  s->qtail = op;
+  s->qlen++;
+  if (s->wwait == 1 || (s->wwait == 2 && s->qlen >= s->gather_target)) pthread_cond_signal(&s->wcv);
+  return 0;
+}
+
+int store_append(store *s, const store_append_req *a, store_commit_info *ci, char *err,
+                 size_t errlen) {
+  store_append_op op = {.item = {.req = a}};
+  pthread_cond_init(&op.cv, &s->cvattr);
+  pthread_mutex_lock(&s->qmu);
+  int rc = enqueue(s, &op, err, errlen);
+  while (!rc && !op.done) pthread_cond_wait(&op.cv, &s->qmu);
+  pthread_mutex_unlock(&s->qmu);
   pthread_cond_destroy(&op.cv);
+  if (rc) return rc;
   if (ci) *ci = op.ci;
   if (op.item.rc) gtmsm_fail(err, errlen, op.item.rc, "%s", op.item.err);
   return op.item.rc;
+}
+
+int store_append_async(store *s, const store_append_req *a, store_done_fn fn, void *ctx,
+                       char *err, size_t errlen) {
+  store_append_op *op = calloc(1, sizeof *op);
+  if (!op) return gtmsm_fail(err, errlen, GTMSM_ENOMEM, "out of memory");
+  *op = (store_append_op){.item = {.req = a}, .fn = fn, .ctx = ctx};
+  pthread_mutex_lock(&s->qmu);
+  int rc = enqueue(s, op, err, errlen);
+  pthread_mutex_unlock(&s->qmu);
+  if (rc) free(op);
+  return rc;
 }

@@ -183,19 +183,26 @@ typedef struct {
 } store_commit_info;
 
 /* Writes a, all or nothing, and returns 0 only once a COMMIT covering it
- * returned. Group commit: appends that arrive while a COMMIT runs (from other
- * threads, so of other sessions: a caller holds its session's lock) wait in
- * a queue, and the first of them to find the writer free writes up to the
- * group limit of them in one transaction and one fsync, each inside its own
- * SAVEPOINT. An append whose own statements fail (a constraint, say) is
- * rolled back alone and gets its error; the others commit. A storage failure
- * (full disk, unwritable database: see above) at BEGIN, in a statement or at
- * COMMIT fails every append of the group with the same code and message.
- * *ci (may be NULL) describes the COMMIT. a is borrowed until return; no two
- * appends of one session may be in flight at once (the session lock orders
- * them). */
+ * returned. Group commit: appends queue (from any threads, so of other
+ * sessions: a caller holds its session's lock) and the store's writer thread
+ * writes up to the group limit of them in one transaction and one fsync,
+ * each inside its own SAVEPOINT, while the next ones queue. An append whose
+ * own statements fail (a constraint, say) is rolled back alone and gets its
+ * error; the others commit. A storage failure (full disk, unwritable
+ * database: see above) at BEGIN, in a statement or at COMMIT fails every
+ * append of the group with the same code and message. *ci (may be NULL)
+ * describes the COMMIT. a is borrowed until return; no two appends of one
+ * session may be in flight at once (the session lock orders them). */
 int store_append(store *s, const store_append_req *a, store_commit_info *ci, char *err,
                  size_t errlen);
+/* store_append without waiting: fn(ctx, rc, ci, err) runs once, on the
+ * store's writer thread, after the COMMIT that covered a (rc 0) or with what
+ * store_append would have returned; it must not wait for another append. a
+ * and what it points to stay borrowed until fn runs. Returns 0 (fn will
+ * run), or non-zero with err set (it will not: out of memory, no writer). */
+typedef void (*store_done_fn)(void *ctx, int rc, const store_commit_info *ci, const char *err);
+int store_append_async(store *s, const store_append_req *a, store_done_fn fn, void *ctx,
+                       char *err, size_t errlen);
 /* Appends per transaction: 1 commits each on its own (no grouping); clamped
  * to 1..STORE_GROUP_MAX. Default STORE_GROUP_DEFAULT. */
 #define STORE_GROUP_MAX 256

@@ -56,27 +56,34 @@ typedef struct store_ops {
   int (*lease_release_all)(store *s, char *err, size_t errlen);
 } store_ops;
 
-/* An append waiting in the group-commit queue (on its caller's stack). */
+/* An append waiting in the group-commit queue: on its caller's stack
+ * (store_append, which waits on cv) or on the heap with the function to call
+ * when it is done (store_append_async; the writer frees it). */
 typedef struct store_append_op {
   store_group_item item;
   store_commit_info ci;
   int done;
-  pthread_cond_t cv; /* its caller waits on it: its group is done, or it is the queue's head to lead */
+  pthread_cond_t cv; /* store_append waits on it until done */
+  store_done_fn fn;  /* store_append_async's, or NULL */
+  void *ctx;
   struct store_append_op *next;
 } store_append_op;
 
 struct store {
   const store_ops *ops;
   /* The group-commit queue (see store_append): guarded by qmu, which is never
-   * held while a backend waits for its connection. */
+   * held while a backend waits for its connection. One writer thread (started
+   * with the first append) writes every group. */
   pthread_mutex_t qmu;
   store_append_op *qhead, *qtail;
-  int writing;             /* a thread is writing a group */
   int group_max;
   long long commits, appends; /* under qmu */
   int qlen;                   /* appends queued */
   pthread_condattr_t cvattr;  /* the ops' condition variables: on CLOCK_MONOTONIC */
-  store_append_op *gather;    /* a leader waiting for gather_target appends (gather_wait), or NULL */
+  pthread_cond_t wcv;         /* the writer waits on it for appends */
+  pthread_t writer;
+  int writer_started, stop;
+  int wwait;                  /* the writer waits for: 0 nothing, 1 any append, 2 gather_target */
   int gather_target;
   int last_n, last_q;         /* the last group's appends; those queued when it was committed */
   double last_end, last_secs; /* when (CLOCK_MONOTONIC seconds), and how long its write took */
