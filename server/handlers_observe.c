@@ -212,9 +212,12 @@ static int flush(obs_state *st, int wait) {
   if (nnew > 0 && !wait) {
     st->pending = 1;
     http_suspend(st->r, resumed); /* before the COMMIT can resume it */
-    st->rc = sessions_observe_async(a->cache, s, nnew, st->actions, st->frames, st->sbuf, flushed,
-                                    st, st->err, sizeof st->err);
-    if (st->rc == 0) return 0; /* the lock is the COMMIT's now */
+    /* flushed() may run (and set st->rc) before this returns: st is the COMMIT's from here */
+    const int rc = sessions_observe_async(a->cache, s, nnew, st->actions, st->frames, st->sbuf,
+                                          flushed, st, err, sizeof err);
+    if (rc == 0) return 0; /* the lock is the COMMIT's now */
+    st->rc = rc;
+    snprintf(st->err, sizeof st->err, "%s", err);
     st->pending = 0;
     http_unsuspend(st->r);
   } else if (nnew > 0) {
