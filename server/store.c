@@ -5,13 +5,13 @@
 #include "store_backend.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "base/err.h"
+#include "signals.h"
 #include "util.h"
 
 int store_is_url(const char *target) {
@@ -277,11 +277,10 @@ static void *writer_main(void *p) {
 static int enqueue(store *s, store_append_op *op, char *err, size_t errlen) {
   if (s->stop) return gtmsm_fail(err, errlen, GTMSM_EIO, "the store is closing");
   if (!s->writer_started) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay with the threads that take them */
+    sigset_t old;
+    signals_block_thread(&old); /* the writer inherits it: signals go to main */
     int rc = pthread_create(&s->writer, NULL, writer_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    signals_unblock_thread(&old);
     if (rc) return gtmsm_fail(err, errlen, GTMSM_EIO, "cannot start the store's writer: %s", strerror(rc));
     s->writer_started = 1;
   }
