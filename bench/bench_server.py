@@ -149,12 +149,13 @@ def wrk(port, script, threads, conns, seconds, args):
             "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errs.group(1) if errs else ""}
 
 
-def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=None, threads=64):
+def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=None, threads=0):
     """Rows of the group-commit table: for each --group-commit setting, 1, 8
     and 64 clients of one observation per request, synchronous full, the
-    daemon with that many --threads (64 by default, the figures before
-    requests waited off their worker, when a worker waited for its COMMIT
-    and --threads bounded the group; --gc-threads 0: the daemon's default). The
+    daemon with that many --threads (0, the default: the daemon's own, 2 x
+    CPUs; --gc-threads 64 for a build from before requests waited off their
+    worker, when a worker waited for its COMMIT and --threads bounded the
+    group). The
     1-client rate (fsync-bound, so it swings with the disk's other load) is
     measured before and after the others and averaged for the ratios (each
     row after one second of the same load on other sessions); a last
@@ -380,7 +381,7 @@ def print_maze3d(res, seconds):
 def print_group_commit(rows, seconds):
     delay = rows[0].get("fsync_delay_ms", 0) if rows else 0
     disk = (f", every fsync {delay:g} ms slower (bench/fsync_delay_shim.c preloaded)" if delay else "")
-    th = rows[0].get("threads", 64) if rows else 64
+    th = rows[0].get("threads", 0) if rows else 0
     th = f"--threads {th}" if th > 0 else "default --threads"
     print(f"## Group commit: durable observations, 1 per request, {th} (wrk {seconds} s per row){disk}\n")
     print("| synchronous | --group-commit | clients | observations/s | x 1 client | requests per COMMIT | "
@@ -420,8 +421,9 @@ def main():
     ap.add_argument("--only", choices=["group-commit", "maze3d", "predict"], help="run one section alone "
                     "(predict: N-step predictions at 1 and 8 clients, three runs, with and without helper "
                     "threads, with the daemon's own time)")
-    ap.add_argument("--gc-threads", type=int, default=64, help="group commit: the daemon's --threads "
-                    "(0: its default, 2 x CPUs)")
+    ap.add_argument("--gc-threads", type=int, default=0, help="group commit: the daemon's --threads "
+                    "(0, the default: its own, 2 x CPUs; 64 for builds before fe69615, whose groups "
+                    "--threads bounded)")
     ap.add_argument("--fsync-delay-ms", type=float, default=0,
                     help="group commit: also run the section with every fsync of the daemon this much slower "
                     "(an LD_PRELOAD shim, build/bench/libfsync_delay_shim.so), a disk slower than this one")
