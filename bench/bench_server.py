@@ -38,6 +38,7 @@
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
        [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict]
        [--maze3d-model FILE.gtm] [--store postgresql] [--fsync-delay-ms D] [--gc-threads N]
+       [--loadgen wrk|obsload]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
 the default architecture (the weights do not change the cost)."""
 import argparse
@@ -45,6 +46,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -149,7 +151,31 @@ def wrk(port, script, threads, conns, seconds, args):
             "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errs.group(1) if errs else ""}
 
 
-def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=None, threads=0):
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def observe_load(loadgen, port, clients, seconds, prefix, frames):
+    """clients connections each posting one observation per request to its
+    own session "<prefix>-i" for `seconds`, with wrk (one thread per
+    connection, bench_server_observe.lua) or, given the path of
+    build/bench/obsload, with that (one thread on epoll). Adds client_cpu_us:
+    the load generator's own CPU per completed request."""
+    c0 = children_cpu()
+    if loadgen == "wrk":
+        r = wrk(port, os.path.join(HERE, "bench_server_observe.lua"), clients, clients, seconds, [prefix, 1, frames])
+        n = r["rps"] * seconds
+    else:
+        out = sh(loadgen, "--port", str(port), "--clients", str(clients), "--seconds", str(seconds),
+                 "--prefix", prefix, "--frames", frames).stdout.decode()
+        r = json.loads(out)
+        n = r["requests"]
+    r["client_cpu_us"] = (children_cpu() - c0) * 1e6 / n if n > 0 else 0
+    return r
+
+
+def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=None, threads=0, loadgen="wrk"):
     """Rows of the group-commit table: for each --group-commit setting, 1, 8
     and 64 clients of one observation per request, synchronous full, the
     daemon with that many --threads (0, the default: the daemon's own, 2 x
@@ -170,7 +196,6 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=Non
     frames = tmp + "/gc-frames.ndjson"
     with open(frames, "wb") as f:
         f.write(gen(gtmsm, 5, 512))
-    script = os.path.join(HERE, "bench_server_observe.lua")
     rows = []
     for sync, group in (("full", 1), ("full", 64), ("off", 1)):
         d = Daemon(gtmsmd, models, f"{tmp}/gc-{sync}-{group}.db", "--synchronous", sync,
@@ -183,17 +208,18 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=Non
                 put_session(d, f"{prefix}-{i}")
                 put_session(d, f"w{k}-{i}")
             # warm-up on other sessions (a fresh daemon's first seconds, its WAL still growing, are slower)
-            wrk(d.port, script, clients, clients, 1, [f"w{k}", 1, frames])
+            observe_load(loadgen, d.port, clients, 1, f"w{k}", frames)
             c0, s0 = d.metric("gtmsm_sqlite_commit_group_size_count"), d.metric("gtmsm_sqlite_commit_group_size_sum")
             k0 = d.metric("gtmsm_sqlite_commit_duration_seconds_sum")
             e0, f0 = d.metric("gtmsm_encoder_batches_total") or 0, d.metric("gtmsm_encoder_batch_frames_total") or 0
             t0 = d.cpu_seconds()
-            r = wrk(d.port, script, clients, clients, seconds, [prefix, 1, frames])
+            r = observe_load(loadgen, d.port, clients, seconds, prefix, frames)
             t1 = d.cpu_seconds()
             c1, s1 = d.metric("gtmsm_sqlite_commit_group_size_count"), d.metric("gtmsm_sqlite_commit_group_size_sum")
             k1 = d.metric("gtmsm_sqlite_commit_duration_seconds_sum")
             e1, f1 = d.metric("gtmsm_encoder_batches_total") or 0, d.metric("gtmsm_encoder_batch_frames_total") or 0
             r.update(sync=sync, group_commit=group, clients=clients, fsync_delay_ms=fsync_delay_ms, threads=threads,
+                     loadgen="wrk" if loadgen == "wrk" else "obsload",
                      mean_group=(s1 - s0) / (c1 - c0) if c1 > c0 else 0,
                      commit_ms=1e3 * (k1 - k0) / (c1 - c0) if c1 > c0 else 0,
                      commit_busy=(k1 - k0) / seconds,
@@ -383,15 +409,17 @@ def print_group_commit(rows, seconds):
     disk = (f", every fsync {delay:g} ms slower (bench/fsync_delay_shim.c preloaded)" if delay else "")
     th = rows[0].get("threads", 0) if rows else 0
     th = f"--threads {th}" if th > 0 else "default --threads"
-    print(f"## Group commit: durable observations, 1 per request, {th} (wrk {seconds} s per row){disk}\n")
+    gen = rows[0].get("loadgen", "wrk") if rows else "wrk"
+    print(f"## Group commit: durable observations, 1 per request, {th} ({gen} {seconds} s per row){disk}\n")
     print("| synchronous | --group-commit | clients | observations/s | x 1 client | requests per COMMIT | "
-          "COMMIT ms (time one is running) | frames per encoder batch | daemon CPU us per observation | p50 ms | "
-          "p99 ms | non-2xx |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "COMMIT ms (time one is running) | frames per encoder batch | daemon CPU us per observation | "
+          "client CPU us per observation | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['sync']} | {r['group_commit']} | {r['clients']} | {r['rps']:.0f} | {r['ratio']:.1f}x | "
               f"{r['mean_group']:.1f} | {r['commit_ms']:.2f} ({100 * r['commit_busy']:.0f}%) | "
-              f"{r['mean_encoder_batch']:.2f} | {r['cpu_us']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+              f"{r['mean_encoder_batch']:.2f} | {r['cpu_us']:.0f} | {r.get('client_cpu_us', 0):.0f} | {r['p50_ms']:.2f} | "
+              f"{r['p99_ms']:.2f} | "
               f"{r['non2xx']} |")
     print("\n(x 1 client: against the mean of the two 1-client rows of the same daemon; the synchronous off "
           "row against the first daemon's; frames per encoder batch: one-observation requests encoded "
@@ -399,7 +427,7 @@ def print_group_commit(rows, seconds):
           "frame at once) or for a daemon without them; "
           "COMMIT ms: the store's mean COMMIT (gtmsm_sqlite_commit_duration_seconds), and the share of the row's "
           "time a COMMIT was running; daemon CPU: its user + system time over the row's run, per observation "
-          "acknowledged)")
+          "acknowledged; client CPU: the load generator's, on the same cores)")
 
 
 def write_section(a, results, key, section):
@@ -424,6 +452,9 @@ def main():
     ap.add_argument("--gc-threads", type=int, default=0, help="group commit: the daemon's --threads "
                     "(0, the default: its own, 2 x CPUs; 64 for builds before fe69615, whose groups "
                     "--threads bounded)")
+    ap.add_argument("--loadgen", choices=["wrk", "obsload"], default="wrk",
+                    help="group commit: the load generator (obsload: build/bench/obsload, one thread on epoll, "
+                    "11-38 us of CPU per request on a 2-CPU VM where wrk's thread per connection spent 51-74)")
     ap.add_argument("--fsync-delay-ms", type=float, default=0,
                     help="group commit: also run the section with every fsync of the daemon this much slower "
                     "(an LD_PRELOAD shim, build/bench/libfsync_delay_shim.so), a disk slower than this one")
@@ -465,14 +496,19 @@ def main():
             print_store(res, a)
             return write_section(a, results, "store", res)
         if a.only == "group-commit":
-            rows = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds, threads=a.gc_threads)
+            loadgen = "wrk"
+            if a.loadgen == "obsload":
+                loadgen = os.path.join(a.bin, "bench", "obsload")
+                if not os.path.exists(loadgen):
+                    raise SystemExit(f"--loadgen obsload needs {loadgen} (cmake --build build)")
+            rows = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds, threads=a.gc_threads, loadgen=loadgen)
             print_group_commit(rows, a.seconds)
             if a.fsync_delay_ms > 0:
                 shim = os.path.join(a.bin, "bench", "libfsync_delay_shim.so")
                 if not os.path.exists(shim):
                     raise SystemExit(f"--fsync-delay-ms needs {shim} (cmake --build build)")
                 slow = group_commit(gtmsmd, models, tmp + "/slow", gtmsm, a.seconds, a.fsync_delay_ms, shim,
-                                    a.gc_threads)
+                                    a.gc_threads, loadgen)
                 print()
                 print_group_commit(slow, a.seconds)
                 rows += slow
