@@ -343,7 +343,20 @@ static void reply_ok(obs_state *st) {
     log_at(LOG_LEVEL_DEBUG, http_rid(st->r), "observed", "{s:s, s:I, s:I, s:I}", "id", st->s->id,
            "accepted", (json_int_t)st->accepted, "duplicates", (json_int_t)st->duplicates, "steps",
            (json_int_t)st->steps);
-  http_reply_json(st->r, 200, observe_progress(st->r));
+  if (st->states) {
+    http_reply_json(st->r, 200, observe_progress(st->r));
+    return;
+  }
+  /* The common reply, three integers: the bytes observe_progress's object
+   * dumps to (compact, in order), without its ~30 allocations. */
+  char *body = malloc(128); /* three int64 at 20 characters each, and the keys */
+  if (!body) {
+    http_reply_json(st->r, 200, observe_progress(st->r)); /* its own 500 on OOM */
+    return;
+  }
+  const int n = snprintf(body, 128, "{\"accepted\":%lld,\"duplicates\":%lld,\"steps\":%lld}",
+                         (long long)st->accepted, (long long)st->duplicates, (long long)st->steps);
+  http_reply_bytes(st->r, 200, "application/json", body, (size_t)n);
 }
 
 static void end_json(obs_state *st) {
