@@ -36,7 +36,7 @@
    from its access log.
 
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
-       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict]
+       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict|allocs]
        [--maze3d-model FILE.gtm] [--store postgresql] [--fsync-delay-ms D] [--gc-threads N]
        [--loadgen wrk|obsload]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
@@ -173,6 +173,47 @@ def observe_load(loadgen, port, clients, seconds, prefix, frames):
         n = r["requests"]
     r["client_cpu_us"] = (children_cpu() - c0) * 1e6 / n if n > 0 else 0
     return r
+
+
+def allocs(gtmsmd, gtmsm, models, tmp, obsload, clients=8, seconds=2):
+    """Allocations per one-observation request: libc's malloc and calloc
+    counted with perf uprobes (`perf probe`, root) in gtmsmd while obsload's
+    clients post one observation per request (synchronous full, group commit
+    on), divided by the requests. Probes this adds are removed after."""
+    libc = next((p for p in ("/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6")
+                 if os.path.exists(p)), None)
+    if not libc or not shutil.which("perf"):
+        raise SystemExit("--only allocs needs perf and libc at /lib/x86_64-linux-gnu")
+    have = subprocess.run(["perf", "probe", "-l"], capture_output=True, text=True).stdout
+    added = [f for f in ("malloc", "calloc") if f"probe_libc:{f} " not in have and f"probe_libc:{f}\n" not in have]
+    for f in added:
+        sh("perf", "probe", "-q", "-x", libc, "-a", f)
+    try:
+        os.makedirs(tmp, exist_ok=True)
+        frames = tmp + "/allocs-frames.ndjson"
+        with open(frames, "wb") as f:
+            f.write(gen(gtmsm, 5, 512))
+        d = Daemon(gtmsmd, models, tmp + "/allocs.db", "--synchronous", "full")
+        for i in range(clients):
+            put_session(d, f"a-{i}")
+            put_session(d, f"w-{i}")
+        observe_load(obsload, d.port, clients, 1, "w", frames)
+        pf = subprocess.Popen(["perf", "stat", "-x", ",", "-e", "probe_libc:malloc,probe_libc:calloc",
+                               "-p", str(d.proc.pid)], stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        r = observe_load(obsload, d.port, clients, seconds, "a", frames)
+        time.sleep(0.2)
+        pf.send_signal(2)
+        counts = {}
+        for line in pf.communicate()[1].splitlines():
+            f = line.split(",")
+            if len(f) > 2 and f[2].startswith("probe_libc:"):
+                counts[f[2].split(":")[1]] = float(f[0]) / r["requests"]
+        d.stop()
+        return {"clients": clients, "requests": r["requests"], **counts}
+    finally:
+        for f in added:
+            subprocess.run(["perf", "probe", "-q", "-d", f"probe_libc:{f}"], capture_output=True)
 
 
 def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=None, threads=0, loadgen="wrk"):
@@ -446,9 +487,10 @@ def main():
     ap.add_argument("--sessions", type=int, default=64, help="at least 2")
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json")
-    ap.add_argument("--only", choices=["group-commit", "maze3d", "predict"], help="run one section alone "
+    ap.add_argument("--only", choices=["group-commit", "maze3d", "predict", "allocs"], help="run one section alone "
                     "(predict: N-step predictions at 1 and 8 clients, three runs, with and without helper "
-                    "threads, with the daemon's own time)")
+                    "threads, with the daemon's own time; allocs: gtmsmd's mallocs per one-observation "
+                    "request, with perf uprobes and build/bench/obsload)")
     ap.add_argument("--gc-threads", type=int, default=0, help="group commit: the daemon's --threads "
                     "(0, the default: its own, 2 x CPUs; 64 for builds before fe69615, whose groups "
                     "--threads bounded)")
@@ -487,6 +529,12 @@ def main():
             res = maze3d(gtmsmd, gtmsm, a.bin, m3, tmp, a.seconds)
             print_maze3d(res, a.seconds)
             return write_section(a, results, "maze3d", res)
+        if a.only == "allocs":
+            res = allocs(gtmsmd, gtmsm, models, tmp, os.path.join(a.bin, "bench", "obsload"))
+            print(f"## Allocations per one-observation request ({res['clients']} obsload clients, "
+                  f"{res['requests']} requests)\n")
+            print(f"malloc {res.get('malloc', 0):.1f}, calloc {res.get('calloc', 0):.1f} per request")
+            return write_section(a, results, "allocs", res)
         if a.only == "predict":
             rows = predict_helpers(gtmsmd, gtmsm, models, tmp, a)
             print_predict_helpers(rows, a)
