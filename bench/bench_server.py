@@ -185,7 +185,7 @@ def allocs(gtmsmd, gtmsm, models, tmp, obsload, clients=8, seconds=2):
     if not libc or not shutil.which("perf"):
         raise SystemExit("--only allocs needs perf and libc at /lib/x86_64-linux-gnu")
     have = subprocess.run(["perf", "probe", "-l"], capture_output=True, text=True).stdout
-    added = [f for f in ("malloc", "calloc") if f"probe_libc:{f} " not in have and f"probe_libc:{f}\n" not in have]
+    added = [f for f in ("malloc", "calloc") if f"probe_libc:{f}" not in have.split()]
     for f in added:
         sh("perf", "probe", "-q", "-x", libc, "-a", f)
     try:
@@ -450,8 +450,8 @@ def print_group_commit(rows, seconds):
     disk = (f", every fsync {delay:g} ms slower (bench/fsync_delay_shim.c preloaded)" if delay else "")
     th = rows[0].get("threads", 0) if rows else 0
     th = f"--threads {th}" if th > 0 else "default --threads"
-    gen = rows[0].get("loadgen", "wrk") if rows else "wrk"
-    print(f"## Group commit: durable observations, 1 per request, {th} ({gen} {seconds} s per row){disk}\n")
+    tool = rows[0].get("loadgen", "wrk") if rows else "wrk"
+    print(f"## Group commit: durable observations, 1 per request, {th} ({tool} {seconds} s per row){disk}\n")
     print("| synchronous | --group-commit | clients | observations/s | x 1 client | requests per COMMIT | "
           "COMMIT ms (time one is running) | frames per encoder batch | daemon CPU us per observation | "
           "client CPU us per observation | p50 ms | p99 ms | non-2xx |")
@@ -469,6 +469,13 @@ def print_group_commit(rows, seconds):
           "COMMIT ms: the store's mean COMMIT (gtmsm_sqlite_commit_duration_seconds), and the share of the row's "
           "time a COMMIT was running; daemon CPU: its user + system time over the row's run, per observation "
           "acknowledged; client CPU: the load generator's, on the same cores)")
+
+
+def obsload_bin(a):
+    path = os.path.join(a.bin, "bench", "obsload")
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} is missing (cmake --build build)")
+    return path
 
 
 def write_section(a, results, key, section):
@@ -530,7 +537,7 @@ def main():
             print_maze3d(res, a.seconds)
             return write_section(a, results, "maze3d", res)
         if a.only == "allocs":
-            res = allocs(gtmsmd, gtmsm, models, tmp, os.path.join(a.bin, "bench", "obsload"))
+            res = allocs(gtmsmd, gtmsm, models, tmp, obsload_bin(a))
             print(f"## Allocations per one-observation request ({res['clients']} obsload clients, "
                   f"{res['requests']} requests)\n")
             print(f"malloc {res.get('malloc', 0):.1f}, calloc {res.get('calloc', 0):.1f} per request")
@@ -544,11 +551,7 @@ def main():
             print_store(res, a)
             return write_section(a, results, "store", res)
         if a.only == "group-commit":
-            loadgen = "wrk"
-            if a.loadgen == "obsload":
-                loadgen = os.path.join(a.bin, "bench", "obsload")
-                if not os.path.exists(loadgen):
-                    raise SystemExit(f"--loadgen obsload needs {loadgen} (cmake --build build)")
+            loadgen = obsload_bin(a) if a.loadgen == "obsload" else "wrk"
             rows = group_commit(gtmsmd, models, tmp, gtmsm, a.seconds, threads=a.gc_threads, loadgen=loadgen)
             print_group_commit(rows, a.seconds)
             if a.fsync_delay_ms > 0:
