@@ -35,8 +35,12 @@
    threads and on one with --helpers 0 in turn, with the daemon's own p50
    from its access log.
 
+8. --only migrate (this section alone): gtmsmd's start on a version-4
+   SQLite database of --migrate-rows observations (default 1,000,000), the
+   time migration 5 takes to copy them into arrival order.
+
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
-       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict|allocs]
+       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict|allocs|migrate]
        [--maze3d-model FILE.gtm] [--store postgresql] [--fsync-delay-ms D] [--gc-threads N]
        [--loadgen wrk|obsload]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
@@ -62,7 +66,7 @@ def sh(*args, **kw):
 
 
 class Daemon:
-    def __init__(self, gtmsmd, models, db, *args, env=None):
+    def __init__(self, gtmsmd, models, db, *args, env=None, start_seconds=10):
         self.log_path = db + ".log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([gtmsmd, "--models", models, "--db", db, "--listen", "127.0.0.1:0",
@@ -70,7 +74,7 @@ class Daemon:
                                      stderr=self.log, stdout=subprocess.DEVNULL,
                                      env={**os.environ, **env} if env else None)
         self.port = None
-        for _ in range(500):
+        for _ in range(int(start_seconds / 0.02)):
             with open(self.log_path, "rb") as f:
                 for raw in f:
                     line = json.loads(raw)
@@ -109,6 +113,15 @@ class Daemon:
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def disk_bytes(self):
+        """Bytes the daemon has had written to storage so far (/proc's
+        write_bytes: the WAL, its fsyncs' writeback and checkpoints)."""
+        with open(f"/proc/{self.proc.pid}/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+        return 0
 
     def stop(self):
         self.proc.terminate()
@@ -253,9 +266,9 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=Non
             c0, s0 = d.metric("gtmsm_sqlite_commit_group_size_count"), d.metric("gtmsm_sqlite_commit_group_size_sum")
             k0 = d.metric("gtmsm_sqlite_commit_duration_seconds_sum")
             e0, f0 = d.metric("gtmsm_encoder_batches_total") or 0, d.metric("gtmsm_encoder_batch_frames_total") or 0
-            t0 = d.cpu_seconds()
+            t0, w0 = d.cpu_seconds(), d.disk_bytes()
             r = observe_load(loadgen, d.port, clients, seconds, prefix, frames)
-            t1 = d.cpu_seconds()
+            t1, w1 = d.cpu_seconds(), d.disk_bytes()
             c1, s1 = d.metric("gtmsm_sqlite_commit_group_size_count"), d.metric("gtmsm_sqlite_commit_group_size_sum")
             k1 = d.metric("gtmsm_sqlite_commit_duration_seconds_sum")
             e1, f1 = d.metric("gtmsm_encoder_batches_total") or 0, d.metric("gtmsm_encoder_batch_frames_total") or 0
@@ -265,7 +278,8 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=Non
                      commit_ms=1e3 * (k1 - k0) / (c1 - c0) if c1 > c0 else 0,
                      commit_busy=(k1 - k0) / seconds,
                      mean_encoder_batch=(f1 - f0) / (e1 - e0) if e1 > e0 else 0,
-                     cpu_us=(t1 - t0) * 1e6 / (r["rps"] * seconds) if r["rps"] > 0 else 0)
+                     cpu_us=(t1 - t0) * 1e6 / (r["rps"] * seconds) if r["rps"] > 0 else 0,
+                     disk_kib=(w1 - w0) / 1024 / (r["rps"] * seconds) if r["rps"] > 0 else 0)
             mine.append(r)
         ones = [r["rps"] for r in mine if r["clients"] == 1]
         base = sum(ones) / len(ones) if ones else rows[0]["base"]
@@ -274,6 +288,54 @@ def group_commit(gtmsmd, models, tmp, gtmsm, seconds, fsync_delay_ms=0, shim=Non
         rows += mine
         d.stop()
     return rows
+
+
+V4_OBSERVATIONS = """CREATE TABLE sessions (sid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+  model TEXT NOT NULL, model_version TEXT NOT NULL, steps INTEGER NOT NULL DEFAULT 0,
+  created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, state BLOB, ttl_s INTEGER);
+CREATE TABLE observations (sid INTEGER NOT NULL REFERENCES sessions(sid) ON DELETE CASCADE,
+  t INTEGER NOT NULL, action INTEGER NOT NULL, frame BLOB NOT NULL, entry BLOB,
+  PRIMARY KEY (sid, t)) WITHOUT ROWID;
+CREATE TABLE session_leases (sid INTEGER PRIMARY KEY REFERENCES sessions(sid) ON DELETE CASCADE,
+  owner TEXT NOT NULL, epoch INTEGER NOT NULL, expires_ms INTEGER NOT NULL);
+PRAGMA journal_mode = WAL;"""
+
+
+def migrate(gtmsmd, models, tmp, rows, sessions=64):
+    """--only migrate: a version-4 SQLite database (the tables as version 4
+    left them, docs/SERVER.md) with `rows` observations over `sessions`
+    sessions (imagenav's 192-byte frames and 136-byte entries, written
+    interleaved as group commits write them), then gtmsmd started on it: the
+    seconds from its start to listening (migration 5 copies every row), the
+    file sizes before and after, and the rows counted after."""
+    import sqlite3
+    db = tmp + "/v4.db"
+    con = sqlite3.connect(db)
+    con.executescript(V4_OBSERVATIONS)
+    per = rows // sessions
+    con.executemany("INSERT INTO sessions VALUES (?, ?, 'imagenav', 'v4', ?, 0, 0, ?, NULL)",
+                    ((k + 1, f"m{k}", per, bytes(8)) for k in range(sessions)))
+    frame, entry = bytes(range(192)), bytes(136)
+    con.executemany("INSERT INTO observations VALUES (?, ?, ?, ?, ?)",
+                    ((k + 1, t, t % 4, frame, entry) for t in range(per) for k in range(sessions)))
+    con.execute("PRAGMA user_version = 4")
+    con.commit()
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    before = os.path.getsize(db)
+    t0 = time.time()
+    d = Daemon(gtmsmd, models, db, start_seconds=3600)
+    seconds = time.time() - t0
+    running = os.path.getsize(db) + os.path.getsize(db + "-wal")
+    d.stop()
+    con = sqlite3.connect(db)
+    n = con.execute("SELECT count(*) FROM observations").fetchone()[0]
+    v = con.execute("PRAGMA user_version").fetchone()[0]
+    free = con.execute("PRAGMA freelist_count").fetchone()[0] * con.execute("PRAGMA page_size").fetchone()[0]
+    con.close()
+    return {"rows": per * sessions, "sessions": sessions, "seconds": seconds, "db_bytes_before": before,
+            "db_and_wal_bytes_running": running, "db_bytes_after": os.path.getsize(db), "free_bytes_after": free,
+            "rows_after": n, "version_after": v}
 
 
 def server_us(d, skip):
@@ -454,12 +516,13 @@ def print_group_commit(rows, seconds):
     print(f"## Group commit: durable observations, 1 per request, {th} ({tool} {seconds} s per row){disk}\n")
     print("| synchronous | --group-commit | clients | observations/s | x 1 client | requests per COMMIT | "
           "COMMIT ms (time one is running) | frames per encoder batch | daemon CPU us per observation | "
-          "client CPU us per observation | p50 ms | p99 ms | non-2xx |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "client CPU us per observation | disk KiB per observation | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['sync']} | {r['group_commit']} | {r['clients']} | {r['rps']:.0f} | {r['ratio']:.1f}x | "
               f"{r['mean_group']:.1f} | {r['commit_ms']:.2f} ({100 * r['commit_busy']:.0f}%) | "
-              f"{r['mean_encoder_batch']:.2f} | {r['cpu_us']:.0f} | {r.get('client_cpu_us', 0):.0f} | {r['p50_ms']:.2f} | "
+              f"{r['mean_encoder_batch']:.2f} | {r['cpu_us']:.0f} | {r.get('client_cpu_us', 0):.0f} | "
+              f"{r.get('disk_kib', 0):.1f} | {r['p50_ms']:.2f} | "
               f"{r['p99_ms']:.2f} | "
               f"{r['non2xx']} |")
     print("\n(x 1 client: against the mean of the two 1-client rows of the same daemon; the synchronous off "
@@ -468,7 +531,8 @@ def print_group_commit(rows, seconds):
           "frame at once) or for a daemon without them; "
           "COMMIT ms: the store's mean COMMIT (gtmsm_sqlite_commit_duration_seconds), and the share of the row's "
           "time a COMMIT was running; daemon CPU: its user + system time over the row's run, per observation "
-          "acknowledged; client CPU: the load generator's, on the same cores)")
+          "acknowledged; client CPU: the load generator's, on the same cores; disk: what the daemon had written "
+          "to storage over the row (/proc's write_bytes: WAL pages, checkpoints), per observation)")
 
 
 def obsload_bin(a):
@@ -494,10 +558,13 @@ def main():
     ap.add_argument("--sessions", type=int, default=64, help="at least 2")
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json")
-    ap.add_argument("--only", choices=["group-commit", "maze3d", "predict", "allocs"], help="run one section alone "
+    ap.add_argument("--only", choices=["group-commit", "maze3d", "predict", "allocs", "migrate"],
+                    help="run one section alone "
                     "(predict: N-step predictions at 1 and 8 clients, three runs, with and without helper "
                     "threads, with the daemon's own time; allocs: gtmsmd's mallocs per one-observation "
-                    "request, with perf uprobes and build/bench/obsload)")
+                    "request, with perf uprobes and build/bench/obsload; migrate: gtmsmd's start on a version-4 database "
+                    "of --migrate-rows observations)")
+    ap.add_argument("--migrate-rows", type=int, default=1000000, help="migrate: observations in the database")
     ap.add_argument("--gc-threads", type=int, default=0, help="group commit: the daemon's --threads "
                     "(0, the default: its own, 2 x CPUs; 64 for builds before fe69615, whose groups "
                     "--threads bounded)")
@@ -542,6 +609,15 @@ def main():
                   f"{res['requests']} requests)\n")
             print(f"malloc {res.get('malloc', 0):.1f}, calloc {res.get('calloc', 0):.1f} per request")
             return write_section(a, results, "allocs", res)
+        if a.only == "migrate":
+            res = migrate(gtmsmd, models, tmp, a.migrate_rows)
+            print(f"## Start on a version-4 database: {res['rows']} observations over {res['sessions']} sessions\n")
+            print(f"{res['seconds']:.1f} s from start to listening ({res['rows'] / res['seconds']:.0f} observations/s); "
+                  f"database {res['db_bytes_before'] / 2**20:.0f} MiB before, database + WAL "
+                  f"{res['db_and_wal_bytes_running'] / 2**20:.0f} MiB once listening, database "
+                  f"{res['db_bytes_after'] / 2**20:.0f} MiB after its stop ({res['free_bytes_after'] / 2**20:.0f} MiB "
+                  f"of it free pages, for new rows); {res['rows_after']} rows at version {res['version_after']}")
+            return write_section(a, results, "migrate", res)
         if a.only == "predict":
             rows = predict_helpers(gtmsmd, gtmsm, models, tmp, a)
             print_predict_helpers(rows, a)

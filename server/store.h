@@ -47,7 +47,7 @@ enum { STORE_EFENCED = -102 };
 #define STORE_FREE_MIN ((long long)1 << 20)
 
 /* The schema version this build migrates to. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct {
   int64_t sid;            /* row id */

@@ -58,6 +58,9 @@ static const char *const MIGRATIONS[STORE_SCHEMA_VERSION] = {
     /* 4: a session's own idle TTL in seconds (NULL: the daemon's
      * --session-ttl; 0: never expires; store.h's store_session.ttl_s) */
     "ALTER TABLE sessions ADD COLUMN ttl_s BIGINT;",
+    /* 5: SQLite's observations moved to arrival order with a (sid, t)
+     * index; PostgreSQL's heap and primary key always were that: nothing */
+    "SELECT 1",
 };
 
 /* Serialises migrations of daemons starting at once on one database. */

@@ -48,6 +48,24 @@ static const char *const MIGRATIONS[STORE_SCHEMA_VERSION] = {
     /* 4: a session's own idle TTL in seconds (NULL: the daemon's
      * --session-ttl; 0: never expires; store.h's store_session.ttl_s) */
     "ALTER TABLE sessions ADD COLUMN ttl_s INTEGER;",
+    /* 5: observations in arrival order (a rowid table) with a unique (sid, t)
+     * index, no longer clustered by (sid, t). A COMMIT of observations of g
+     * sessions wrote each one's own full leaf page of rows (~340 bytes each,
+     * 11 per page), often splitting and rebalancing its neighbours as well;
+     * now the rows of a group fill one or two pages at the end of the table,
+     * and only the small index entries (~350 per page) land in g places.
+     * docs/BENCHMARKS.md has the figures. */
+    "CREATE TABLE observations_v5 ("
+    "  sid INTEGER NOT NULL REFERENCES sessions(sid) ON DELETE CASCADE,"
+    "  t INTEGER NOT NULL,"
+    "  action INTEGER NOT NULL,"
+    "  frame BLOB NOT NULL,"
+    "  entry BLOB);"
+    "INSERT INTO observations_v5 (sid, t, action, frame, entry) "
+    "  SELECT sid, t, action, frame, entry FROM observations ORDER BY sid, t;"
+    "DROP TABLE observations;"
+    "ALTER TABLE observations_v5 RENAME TO observations;"
+    "CREATE UNIQUE INDEX observations_sid_t ON observations (sid, t);",
 };
 
 enum {
@@ -254,6 +272,12 @@ static int migrate(sqlite_store *s, char *err, size_t errlen) {
     if (!rc) rc = exec_sql(s, "COMMIT", err, errlen);
     if (rc) {
       exec_sql(s, "ROLLBACK", NULL, 0);
+      if (err && errlen) { /* the file is as it was: say which step, and that it can be retried */
+        char why[256];
+        snprintf(why, sizeof why, "%s", err);
+        gtmsm_fail(err, errlen, rc, "migrating the schema from version %d to %d (rolled back, the file "
+                   "unchanged): %s", v, v + 1, why);
+      }
       return rc;
     }
     log_at(LOG_LEVEL_INFO, NULL, "store", "{s:s, s:i}", "msg", "schema migrated", "version", v + 1);

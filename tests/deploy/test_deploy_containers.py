@@ -248,8 +248,8 @@ def postgres_scenario(work, models):
                 check(s == 201 and s2 == 200 and s3 == 200, f"postgresql: {sid} created, observed, predicted "
                       f"on {served[sid]}")
             check(int(pg.sql("gtmsm", "SELECT count(*) FROM sessions")) == 9 and
-                  pg.sql("gtmsm", "SELECT version FROM gtmsm_schema") == "4",
-                  "postgresql: the 9 sessions are in the shared database (schema 4)")
+                  pg.sql("gtmsm", "SELECT version FROM gtmsm_schema") == "5",
+                  "postgresql: the 9 sessions are in the shared database (schema 5)")
             stopped, killed = cl.names[0], cl.names[1]
             check(cl.stop(stopped) == 0, f"postgresql: {stopped} stopped with SIGTERM exits 0")
             cl.kill(killed)

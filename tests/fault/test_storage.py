@@ -8,6 +8,9 @@ database afterwards):
     mount (as root; chmod as another user): exit 1 naming it read-only,
     instead of starting ready and answering 500 to every write;
   - PRAGMA user_version -1 and 99: exit 1 naming the version, file untouched;
+  - a version-4 database on a disk without room for migration 5's copy (a
+    tmpfs, as root): exit 1 naming the migration, the file still version 4
+    with every row; with the room back it migrates and serves;
   - a session whose state is NULL although it has steps: 500 corrupt-session
     on that session only (predictions, observations, export), others serve.
 While serving (each skipped with a message where it cannot be set up):
@@ -127,6 +130,61 @@ def test_schema_versions(models, tmp):
     d = Recorder(models, good)
     check(d.json("GET", "/v1/sessions/v")[0] == 200, "the good database still serves")
     check(d.stop() == 0, "stops cleanly")
+
+
+# Version 4's observations (clustered by (sid, t)), to turn a database back into one.
+V4_LAYOUT = """DROP INDEX observations_sid_t;
+ALTER TABLE observations RENAME TO observations_v5;
+CREATE TABLE observations (sid INTEGER NOT NULL REFERENCES sessions(sid) ON DELETE CASCADE,
+  t INTEGER NOT NULL, action INTEGER NOT NULL, frame BLOB NOT NULL, entry BLOB,
+  PRIMARY KEY (sid, t)) WITHOUT ROWID;
+INSERT INTO observations SELECT sid, t, action, frame, entry FROM observations_v5;
+DROP TABLE observations_v5;
+PRAGMA user_version = 4;"""
+
+
+def test_migration_full_disk(models, tmp):
+    mnt = tmp + "/migrate"
+    os.makedirs(mnt)
+    if os.geteuid() != 0 or not mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt):
+        print("skip: a migration on a full disk: cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+        return
+    try:
+        src = tmp + "/m4.db"
+        ep = episode(6, 3000)
+        d = Recorder(models, src)
+        d.json("PUT", "/v1/sessions/m", {"model": "imagenav"})
+        for t in range(0, len(ep), 1000):
+            d.json("POST", "/v1/sessions/m/observations", {"observations": ep[t:t + 1000]})
+        s, h, before = d.json("POST", "/v1/sessions/m/predictions", {"actions": ["left", "up"] * 8})
+        check(d.stop() == 0 and s == 200, f"a database with 3000 observations ({s})")
+        con = sqlite3.connect(src)
+        con.executescript(V4_LAYOUT)
+        con.close()
+        db = mnt + "/m.db"
+        shutil.copy(src, db)
+        st = os.statvfs(mnt)
+        with open(mnt + "/filler", "wb") as f:  # room for the file once more, not for the copy and its WAL
+            f.write(b"\0" * (st.f_bavail * st.f_frsize - os.path.getsize(db)))
+        code, log = run_start(models, db)
+        con = sqlite3.connect(db)
+        v = con.execute("PRAGMA user_version").fetchone()[0]
+        n = con.execute("SELECT count(*) FROM observations").fetchone()[0]
+        ok = con.execute("PRAGMA integrity_check").fetchone()[0]
+        con.close()
+        check(code == 1 and "migrating the schema from version 4 to 5" in log and "full" in log,
+              f"no room for migration 5: exit 1 naming the migration and the full disk (exit {code})")
+        check(v == 4 and n == 3000 and ok == "ok", f"the file is still version 4 with its 3000 rows ({v}, {n}, {ok})")
+        os.remove(mnt + "/filler")
+        d = Recorder(models, db)
+        s, h, after = d.json("POST", "/v1/sessions/m/predictions", {"actions": ["left", "up"] * 8})
+        check(s == 200 and after == before, f"with the room back it migrates and predicts the same ({s})")
+        check(d.stop() == 0, "stops cleanly")
+        con = sqlite3.connect(db)
+        check(con.execute("PRAGMA user_version").fetchone()[0] == 5, "version 5 after it")
+        con.close()
+    finally:
+        umount(mnt)
 
 
 def test_null_state(models, tmp):
@@ -285,6 +343,7 @@ def main():
         models = model_dir(tmp)
         test_read_only_after_crash(models, tmp)
         test_schema_versions(models, tmp)
+        test_migration_full_disk(models, tmp)
         test_null_state(models, tmp)
         test_full_disk(models, tmp)
         test_read_only_at_run_time(models, tmp)

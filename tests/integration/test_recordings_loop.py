@@ -119,14 +119,14 @@ def main():
         d.stop()
 
         # 4. the database reader's refusals
-        bad = f"{tmp}/v5.db"
+        bad = f"{tmp}/v6.db"
         src = sqlite3.connect(db)
         dst = sqlite3.connect(bad)
         src.backup(dst)
-        dst.execute("PRAGMA user_version = 5")
+        dst.execute("PRAGMA user_version = 6")
         dst.commit()
         dst.close()
-        refused(["train", "--out", f"{tmp}/x", "--from-db", bad, *TRAIN], 1, "schema version 5 is not one",
+        refused(["train", "--out", f"{tmp}/x", "--from-db", bad, *TRAIN], 1, "schema version 6 is not one",
                 "an unknown schema version is refused")
         gap = f"{tmp}/gap.db"
         dst = sqlite3.connect(gap)

@@ -4,7 +4,7 @@ and a throwaway PostgreSQL server (tests/lib/pglib.py):
 - sessions created, observations streamed (uneven requests and a chunked
   NDJSON stream), predictions; a restart (also with an empty cache, so every
   request reloads from the database) gives byte-identical PNG, JSON and NDJSON;
-  the schema is at version 4 in gtmsm_schema, rows = steps;
+  the schema is at version 5 in gtmsm_schema, rows = steps;
 - the same session and actions give the same bytes on an SQLite daemon;
   export from the PostgreSQL daemon, import into an SQLite daemon, export
   again, import into a second PostgreSQL database, export: all three exports
@@ -75,8 +75,8 @@ def test_restart_and_export(pg, tmp, models):
     url = pg.create_db("restart")
     ep = episode(5, 300)
     d = pg_daemon(models, tmp, url, "restart")
-    check(any(l.get("backend") == "postgresql" and l.get("schema") == 4 for l in d.lines()),
-          "the daemon logs the postgresql backend at schema 4")
+    check(any(l.get("backend") == "postgresql" and l.get("schema") == 5 for l in d.lines()),
+          "the daemon logs the postgresql backend at schema 5")
     for sid in ("r1", "r2"):
         s, h, j = d.json("PUT", f"/v1/sessions/{sid}", {"model": "imagenav"})
         check(s == 201, f"create {sid} on postgresql")
@@ -95,7 +95,7 @@ def test_restart_and_export(pg, tmp, models):
     check(s == 200 and len(export_pg) > 1000, "export from postgresql")
     check(d.stop() == 0, "SIGTERM: exit 0")
     check(pg_state(pg, "restart", "r1") == (300, 300, 300), "after a clean stop: 300 rows, steps 300")
-    check(pg.sql("restart", "SELECT version FROM gtmsm_schema") == "4", "gtmsm_schema at version 4")
+    check(pg.sql("restart", "SELECT version FROM gtmsm_schema") == "5", "gtmsm_schema at version 5")
     check(not os.path.exists(os.path.join(tmp, "restart.unused.db")), "no SQLite file was made")
 
     for args, what in [([], "with the defaults"), (["--cache-bytes", "0"], "with an empty cache (every request reloads)")]:

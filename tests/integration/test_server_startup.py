@@ -329,7 +329,7 @@ def test_env_and_db(tmp, model_dir):
     check(d.stop() == 0, "SIGTERM exits 0")
     con = sqlite3.connect(db)
     check(con.execute("PRAGMA journal_mode").fetchone()[0] == "wal", "the database is in WAL mode")
-    check(con.execute("PRAGMA user_version").fetchone()[0] == 4, "schema version 4 after migrations")
+    check(con.execute("PRAGMA user_version").fetchone()[0] == 5, "schema version 5 after migrations")
     check(con.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity_check ok")
     con.close()
     d = Daemon(model_dir, db)  # migrations are idempotent: a second start keeps the data

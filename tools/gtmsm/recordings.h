@@ -24,7 +24,7 @@ enum { RECORDINGS_ENOENT = -50 };
   * are not read here; 3 adds the session leases, 4 a session's own TTL, not
  * read either). */
 #define RECORDINGS_DB_SCHEMA_MIN 1
-#define RECORDINGS_DB_SCHEMA_MAX 4
+#define RECORDINGS_DB_SCHEMA_MAX 5
 
 typedef struct {
   int A;                                   /* actions of the environment */

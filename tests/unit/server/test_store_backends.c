@@ -974,8 +974,9 @@ static void test_migrate_v3(const backend *b) {
             b->exec(target, "INSERT INTO sessions (id, model, model_version, steps, created_ms, updated_ms) "
                             "VALUES ('old', 'm', '0123456789abcdef', 0, 1000, 1000)") == 0,
         "%s: a version-3 database with a session", b->name);
-  CHECK(store_open(&st, target, 2, err, sizeof err) == 0 && store_schema_version(st) == 4 &&
-            b->get_version(target) == 4, "%s: version 3 migrated to 4: %s", b->name, err);
+  CHECK(store_open(&st, target, 2, err, sizeof err) == 0 && store_schema_version(st) == STORE_SCHEMA_VERSION &&
+            b->get_version(target) == STORE_SCHEMA_VERSION, "%s: version 3 migrated to %d: %s", b->name,
+        STORE_SCHEMA_VERSION, err);
   if (!st) return;
   store_session row, rows[4];
   int created = 0, n = 0;
@@ -989,6 +990,91 @@ static void test_migrate_v3(const backend *b) {
   printf("%s migration 3 -> 4: the ttl_s column added, old rows keep the daemon's default\n", b->name);
 }
 
+/* 1 if SQLite database db's observations are a rowid table with the unique
+ * (sid, t) index (version 5's layout), 0 if not, -1 on an error. */
+static int sq_layout_v5(const char *db) {
+  sqlite3 *h = NULL;
+  sqlite3_stmt *st = NULL;
+  int v = -1;
+  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(h, "SELECT (SELECT sql FROM sqlite_schema WHERE name = 'observations') NOT LIKE "
+                            "'%WITHOUT ROWID%', (SELECT count(*) FROM pragma_index_list('observations') "
+                            "WHERE \"unique\" AND name = 'observations_sid_t')", -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int(st, 0) && sqlite3_column_int(st, 1);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return v;
+}
+
+/* A version-4 database with observations of two sessions (on SQLite in
+ * version 4's layout: clustered by (sid, t), WITHOUT ROWID) migrates to 5
+ * with every row, frame and entry kept, in order; appends go on after it,
+ * and an overlapping one is still refused. */
+static void test_migrate_v4(const backend *b) {
+  char target[1024], err[256] = "";
+  CHECK(b->fresh(target, sizeof target, "v4") == 0, "%s: a fresh database", b->name);
+  store *st = NULL;
+  CHECK(store_open(&st, target, 2, err, sizeof err) == 0, "%s: open: %s", b->name, err);
+  if (!st) return;
+  store_session rows[2];
+  int created = 0, actions[10];
+  uint8_t frames[10 * 4], entries[10 * 3], state[2] = {1, 2};
+  for (int i = 0; i < 10; i++) {
+    actions[i] = i % 5;
+    memset(frames + 4 * i, i, 4);
+    memset(entries + 3 * i, 100 + i, 3);
+  }
+  for (int k = 0; k < 2; k++) {
+    const char *id = k ? "v4b" : "v4a";
+    CHECK(store_session_create(st, id, "m", "0123456789abcdef", 1000, 0, &rows[k], &created, err, sizeof err) == 0,
+          "%s: create %s", b->name, id);
+    store_append_req a = {.sid = rows[k].sid, .t0 = 0, .n = 7, .actions = actions, .frames = frames,
+                          .frame_bytes = 4, .entries = entries, .entry_bytes = 3, .state = state,
+                          .state_bytes = 2, .steps = 7, .now_ms = 2000};
+    CHECK(store_append(st, &a, NULL, err, sizeof err) == 0, "%s: append to %s: %s", b->name, id, err);
+  }
+  store_close(st);
+  st = NULL;
+  if (strcmp(b->name, "sqlite") == 0) /* back to version 4's table, the rows copied over */
+    CHECK(b->exec(target, "DROP INDEX observations_sid_t;"
+                          "ALTER TABLE observations RENAME TO observations_v5;"
+                          "CREATE TABLE observations ("
+                          "  sid INTEGER NOT NULL REFERENCES sessions(sid) ON DELETE CASCADE,"
+                          "  t INTEGER NOT NULL, action INTEGER NOT NULL, frame BLOB NOT NULL, entry BLOB,"
+                          "  PRIMARY KEY (sid, t)) WITHOUT ROWID;"
+                          "INSERT INTO observations SELECT sid, t, action, frame, entry FROM observations_v5;"
+                          "DROP TABLE observations_v5;") == 0 && sq_layout_v5(target) == 0,
+          "%s: a database in version 4's layout", b->name);
+  CHECK(b->set_version(target, 4) == 0, "%s: set to version 4", b->name);
+  CHECK(store_open(&st, target, 2, err, sizeof err) == 0 && store_schema_version(st) == STORE_SCHEMA_VERSION &&
+            b->get_version(target) == STORE_SCHEMA_VERSION, "%s: version 4 migrated to %d: %s", b->name,
+        STORE_SCHEMA_VERSION, err);
+  if (!st) return;
+  if (strcmp(b->name, "sqlite") == 0)
+    CHECK(sq_layout_v5(target) == 1, "%s: observations in arrival order with the unique (sid, t) index", b->name);
+  for (int k = 0; k < 2; k++) {
+    frames_seen f = {0, 0, 1};
+    entries_seen es = {0, 1};
+    CHECK(b->rows(target, rows[k].sid) == 7 &&
+              store_frames_each(st, rows[k].sid, 0, see_frame, &f, err, sizeof err) == 0 && f.n == 7 && f.ok &&
+              store_entries_each(st, rows[k].sid, see_entry, &es, err, sizeof err) == 0 && es.n == 7 && es.ok,
+          "%s: session %d's 7 rows, frames and entries kept in order (%d, %d)", b->name, k, f.n, es.n);
+  }
+  store_append_req a = {.sid = rows[0].sid, .t0 = 7, .n = 3, .actions = actions + 7, .frames = frames + 28,
+                        .frame_bytes = 4, .entries = entries + 21, .entry_bytes = 3, .state = state,
+                        .state_bytes = 2, .steps = 10, .now_ms = 3000};
+  CHECK(store_append(st, &a, NULL, err, sizeof err) == 0 && b->rows(target, rows[0].sid) == 10,
+        "%s: appends go on after the migration: %s", b->name, err);
+  a.t0 = 9, a.n = 1, a.steps = 10;
+  err[0] = '\0';
+  CHECK(store_append(st, &a, NULL, err, sizeof err) == GTMSM_EIO && b->rows(target, rows[0].sid) == 10,
+        "%s: an overlapping (sid, t) is still refused: %s", b->name, err);
+  store_close(st);
+  printf("%s migration 4 -> 5: rows, frames and entries kept%s\n", b->name,
+         strcmp(b->name, "sqlite") == 0 ? "; observations now in arrival order with a (sid, t) index" : "");
+}
+
 static void run_all(const backend *b, uint8_t *cold) {
   test_migrations(b);
   test_rows(b);
@@ -999,6 +1085,7 @@ static void run_all(const backend *b, uint8_t *cold) {
   test_expire(b);
   test_ttl(b);
   test_migrate_v3(b);
+  test_migrate_v4(b);
 }
 
 int main(void) {
