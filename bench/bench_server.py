@@ -39,8 +39,13 @@
    SQLite database of --migrate-rows observations (default 1,000,000), the
    time migration 5 takes to copy them into arrival order.
 
+9. --only coldload (this section alone): 64 obsload clients write their
+   sessions at once for --seconds, then after a restart each session's
+   first prediction (loading it from the store) and second are timed, with
+   the kernel's page cache warm and, as root, dropped.
+
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
-       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict|allocs|migrate]
+       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict|allocs|migrate|coldload]
        [--maze3d-model FILE.gtm] [--store postgresql] [--fsync-delay-ms D] [--gc-threads N]
        [--loadgen wrk|obsload]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
@@ -338,6 +343,45 @@ def migrate(gtmsmd, models, tmp, rows, sessions=64):
             "rows_after": n, "version_after": v}
 
 
+def coldload(gtmsmd, gtmsm, models, tmp, obsload, seconds, clients=64):
+    """--only coldload: `clients` obsload clients post one observation per
+    request to their own sessions for `seconds` (their rows interleaved as
+    group commits write them), then the daemon restarts and each session's
+    first prediction (one action: the session loaded from the store, its
+    memory rebuilt) and second are timed; as root, once more after dropping
+    the kernel's page cache (a cold disk)."""
+    frames = tmp + "/cold-frames.ndjson"
+    with open(frames, "wb") as f:
+        f.write(gen(gtmsm, 5, 512))
+    db = tmp + "/cold.db"
+    d = Daemon(gtmsmd, models, db, "--synchronous", "full")
+    for i in range(clients):
+        put_session(d, f"c-{i}")
+    observe_load(obsload, d.port, clients, seconds, "c", frames)
+    d.stop()
+    body, hdr = json.dumps({"actions": ["left"]}), {"Content-Type": "application/json"}
+    res = {"clients": clients, "sessions": clients}
+    for cache in ("warm", "dropped"):
+        if cache == "dropped":
+            if os.geteuid() != 0:
+                break
+            os.sync()
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
+        d = Daemon(gtmsmd, models, db)
+        times = []
+        for i in range(clients):
+            for _ in range(2):
+                t0 = time.perf_counter()
+                st, _ = d.request("POST", f"/v1/sessions/c-{i}/predictions", body, hdr)
+                times.append(time.perf_counter() - t0)
+                assert st == 200, st
+        res["steps"] = json.loads(d.request("GET", "/v1/sessions/c-0")[1])["steps"]
+        d.stop()
+        res[cache] = {"first_ms": 1e3 * sum(times[0::2]) / clients, "second_ms": 1e3 * sum(times[1::2]) / clients}
+    return res
+
+
 def server_us(d, skip):
     """Median of the access log's server-side microseconds of the prediction
     requests after the first `skip` of them, and how many there were."""
@@ -558,12 +602,12 @@ def main():
     ap.add_argument("--sessions", type=int, default=64, help="at least 2")
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json")
-    ap.add_argument("--only", choices=["group-commit", "maze3d", "predict", "allocs", "migrate"],
+    ap.add_argument("--only", choices=["group-commit", "maze3d", "predict", "allocs", "migrate", "coldload"],
                     help="run one section alone "
                     "(predict: N-step predictions at 1 and 8 clients, three runs, with and without helper "
                     "threads, with the daemon's own time; allocs: gtmsmd's mallocs per one-observation "
                     "request, with perf uprobes and build/bench/obsload; migrate: gtmsmd's start on a version-4 database "
-                    "of --migrate-rows observations)")
+                    "of --migrate-rows observations; coldload: the first prediction of sessions after a restart)")
     ap.add_argument("--migrate-rows", type=int, default=1000000, help="migrate: observations in the database")
     ap.add_argument("--gc-threads", type=int, default=0, help="group commit: the daemon's --threads "
                     "(0, the default: its own, 2 x CPUs; 64 for builds before fe69615, whose groups "
@@ -618,6 +662,18 @@ def main():
                   f"{res['db_bytes_after'] / 2**20:.0f} MiB after its stop ({res['free_bytes_after'] / 2**20:.0f} MiB "
                   f"of it free pages, for new rows); {res['rows_after']} rows at version {res['version_after']}")
             return write_section(a, results, "migrate", res)
+        if a.only == "coldload":
+            res = coldload(gtmsmd, gtmsm, models, tmp, obsload_bin(a), a.seconds)
+            print(f"## A session's first prediction after a restart ({res['sessions']} sessions of ~{res['steps']} "
+                  f"observations, written by {res['clients']} obsload clients at once)\n")
+            print("| kernel page cache | first prediction ms (the session loaded) | second ms | load us per observation |")
+            print("|---|---:|---:|---:|")
+            for cache in ("warm", "dropped"):
+                if cache in res:
+                    r = res[cache]
+                    print(f"| {cache} | {r['first_ms']:.2f} | {r['second_ms']:.2f} | "
+                          f"{1e3 * (r['first_ms'] - r['second_ms']) / res['steps']:.2f} |")
+            return write_section(a, results, "coldload", res)
         if a.only == "predict":
             rows = predict_helpers(gtmsmd, gtmsm, models, tmp, a)
             print_predict_helpers(rows, a)

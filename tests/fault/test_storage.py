@@ -57,6 +57,16 @@ def umount(path):
     subprocess.run(["umount", path], capture_output=True)
 
 
+def small_disk(tmp, name, what):
+    """An 8 MiB tmpfs at tmp/name (as root): its path, or None after saying why `what` is skipped."""
+    mnt = f"{tmp}/{name}"
+    os.makedirs(mnt)
+    if os.geteuid() != 0 or not mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt):
+        print(f"skip: {what}: cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+        return None
+    return mnt
+
+
 def fill(d, sid, ep, t0):
     """Sends observations in batches of 100 until one is refused: (reply, steps before it)."""
     t = t0
@@ -144,10 +154,8 @@ PRAGMA user_version = 4;"""
 
 
 def test_migration_full_disk(models, tmp):
-    mnt = tmp + "/migrate"
-    os.makedirs(mnt)
-    if os.geteuid() != 0 or not mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt):
-        print("skip: a migration on a full disk: cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    mnt = small_disk(tmp, "migrate", "a migration on a full disk")
+    if not mnt:
         return
     try:
         src = tmp + "/m4.db"
@@ -229,10 +237,8 @@ RAN = set()  # the parts that could be set up here
 
 
 def test_full_disk(models, tmp):
-    mnt = tmp + "/full"
-    os.makedirs(mnt)
-    if os.geteuid() != 0 or not mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt):
-        print("skip: disk full at run time: cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    mnt = small_disk(tmp, "full", "disk full at run time")
+    if not mnt:
         return
     RAN.add("full")
     try:

@@ -21,8 +21,9 @@ enum { RECORDINGS_ENOENT = -50 };
 
 /* The database schema versions this reader knows (server/store_sqlite.c's
  * migrations: 1 sessions and observations, 2 adds the memory columns, which
-  * are not read here; 3 adds the session leases, 4 a session's own TTL, not
- * read either). */
+ * are not read here; 3 adds the session leases, 4 a session's own TTL, not
+ * read either; 5 stores the observations in arrival order with a (sid, t)
+ * index: the same columns and queries). */
 #define RECORDINGS_DB_SCHEMA_MIN 1
 #define RECORDINGS_DB_SCHEMA_MAX 5
 
