@@ -57,6 +57,7 @@ import os
 import re
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -313,7 +314,6 @@ def migrate(gtmsmd, models, tmp, rows, sessions=64):
     interleaved as group commits write them), then gtmsmd started on it: the
     seconds from its start to listening (migration 5 copies every row), the
     file sizes before and after, and the rows counted after."""
-    import sqlite3
     db = tmp + "/v4.db"
     con = sqlite3.connect(db)
     con.executescript(V4_OBSERVATIONS)

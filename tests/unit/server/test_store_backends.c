@@ -221,6 +221,16 @@ typedef struct {
   int ok;
 } frames_seen;
 
+/* Ten observations as see_frame and see_entry expect them: t's action t % 5,
+ * its 4-byte frame all t, its 3-byte entry all 100 + t. */
+static void test_rows_fill(int actions[10], uint8_t frames[10 * 4], uint8_t entries[10 * 3]) {
+  for (int i = 0; i < 10; i++) {
+    actions[i] = i % 5;
+    memset(frames + 4 * i, i, 4);
+    memset(entries + 3 * i, 100 + i, 3);
+  }
+}
+
 static int see_frame(void *ctx, int64_t t, int action, const uint8_t *frame, size_t len) {
   frames_seen *f = ctx;
   if (t != f->next || len != 4 || action != (int)(t % 5) || frame[0] != (uint8_t)t) f->ok = 0;
@@ -258,11 +268,7 @@ static void test_rows(const backend *b) {
   CHECK(store_session_get(s, "nope", &again, err, sizeof err) == STORE_NOTFOUND, "%s: an unknown id", b->name);
   int actions[10];
   uint8_t frames[10 * 4], entries[10 * 3], state[2] = {7, 8};
-  for (int i = 0; i < 10; i++) {
-    actions[i] = i % 5;
-    memset(frames + 4 * i, i, 4);
-    memset(entries + 3 * i, 100 + i, 3);
-  }
+  test_rows_fill(actions, frames, entries);
   store_append_req a = {.sid = row.sid, .t0 = 0, .n = 6, .actions = actions, .frames = frames,
                         .frame_bytes = 4, .entries = entries, .entry_bytes = 3, .state = state,
                         .state_bytes = 2, .steps = 6, .now_ms = 3000};
@@ -1020,11 +1026,7 @@ static void test_migrate_v4(const backend *b) {
   store_session rows[2];
   int created = 0, actions[10];
   uint8_t frames[10 * 4], entries[10 * 3], state[2] = {1, 2};
-  for (int i = 0; i < 10; i++) {
-    actions[i] = i % 5;
-    memset(frames + 4 * i, i, 4);
-    memset(entries + 3 * i, 100 + i, 3);
-  }
+  test_rows_fill(actions, frames, entries);
   for (int k = 0; k < 2; k++) {
     const char *id = k ? "v4b" : "v4a";
     CHECK(store_session_create(st, id, "m", "0123456789abcdef", 1000, 0, &rows[k], &created, err, sizeof err) == 0,
