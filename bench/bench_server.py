@@ -44,8 +44,12 @@
    first prediction (loading it from the store) and second are timed, with
    the kernel's page cache warm and, as root, dropped.
 
+10. --only profile (this section alone): perf record of gtmsmd while 64
+   obsload clients post one observation per request for --seconds: its
+   samples by shared object and the top symbols.
+
 Usage: bench/bench_server.py [--bin build] [--model FILE.gtm] [--seconds 5]
-       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict|allocs|migrate|coldload]
+       [--sessions 64] [--steps 256] [--json OUT] [--only group-commit|maze3d|predict|allocs|migrate|coldload|profile]
        [--maze3d-model FILE.gtm] [--store postgresql] [--fsync-delay-ms D] [--gc-threads N]
        [--loadgen wrk|obsload]
 Without --model it uses models/imagenav.gtm, or trains a one-update model of
@@ -382,6 +386,34 @@ def coldload(gtmsmd, gtmsm, models, tmp, obsload, seconds, clients=64):
     return res
 
 
+def profile(gtmsmd, gtmsm, models, tmp, obsload, seconds, clients=64):
+    """--only profile: `perf record` of gtmsmd (synchronous full, group
+    commit on) while `clients` obsload clients post one observation per
+    request for `seconds`; the share of its samples by shared object and the
+    top symbols, as perf report prints them."""
+    if not shutil.which("perf"):
+        raise SystemExit("--only profile needs perf")
+    frames = tmp + "/prof-frames.ndjson"
+    with open(frames, "wb") as f:
+        f.write(gen(gtmsm, 5, 512))
+    d = Daemon(gtmsmd, models, tmp + "/prof.db", "--synchronous", "full")
+    for i in range(clients):
+        put_session(d, f"w-{i}")
+        put_session(d, f"p-{i}")
+    observe_load(obsload, d.port, clients, 1, "w", frames)  # warm-up on other sessions
+    data = tmp + "/perf.data"
+    rec = subprocess.Popen(["perf", "record", "-q", "-g", "-p", str(d.proc.pid), "-o", data, "--", "sleep",
+                            str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = observe_load(obsload, d.port, clients, seconds, "p", frames)
+    rec.wait()
+    d.stop()
+    report = ["perf", "report", "-i", data, "--no-children", "-q", "-g", "none"]
+    dso = sh(*report, "--sort", "dso").stdout.decode().split("\n")
+    sym = sh(*report, "--sort", "sym").stdout.decode().split("\n")
+    return {"clients": clients, "rps": r["rps"], "dso": [l.strip() for l in dso if l.strip()][:12],
+            "sym": [l.strip() for l in sym if l.strip()][:30]}
+
+
 def server_us(d, skip):
     """Median of the access log's server-side microseconds of the prediction
     requests after the first `skip` of them, and how many there were."""
@@ -602,12 +634,13 @@ def main():
     ap.add_argument("--sessions", type=int, default=64, help="at least 2")
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json")
-    ap.add_argument("--only", choices=["group-commit", "maze3d", "predict", "allocs", "migrate", "coldload"],
+    ap.add_argument("--only", choices=["group-commit", "maze3d", "predict", "allocs", "migrate", "coldload", "profile"],
                     help="run one section alone "
                     "(predict: N-step predictions at 1 and 8 clients, three runs, with and without helper "
                     "threads, with the daemon's own time; allocs: gtmsmd's mallocs per one-observation "
                     "request, with perf uprobes and build/bench/obsload; migrate: gtmsmd's start on a version-4 database "
-                    "of --migrate-rows observations; coldload: the first prediction of sessions after a restart)")
+                    "of --migrate-rows observations; coldload: the first prediction of sessions after a restart; profile: perf record of gtmsmd under "
+                    "64 obsload clients)")
     ap.add_argument("--migrate-rows", type=int, default=1000000, help="migrate: observations in the database")
     ap.add_argument("--gc-threads", type=int, default=0, help="group commit: the daemon's --threads "
                     "(0, the default: its own, 2 x CPUs; 64 for builds before fe69615, whose groups "
@@ -674,6 +707,13 @@ def main():
                     print(f"| {cache} | {r['first_ms']:.2f} | {r['second_ms']:.2f} | "
                           f"{1e3 * (r['first_ms'] - r['second_ms']) / res['steps']:.2f} |")
             return write_section(a, results, "coldload", res)
+        if a.only == "profile":
+            res = profile(gtmsmd, gtmsm, models, tmp, obsload_bin(a), a.seconds)
+            print(f"## gtmsmd's profile: {res['clients']} obsload clients, one observation per request "
+                  f"({res['rps']:.0f}/s)\n")
+            print("By shared object:\n\n```\n" + "\n".join(res["dso"]) + "\n```\n")
+            print("By symbol:\n\n```\n" + "\n".join(res["sym"]) + "\n```")
+            return write_section(a, results, "profile", res)
         if a.only == "predict":
             rows = predict_helpers(gtmsmd, gtmsm, models, tmp, a)
             print_predict_helpers(rows, a)
